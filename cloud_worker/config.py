@@ -1,0 +1,44 @@
+"""Cloud configuration (the ``[cloud]`` table and its ``[[cloud.pools]]``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolConfig:
+    """One pool: replicas of the target model placed on a Ray resource, with a price."""
+
+    name: str = "asic"
+    accelerator: str = "asic"  # reported to the router: "asic" | "gpu" | "cpu"
+    replicas: int = 1
+    resource: str = "asic"  # Ray resource each replica needs one unit of ("" = none)
+    num_cpus: float = 0.5  # Ray CPU reservation per replica (fractional: a 2-core machine holds several)
+    threads: int = 1  # onnxruntime intra-op threads per replica
+    price_per_replica_hour_usd: float = 2.0
+    price_per_1k_tokens_usd: float = 0.0  # > 0: price by tokens instead (a third-party API)
+    max_inflight: int = 64
+    kv_cache_mb: int = 512
+
+    def __post_init__(self) -> None:
+        if not self.name or self.replicas < 1 or self.num_cpus < 0 or self.threads < 1:
+            raise ValueError(f"pool {self.name!r}: name required, replicas >= 1, num_cpus >= 0, threads >= 1")
+        if self.price_per_replica_hour_usd < 0 or self.price_per_1k_tokens_usd < 0:
+            raise ValueError(f"pool {self.name!r}: prices must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudConfig:
+    router: str = "127.0.0.1:50051"  # router host:port the replicas register with
+    ray_address: str = ""  # empty: start a local Ray; else join this cluster ("auto", "host:6379")
+    host: str = "127.0.0.1"  # replicas bind here ("0.0.0.0" on a cluster)
+    advertise_host: str = ""  # address the router should call; default: host, or the node IP on a cluster
+    metrics: bool = True  # each replica serves /metrics on a free port
+    num_cpus: int = 0  # local Ray only: CPUs to declare (0 = all)
+    log_to_driver: bool = False  # stream replica logs to this process
+    pools: tuple[PoolConfig, ...] = (PoolConfig(),)
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.pools]
+        if not names or len(set(names)) != len(names):
+            raise ValueError("cloud.pools: at least one pool, with distinct names")

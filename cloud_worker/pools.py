@@ -1,0 +1,72 @@
+"""Start and stop cloud pools on Ray Serve: a local Ray by default, or an existing cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from cloud_worker.config import CloudConfig
+from tandem.models import ModelProfile
+
+log = logging.getLogger(__name__)
+
+
+class CloudPools:
+    """The pools of one `tandem cloud` process. ``start()`` blocks until every replica is up."""
+
+    def __init__(self, config: CloudConfig, profile: ModelProfile) -> None:
+        self.config = config
+        self.profile = profile
+        self._started_ray = False
+        self.replicas: list[dict] = []
+
+    def start(self) -> None:
+        import ray
+        from ray import serve
+        from ray.serve.config import ProxyLocation
+
+        from cloud_worker.replica import TargetReplica
+
+        t0 = time.monotonic()
+        if self.config.ray_address:
+            ray.init(address=self.config.ray_address, log_to_driver=self.config.log_to_driver)
+        else:
+            resources: dict[str, float] = {}
+            for p in self.config.pools:
+                if p.resource:
+                    resources[p.resource] = resources.get(p.resource, 0) + p.replicas
+            ray.init(
+                num_cpus=self.config.num_cpus or os.cpu_count(),
+                resources=resources,
+                include_dashboard=False,
+                log_to_driver=self.config.log_to_driver,
+                configure_logging=False,
+            )
+            self._started_ray = True
+        log.info("ray ready in %.1fs (%s)", time.monotonic() - t0,
+                 self.config.ray_address or "local, resources declared for the pools")
+        # Serve's HTTP/gRPC proxies are not needed: replicas serve gRPC themselves.
+        serve.start(proxy_location=ProxyLocation.Disabled)
+        for pool in self.config.pools:
+            actor_options: dict = {"num_cpus": pool.num_cpus}
+            if pool.resource:
+                actor_options["resources"] = {pool.resource: 1}
+            app = TargetReplica.options(name=f"target-{pool.name}", num_replicas=pool.replicas,
+                                        ray_actor_options=actor_options).bind(self.config, pool, self.profile)
+            handle = serve.run(app, name=pool.name, route_prefix=None, blocking=False)
+            info = handle.describe.remote().result(timeout_s=120)
+            self.replicas.append(info)
+            log.info("pool %s ready: %d replica(s), e.g. %s", pool.name, pool.replicas, info["endpoint"])
+        log.info("cloud pools ready in %.1fs", time.monotonic() - t0)
+
+    def stop(self) -> None:
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():
+            return
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()

@@ -1,0 +1,1 @@
+"""Tandem edge worker: the Worker service over the draft model on a user's device."""

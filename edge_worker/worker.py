@@ -1,0 +1,196 @@
+"""The edge worker process: draft model + Worker service + device telemetry + fleet membership."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import Callable
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+import tandem
+from edge_worker.battery import ModelledBattery, read_os_battery
+from edge_worker.config import EdgeConfig
+from edge_worker.metrics import EdgeMetrics
+from edge_worker.thermal import read_max_temp_c, state_for
+from tandem.llm.decoder import OnnxDecoder, available_providers, choose_providers
+from tandem.llm.kv_cache import SessionCache
+from tandem.llm.runner import ModelRunner
+from tandem.llm.tokenizer import Tokenizer
+from tandem.models import ModelProfile
+from tandem.server.fleet_client import FleetMembership
+from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from tandem.server.worker_metrics import WorkerMetrics
+from tandem.server.worker_servicer import WorkerServicer
+from tandem.v1 import common_pb2, fleet_pb2, worker_pb2, worker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+THERMAL = {
+    "unknown": common_pb2.THERMAL_STATE_UNKNOWN,
+    "nominal": common_pb2.THERMAL_STATE_NOMINAL,
+    "fair": common_pb2.THERMAL_STATE_FAIR,
+    "serious": common_pb2.THERMAL_STATE_SERIOUS,
+    "critical": common_pb2.THERMAL_STATE_CRITICAL,
+}
+SERVICES = (worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name,)
+
+
+class EdgeHost:
+    """Identity, live state and energy accounting of this device (the servicer's WorkerHost)."""
+
+    def __init__(self, config: EdgeConfig, runner: ModelRunner, available: list[str],
+                 metrics: EdgeMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.runner = runner
+        self.available = available
+        self.metrics = metrics
+        self.device_id = config.device_id or f"{socket.gethostname()}-edge"
+        self.metrics_port = 0
+        self.rtt_ms = 0.0
+        self.tokens_generated = 0
+        self.energy_spent = 0.0
+        self.servicer: WorkerServicer | None = None
+        bc = config.battery
+        os_battery = read_os_battery() if bc.mode in ("auto", "real") else None
+        if bc.mode == "real" and os_battery is None:
+            raise RuntimeError("battery.mode = 'real' but the OS reports no battery; use 'auto' or 'modelled'")
+        self.real_battery = os_battery is not None
+        self.battery = ModelledBattery(bc.capacity_wh * 3600.0, bc.initial_percent, bc.charging,
+                                       bc.charge_watts, clock)
+        metrics.provider.info({"provider": runner.decoder.execution_provider})
+
+    def info(self) -> common_pb2.WorkerInfo:
+        spec = self.runner.spec
+        return common_pb2.WorkerInfo(
+            worker_id=self.device_id,
+            kind=common_pb2.WORKER_KIND_EDGE,
+            model_name=spec.name,
+            tokenizer_id=self.runner.tokenizer.id,
+            vocab_size=spec.vocab_size,
+            max_context=spec.max_context,
+            execution_provider=self.runner.decoder.execution_provider,
+            available_providers=self.available,
+            metrics_port=self.metrics_port,
+            version=tandem.__version__,
+            eos_token_id=spec.eos_token_id if spec.eos_token_id is not None else -1,
+        )
+
+    def battery_reading(self) -> tuple[float, bool, int]:
+        if self.real_battery:
+            r = read_os_battery()
+            if r is not None:
+                return r.percent, r.charging, common_pb2.BATTERY_SOURCE_REAL
+        return self.battery.percent, self.battery.charging, common_pb2.BATTERY_SOURCE_MODELLED
+
+    def state(self) -> common_pb2.WorkerState:
+        percent, charging, source = self.battery_reading()
+        thermal = self.config.thermal_override or state_for(read_max_temp_c())
+        self.metrics.battery_percent.set(percent)
+        self.metrics.charging.set(1 if charging else 0)
+        return common_pb2.WorkerState(
+            battery_percent=percent,
+            charging=charging,
+            battery_source=source,
+            thermal=THERMAL[thermal],
+            energy_per_token_joules=self.config.battery.energy_per_token_joules,
+            queue_depth=self.servicer.inflight if self.servicer else 0,
+            active_sessions=len(self.runner.cache),
+            rtt_ms=self.rtt_ms,
+            kv_cache_bytes=self.runner.cache.nbytes,
+            tokens_generated=self.tokens_generated,
+            energy_spent_joules=self.energy_spent,
+            battery_capacity_joules=self.battery.capacity_j,
+        )
+
+    def spend_energy(self, prefill_tokens: int, generated_tokens: int) -> float:
+        bc = self.config.battery
+        joules = bc.energy_per_token_joules * (generated_tokens + bc.prefill_energy_fraction * prefill_tokens)
+        self.battery.drain(joules)  # a real battery drains by itself; the model keeps the account
+        self.tokens_generated += generated_tokens
+        self.energy_spent += joules
+        self.metrics.energy.inc(joules)
+        return joules
+
+    def set_rtt(self, ms: float) -> None:
+        self.rtt_ms = ms
+        self.metrics.rtt_ms.set(ms)
+
+
+class EdgeWorker:
+    """A running edge worker. ``await start()`` binds, serves and registers; ``await stop()`` undoes it."""
+
+    def __init__(self, config: EdgeConfig, profile: ModelProfile) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        available = available_providers()
+        providers = choose_providers(config.providers, available)
+        decoder = OnnxDecoder(profile.draft, providers=providers, threads=config.threads,
+                              name=f"{profile.name}-draft")
+        runner = ModelRunner(decoder, Tokenizer(profile.tokenizer), SessionCache(config.kv_cache_mb * 2**20))
+        self.host = EdgeHost(config, runner, available, EdgeMetrics(self.registry))
+        self.servicer = WorkerServicer(runner, self.host, WorkerMetrics(self.registry, "edge"), config.max_inflight)
+        self.host.servicer = self.servicer
+        self.server = grpc.aio.server()
+        worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)
+        self.health = add_health_and_reflection(self.server, SERVICES)
+        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind the edge worker to {config.host}:{config.port}")
+        self.membership: FleetMembership | None = None
+        self._httpd = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.config.advertise_host or self.config.host}:{self.port}"
+
+    @property
+    def device_id(self) -> str:
+        return self.host.device_id
+
+    async def start(self, register_retry_s: float = 60.0) -> None:
+        self._httpd, self.host.metrics_port = serve_metrics(self.registry, self.config.host, self.config.metrics_port)
+        await self.server.start()
+        await mark_serving(self.health, SERVICES)
+        log.info("edge worker %s serving on %s with %s", self.device_id, self.endpoint,
+                 self.host.runner.decoder.execution_provider)
+        if self.config.router:
+            self.membership = FleetMembership(
+                self.config.router,
+                lambda: fleet_pb2.RegisterRequest(info=self.host.info(), endpoint=self.endpoint, state=self.host.state()),
+                self.host.state,
+                on_rtt=self.host.set_rtt,
+            )
+            try:
+                await self.membership.start(register_retry_s)
+            except Exception:
+                await self.stop()
+                raise
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        await mark_not_serving(self.health, SERVICES)
+        if self.membership:
+            await self.membership.stop()
+            self.membership = None
+        await self.server.stop(grace_s)
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+
+async def serve(config: EdgeConfig, profile: ModelProfile, ready: Callable[[dict], None] | None = None,
+                stop_event: asyncio.Event | None = None) -> None:
+    """Run an edge worker until `stop_event` is set (or the task is cancelled)."""
+    worker = EdgeWorker(config, profile)
+    await worker.start()
+    if ready:
+        ready({"component": "edge", "port": worker.port, "metrics_port": worker.host.metrics_port,
+               "device_id": worker.device_id, "execution_provider": worker.host.runner.decoder.execution_provider})
+    try:
+        await (stop_event or asyncio.Event()).wait()
+    finally:
+        await worker.stop()

@@ -1,0 +1,23 @@
+"""Router configuration (the ``[router]`` table of a Tandem config file)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class RouterConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0: any free port
+    metrics_port: int = 9464  # /metrics; 0: any free port; -1: disabled
+    heartbeat_interval_ms: int = 1000  # asked of every worker
+    lease_ms: int = 5000  # a worker silent this long is dropped
+    tokenizer_id: str = ""  # pin the fleet's tokenizer; empty: the first worker to register sets it
+    max_inflight: int = 256  # Generate calls served at once before RESOURCE_EXHAUSTED
+    worker_timeout_s: float = 120.0  # upper bound on a worker call when the client set no deadline
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
+            raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
+        if self.max_inflight < 1 or self.worker_timeout_s <= 0:
+            raise ValueError("max_inflight must be >= 1 and worker_timeout_s > 0")

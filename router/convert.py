@@ -1,0 +1,165 @@
+"""Router messages ↔ plain domain values. Validation errors name the request field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from router.fleet import CLOUD, EDGE, DeviceState, PoolInfo, WorkerRecord
+from router.placement import Decision, RouteRequest
+from tandem.convert import PLACEMENTS, check_enum, messages_from_pb, sampling_from_pb
+from tandem.errors import InvalidArgument
+from tandem.params import SamplingConfig
+from tandem.v1 import admin_pb2, common_pb2, fleet_pb2, inference_pb2
+
+PREFERENCES = {
+    common_pb2.PLACEMENT_PREFERENCE_AUTO: "auto",
+    common_pb2.PLACEMENT_PREFERENCE_PREFER_DEVICE: "prefer_device",
+    common_pb2.PLACEMENT_PREFERENCE_ONLY_DEVICE: "only_device",
+    common_pb2.PLACEMENT_PREFERENCE_PREFER_CLOUD: "prefer_cloud",
+    common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD: "only_cloud",
+}
+PRIVACY = {common_pb2.PRIVACY_STANDARD: "standard", common_pb2.PRIVACY_LOCAL_ONLY: "local_only"}
+QUALITY = {common_pb2.QUALITY_UNSPECIFIED: "unspecified", common_pb2.QUALITY_SMALL_OK: "small_ok",
+           common_pb2.QUALITY_LARGE_REQUIRED: "large_required"}
+THERMAL = {common_pb2.THERMAL_STATE_UNKNOWN: "unknown", common_pb2.THERMAL_STATE_NOMINAL: "nominal",
+           common_pb2.THERMAL_STATE_FAIR: "fair", common_pb2.THERMAL_STATE_SERIOUS: "serious",
+           common_pb2.THERMAL_STATE_CRITICAL: "critical"}
+BATTERY = {common_pb2.BATTERY_SOURCE_NONE: "none", common_pb2.BATTERY_SOURCE_REAL: "real",
+           common_pb2.BATTERY_SOURCE_MODELLED: "modelled"}
+KINDS = {common_pb2.WORKER_KIND_EDGE: EDGE, common_pb2.WORKER_KIND_CLOUD: CLOUD}
+KIND_PB = {v: k for k, v in KINDS.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateSpec:
+    """A validated generation request."""
+
+    request_id: str
+    prompt: str
+    messages: tuple[tuple[str, str], ...]
+    sampling: SamplingConfig
+    route: RouteRequest
+
+
+def _non_negative(value: float, field: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgument(field, f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
+    """Validate a GenerateRequest; raises InvalidArgument naming the first bad field."""
+    if msg.prompt and msg.messages:
+        raise InvalidArgument("prompt", "set either prompt or messages, not both")
+    if not msg.prompt and not msg.messages:
+        raise InvalidArgument("prompt", "empty: set prompt (text) or messages (chat)")
+    for i, m in enumerate(msg.messages):
+        if m.role not in ("system", "user", "assistant"):
+            raise InvalidArgument(f"messages[{i}].role", f"must be system, user or assistant, got {m.role!r}")
+    if not msg.HasField("sampling"):
+        raise InvalidArgument("sampling.max_new_tokens", "required (sampling is missing)")
+    sampling = sampling_from_pb(msg.sampling)
+    h = msg.hints
+    route = RouteRequest(
+        preference=PREFERENCES[check_enum(h, "placement", "hints.placement")],
+        device_id=h.device_id,
+        privacy=PRIVACY[check_enum(h, "privacy", "hints.privacy")],
+        quality=QUALITY[check_enum(h, "quality", "hints.quality")],
+        max_new_tokens=sampling.max_new_tokens,
+        ttft_slo_ms=_non_negative(h.ttft_slo_ms, "hints.ttft_slo_ms"),
+        token_slo_ms=_non_negative(h.token_slo_ms, "hints.token_slo_ms"),
+        max_cost_usd=_non_negative(h.max_cost_usd, "hints.max_cost_usd"),
+        max_device_energy_joules=_non_negative(h.max_device_energy_joules, "hints.max_device_energy_joules"),
+        draft_length=h.draft_length,
+    )
+    if route.draft_length < 0 or route.draft_length > 64:
+        raise InvalidArgument("hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}")
+    return GenerateSpec(msg.request_id, msg.prompt, tuple(messages_from_pb(msg.messages)), sampling, route)
+
+
+def state_from_pb(s: common_pb2.WorkerState) -> DeviceState:
+    return DeviceState(
+        battery_percent=s.battery_percent,
+        charging=s.charging,
+        battery_source=BATTERY.get(s.battery_source, "none"),
+        thermal=THERMAL.get(s.thermal, "unknown"),
+        energy_per_token_joules=s.energy_per_token_joules,
+        queue_depth=s.queue_depth,
+        active_sessions=s.active_sessions,
+        rtt_ms=s.rtt_ms,
+        kv_cache_bytes=s.kv_cache_bytes,
+    )
+
+
+def record_from_register(msg: fleet_pb2.RegisterRequest) -> WorkerRecord:
+    info = msg.info
+    if not info.worker_id:
+        raise InvalidArgument("info.worker_id", "required")
+    if not msg.endpoint or ":" not in msg.endpoint:
+        raise InvalidArgument("endpoint", f"must be host:port, got {msg.endpoint!r}")
+    if not info.tokenizer_id:
+        raise InvalidArgument("info.tokenizer_id", "required (draft and target must share a tokenizer)")
+    kind = check_enum(info, "kind", "info.kind")
+    if kind not in KINDS:
+        raise InvalidArgument("info.kind", "must be WORKER_KIND_EDGE or WORKER_KIND_CLOUD")
+    if KINDS[kind] == CLOUD and not msg.pool.name:
+        raise InvalidArgument("pool.name", "required for cloud replicas")
+    if info.max_context <= 0:
+        raise InvalidArgument("info.max_context", f"must be > 0, got {info.max_context}")
+    p = msg.pool
+    return WorkerRecord(
+        worker_id=info.worker_id,
+        kind=KINDS[kind],
+        endpoint=msg.endpoint,
+        model_name=info.model_name,
+        tokenizer_id=info.tokenizer_id,
+        max_context=info.max_context,
+        eos_token_id=info.eos_token_id,
+        execution_provider=info.execution_provider,
+        pool=PoolInfo(p.name, p.accelerator or info.accelerator, p.price_per_replica_hour_usd,
+                      p.price_per_1k_tokens_usd, p.replicas),
+        state=state_from_pb(msg.state),
+        metrics_port=info.metrics_port,
+    )
+
+
+def decision_to_pb(d: Decision) -> common_pb2.Decision:
+    return common_pb2.Decision(
+        placement=PLACEMENTS[d.placement],
+        edge_worker_id=d.edge_worker_id,
+        pool=d.pool,
+        cloud_worker_id=d.cloud_worker_id,
+        initial_draft_length=d.initial_draft_length,
+        reason=d.reason,
+        policy_version=d.policy_version,
+        candidates=[
+            common_pb2.Candidate(placement=PLACEMENTS[c.placement], edge_worker_id=c.edge_worker_id, pool=c.pool,
+                                 score=c.score, excluded=c.excluded, reason=c.reason)
+            for c in d.candidates
+        ],
+    )
+
+
+def member_to_pb(w: WorkerRecord, now: float) -> admin_pb2.FleetMember:
+    s = w.state
+    return admin_pb2.FleetMember(
+        info=common_pb2.WorkerInfo(worker_id=w.worker_id, kind=KIND_PB[w.kind], model_name=w.model_name,
+                                   tokenizer_id=w.tokenizer_id, max_context=w.max_context,
+                                   execution_provider=w.execution_provider, pool=w.pool.name,
+                                   accelerator=w.pool.accelerator, metrics_port=w.metrics_port,
+                                   eos_token_id=w.eos_token_id),
+        endpoint=w.endpoint,
+        state=common_pb2.WorkerState(
+            battery_percent=s.battery_percent, charging=s.charging,
+            battery_source={v: k for k, v in BATTERY.items()}[s.battery_source],
+            thermal={v: k for k, v in THERMAL.items()}[s.thermal],
+            energy_per_token_joules=s.energy_per_token_joules, queue_depth=s.queue_depth,
+            active_sessions=s.active_sessions, rtt_ms=s.rtt_ms, kv_cache_bytes=s.kv_cache_bytes),
+        pool=common_pb2.PoolProfile(name=w.pool.name, accelerator=w.pool.accelerator,
+                                    price_per_replica_hour_usd=w.pool.price_per_replica_hour_usd,
+                                    price_per_1k_tokens_usd=w.pool.price_per_1k_tokens_usd,
+                                    replicas=w.pool.replicas),
+        heartbeat_age_ms=(now - w.last_seen) * 1e3,
+        registered_age_ms=(now - w.registered_at) * 1e3,
+    )

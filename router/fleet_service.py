@@ -1,0 +1,75 @@
+"""Fleet servicer: workers register, heartbeat and deregister (thin over FleetRegistry)."""
+
+from __future__ import annotations
+
+import logging
+
+from router.config import RouterConfig
+from router.convert import KINDS, record_from_register, state_from_pb
+from router.fleet import CLOUD, EDGE, FleetRegistry
+from router.metrics import RouterMetrics
+from router.worker_channels import WorkerChannels
+from tandem.errors import InvalidArgument
+from tandem.grpc_status import map_errors
+from tandem.v1 import fleet_pb2, fleet_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class FleetService(fleet_pb2_grpc.FleetServicer):
+    def __init__(self, registry: FleetRegistry, config: RouterConfig, metrics: RouterMetrics,
+                 channels: WorkerChannels) -> None:
+        self.registry = registry
+        self.config = config
+        self.metrics = metrics
+        self.channels = channels
+
+    def update_gauges(self) -> None:
+        for kind in (EDGE, CLOUD):
+            self.metrics.fleet.labels(kind).set(len(self.registry.members(kind)))
+
+    @map_errors
+    async def Register(self, request, context):
+        kind = KINDS.get(request.info.kind, "unknown")
+        try:
+            record = record_from_register(request)
+            old = self.registry.get(record.worker_id)
+            self.registry.register(record)
+        except Exception as exc:
+            self.metrics.registrations.labels(kind, getattr(exc, "status", "INTERNAL")).inc()
+            log.warning("registration of %s refused: %s", request.info.worker_id, exc)
+            raise
+        if old and old.endpoint != record.endpoint:
+            await self.channels.drop(old.endpoint)
+        self.metrics.registrations.labels(kind, "OK").inc()
+        self.update_gauges()
+        log.info("registered %s worker %s at %s (%s)", record.kind, record.worker_id, record.endpoint,
+                 record.model_name)
+        return fleet_pb2.RegisterResponse(worker_id=record.worker_id,
+                                          heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+                                          lease_ms=self.config.lease_ms)
+
+    @map_errors
+    async def Heartbeat(self, request, context):
+        if not request.worker_id:
+            raise InvalidArgument("worker_id", "required")
+        return fleet_pb2.HeartbeatResponse(known=self.registry.heartbeat(request.worker_id, state_from_pb(request.state)))
+
+    @map_errors
+    async def Deregister(self, request, context):
+        if not request.worker_id:
+            raise InvalidArgument("worker_id", "required")
+        gone = self.registry.deregister(request.worker_id)
+        if gone:
+            await self.channels.drop(gone.endpoint)
+            log.info("deregistered %s worker %s", gone.kind, gone.worker_id)
+        self.update_gauges()
+        return fleet_pb2.DeregisterResponse(removed=gone is not None)
+
+    async def expire(self) -> None:
+        """Drop silent workers (called periodically by the router)."""
+        for w in self.registry.expire():
+            log.warning("%s worker %s missed heartbeats for %d ms: dropped", w.kind, w.worker_id, self.config.lease_ms)
+            self.metrics.expired.labels(w.kind).inc()
+            await self.channels.drop(w.endpoint)
+        self.update_gauges()

@@ -1,0 +1,102 @@
+"""The router process: Inference, Fleet and Admin services, health, reflection and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Callable
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from router.admin_service import AdminService
+from router.config import RouterConfig
+from router.fleet import FleetRegistry
+from router.fleet_service import FleetService
+from router.inference_service import InferenceService
+from router.metrics import RouterMetrics
+from router.worker_channels import WorkerChannels
+from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from tandem.v1 import admin_pb2, admin_pb2_grpc, fleet_pb2, fleet_pb2_grpc, inference_pb2, inference_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICES = (
+    inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
+    fleet_pb2.DESCRIPTOR.services_by_name["Fleet"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+
+
+class Router:
+    """A router bound to its port. ``await start()`` serves; ``await stop()`` shuts down."""
+
+    def __init__(self, config: RouterConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.registry_metrics = CollectorRegistry()
+        self.metrics = RouterMetrics(self.registry_metrics)
+        self.fleet = FleetRegistry(clock, config.lease_ms / 1e3, config.tokenizer_id)
+        self.channels = WorkerChannels()
+        self.fleet_service = FleetService(self.fleet, config, self.metrics, self.channels)
+        self.inference = InferenceService(self.fleet, self.channels, self.metrics, config)
+        self.admin = AdminService(self.fleet)
+        self.server = grpc.aio.server()
+        inference_pb2_grpc.add_InferenceServicer_to_server(self.inference, self.server)
+        fleet_pb2_grpc.add_FleetServicer_to_server(self.fleet_service, self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(self.admin, self.server)
+        self.health = add_health_and_reflection(self.server, SERVICES)
+        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind the router to {config.host}:{config.port}")
+        self.metrics_port = 0
+        self._httpd = None
+        self._expiry: asyncio.Task | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._httpd, self.metrics_port = serve_metrics(self.registry_metrics, self.config.host, self.config.metrics_port)
+        await self.server.start()
+        await mark_serving(self.health, SERVICES)
+        self._expiry = asyncio.create_task(self._expire_loop(), name="fleet-expiry")
+        log.info("router serving on %s (metrics on %s)", self.address, self.metrics_port or "-")
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
+            await self.fleet_service.expire()
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        await mark_not_serving(self.health, SERVICES)
+        if self._expiry:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+        await self.server.stop(grace_s)
+        await self.channels.close()
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+
+def create_server(config: RouterConfig) -> tuple[Router, int]:
+    """Build a router bound to config.host:config.port (0 = a free port); returns it and the port."""
+    router = Router(config)
+    return router, router.port
+
+
+async def serve(config: RouterConfig, ready: Callable[[dict], None] | None = None,
+                stop_event: asyncio.Event | None = None) -> None:
+    router, port = create_server(config)
+    await router.start()
+    if ready:
+        ready({"component": "router", "port": port, "metrics_port": router.metrics_port, "address": router.address})
+    try:
+        await (stop_event or asyncio.Event()).wait()
+    finally:
+        await router.stop()

@@ -1,0 +1,190 @@
+"""The ``tandem`` command: run a router, an edge worker or cloud pools, or the local demo.
+
+    tandem router [--config F] [--port N]
+    tandem edge   [--config F] [--router HOST:PORT] [--device-id ID]
+    tandem cloud  [--config F] [--router HOST:PORT] [--ray-address ADDR]
+    tandem demo   [--config F]
+
+Each component reads its table of the TOML config file (``[router]``, ``[edge]``, ``[cloud]``,
+``[model]``; see ``examples/tandem.toml``); flags override the file. Components import lazily,
+so ``tandem --help`` needs nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _config(args: argparse.Namespace) -> tuple[dict, Path | None]:
+    from tandem.configfile import load
+
+    data = load(args.config) if args.config else {}
+    base = Path(data["__dir__"]) if "__dir__" in data else None
+    return data, base
+
+
+def _profile(data: dict, base: Path | None):
+    from tandem.configfile import ConfigError, build
+    from tandem.models import BUILTIN_PROFILES, ModelProfile
+
+    table = dict(data.get("model", {}))
+    name = table.get("name", "stdlib")
+    if set(table) <= {"name"}:
+        if name not in BUILTIN_PROFILES:
+            raise ConfigError(f"model.name: unknown profile {name!r}; built in: {', '.join(BUILTIN_PROFILES)} "
+                              f"(or give model.tokenizer, model.draft and model.target paths)")
+        profile = BUILTIN_PROFILES[name]
+    else:
+        profile = build(ModelProfile, table, "model", base)
+    profile.check()
+    return profile
+
+
+def _ready_writer(path: str | None) -> Callable[[dict], None]:
+    def ready(info: dict) -> None:
+        line = json.dumps(info)
+        print(f"ready: {line}", flush=True)
+        if path:
+            tmp = f"{path}.tmp"
+            Path(tmp).write_text(line)
+            os.replace(tmp, path)
+
+    return ready
+
+
+async def _run_until_signal(main: Callable[[asyncio.Event], Any]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    from router.config import RouterConfig
+    from router.server import serve
+    from tandem.configfile import build
+
+    data, base = _config(args)
+    table = dict(data.get("router", {}))
+    for key in ("host", "port", "metrics_port"):
+        if getattr(args, key) is not None:
+            table[key] = getattr(args, key)
+    config = build(RouterConfig, table, "router", base)
+    asyncio.run(_run_until_signal(lambda stop: serve(config, _ready_writer(args.ready_file), stop)))
+    return 0
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    from edge_worker.config import EdgeConfig
+    from edge_worker.worker import serve
+    from tandem.configfile import build
+
+    data, base = _config(args)
+    table = dict(data.get("edge", {}))
+    for key in ("router", "device_id", "host", "port", "metrics_port"):
+        if getattr(args, key) is not None:
+            table[key] = getattr(args, key)
+    config = build(EdgeConfig, table, "edge", base)
+    profile = _profile(data, base)
+    asyncio.run(_run_until_signal(lambda stop: serve(config, profile, _ready_writer(args.ready_file), stop)))
+    return 0
+
+
+def cmd_cloud(args: argparse.Namespace) -> int:
+    from cloud_worker.config import CloudConfig
+    from cloud_worker.pools import CloudPools
+    from tandem.configfile import build
+
+    data, base = _config(args)
+    table = dict(data.get("cloud", {}))
+    for key in ("router", "ray_address", "host"):
+        if getattr(args, key) is not None:
+            table[key] = getattr(args, key)
+    config = build(CloudConfig, table, "cloud", base)
+    profile = _profile(data, base)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    pools = CloudPools(config, profile)
+    try:
+        pools.start()
+        _ready_writer(args.ready_file)({"component": "cloud", "replicas": pools.replicas})
+        stop.wait()
+    finally:
+        pools.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tandem.server.demo import run_demo
+
+    return run_demo(args.config, verbose=args.verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tandem", description="Hybrid edge-cloud LLM inference router.")
+    ap.add_argument("--log-level", default=os.environ.get("TANDEM_LOG_LEVEL", "INFO"))
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="TOML config file")
+        p.add_argument("--ready-file", help="write a JSON line with the bound ports here once serving")
+
+    p = sub.add_parser("router", help="run the router (Inference, Fleet, Admin)")
+    common(p)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--metrics-port", type=int)
+    p.set_defaults(fn=cmd_router)
+
+    p = sub.add_parser("edge", help="run an edge worker (draft model) and register it with a router")
+    common(p)
+    p.add_argument("--router", help="router host:port")
+    p.add_argument("--device-id")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--metrics-port", type=int)
+    p.set_defaults(fn=cmd_edge)
+
+    p = sub.add_parser("cloud", help="run cloud pools (target model) on Ray Serve")
+    common(p)
+    p.add_argument("--router", help="router host:port")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    p.add_argument("--host", help="address replicas bind (0.0.0.0 on a cluster)")
+    p.set_defaults(fn=cmd_cloud)
+
+    p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--verbose", action="store_true", help="show the components' logs")
+    p.set_defaults(fn=cmd_demo)
+
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tandem.configfile import ConfigError
+    from tandem.errors import TandemError
+
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"tandem {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"tandem {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except TandemError as exc:
+        print(f"tandem {args.command}: {exc.status}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The Tandem SDK: ``Client`` (blocking) and ``AsyncClient`` (asyncio) for the router's Inference
+service. Needs only grpcio and protobuf.
+
+``generate()`` streams :class:`~tandem.results.Chunk` objects; ``complete()`` collects them into a
+:class:`~tandem.results.Result`. Failed calls raise the matching :class:`~tandem.errors.TandemError`
+(InvalidArgument with the offending field, FailedPrecondition with the router's reasons, ...).
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Iterator, Sequence
+
+import grpc
+
+from tandem.errors import InvalidArgument
+from tandem.grpc_status import from_rpc_error
+from tandem.results import Chunk, Decision, Result
+from tandem.v1 import admin_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
+
+PLACEMENT_PREFERENCES = {
+    "auto": common_pb2.PLACEMENT_PREFERENCE_AUTO,
+    "prefer_device": common_pb2.PLACEMENT_PREFERENCE_PREFER_DEVICE,
+    "only_device": common_pb2.PLACEMENT_PREFERENCE_ONLY_DEVICE,
+    "prefer_cloud": common_pb2.PLACEMENT_PREFERENCE_PREFER_CLOUD,
+    "only_cloud": common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD,
+}
+PRIVACY = {"standard": common_pb2.PRIVACY_STANDARD, "local_only": common_pb2.PRIVACY_LOCAL_ONLY}
+QUALITY = {"unspecified": common_pb2.QUALITY_UNSPECIFIED, "small_ok": common_pb2.QUALITY_SMALL_OK,
+           "large_required": common_pb2.QUALITY_LARGE_REQUIRED}
+
+
+def _pick(table: dict[str, int], value: str, field: str) -> int:
+    try:
+        return table[value]
+    except KeyError:
+        raise InvalidArgument(field, f"must be one of {', '.join(table)}, got {value!r}") from None
+
+
+def build_request(
+    prompt: str | None = None,
+    *,
+    messages: Sequence[dict | tuple[str, str]] | None = None,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+    placement: str = "auto",
+    device_id: str = "",
+    privacy: str = "standard",
+    quality: str = "unspecified",
+    ttft_slo_ms: float = 0.0,
+    token_slo_ms: float = 0.0,
+    max_cost_usd: float = 0.0,
+    max_device_energy_joules: float = 0.0,
+    draft_length: int = 0,
+    request_id: str = "",
+) -> inference_pb2.GenerateRequest:
+    """The GenerateRequest for these arguments (the router validates values; enum names are checked here)."""
+    msgs = []
+    for m in messages or ():
+        role, content = (m["role"], m["content"]) if isinstance(m, dict) else m
+        msgs.append(common_pb2.ChatMessage(role=role, content=content))
+    sampling = common_pb2.SamplingParams(temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens,
+                                         stop=list(stop))
+    if top_p is not None:
+        sampling.top_p = top_p
+    if seed is not None:
+        sampling.seed = seed
+    hints = inference_pb2.RoutingHints(
+        placement=_pick(PLACEMENT_PREFERENCES, placement, "placement"),
+        device_id=device_id,
+        privacy=_pick(PRIVACY, privacy, "privacy"),
+        quality=_pick(QUALITY, quality, "quality"),
+        ttft_slo_ms=ttft_slo_ms,
+        token_slo_ms=token_slo_ms,
+        max_cost_usd=max_cost_usd,
+        max_device_energy_joules=max_device_energy_joules,
+        draft_length=draft_length,
+    )
+    return inference_pb2.GenerateRequest(request_id=request_id, prompt=prompt or "", messages=msgs,
+                                         sampling=sampling, hints=hints)
+
+
+class Client:
+    """Blocking client. Use as a context manager or call close()."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None,
+                 options: Sequence[tuple[str, object]] = ()) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target, options=list(options))
+        self._inference = inference_pb2_grpc.InferenceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+
+    def generate(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Iterator[Chunk]:
+        """Stream chunks as the router commits tokens. Keyword arguments: see build_request()."""
+        request = build_request(prompt, **kwargs)
+        call = self._inference.Generate(request, timeout=timeout if timeout is not None else self.timeout)
+        try:
+            for msg in call:
+                yield Chunk.from_pb(msg)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    def complete(self, prompt: str | None = None, **kwargs) -> Result:
+        """The whole generation with usage, cost, placement and the decision's reason."""
+        return Result.collect(list(self.generate(prompt, **kwargs)))
+
+    def explain(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Decision:
+        """The router's decision for this request, without running it."""
+        try:
+            d = self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        return Decision.from_pb(d)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """asyncio client. Use as an async context manager or await close()."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None,
+                 options: Sequence[tuple[str, object]] = ()) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(target, options=list(options))
+        self._inference = inference_pb2_grpc.InferenceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+
+    async def generate(self, prompt: str | None = None, *, timeout: float | None = None,
+                       **kwargs) -> AsyncIterator[Chunk]:
+        request = build_request(prompt, **kwargs)
+        call = self._inference.Generate(request, timeout=timeout if timeout is not None else self.timeout)
+        try:
+            async for msg in call:
+                yield Chunk.from_pb(msg)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    async def complete(self, prompt: str | None = None, **kwargs) -> Result:
+        return Result.collect([c async for c in self.generate(prompt, **kwargs)])
+
+    async def explain(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Decision:
+        try:
+            d = await self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        return Decision.from_pb(d)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

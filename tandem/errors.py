@@ -1,0 +1,92 @@
+"""Tandem's one exception hierarchy, shared by servers and the SDK.
+
+Each class names the gRPC status it travels as (`status`, a ``grpc.StatusCode`` name); the mapping
+to and from gRPC lives in exactly one place, :mod:`tandem.grpc_status`. This module imports
+nothing from grpc, so pure code (policy, speculative maths, the decoder runtime) can raise these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TandemError",
+    "InvalidArgument",
+    "FailedPrecondition",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "DeadlineExceeded",
+    "NotFound",
+    "Cancelled",
+    "Internal",
+]
+
+
+class TandemError(Exception):
+    """Base of every Tandem error. `message` is for humans; `status` names the gRPC status code."""
+
+    status = "UNKNOWN"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(TandemError):
+    """A request field is invalid. `field` is its dotted path (e.g. ``sampling.top_p``)."""
+
+    status = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class FailedPrecondition(TandemError):
+    """Nobody can serve the request under its constraints, or a worker is refused by the fleet."""
+
+    status = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(TandemError):
+    """Overload: a queue is full. Retry later or elsewhere."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+
+class Unauthenticated(TandemError):
+    """Missing or bad credentials."""
+
+    status = "UNAUTHENTICATED"
+
+
+class Unavailable(TandemError):
+    """A server or worker could not be reached or failed; the call may be retried."""
+
+    status = "UNAVAILABLE"
+
+
+class DeadlineExceeded(TandemError):
+    """The call's deadline passed."""
+
+    status = "DEADLINE_EXCEEDED"
+
+
+class NotFound(TandemError):
+    """A named entity (worker, session, policy version) does not exist."""
+
+    status = "NOT_FOUND"
+
+
+class Cancelled(TandemError):
+    """The caller cancelled the call."""
+
+    status = "CANCELLED"
+
+
+class Internal(TandemError):
+    """A bug or an unexpected failure inside Tandem."""
+
+    status = "INTERNAL"

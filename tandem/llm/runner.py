@@ -1,0 +1,172 @@
+"""ModelRunner: a decoder, its tokenizer and its session caches, as plain-data operations.
+
+Vocabulary: a *context* is the committed token ids (prompt plus output so far); a *session* names a
+KV cache that holds some prefix of a context. Every operation takes the whole context and reuses the
+longest cached prefix, so callers never reason about cache state and a lost cache costs only time.
+
+Shapes: logits rows are [vocab] float32; ``logits_after(..., n_out)`` returns [n_out, vocab].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from tandem.errors import InvalidArgument
+from tandem.llm.decoder import ContextOverflow, OnnxDecoder
+from tandem.llm.kv_cache import CacheEntry, SessionCache, common_prefix
+from tandem.llm.sampling import make_rng, pick
+from tandem.llm.stopping import StopMatcher
+from tandem.llm.tokenizer import Detokenizer, Tokenizer
+from tandem.params import SamplingConfig, check_context
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardResult:
+    logits: np.ndarray  # [n_out, vocab]
+    cached_tokens: int  # context tokens reused from the session cache
+    computed_tokens: int  # tokens run through the model in this pass (0 when served from cache)
+    compute_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateStep:
+    """One generated token. `text` may be empty (a character still incomplete, or held back by a
+    stop-string prefix); `finish_reason` is set on the last step ("length", "eos", "stop_string")."""
+
+    token_ids: list[int]
+    text: str
+    finish_reason: str | None
+    compute_ms: float
+    forward_passes: int
+    cached_tokens: int
+
+
+class ModelRunner:
+    """Thread-safe per session: calls on one session are serialized by a per-session lock."""
+
+    def __init__(self, decoder: OnnxDecoder, tokenizer: Tokenizer, cache: SessionCache | None = None) -> None:
+        if tokenizer.vocab_size > decoder.spec.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} entries but the model's vocabulary "
+                             f"is {decoder.spec.vocab_size}")
+        self.decoder = decoder
+        self.tokenizer = tokenizer
+        self.cache = cache or SessionCache()
+        self.spec = decoder.spec
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ------------------------------------------------------------------ inputs
+
+    def prompt_ids(
+        self,
+        text: str | None = None,
+        messages: Sequence[tuple[str, str]] | None = None,
+        token_ids: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Token ids of exactly one of: raw text, chat messages, or ids (validated against the vocab)."""
+        given = [x for x in (text, messages, token_ids) if x]
+        if len(given) != 1:
+            raise InvalidArgument("input", "exactly one of prompt text, messages or token ids must be set")
+        if text:
+            ids = self.tokenizer.encode(text)
+        elif messages:
+            ids = self.tokenizer.encode(self.tokenizer.render_chat(messages))
+        else:
+            ids = list(token_ids or ())
+            bad = next((t for t in ids if not 0 <= t < self.spec.vocab_size), None)
+            if bad is not None:
+                raise InvalidArgument("input.token_ids", f"token id {bad} outside the vocabulary "
+                                                         f"[0, {self.spec.vocab_size})")
+        if not ids:
+            raise InvalidArgument("prompt", "the prompt tokenizes to nothing")
+        return ids
+
+    # ------------------------------------------------------------------ core pass
+
+    def _lock(self, session_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(session_id, threading.Lock())
+
+    def logits_after(self, session_id: str, tokens: Sequence[int], n_out: int = 1) -> ForwardResult:
+        """Logits following each of the last `n_out` tokens, caching all `tokens` under the session.
+
+        Reuses the longest cached prefix of `tokens`; computes the rest in one forward pass.
+        Raises ContextOverflow when `tokens` do not fit the context.
+        """
+        tokens = list(tokens)
+        if not 1 <= n_out <= len(tokens):
+            raise ValueError(f"n_out must be in [1, {len(tokens)}], got {n_out}")
+        if len(tokens) > self.spec.max_context:
+            raise ContextOverflow(len(tokens), self.spec.max_context)
+        with self._lock(session_id):
+            t0 = time.perf_counter()
+            entry = self.cache.get(session_id)
+            reuse = common_prefix(entry.tokens, tokens) if entry else 0
+            if entry and reuse == len(tokens) == len(entry.tokens) and n_out == 1 and entry.last_logits is not None:
+                self.cache.record_lookup(reuse)
+                return ForwardResult(entry.last_logits[None], reuse, 0, (time.perf_counter() - t0) * 1e3)
+            start = min(reuse, len(tokens) - n_out)  # the pass must cover the last n_out positions
+            self.cache.record_lookup(start)
+            if entry and start > 0:
+                past = [a[:, :, :start, :] for a in entry.past]
+            else:
+                past = self.decoder.empty_past(1)
+            new = np.asarray(tokens[start:], dtype=np.int64)[None]  # [1, s]
+            mask = np.ones((1, len(tokens)), dtype=np.int64)  # [1, p+s]
+            pos = np.arange(start, len(tokens), dtype=np.int64)[None]  # [1, s]
+            logits, present = self.decoder.forward(new, mask, pos, past)  # [1, s, vocab]
+            self.cache.put(session_id, CacheEntry(tokens, present, logits[0, -1]))
+            return ForwardResult(logits[0, -n_out:], start, len(tokens) - start, (time.perf_counter() - t0) * 1e3)
+
+    def release(self, session_id: str) -> bool:
+        """Drop the session's cache; False when it held none."""
+        with self._locks_guard:
+            self._locks.pop(session_id, None)
+        return self.cache.pop(session_id)
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(
+        self, session_id: str | None, prompt: Sequence[int], cfg: SamplingConfig
+    ) -> Iterator[GenerateStep]:
+        """Autoregressive generation, one step per token, lazily (each next() runs one pass).
+
+        Raises InvalidArgument up front when prompt plus cfg.max_new_tokens exceed the context.
+        The session keeps its cache afterwards; a None session uses a throwaway one.
+        """
+        check_context(len(prompt), cfg.max_new_tokens, self.spec.max_context)
+        return self._generate(session_id or f"tmp-{uuid.uuid4().hex}", list(prompt), cfg, session_id is None)
+
+    def _generate(self, sid: str, tokens: list[int], cfg: SamplingConfig, throwaway: bool) -> Iterator[GenerateStep]:
+        rng = make_rng(cfg.seed)
+        detok = Detokenizer(self.tokenizer, tokens)
+        stops = StopMatcher(cfg.stop)
+        eos = self.spec.eos_token_id
+        try:
+            for i in range(cfg.max_new_tokens):
+                res = self.logits_after(sid, tokens, 1)
+                tok = pick(res.logits[-1], cfg, rng)
+                tokens.append(tok)
+                finish = None
+                if tok == eos:
+                    text, finish = stops.feed(detok.flush()) + stops.flush(), "eos"
+                else:
+                    text = stops.feed(detok.add([tok]))
+                    if stops.stopped:
+                        finish = "stop_string"
+                    elif i == cfg.max_new_tokens - 1:
+                        text += stops.feed(detok.flush()) + stops.flush()
+                        finish = "length"
+                yield GenerateStep([tok], text, finish, res.compute_ms, 1 if res.computed_tokens else 0,
+                                   res.cached_tokens if i == 0 else 0)
+                if finish:
+                    return
+        finally:
+            if throwaway:
+                self.release(sid)

@@ -1,0 +1,98 @@
+"""Tokenizer wrapper over a Hugging Face ``tokenizer.json`` (the ``tokenizers`` library).
+
+Also: a stable tokenizer id (draft and target must share one), a minimal chat renderer, and an
+incremental detokenizer that never splits a multi-byte character across text deltas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+from tandem.errors import InvalidArgument
+
+# Used when a model ships no chat template of its own: one "role: content" line per turn, then
+# the assistant's cue. Models with their own template (issue: real profiles) override it.
+DEFAULT_CHAT_TEMPLATE = "plain"
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+def tokenizer_id_of(path: Path) -> str:
+    """Digest of the vocabulary, merges and added tokens: equal ids mean identical tokenization."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    model = data.get("model", {})
+    payload = {
+        "type": model.get("type"),
+        "vocab": model.get("vocab"),
+        "merges": model.get("merges"),
+        "added": sorted((t.get("id"), t.get("content")) for t in data.get("added_tokens", [])),
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Tokenizer:
+    """Text ↔ token ids for one model family."""
+
+    def __init__(self, path: Path | str) -> None:
+        from tokenizers import Tokenizer as _HFTokenizer
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"tokenizer file not found: {self.path}")
+        self._tok = _HFTokenizer.from_file(str(self.path))
+        self.id = tokenizer_id_of(self.path)
+        self.vocab_size = self._tok.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=True)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+    def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
+        """Render (role, content) turns with the plain template, ending with the assistant's cue."""
+        if not messages:
+            raise InvalidArgument("messages", "at least one message is required")
+        lines = []
+        for i, (role, content) in enumerate(messages):
+            if role not in CHAT_ROLES:
+                raise InvalidArgument(f"messages[{i}].role", f"must be one of {', '.join(CHAT_ROLES)}, got {role!r}")
+            lines.append(f"{role}: {content}\n")
+        return "".join(lines) + "assistant:"
+
+
+class Detokenizer:
+    """Turns a growing token sequence into text deltas.
+
+    Decodes a short window behind the new tokens (byte-level BPE needs the preceding bytes) and
+    withholds a delta while it ends in an incomplete UTF-8 sequence (U+FFFD), so concatenating
+    the deltas gives the decoded text of all new tokens.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, context: Sequence[int] = ()) -> None:
+        self._tok = tokenizer
+        self._ids = list(context)
+        self._prefix = max(0, len(self._ids) - 6)
+        self._read = len(self._ids)
+
+    def add(self, new_ids: Sequence[int]) -> str:
+        self._ids.extend(new_ids)
+        before = self._tok.decode(self._ids[self._prefix : self._read])
+        after = self._tok.decode(self._ids[self._prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self._ids)
+            return after[len(before) :]
+        return ""
+
+    def flush(self) -> str:
+        """Whatever is withheld (possibly ending in U+FFFD) at the end of generation."""
+        before = self._tok.decode(self._ids[self._prefix : self._read])
+        after = self._tok.decode(self._ids[self._prefix :])
+        self._prefix = self._read = len(self._ids)
+        return after[len(before) :]

@@ -1,0 +1,75 @@
+"""``tandem demo``: a router, an edge worker and a cloud pool on this machine, and a few requests.
+
+Starts the three as real processes on free ports, waits for the fleet to assemble, sends prompts
+with different hints, prints each text with where it ran and why, and shuts everything down
+(Ray included) — also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import tandem
+from tandem.server.local_stack import LocalStack, StackError
+
+DEVICE = "demo-phone"
+
+# (title, prompt, options): the hints show each placement rule at work.
+REQUESTS = [
+    ("prefer the device", "def fibonacci(n):\n", dict(placement="prefer_device", device_id=DEVICE)),
+    ("only the cloud", "import os\n\n\ndef main():\n", dict(placement="only_cloud")),
+    ("private: never leaves the device", "class Stack:\n    def __init__(self):\n",
+     dict(privacy="local_only", device_id=DEVICE)),
+    ("auto, with a stop string", "# Read a file and count its lines\n",
+     dict(placement="auto", device_id=DEVICE, stop=["\n\n"])),
+    ("sampled (temperature 0.8, seed 7)", "for i in range(", dict(placement="prefer_cloud", temperature=0.8, seed=7)),
+    ("only the device, but the device is unknown", "x = 1", dict(placement="only_device", device_id="no-such-phone")),
+]
+
+
+def _say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int = 40) -> int:
+    t0 = time.monotonic()
+    try:
+        with LocalStack(config, log_to_console=verbose, progress=_say) as stack:
+            stack.start_router()
+            stack.start_edge(DEVICE)
+            stack.start_cloud()
+            members = stack.wait_fleet(edge=1, cloud=1)
+            _say(f"fleet ready in {time.monotonic() - t0:.0f}s: "
+                 + ", ".join(f"{m.info.worker_id} ({m.info.model_name}, {m.info.execution_provider})" for m in members))
+            with tandem.Client(stack.router_address, timeout=60) as client:
+                for title, prompt, opts in REQUESTS:
+                    print(f"\n=== {title}\n--- prompt: {prompt!r}")
+                    try:
+                        chunks = []
+                        sys.stdout.write("--- output: ")
+                        for chunk in client.generate(prompt, max_new_tokens=max_new_tokens, **opts):
+                            chunks.append(chunk)
+                            sys.stdout.write(chunk.text)
+                            sys.stdout.flush()
+                        r = tandem.Result.collect(chunks)
+                        print(f"\n--- placement: {r.placement.upper()} on {chunks[-1].worker_id}; "
+                              f"{r.usage.completion_tokens} tokens in {r.total_ms:.0f} ms "
+                              f"(first after {r.ttft_ms:.0f} ms), finish: {r.finish_reason}")
+                        print(f"--- reason: {r.decision.reason if r.decision else '-'}")
+                        if r.placement == "cloud":
+                            print(f"--- cost: ${r.cloud_usd:.8f} for {r.target_forward_passes} target passes")
+                        else:
+                            print(f"--- device energy: {r.device_energy_joules:.2f} J")
+                    except tandem.TandemError as exc:
+                        print(f"\n--- refused: {exc.status}: {exc}")
+            _say("shutting down")
+    except StackError as exc:
+        print(f"[demo] failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted; everything stopped", file=sys.stderr)
+        return 130
+    _say(f"done in {time.monotonic() - t0:.0f}s; all processes stopped")
+    return 0

@@ -1,0 +1,155 @@
+"""Run a whole Tandem stack on this machine as real processes: router, edge worker(s), cloud pools.
+
+Used by ``tandem demo``, the end-to-end tests and the benchmarks. Every component is started with
+``python -m tandem.cli`` on free ports (port 0) and reports its bound ports through a ready file;
+``stop()`` sends SIGTERM (the cloud process then shuts Serve and Ray down), waits, and kills any
+process of the tree still alive, so nothing is left behind — Ray's processes included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import grpc
+import psutil
+
+from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
+
+
+class StackError(RuntimeError):
+    """A component failed to start; the message carries the tail of its log."""
+
+
+class Component:
+    def __init__(self, name: str, args: Sequence[str], workdir: Path, env: dict[str, str], log_to_console: bool) -> None:
+        self.name = name
+        self.ready_file = workdir / f"{name}.ready.json"
+        self.log_path = workdir / f"{name}.log"
+        self._log = None if log_to_console else open(self.log_path, "wb")
+        cmd = [sys.executable, "-m", "tandem.cli", *args, "--ready-file", str(self.ready_file)]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
+                                     env=env, start_new_session=True)
+        self.info: dict = {}
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ready_file.exists():
+                self.info = json.loads(self.ready_file.read_text())
+                return self.info
+            if self.proc.poll() is not None:
+                raise StackError(f"{self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise StackError(f"{self.name} not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            p = psutil.Process(self.proc.pid)
+            return [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def close_log(self) -> None:
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+class LocalStack:
+    """A router, edge workers and cloud pools as child processes. Use as a context manager."""
+
+    def __init__(self, config: Path | None = None, workdir: Path | None = None, log_to_console: bool = False,
+                 progress: Callable[[str], None] = lambda msg: None) -> None:
+        self.config = config
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="tandem-stack-")
+        self.workdir = Path(workdir or self._tmp.name)
+        self.log_to_console = log_to_console
+        self.progress = progress
+        self.components: dict[str, Component] = {}
+        self.router_address = ""
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
+
+    def _start(self, name: str, args: list[str]) -> Component:
+        if self.config:
+            args = [*args, "--config", str(self.config)]
+        comp = Component(name, args, self.workdir, self.env, self.log_to_console)
+        self.components[name] = comp
+        return comp
+
+    def start_router(self, timeout_s: float = 60.0) -> str:
+        self.progress("starting router")
+        info = self._start("router", ["router", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+                           ).wait_ready(timeout_s)
+        self.router_address = f"127.0.0.1:{info['port']}"
+        return self.router_address
+
+    def start_edge(self, device_id: str, extra: Sequence[str] = (), timeout_s: float = 60.0) -> dict:
+        self.progress(f"starting edge worker {device_id}")
+        comp = self._start(f"edge-{device_id}", ["edge", "--router", self.router_address, "--device-id", device_id,
+                                                 "--port", "0", "--metrics-port", "0", *extra])
+        return comp.wait_ready(timeout_s)
+
+    def start_cloud(self, extra: Sequence[str] = (), timeout_s: float = 300.0) -> dict:
+        self.progress("starting cloud pools on Ray Serve (local Ray; this takes a while)")
+        comp = self._start("cloud", ["cloud", "--router", self.router_address, *extra])
+        return comp.wait_ready(timeout_s)
+
+    def wait_fleet(self, edge: int, cloud: int, timeout_s: float = 60.0) -> list[admin_pb2.FleetMember]:
+        """Block until the router lists at least `edge` edge workers and `cloud` replicas."""
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.router_address) as ch:
+            stub = admin_pb2_grpc.AdminStub(ch)
+            while True:
+                members = list(stub.ListFleet(admin_pb2.ListFleetRequest(), timeout=5).members)
+                n_edge = sum(m.info.kind == common_pb2.WORKER_KIND_EDGE for m in members)
+                n_cloud = sum(m.info.kind == common_pb2.WORKER_KIND_CLOUD for m in members)
+                if n_edge >= edge and n_cloud >= cloud:
+                    return members
+                if time.monotonic() > deadline:
+                    raise StackError(f"fleet incomplete after {timeout_s:.0f}s: {n_edge}/{edge} edge, "
+                                     f"{n_cloud}/{cloud} cloud")
+                time.sleep(0.1)
+
+    def stop_component(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+        comp = self.components.pop(name)
+        tree = comp.tree()
+        try:
+            comp.proc.send_signal(sig)
+            comp.proc.wait(timeout_s)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+        for p in tree:  # anything of the tree still alive (e.g. Ray after a hard kill)
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=10)
+        comp.close_log()
+
+    def stop(self) -> None:
+        # workers first (they deregister), the router last
+        for name in sorted(self.components, key=lambda n: n == "router"):
+            self.stop_component(name)
+        if self._tmp:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "LocalStack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

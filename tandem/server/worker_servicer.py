@@ -1,0 +1,139 @@
+"""The Worker gRPC service over a ModelRunner — the same for edge workers and cloud replicas.
+
+Thin: each handler converts the message, admits the call (bounded in-flight count → RESOURCE_EXHAUSTED),
+runs the runner's plain-data operation on the model executor thread and converts the result back.
+What differs between an edge worker and a replica (identity, live state, energy) comes in through
+a :class:`WorkerHost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import AsyncIterator, Protocol
+
+import grpc
+
+from tandem.convert import FINISH_REASONS, messages_from_pb, sampling_from_pb
+from tandem.errors import InvalidArgument, ResourceExhausted
+from tandem.grpc_status import map_errors, map_stream_errors
+from tandem.llm.runner import ModelRunner
+from tandem.server.worker_metrics import WorkerMetrics
+from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc
+
+
+class WorkerHost(Protocol):
+    """What the process hosting the servicer provides."""
+
+    def info(self) -> common_pb2.WorkerInfo: ...
+
+    def state(self) -> common_pb2.WorkerState: ...
+
+    def spend_energy(self, prefill_tokens: int, generated_tokens: int) -> float:
+        """Account the energy of computing; returns joules spent (0 for mains-powered replicas)."""
+        ...
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServicer):
+    def __init__(
+        self,
+        runner: ModelRunner,
+        host: WorkerHost,
+        metrics: WorkerMetrics,
+        max_inflight: int = 64,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.runner = runner
+        self.host = host
+        self.metrics = metrics
+        self.max_inflight = max_inflight
+        self.inflight = 0
+        # One model thread: onnxruntime already uses its intra-op threads; steps of different
+        # sessions interleave at token granularity.
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        metrics.watch_cache(runner.cache)
+
+    @contextlib.contextmanager
+    def _admit(self, method: str):
+        if self.inflight >= self.max_inflight:
+            self.metrics.count(method, "RESOURCE_EXHAUSTED")
+            raise ResourceExhausted(f"worker busy: {self.inflight} calls in flight (limit {self.max_inflight})")
+        self.inflight += 1
+        self.metrics.inflight.inc()
+        status = "OK"
+        try:
+            yield
+        except BaseException as exc:
+            status = getattr(exc, "status", "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "INTERNAL")
+            raise
+        finally:
+            self.inflight -= 1
+            self.metrics.inflight.dec()
+            self.metrics.count(method, status)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _prompt(self, msg: common_pb2.PromptInput) -> list[int]:
+        return self.runner.prompt_ids(
+            text=msg.text or None,
+            messages=messages_from_pb(msg.messages) or None,
+            token_ids=list(msg.token_ids) or None,
+        )
+
+    @map_errors
+    async def Describe(self, request, context):
+        return worker_pb2.DescribeResponse(info=self.host.info(), state=self.host.state())
+
+    @map_errors
+    async def Tokenize(self, request, context):
+        return worker_pb2.TokenizeResponse(token_ids=await self._run(self._prompt, request.input))
+
+    @map_stream_errors
+    async def Generate(self, request, context) -> AsyncIterator[worker_pb2.WorkerGenerateChunk]:
+        cfg = sampling_from_pb(request.sampling)
+        sid = request.session_id or f"anon-{uuid.uuid4().hex}"
+        with self._admit("Generate"):
+            prompt = await self._run(self._prompt, request.input)
+            steps = self.runner.generate(sid, prompt, cfg)  # validates the context length up front
+            produced = 0
+            try:
+                while True:
+                    step = await self._run(next, steps, None)
+                    if step is None:
+                        break
+                    produced += len(step.token_ids)
+                    prefill = len(prompt) - step.cached_tokens if produced == len(step.token_ids) else 0
+                    self.metrics.tokens.inc(len(step.token_ids))
+                    if step.forward_passes:
+                        self.metrics.forward_seconds.labels(self.metrics.kind, "Generate").observe(step.compute_ms / 1e3)
+                    chunk = worker_pb2.WorkerGenerateChunk(
+                        token_ids=step.token_ids,
+                        text=step.text,
+                        energy_joules=self.host.spend_energy(prefill, len(step.token_ids)),
+                        compute_ms=step.compute_ms,
+                        forward_passes=step.forward_passes,
+                        cached_tokens=step.cached_tokens,
+                    )
+                    if step.finish_reason:
+                        chunk.finish_reason = FINISH_REASONS[step.finish_reason]
+                        chunk.usage.prompt_tokens = len(prompt)
+                        chunk.usage.completion_tokens = produced
+                    yield chunk
+            finally:
+                # Queued behind any step still running on the model thread (a cancelled call can
+                # leave one), so the generator is never closed while it executes.
+                def cleanup() -> None:
+                    steps.close()
+                    if not request.keep_session:
+                        self.runner.release(sid)
+
+                self._executor.submit(cleanup)
+
+    @map_errors
+    async def Release(self, request, context):
+        if not request.session_id:
+            raise InvalidArgument("session_id", "required")
+        return worker_pb2.ReleaseResponse(released=self.runner.release(request.session_id))
