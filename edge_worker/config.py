@@ -21,9 +21,9 @@ class BatteryConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "real", "modelled"):
-            raise ValueError(f"battery.mode must be auto, real or modelled, got {self.mode!r}")
+            raise ValueError(f"mode must be auto, real or modelled, got {self.mode!r}")
         if self.capacity_wh <= 0 or not 0 <= self.initial_percent <= 100 or self.energy_per_token_joules < 0:
-            raise ValueError("battery: capacity_wh must be > 0, initial_percent in [0, 100], energy >= 0")
+            raise ValueError("capacity_wh must be > 0, initial_percent in [0, 100], energy >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,6 +52,9 @@ class WorkerRecord:
     max_context: int
     eos_token_id: int
     execution_provider: str = ""
+    available_providers: tuple[str, ...] = ()
+    vocab_size: int = 0
+    version: str = ""
     pool: PoolInfo = PoolInfo()
     state: DeviceState = DeviceState()
     metrics_port: int = 0

@@ -34,7 +34,7 @@ def distribution(logits: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
         order = np.argsort(-p, kind="stable")
         csum = np.cumsum(p[order])
         # keep the smallest prefix whose mass reaches top_p (always at least one token)
-        n_keep = int(np.searchsorted(csum, cfg.top_p, side="left")) + 1
+        n_keep = int(np.searchsorted(csum, cfg.top_p - 1e-9, side="left")) + 1  # float slack
         mask = np.zeros_like(p, dtype=bool)
         mask[order[:n_keep]] = True
         p = np.where(mask, p, 0.0)

@@ -1,0 +1,178 @@
+"""The decoder runtime on the shipped fp32 models: caching, verify passes, rollback, limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tandem.errors import InvalidArgument
+from tandem.llm.decoder import ContextOverflow, OnnxDecoder, choose_providers
+from tandem.llm.runner import ModelRunner
+from tandem.llm.tokenizer import Tokenizer
+from tandem.params import SamplingConfig
+from tests.conftest import PROMPTS
+
+
+@pytest.fixture(scope="module")
+def target(profile) -> ModelRunner:
+    return ModelRunner(OnnxDecoder(profile.target), Tokenizer(profile.tokenizer))
+
+
+@pytest.fixture(scope="module")
+def draft(profile) -> ModelRunner:
+    return ModelRunner(OnnxDecoder(profile.draft), Tokenizer(profile.tokenizer))
+
+
+def uncached(runner: ModelRunner, tokens: list[int]) -> np.ndarray:
+    """Logits after every token, from one pass with no cache: [len(tokens), vocab]."""
+    d = runner.decoder
+    n = len(tokens)
+    logits, _ = d.forward(np.asarray([tokens], np.int64), np.ones((1, n), np.int64),
+                          np.arange(n, dtype=np.int64)[None], d.empty_past(1))
+    return logits[0]
+
+
+def greedy_tokens(runner: ModelRunner, prompt: list[int], n: int) -> list[int]:
+    steps = list(runner.generate(None, prompt, SamplingConfig(max_new_tokens=n)))
+    return [t for s in steps for t in s.token_ids]
+
+
+@pytest.mark.parametrize("which", ["target", "draft"])
+def test_cached_logits_match_uncached(which, target, draft):
+    runner = target if which == "target" else draft
+    tokens = runner.prompt_ids(text=PROMPTS[2])
+    tokens = tokens + greedy_tokens(runner, tokens, 12)
+    full = uncached(runner, tokens)
+    sid = f"cache-{which}"
+    got = [runner.logits_after(sid, tokens[:8], 8).logits]  # prefill
+    for i in range(8, len(tokens)):  # then one token at a time from the cache
+        res = runner.logits_after(sid, tokens[: i + 1], 1)
+        assert res.cached_tokens == i and res.computed_tokens == 1
+        got.append(res.logits)
+    np.testing.assert_allclose(np.concatenate(got), full, atol=1e-4)
+    runner.release(sid)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_verify_pass_argmax_equals_single_steps(target, draft, k):
+    """A k-token verify pass on the fp32 target picks the same tokens as k single steps."""
+    for p_i, prompt in enumerate(PROMPTS):
+        context = target.prompt_ids(text=prompt)
+        drafted = greedy_tokens(draft, context, k)  # realistic drafts, some of them wrong
+        verify = target.logits_after(f"verify-{p_i}", context + drafted, k + 1).logits  # [k+1, vocab]
+        for j in range(k + 1):
+            single = target.logits_after(f"single-{p_i}-{j}", context + drafted[:j], 1).logits[-1]
+            assert int(np.argmax(verify[j])) == int(np.argmax(single)), (prompt, j)
+            np.testing.assert_allclose(verify[j], single, atol=1e-4)
+            target.release(f"single-{p_i}-{j}")
+        target.release(f"verify-{p_i}")
+
+
+def test_prefix_reuse_after_rollback_matches_fresh_prefill(target):
+    context = target.prompt_ids(text=PROMPTS[1])
+    rejected = greedy_tokens(target, context, 6)
+    target.logits_after("rb", context + rejected, 7)  # cache now holds the drafts
+    correction = (rejected[0] + 1) % target.spec.vocab_size  # a different continuation
+    res = target.logits_after("rb", context + [correction], 1)
+    assert res.cached_tokens == len(context)  # reused exactly the common prefix
+    fresh = target.logits_after("fresh", context + [correction], 1)
+    assert fresh.cached_tokens == 0
+    np.testing.assert_allclose(res.logits, fresh.logits, atol=1e-4)
+    np.testing.assert_allclose(res.logits[-1], uncached(target, context + [correction])[-1], atol=1e-4)
+
+
+def test_lost_cache_recomputes_same_logits(target):
+    context = target.prompt_ids(text=PROMPTS[0]) + [11, 12, 13]
+    a = target.logits_after("lost", context, 1).logits
+    assert target.release("lost")
+    b = target.logits_after("lost", context, 1)
+    assert b.cached_tokens == 0
+    np.testing.assert_allclose(a, b.logits, atol=1e-5)
+
+
+def test_context_overflow_is_a_clear_error(target):
+    limit = target.spec.max_context
+    with pytest.raises(ContextOverflow) as err:
+        target.logits_after("overflow", [1] * (limit + 1), 1)
+    assert err.value.field == "context" and str(limit) in err.value.message
+    with pytest.raises(InvalidArgument) as err:
+        target.generate(None, [1] * (limit - 4), SamplingConfig(max_new_tokens=10))
+    assert err.value.field == "sampling.max_new_tokens"
+    assert "at most 4 fit" in err.value.message
+    with pytest.raises(InvalidArgument) as err:
+        target.generate(None, [1] * limit, SamplingConfig(max_new_tokens=1))
+    assert err.value.field == "prompt"
+
+
+def test_batched_left_padded_pass_matches_single_sequences(target):
+    """The exported graph honours attention_mask and position_ids (batching relies on it)."""
+    a = target.prompt_ids(text=PROMPTS[0])
+    b = target.prompt_ids(text=PROMPTS[2])
+    n = max(len(a), len(b))
+    ids = np.zeros((2, n), np.int64)
+    mask = np.zeros((2, n), np.int64)
+    pos = np.zeros((2, n), np.int64)
+    for row, seq in enumerate((a, b)):
+        ids[row, n - len(seq):] = seq
+        mask[row, n - len(seq):] = 1
+        pos[row, n - len(seq):] = np.arange(len(seq))
+    d = target.decoder
+    logits, _ = d.forward(ids, mask, pos, d.empty_past(2))
+    np.testing.assert_allclose(logits[0, -1], uncached(target, a)[-1], atol=1e-4)
+    np.testing.assert_allclose(logits[1, -1], uncached(target, b)[-1], atol=1e-4)
+
+
+def test_seeded_sampling_is_reproducible(target):
+    prompt = target.prompt_ids(text=PROMPTS[3])
+    cfg = SamplingConfig(temperature=1.0, top_k=50, top_p=0.9, seed=42, max_new_tokens=16)
+    run = lambda c: [t for s in target.generate(None, prompt, c) for t in s.token_ids]  # noqa: E731
+    first = run(cfg)
+    assert run(cfg) == first
+    others = {tuple(run(SamplingConfig(temperature=1.0, seed=s, max_new_tokens=16))) for s in range(1, 6)}
+    assert len(others) > 1
+
+
+def test_stop_string_cuts_text(target):
+    prompt = target.prompt_ids(text=PROMPTS[1])
+    full = "".join(s.text for s in target.generate(None, prompt, SamplingConfig(max_new_tokens=40)))
+    stop = full.strip()[:3]
+    assert stop, "the model produced only whitespace"
+    cut = full.index(stop)
+    steps = list(target.generate(None, prompt, SamplingConfig(max_new_tokens=40, stop=(stop,))))
+    assert steps[-1].finish_reason == "stop_string"
+    assert "".join(s.text for s in steps) == full[:cut]
+
+
+def test_text_deltas_concatenate_to_decoded_text(target):
+    prompt = target.prompt_ids(text="s = '")
+    steps = list(target.generate(None, prompt, SamplingConfig(temperature=1.5, seed=3, max_new_tokens=48)))
+    ids = [t for s in steps for t in s.token_ids]
+    assert "".join(s.text for s in steps) == target.tokenizer.decode(ids)
+
+
+def test_generation_keeps_then_releases_session(target):
+    prompt = target.prompt_ids(text=PROMPTS[0])
+    list(target.generate("keep", prompt, SamplingConfig(max_new_tokens=4)))
+    entry = target.cache.get("keep")
+    assert entry is not None and len(entry.tokens) == len(prompt) + 3  # the last token is not yet run
+    assert target.release("keep") and not target.release("keep")
+
+
+def test_choose_providers_prefers_npu_and_ends_with_cpu():
+    pref = ["QNNExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(pref, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers(pref, ["OpenVINOExecutionProvider", "CPUExecutionProvider"]) == [
+        "OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers([], ["QNNExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_prompt_ids_validation(target):
+    with pytest.raises(InvalidArgument):
+        target.prompt_ids()
+    with pytest.raises(InvalidArgument) as err:
+        target.prompt_ids(token_ids=[target.spec.vocab_size])
+    assert err.value.field == "input.token_ids"
+    with pytest.raises(InvalidArgument) as err:
+        target.prompt_ids(messages=[("robot", "hi")])
+    assert err.value.field == "messages[0].role"
+    assert target.prompt_ids(messages=[("user", "hi")])

@@ -1,0 +1,69 @@
+"""Fleet registry: tokenizer agreement, heartbeats and expiry, with an injected clock."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from router.fleet import CLOUD, EDGE, DeviceState, FleetRegistry, WorkerRecord
+from tandem.errors import FailedPrecondition
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def rec(worker_id, kind=EDGE, tok="aaa") -> WorkerRecord:
+    return WorkerRecord(worker_id, kind, f"{worker_id}:1", "m", tok, 512, 0)
+
+
+def test_first_worker_sets_the_tokenizer_and_mismatch_is_refused():
+    reg = FleetRegistry(Clock(), lease_s=5)
+    reg.register(rec("pool-1", CLOUD, "aaa"))
+    with pytest.raises(FailedPrecondition) as err:
+        reg.register(rec("phone", EDGE, "bbb"))
+    msg = str(err.value)
+    assert "tokenizer mismatch" in msg and "bbb" in msg and "aaa" in msg and "pool-1" in msg
+    assert [w.worker_id for w in reg.members()] == ["pool-1"]
+
+
+def test_pinned_tokenizer_applies_to_the_first_worker():
+    reg = FleetRegistry(Clock(), lease_s=5, tokenizer_id="aaa")
+    with pytest.raises(FailedPrecondition, match="configuration"):
+        reg.register(rec("phone", tok="zzz"))
+
+
+def test_reregistration_replaces_and_keeps_registration_time():
+    clock = Clock()
+    reg = FleetRegistry(clock, lease_s=5)
+    reg.register(rec("phone"))
+    clock.t += 2
+    again = reg.register(dataclasses.replace(rec("phone"), endpoint="phone:9"))
+    assert again.registered_at == 100.0 and again.last_seen == 102.0 and len(reg.members()) == 1
+
+
+def test_heartbeats_keep_workers_and_silence_expires_them():
+    clock = Clock()
+    reg = FleetRegistry(clock, lease_s=5)
+    reg.register(rec("a"))
+    reg.register(rec("b"))
+    clock.t += 4
+    assert reg.heartbeat("a", DeviceState(battery_percent=50))
+    clock.t += 2
+    gone = reg.expire()
+    assert [w.worker_id for w in gone] == ["b"]
+    assert reg.get("a").state.battery_percent == 50
+    assert not reg.heartbeat("b", DeviceState())  # unknown: it must register again
+
+
+def test_empty_fleet_accepts_a_new_tokenizer():
+    reg = FleetRegistry(Clock(), lease_s=5)
+    reg.register(rec("a", tok="aaa"))
+    reg.deregister("a")
+    reg.register(rec("b", tok="bbb"))
+    assert reg.tokenizer_id == "bbb"

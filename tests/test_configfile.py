@@ -1,0 +1,54 @@
+"""Typed configuration loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud_worker.config import CloudConfig
+from edge_worker.config import EdgeConfig
+from router.config import RouterConfig
+from tandem.configfile import ConfigError, build, load
+
+
+def test_example_config_builds_every_component():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "tandem.toml"
+    data = load(path)
+    base = path.parent
+    assert build(RouterConfig, data["router"], "router", base).port == 50051
+    edge = build(EdgeConfig, data["edge"], "edge", base)
+    assert edge.battery.capacity_wh > 0
+    cloud = build(CloudConfig, data["cloud"], "cloud", base)
+    assert [p.name for p in cloud.pools] == ["asic"]
+
+
+@pytest.mark.parametrize("table,match", [
+    ({"prot": 1}, "router: unknown key"),
+    ({"port": "x"}, "router.port: expected an integer"),
+    ({"port": True}, "router.port: expected an integer"),
+    ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
+])
+def test_bad_router_config_is_named(table, match):
+    with pytest.raises(ConfigError, match=match):
+        build(RouterConfig, table, "router")
+
+
+def test_nested_tables_and_lists():
+    edge = build(EdgeConfig, {"providers": ["CPUExecutionProvider"], "battery": {"capacity_wh": 5}}, "edge")
+    assert edge.providers == ("CPUExecutionProvider",) and edge.battery.capacity_wh == 5.0
+    with pytest.raises(ConfigError, match=r"edge.battery: mode must be"):
+        build(EdgeConfig, {"battery": {"mode": "solar"}}, "edge")
+    with pytest.raises(ConfigError, match=r"cloud.pools\[0\].replicas"):
+        build(CloudConfig, {"pools": [{"replicas": "two"}]}, "cloud")
+    with pytest.raises(ConfigError, match="distinct"):
+        build(CloudConfig, {"pools": [{"name": "a"}, {"name": "a"}]}, "cloud")
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[router\n")
+    with pytest.raises(ConfigError):
+        load(bad)
