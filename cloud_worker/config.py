@@ -34,6 +34,7 @@ class CloudConfig:
     host: str = "127.0.0.1"  # replicas bind here ("0.0.0.0" on a cluster)
     advertise_host: str = ""  # address the router should call; default: host, or the node IP on a cluster
     metrics: bool = True  # each replica serves /metrics on a free port
+    metrics_port: int = 0  # this (driver) process's /metrics: pools and replicas; -1: disabled
     num_cpus: int = 0  # local Ray only: CPUs to declare (0 = all)
     log_to_driver: bool = False  # stream replica logs to this process
     pools: tuple[PoolConfig, ...] = (PoolConfig(),)

@@ -6,8 +6,11 @@ import logging
 import os
 import time
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from cloud_worker.config import CloudConfig
 from tandem.models import ModelProfile
+from tandem.server.standard import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,11 @@ class CloudPools:
         self.profile = profile
         self._started_ray = False
         self.replicas: list[dict] = []
+        self.registry = CollectorRegistry()
+        self._configured = Gauge("tandem_cloud_pool_replicas_configured", "Replicas each pool is configured to run",
+                                 ["pool", "accelerator"], registry=self.registry)
+        self.metrics_port = 0
+        self._httpd = None
 
     def start(self) -> None:
         import ray
@@ -29,6 +37,9 @@ class CloudPools:
         from cloud_worker.replica import TargetReplica
 
         t0 = time.monotonic()
+        for p in self.config.pools:
+            self._configured.labels(p.name, p.accelerator).set(p.replicas)
+        self._httpd, self.metrics_port = serve_metrics(self.registry, self.config.host, self.config.metrics_port)
         if self.config.ray_address:
             ray.init(address=self.config.ray_address, log_to_driver=self.config.log_to_driver)
         else:
@@ -64,6 +75,10 @@ class CloudPools:
         import ray
         from ray import serve
 
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
         if not ray.is_initialized():
             return
         try:

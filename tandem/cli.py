@@ -107,7 +107,7 @@ def cmd_cloud(args: argparse.Namespace) -> int:
 
     data, base = _config(args)
     table = dict(data.get("cloud", {}))
-    for key in ("router", "ray_address", "host"):
+    for key in ("router", "ray_address", "host", "metrics_port"):
         if getattr(args, key) is not None:
             table[key] = getattr(args, key)
     config = build(CloudConfig, table, "cloud", base)
@@ -118,7 +118,8 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     pools = CloudPools(config, profile)
     try:
         pools.start()
-        _ready_writer(args.ready_file)({"component": "cloud", "replicas": pools.replicas})
+        _ready_writer(args.ready_file)({"component": "cloud", "replicas": pools.replicas,
+                                        "metrics_port": pools.metrics_port})
         stop.wait()
     finally:
         pools.stop()
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--router", help="router host:port")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
     p.add_argument("--host", help="address replicas bind (0.0.0.0 on a cluster)")
+    p.add_argument("--metrics-port", type=int)
     p.set_defaults(fn=cmd_cloud)
 
     p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")

@@ -105,7 +105,7 @@ class LocalStack:
 
     def start_cloud(self, extra: Sequence[str] = (), timeout_s: float = 300.0) -> dict:
         self.progress("starting cloud pools on Ray Serve (local Ray; this takes a while)")
-        comp = self._start("cloud", ["cloud", "--router", self.router_address, *extra])
+        comp = self._start("cloud", ["cloud", "--router", self.router_address, "--metrics-port", "0", *extra])
         return comp.wait_ready(timeout_s)
 
     def wait_fleet(self, edge: int, cloud: int, timeout_s: float = 60.0) -> list[admin_pb2.FleetMember]:

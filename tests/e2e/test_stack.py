@@ -202,6 +202,8 @@ def test_every_server_has_health_and_reflection(stack):
             assert service in {s.name for s in resp.list_services_response.service}
     for m in members:  # every worker serves /metrics too
         assert m.info.metrics_port and "tandem_worker" in scrape(m.info.metrics_port)
+    cloud = scrape(stack.components["cloud"].info["metrics_port"])
+    assert metric(cloud, "tandem_cloud_pool_replicas_configured", accelerator="asic", pool="asic") == 1
 
 
 def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_path):
