@@ -20,7 +20,8 @@ import numpy as np
 from tandem.errors import InvalidArgument
 from tandem.llm.decoder import ContextOverflow, OnnxDecoder
 from tandem.llm.kv_cache import CacheEntry, SessionCache, common_prefix
-from tandem.llm.sampling import make_rng, pick
+from tandem.llm.sampling import distribution, make_rng, pick, sample_from
+from tandem.llm.speculative import RoundResult, SparseDist, draft_distribution, greedy_round, sampling_round
 from tandem.llm.stopping import StopMatcher
 from tandem.llm.tokenizer import Detokenizer, Tokenizer
 from tandem.params import SamplingConfig, check_context
@@ -45,6 +46,29 @@ class GenerateStep:
     compute_ms: float
     forward_passes: int
     cached_tokens: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DraftResult:
+    token_ids: list[int]  # drafted tokens d_1..d_γ
+    dists: list[SparseDist] | None  # sampling only: q_1..q_γ, exactly what each token was drawn from
+    cached_tokens: int  # context tokens reused from the session cache
+    compute_ms: float
+    forward_passes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyResult:
+    round: RoundResult  # accepted count and the correction or bonus token
+    cached_tokens: int
+    compute_ms: float
+    forward_passes: int
+
+
+def round_rng(seed: int | None, position: int, salt: int) -> np.random.Generator:
+    """The generator for one round: a function of the request's seed and the context length, so a
+    seeded request is reproducible whatever worker serves each round (None: fresh entropy)."""
+    return np.random.default_rng(None if seed is None else [seed, position, salt])
 
 
 class ModelRunner:
@@ -129,6 +153,57 @@ class ModelRunner:
         with self._locks_guard:
             self._locks.pop(session_id, None)
         return self.cache.pop(session_id)
+
+    # ------------------------------------------------------------------ speculative decoding
+
+    def draft(self, session_id: str, context: Sequence[int], n: int, cfg: SamplingConfig,
+              support_size: int = 32) -> DraftResult:
+        """Draft `n` tokens continuing `context` (one pass per token, cache reused).
+
+        Greedy when cfg is greedy; otherwise each token is drawn from q = the request's sampling
+        transform of the draft logits restricted to the top `support_size` tokens, returned in `dists`.
+        Raises ContextOverflow when context plus n − 1 drafted tokens do not fit.
+        """
+        if n < 1:
+            raise InvalidArgument("num_tokens", f"must be > 0, got {n}")
+        rng = round_rng(cfg.seed, len(context), 1)
+        tokens = list(context)
+        out: list[int] = []
+        dists: list[SparseDist] = []
+        cached = passes = 0
+        ms = 0.0
+        for i in range(n):
+            res = self.logits_after(session_id, tokens, 1)
+            cached = res.cached_tokens if i == 0 else cached
+            passes += 1 if res.computed_tokens else 0
+            ms += res.compute_ms
+            if cfg.greedy:
+                tok = int(np.argmax(res.logits[-1]))
+            else:
+                q = draft_distribution(res.logits[-1], cfg, support_size)
+                tok = sample_from(q.dense(self.spec.vocab_size), rng)
+                dists.append(q)
+            out.append(tok)
+            tokens.append(tok)
+        return DraftResult(out, None if cfg.greedy else dists, cached, ms, passes)
+
+    def verify(self, session_id: str, context: Sequence[int], drafted: Sequence[int],
+               dists: Sequence[SparseDist] | None, cfg: SamplingConfig) -> VerifyResult:
+        """Score `drafted` after `context` in one target pass and apply the acceptance rule.
+
+        Greedy: accept while drafted tokens equal the target's argmax. Sampling: speculative
+        sampling against q = `dists` (required then, one per drafted token).
+        """
+        drafted = list(drafted)
+        if not cfg.greedy and (dists is None or len(dists) != len(drafted)):
+            raise InvalidArgument("draft_distributions", "sampling needs one draft distribution per drafted token")
+        res = self.logits_after(session_id, list(context) + drafted, len(drafted) + 1)  # [γ+1, vocab]
+        if cfg.greedy:
+            rnd = greedy_round(drafted, res.logits)
+        else:
+            probs = np.stack([distribution(row, cfg) for row in res.logits])  # [γ+1, vocab]
+            rnd = sampling_round(drafted, list(dists or ()), probs, round_rng(cfg.seed, len(context), 2))
+        return VerifyResult(rnd, res.cached_tokens, res.compute_ms, 1 if res.computed_tokens else 0)
 
     # ------------------------------------------------------------------ generation
 

@@ -176,3 +176,32 @@ def test_prompt_ids_validation(target):
         target.prompt_ids(messages=[("robot", "hi")])
     assert err.value.field == "messages[0].role"
     assert target.prompt_ids(messages=[("user", "hi")])
+
+
+@pytest.mark.parametrize("gamma", [1, 3, 6])
+def test_greedy_draft_and_verify_reproduce_target_greedy_output(target, draft, gamma):
+    """Rounds of draft + verify commit exactly the target's greedy tokens (runtime level)."""
+    for p_i, prompt in enumerate(PROMPTS[:4]):
+        context = target.prompt_ids(text=prompt)
+        want = greedy_tokens(target, context, 30)
+        committed: list[int] = []
+        while len(committed) < 30:
+            g = min(gamma, 30 - len(committed) - 1)
+            drafted = draft.draft(f"d{p_i}", context + committed, g, SamplingConfig()).token_ids if g else []
+            v = target.verify(f"t{p_i}", context + committed, drafted, None, SamplingConfig())
+            committed += drafted[: v.round.accepted] + [v.round.next_token]
+            assert v.forward_passes == 1
+        assert committed == want
+        draft.release(f"d{p_i}")
+        target.release(f"t{p_i}")
+
+
+def test_sampled_draft_reports_its_distribution(draft):
+    context = draft.prompt_ids(text=PROMPTS[0])
+    cfg = SamplingConfig(temperature=0.8, seed=11)
+    res = draft.draft("q", context, 4, cfg, support_size=16)
+    assert len(res.token_ids) == len(res.dists) == 4
+    for tok, q in zip(res.token_ids, res.dists):
+        assert len(q.ids) <= 16 and tok in set(q.ids.tolist())
+    again = draft.draft("q2", context, 4, cfg, support_size=16)
+    assert again.token_ids == res.token_ids  # seeded: reproducible
