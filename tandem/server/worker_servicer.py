@@ -10,18 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Protocol
 
 import grpc
+import numpy as np
 
 from tandem.convert import FINISH_REASONS, messages_from_pb, sampling_from_pb
 from tandem.errors import InvalidArgument, ResourceExhausted
 from tandem.grpc_status import map_errors, map_stream_errors
+from tandem.params import SamplingConfig
 from tandem.llm.runner import ModelRunner
+from tandem.llm.speculative import SparseDist
 from tandem.server.worker_metrics import WorkerMetrics
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc
+
+
+_GREEDY = SamplingConfig(max_new_tokens=1)
+
+
+def _round_sampling(request) -> SamplingConfig:
+    """Sampling of a Draft/Verify round: the request's, where max_new_tokens does not apply."""
+    if not request.HasField("sampling"):
+        return _GREEDY
+    msg = type(request.sampling)()
+    msg.CopyFrom(request.sampling)
+    msg.max_new_tokens = msg.max_new_tokens or 1
+    return sampling_from_pb(msg)
 
 
 class WorkerHost(Protocol):
@@ -131,6 +148,88 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                         self.runner.release(sid)
 
                 self._executor.submit(cleanup)
+
+    def _context(self, ids, field: str = "context") -> list[int]:
+        ids = list(ids)
+        if not ids:
+            raise InvalidArgument(field, "must not be empty")
+        vocab = self.runner.spec.vocab_size
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise InvalidArgument(field, f"token id {bad} outside the vocabulary [0, {vocab})")
+        return ids
+
+    @map_errors
+    async def Draft(self, request, context):
+        if not request.session_id:
+            raise InvalidArgument("session_id", "required")
+        cfg = _round_sampling(request)
+        ctx = self._context(request.context)
+        n = request.num_tokens
+        limit = self.runner.spec.max_context
+        if not 1 <= n <= 64:
+            raise InvalidArgument("num_tokens", f"must be in [1, 64], got {n}")
+        if len(ctx) + n - 1 > limit:
+            raise InvalidArgument("num_tokens", f"{len(ctx)} context tokens plus {n} drafted exceed the context of {limit}")
+        support = request.support_size or 32
+        with self._admit("Draft"):
+            res = await self._run(self.runner.draft, request.session_id, ctx, n, cfg, support)
+        self.metrics.tokens.inc(n)
+        if res.forward_passes:
+            self.metrics.forward_seconds.labels(self.metrics.kind, "Draft").observe(res.compute_ms / 1e3 / res.forward_passes)
+        # the first pass computes the uncached context; its last position yields the first drafted token
+        energy = self.host.spend_energy(max(0, len(ctx) - res.cached_tokens - 1), n)
+        out = worker_pb2.DraftResponse(token_ids=res.token_ids, cached_tokens=res.cached_tokens,
+                                       compute_ms=res.compute_ms, energy_joules=energy)
+        for q in res.dists or ():
+            out.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
+        return out
+
+    @map_errors
+    async def Verify(self, request, context):
+        t_arrived = time.perf_counter()
+        if not request.session_id:
+            raise InvalidArgument("session_id", "required")
+        cfg = _round_sampling(request)
+        ctx = self._context(request.context)
+        drafted = list(request.draft_token_ids)
+        if drafted:
+            self._context(drafted, "draft_token_ids")
+        if len(drafted) > 64:
+            raise InvalidArgument("draft_token_ids", f"at most 64 drafted tokens, got {len(drafted)}")
+        limit = self.runner.spec.max_context
+        if len(ctx) + len(drafted) > limit:
+            raise InvalidArgument("draft_token_ids", f"{len(ctx)} context plus {len(drafted)} drafted tokens exceed "
+                                                     f"the context of {limit}")
+        dists = None
+        if not cfg.greedy:
+            if len(request.draft_distributions) != len(drafted):
+                raise InvalidArgument("draft_distributions", f"sampling needs one per drafted token: got "
+                                      f"{len(request.draft_distributions)} for {len(drafted)} tokens")
+            dists = []
+            for i, d in enumerate(request.draft_distributions):
+                if len(d.token_ids) != len(d.probs) or not d.token_ids or min(d.probs) < 0 or sum(d.probs) <= 0:
+                    raise InvalidArgument(f"draft_distributions[{i}]", "needs matching, non-empty token_ids and "
+                                          "non-negative probs with a positive sum")
+                if drafted[i] not in d.token_ids:
+                    raise InvalidArgument(f"draft_distributions[{i}]", f"drafted token {drafted[i]} is not in its support")
+                dists.append(SparseDist(np.asarray(d.token_ids, np.int64), np.asarray(d.probs, np.float32)))
+        with self._admit("Verify"):
+            t_start = time.perf_counter()
+            res = await self._run(self.runner.verify, request.session_id, ctx, drafted, dists, cfg)
+        if res.forward_passes:
+            self.metrics.forward_seconds.labels(self.metrics.kind, "Verify").observe(res.compute_ms / 1e3)
+        return worker_pb2.VerifyResponse(
+            accepted=res.round.accepted, next_token_id=res.round.next_token,
+            all_accepted=res.round.accepted == len(drafted), cached_tokens=res.cached_tokens,
+            compute_ms=res.compute_ms, forward_passes=res.forward_passes,
+            queue_ms=(t_start - t_arrived) * 1e3,
+        )
+
+    @map_errors
+    async def GetTokenizer(self, request, context):
+        tok = self.runner.tokenizer
+        return worker_pb2.GetTokenizerResponse(tokenizer_id=tok.id, tokenizer_json=tok.path.read_bytes())
 
     @map_errors
     async def Release(self, request, context):

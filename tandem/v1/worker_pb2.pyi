@@ -144,3 +144,15 @@ class ReleaseResponse(_message.Message):
     RELEASED_FIELD_NUMBER: _ClassVar[int]
     released: bool
     def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class GetTokenizerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetTokenizerResponse(_message.Message):
+    __slots__ = ("tokenizer_id", "tokenizer_json")
+    TOKENIZER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_JSON_FIELD_NUMBER: _ClassVar[int]
+    tokenizer_id: str
+    tokenizer_json: bytes
+    def __init__(self, tokenizer_id: _Optional[str] = ..., tokenizer_json: _Optional[bytes] = ...) -> None: ...

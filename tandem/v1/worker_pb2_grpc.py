@@ -64,6 +64,11 @@ class WorkerStub:
                 request_serializer=tandem_dot_v1_dot_worker__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_worker__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
+        self.GetTokenizer = channel.unary_unary(
+                '/tandem.v1.Worker/GetTokenizer',
+                request_serializer=tandem_dot_v1_dot_worker__pb2.GetTokenizerRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_worker__pb2.GetTokenizerResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -113,6 +118,14 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTokenizer(self, request, context):
+        """The worker's tokenizer (a Hugging Face tokenizer.json), so the router can render text and
+        match stop strings for TANDEM output without shipping model files to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +158,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Release,
                     request_deserializer=tandem_dot_v1_dot_worker__pb2.ReleaseRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_worker__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'GetTokenizer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTokenizer,
+                    request_deserializer=tandem_dot_v1_dot_worker__pb2.GetTokenizerRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_worker__pb2.GetTokenizerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +327,33 @@ class Worker:
             '/tandem.v1.Worker/Release',
             tandem_dot_v1_dot_worker__pb2.ReleaseRequest.SerializeToString,
             tandem_dot_v1_dot_worker__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTokenizer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Worker/GetTokenizer',
+            tandem_dot_v1_dot_worker__pb2.GetTokenizerRequest.SerializeToString,
+            tandem_dot_v1_dot_worker__pb2.GetTokenizerResponse.FromString,
             options,
             channel_credentials,
             insecure,
