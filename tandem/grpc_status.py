@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -49,9 +49,6 @@ async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
 
-_Self = TypeVar("_Self")
-
-
 def map_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Decorate an async unary(-response) handler ``(self, request, context)``."""
 
@@ -59,8 +56,8 @@ def map_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await fn(self, request, context)
-        except (errors.TandemError, Exception) as exc:  # noqa: BLE001 - mapped, never swallowed
-            if isinstance(exc, grpc.aio.AbortError) or _is_abort(exc):
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
+            if _is_abort(exc):
                 raise
             await abort(context, exc)
 
@@ -75,7 +72,7 @@ def map_stream_errors(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., As
         try:
             async for item in fn(self, request, context):
                 yield item
-        except (errors.TandemError, Exception) as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
             if _is_abort(exc):
                 raise
             await abort(context, exc)

@@ -15,7 +15,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Protocol
 
-import grpc
 import numpy as np
 
 from tandem.convert import FINISH_REASONS, messages_from_pb, sampling_from_pb

@@ -57,8 +57,8 @@ def test_speculative_sampling_follows_the_target_distribution(gamma):
     cfg = SamplingConfig(temperature=1.0)
     target_logits = rng_setup.normal(size=(gamma + 1, vocab)) * 1.5
     draft_logits = rng_setup.normal(size=(gamma, vocab)) * 1.5
-    p = np.stack([distribution(l, cfg) for l in target_logits])  # [γ+1, vocab]
-    qs = [wire_distribution(distribution(l, cfg), 4) for l in draft_logits]  # support 4 of 6 tokens
+    p = np.stack([distribution(row, cfg) for row in target_logits])  # [γ+1, vocab]
+    qs = [wire_distribution(distribution(row, cfg), 4) for row in draft_logits]  # support 4 of 6 tokens
     rng = np.random.default_rng(123)
     n = 40_000
     first = np.zeros(vocab)
