@@ -1,0 +1,67 @@
+"""Adaptive draft length: pure unit tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from router.draft_control import DraftControlConfig, DraftLengthController
+from tandem.llm.speculative import expected_tokens_per_round
+
+
+
+
+
+def brute_force(alpha, a, c, max_gamma=64):
+    rates = [expected_tokens_per_round(alpha, g) / (g * a + c) for g in range(1, max_gamma + 1)]
+    return int(np.argmax(rates)) + 1
+
+
+def test_gamma_maximises_committed_tokens_per_ms():
+    for alpha in (0.5, 0.7, 0.9):
+        for c in (1.0, 10.0, 80.0):
+            ctl = DraftLengthController(DraftControlConfig(prior_alpha=alpha, prior_draft_ms=1.0, prior_round_ms=c,
+                                                           max_gamma=64))
+            assert ctl.best_gamma() == brute_force(alpha, 1.0, c)
+
+
+def test_gamma_grows_with_round_trip_and_acceptance():
+    gammas_by_c = [DraftLengthController(DraftControlConfig(prior_round_ms=c, prior_alpha=0.8)).best_gamma()
+                   for c in (1, 5, 20, 80)]
+    assert gammas_by_c == sorted(gammas_by_c) and gammas_by_c[-1] > gammas_by_c[0]
+    gammas_by_a = [DraftLengthController(DraftControlConfig(prior_round_ms=20, prior_alpha=al)).best_gamma()
+                   for al in (0.3, 0.6, 0.9)]
+    assert gammas_by_a == sorted(gammas_by_a) and gammas_by_a[-1] > gammas_by_a[0]
+
+
+def test_large_kappa_matches_the_asymptotic_formula():
+    alpha, a, c = 0.8, 0.1, 100.0  # κ = 1000
+    g = DraftLengthController(DraftControlConfig(prior_alpha=alpha, prior_draft_ms=a, prior_round_ms=c,
+                                                 max_gamma=64)).best_gamma()
+    kappa = c / a
+    approx = math.log(kappa * math.log(1 / alpha)) / math.log(1 / alpha) - 1
+    assert abs(g - approx) <= 2
+
+
+def test_acceptance_estimate_converges():
+    rng = np.random.default_rng(0)
+    ctl = DraftLengthController(DraftControlConfig(prior_alpha=0.3, fixed_gamma=4))
+    for _ in range(300):
+        k = 0
+        while k < 4 and rng.random() < 0.85:
+            k += 1
+        ctl.observe(4, k, draft_ms=4.0, round_ms=10.0)
+    assert abs(ctl.alpha - 0.85) < 0.08
+    assert abs(ctl.draft_ms - 1.0) < 1e-6 and abs(ctl.round_ms - 10.0) < 1e-3
+
+
+def test_room_energy_and_fixed_caps():
+    ctl = DraftLengthController(DraftControlConfig(fixed_gamma=6))
+    assert ctl.next_gamma(room=100) == 6
+    assert ctl.next_gamma(room=3) == 2  # a round commits up to γ + 1
+    assert ctl.next_gamma(room=1) == 0
+    ctl = DraftLengthController(DraftControlConfig(fixed_gamma=6), energy_per_token_j=0.5, energy_budget_j=2.0)
+    assert ctl.next_gamma(room=100) == 4
+    ctl.observe(4, 4, 4.0, 5.0, energy_j=1.9)
+    assert ctl.next_gamma(room=100) == 0  # budget spent: the cloud decodes alone
