@@ -10,9 +10,6 @@ from router.draft_control import DraftControlConfig, DraftLengthController
 from tandem.llm.speculative import expected_tokens_per_round
 
 
-
-
-
 def brute_force(alpha, a, c, max_gamma=64):
     rates = [expected_tokens_per_round(alpha, g) / (g * a + c) for g in range(1, max_gamma + 1)]
     return int(np.argmax(rates)) + 1
