@@ -15,9 +15,15 @@ class RouterConfig:
     tokenizer_id: str = ""  # pin the fleet's tokenizer; empty: the first worker to register sets it
     max_inflight: int = 256  # Generate calls served at once before RESOURCE_EXHAUSTED
     worker_timeout_s: float = 120.0  # upper bound on a worker call when the client set no deadline
+    round_timeout_s: float = 5.0  # TANDEM: a draft or verify call slower than this counts as a failure
+    max_draft_length: int = 16  # TANDEM: upper bound of the adaptive draft length
+    draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
+    overlap: bool = True  # TANDEM: pre-draft the next block while a verify is in flight
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
-        if self.max_inflight < 1 or self.worker_timeout_s <= 0:
-            raise ValueError("max_inflight must be >= 1 and worker_timeout_s > 0")
+        if self.max_inflight < 1 or self.worker_timeout_s <= 0 or self.round_timeout_s <= 0:
+            raise ValueError("max_inflight must be >= 1, worker_timeout_s and round_timeout_s > 0")
+        if not 1 <= self.max_draft_length <= 64 or not 1 <= self.draft_support_size <= 4096:
+            raise ValueError("max_draft_length must be in [1, 64] and draft_support_size in [1, 4096]")

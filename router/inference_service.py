@@ -13,6 +13,7 @@ from router.costs import cloud_cost_usd
 from router.fleet import FleetRegistry
 from router.metrics import RouterMetrics
 from router.placement import Decision, decide
+from router.tandem_stream import TandemStreamer
 from router.worker_channels import WorkerChannels
 from tandem.convert import PLACEMENTS
 from tandem.errors import ResourceExhausted
@@ -36,6 +37,7 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         self.metrics = metrics
         self.config = config
         self.inflight = 0
+        self.tandem = TandemStreamer(registry, channels, metrics, config)
 
     def decide(self, spec: GenerateSpec) -> Decision:
         return decide(spec.route, self.registry.members())
@@ -56,7 +58,12 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
             placement = decision.placement
             self.metrics.decisions.labels(placement).inc()
             t_decided = time.perf_counter()
-            async for chunk in self._stream(spec, request_id, request.sampling, decision, context, t_start, t_decided):
+            if placement == "tandem":
+                stream = self.tandem.stream(spec, request_id, request.sampling, decision, decision_to_pb(decision),
+                                            context, t_start)
+            else:
+                stream = self._stream(spec, request_id, request.sampling, decision, context, t_start, t_decided)
+            async for chunk in stream:
                 yield chunk
         except BaseException as exc:
             status = getattr(exc, "status", "CANCELLED" if isinstance(exc, GeneratorExit) else "INTERNAL")

@@ -27,5 +27,25 @@ class RouterMetrics:
         self.fleet = Gauge("tandem_fleet_workers", "Registered workers", ["kind"], registry=registry)
         self.registrations = Counter("tandem_fleet_registrations", "Register calls by result", ["kind", "result"],
                                      registry=registry)
+        self.fallbacks = Counter("tandem_tandem_fallbacks", "TANDEM requests that continued elsewhere, by cause",
+                                 ["cause"], registry=registry)
+        self.acceptance = Histogram("tandem_tandem_acceptance_rate", "Per-request share of drafted tokens accepted",
+                                    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0), registry=registry)
+        self.tokens_per_round = Histogram("tandem_tandem_tokens_per_round", "Per-request tokens committed per round",
+                                          buckets=(1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 12, 17), registry=registry)
+        self.rounds = Counter("tandem_tandem_rounds", "Draft/verify rounds", registry=registry)
+        self.drafted = Counter("tandem_tandem_drafted_tokens", "Tokens drafted by devices", registry=registry)
+        self.accepted = Counter("tandem_tandem_accepted_tokens", "Drafted tokens accepted", registry=registry)
         self.expired = Counter("tandem_fleet_expired", "Workers dropped after missing heartbeats", ["kind"],
                                registry=registry)
+
+    def observe_tandem(self, stats) -> None:
+        """Record a finished TANDEM request's statistics (router.tandem_loop.TandemStats)."""
+        if stats.rounds:
+            committed = stats.accepted + stats.rounds
+            self.tokens_per_round.observe(committed / stats.rounds)
+            self.rounds.inc(stats.rounds)
+        if stats.drafted:
+            self.acceptance.observe(stats.accepted / stats.drafted)
+            self.drafted.inc(stats.drafted)
+            self.accepted.inc(stats.accepted)

@@ -9,7 +9,9 @@ Rules (hints alone; the cost/latency/battery policy builds on this shape):
 - LOCAL_ONLY privacy or ONLY_DEVICE: the caller's registered edge worker, or nothing;
 - ONLY_CLOUD: the least-loaded cloud replica, or nothing;
 - PREFER_DEVICE: the caller's edge worker when registered, else the cloud;
-- AUTO and PREFER_CLOUD: the cloud when a replica is registered, else the caller's device.
+- AUTO: TANDEM when the caller's device and a cloud replica are both registered (exactly the
+  large model's output, with the device drafting), else whichever of the two is there;
+- PREFER_CLOUD: the cloud when a replica is registered, else the caller's device.
 """
 
 from __future__ import annotations
@@ -100,6 +102,16 @@ def decide(req: RouteRequest, fleet: Sequence[WorkerRecord]) -> Decision:
                                         reason=f"least-loaded replica of pool {pool!r} (queue {best.state.queue_depth})"))
     if not replicas:
         candidates.append(Candidate("cloud", excluded=True, reason="no cloud replica is registered"))
+    tandem_ok = device is not None and replicas and req.preference == AUTO and not device_only
+    if tandem_ok:
+        best = _least_loaded(replicas)
+        candidates.append(Candidate("tandem", edge_worker_id=device.worker_id, pool=best.pool.name,  # type: ignore[union-attr]
+                                    cloud_worker_id=best.worker_id,
+                                    reason="device drafts, cloud verifies: the large model's exact output"))
+    else:
+        why = ("needs the caller's device" if device is None else "needs a cloud replica" if not replicas
+               else f"placement {req.preference.upper()} / privacy {req.privacy.upper()} rules it out")
+        candidates.append(Candidate("tandem", edge_worker_id=req.device_id, excluded=True, reason=why))
     cands = tuple(candidates)
 
     def on_device(reason: str) -> Decision:
@@ -127,7 +139,14 @@ def decide(req: RouteRequest, fleet: Sequence[WorkerRecord]) -> Decision:
         if replicas:
             return in_cloud(f"placement PREFER_DEVICE but {candidates[0].reason}: falling back to the cloud")
         raise FailedPrecondition(f"placement PREFER_DEVICE: {candidates[0].reason} and no cloud replica is registered")
-    # AUTO and PREFER_CLOUD
+    if tandem_ok:
+        assert device is not None
+        best = _least_loaded(replicas)
+        return Decision("tandem", f"placement AUTO (hints only): device {device.worker_id} drafts, replica "
+                        f"{best.worker_id} of pool {best.pool.name!r} verifies", edge_worker_id=device.worker_id,
+                        edge_endpoint=device.endpoint, pool=best.pool.name, cloud_worker_id=best.worker_id,
+                        cloud_endpoint=best.endpoint, initial_draft_length=req.draft_length, candidates=cands)
+    # AUTO without both, and PREFER_CLOUD
     label = "placement PREFER_CLOUD" if req.preference == PREFER_CLOUD else "placement AUTO (hints only)"
     if replicas:
         return in_cloud(label)

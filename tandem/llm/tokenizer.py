@@ -21,7 +21,11 @@ CHAT_ROLES = ("system", "user", "assistant")
 
 def tokenizer_id_of(path: Path) -> str:
     """Digest of the vocabulary, merges and added tokens: equal ids mean identical tokenization."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return tokenizer_id_from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def tokenizer_id_from_json(text: str) -> str:
+    data = json.loads(text)
     model = data.get("model", {})
     payload = {
         "type": model.get("type"),
@@ -36,14 +40,20 @@ def tokenizer_id_of(path: Path) -> str:
 class Tokenizer:
     """Text ↔ token ids for one model family."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str | None = None, *, json_text: str | None = None) -> None:
+        """Load from a tokenizer.json path, or from its text (e.g. fetched from a worker)."""
         from tokenizers import Tokenizer as _HFTokenizer
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"tokenizer file not found: {self.path}")
-        self._tok = _HFTokenizer.from_file(str(self.path))
-        self.id = tokenizer_id_of(self.path)
+        if json_text is None:
+            self.path = Path(path)  # type: ignore[arg-type]
+            if not self.path.is_file():
+                raise FileNotFoundError(f"tokenizer file not found: {self.path}")
+            json_text = self.path.read_text(encoding="utf-8")
+        else:
+            self.path = None  # type: ignore[assignment]
+        self.json_text = json_text
+        self._tok = _HFTokenizer.from_str(json_text)
+        self.id = tokenizer_id_from_json(json_text)
         self.vocab_size = self._tok.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:

@@ -228,7 +228,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     @map_errors
     async def GetTokenizer(self, request, context):
         tok = self.runner.tokenizer
-        return worker_pb2.GetTokenizerResponse(tokenizer_id=tok.id, tokenizer_json=tok.path.read_bytes())
+        return worker_pb2.GetTokenizerResponse(tokenizer_id=tok.id, tokenizer_json=tok.json_text.encode("utf-8"))
 
     @map_errors
     async def Release(self, request, context):

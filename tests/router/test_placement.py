@@ -49,10 +49,22 @@ def test_prefer_device_falls_back_to_cloud():
     assert d.placement == "cloud" and "falling back" in d.reason
 
 
-def test_auto_and_cloud_preferences_pick_least_loaded_replica():
-    for pref in ("auto", "prefer_cloud", "only_cloud"):
+def test_cloud_preferences_pick_least_loaded_replica():
+    for pref in ("prefer_cloud", "only_cloud"):
         d = decide(RouteRequest(preference=pref, device_id="phone"), FLEET)
         assert (d.placement, d.cloud_worker_id, d.pool, d.cloud_endpoint) == ("cloud", "asic-2", "asic", "asic-2:2")
+    d = decide(RouteRequest(preference="auto"), FLEET)  # no device named: the cloud alone
+    assert d.placement == "cloud"
+
+
+def test_auto_with_device_and_cloud_is_tandem():
+    d = decide(RouteRequest(device_id="phone", draft_length=4), FLEET)
+    assert (d.placement, d.edge_worker_id, d.cloud_worker_id, d.initial_draft_length) == ("tandem", "phone", "asic-2", 4)
+    assert "drafts" in d.reason
+    for pref in ("only_cloud", "prefer_cloud", "prefer_device"):
+        d = decide(RouteRequest(preference=pref, device_id="phone"), FLEET)
+        assert d.placement != "tandem"
+        assert any(c.placement == "tandem" and c.excluded for c in d.candidates)
 
 
 def test_auto_falls_back_to_device_when_no_cloud():
@@ -70,5 +82,5 @@ def test_nothing_registered_fails():
 
 def test_every_decision_lists_candidates_with_reasons():
     d = decide(RouteRequest(device_id="phone"), FLEET)
-    assert {c.placement for c in d.candidates} == {"edge", "cloud"}
+    assert {c.placement for c in d.candidates} == {"edge", "cloud", "tandem"}
     assert all(c.reason for c in d.candidates)

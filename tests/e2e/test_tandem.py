@@ -1,0 +1,59 @@
+"""TANDEM end to end: the device drafts, a Ray Serve replica verifies, the output is the target's."""
+
+from __future__ import annotations
+
+import pytest
+
+import tandem
+from tandem.llm.decoder import OnnxDecoder
+from tandem.llm.runner import ModelRunner
+from tandem.llm.tokenizer import Tokenizer
+from tandem.params import SamplingConfig
+from tests.conftest import PROMPTS
+from tests.e2e.conftest import DEVICE
+
+N = 48
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    with tandem.Client(stack.router_address, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def target(profile):
+    return ModelRunner(OnnxDecoder(profile.target), Tokenizer(profile.tokenizer))
+
+
+def greedy(target, prompt, n=N):
+    steps = list(target.generate(None, target.prompt_ids(text=prompt), SamplingConfig(max_new_tokens=n)))
+    return [t for s in steps for t in s.token_ids], "".join(s.text for s in steps)
+
+
+@pytest.mark.parametrize("gamma", [0, 1, 3, 6])
+def test_tandem_greedy_output_is_the_targets(client, target, gamma):
+    for prompt in PROMPTS:
+        ids, text = greedy(target, prompt)
+        chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma))
+        r = tandem.Result.collect(chunks)
+        assert r.placements == ("tandem",), r.decision
+        assert list(r.token_ids) == ids, (prompt, gamma)
+        assert r.text == text
+        stats = chunks[-1].raw.tandem
+        assert stats.rounds >= 1 and stats.accepted_tokens <= stats.drafted_tokens
+        assert stats.accepted_tokens + stats.rounds == len(ids) or ids[-1] == 0  # each round: accepted + 1
+        if gamma:
+            assert stats.last_draft_length <= gamma
+        assert r.target_forward_passes == stats.rounds
+        assert r.cloud_usd > 0 and r.device_energy_joules > 0
+        assert sum(c.raw.accepted_draft_tokens for c in chunks) == stats.accepted_tokens
+
+
+def test_tandem_stop_string_and_chat(client, target):
+    ids, text = greedy(target, PROMPTS[1], 40)
+    stop = text.strip()[:3]
+    r = client.complete(PROMPTS[1], max_new_tokens=40, device_id=DEVICE, stop=[stop])
+    assert r.finish_reason == "stop_string" and r.text == text[: text.index(stop)]
+    chat = client.complete(messages=[("user", "sort a list")], max_new_tokens=12, device_id=DEVICE)
+    assert chat.placements == ("tandem",) and chat.usage.completion_tokens == 12
