@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tandem.llm.decoder import NPU_FIRST_PROVIDERS
+from tandem.server.link_emulator import LinkProfile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,9 @@ class EdgeConfig:
     kv_cache_mb: int = 256
     battery: BatteryConfig = dataclasses.field(default_factory=BatteryConfig)
     thermal_override: str = ""  # simulate a thermal state: nominal | fair | serious | critical
+    # Emulate the device's network link (both directions: router→device calls and device→router
+    # registration/heartbeats) with an in-process TCP proxy; all zero = a direct connection.
+    link: LinkProfile = dataclasses.field(default_factory=LinkProfile)
 
     def __post_init__(self) -> None:
         if self.thermal_override not in ("", "nominal", "fair", "serious", "critical"):

@@ -22,6 +22,7 @@ from tandem.llm.runner import ModelRunner
 from tandem.llm.tokenizer import Tokenizer
 from tandem.models import ModelProfile
 from tandem.server.fleet_client import FleetMembership
+from tandem.server.link_emulator import LinkEmulator, LinkProfile
 from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
 from tandem.server.worker_metrics import WorkerMetrics
 from tandem.server.worker_servicer import WorkerServicer
@@ -142,9 +143,16 @@ class EdgeWorker:
             raise OSError(f"cannot bind the edge worker to {config.host}:{config.port}")
         self.membership: FleetMembership | None = None
         self._httpd = None
+        self.links: list[LinkEmulator] = []  # [inbound, outbound] when the link is emulated
+
+    @property
+    def emulated_link(self) -> bool:
+        return self.config.link != LinkProfile()
 
     @property
     def endpoint(self) -> str:
+        if self.links:
+            return self.links[0].address
         return f"{self.config.advertise_host or self.config.host}:{self.port}"
 
     @property
@@ -155,11 +163,20 @@ class EdgeWorker:
         self._httpd, self.host.metrics_port = serve_metrics(self.registry, self.config.host, self.config.metrics_port)
         await self.server.start()
         await mark_serving(self.health, SERVICES)
-        log.info("edge worker %s serving on %s with %s", self.device_id, self.endpoint,
-                 self.host.runner.decoder.execution_provider)
-        if self.config.router:
+        router = self.config.router
+        if self.emulated_link:
+            inbound = await LinkEmulator(f"{self.config.host}:{self.port}", self.config.link, self.config.host).start()
+            self.links.append(inbound)
+            if router:
+                outbound = await LinkEmulator(router, self.config.link, self.config.host).start()
+                self.links.append(outbound)
+                router = outbound.address
+        log.info("edge worker %s serving on %s with %s%s", self.device_id, self.endpoint,
+                 self.host.runner.decoder.execution_provider,
+                 f" behind an emulated link ({self.config.link})" if self.links else "")
+        if router:
             self.membership = FleetMembership(
-                self.config.router,
+                router,
                 lambda: fleet_pb2.RegisterRequest(info=self.host.info(), endpoint=self.endpoint, state=self.host.state()),
                 self.host.state,
                 on_rtt=self.host.set_rtt,
@@ -176,6 +193,9 @@ class EdgeWorker:
             await self.membership.stop()
             self.membership = None
         await self.server.stop(grace_s)
+        for link in self.links:
+            await link.stop()
+        self.links = []
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -188,7 +208,8 @@ async def serve(config: EdgeConfig, profile: ModelProfile, ready: Callable[[dict
     worker = EdgeWorker(config, profile)
     await worker.start()
     if ready:
-        ready({"component": "edge", "port": worker.port, "metrics_port": worker.host.metrics_port,
+        ready({"component": "edge", "port": worker.port, "endpoint": worker.endpoint,
+               "metrics_port": worker.host.metrics_port,
                "device_id": worker.device_id, "execution_provider": worker.host.runner.decoder.execution_provider})
     try:
         await (stop_event or asyncio.Event()).wait()

@@ -94,6 +94,11 @@ def cmd_edge(args: argparse.Namespace) -> int:
     for key in ("router", "device_id", "host", "port", "metrics_port"):
         if getattr(args, key) is not None:
             table[key] = getattr(args, key)
+    link = dict(table.get("link", {}))
+    for key in ("delay_ms", "jitter_ms", "bandwidth_mbps", "loss"):
+        if getattr(args, f"link_{key}") is not None:
+            link[key] = getattr(args, f"link_{key}")
+    table["link"] = link
     config = build(EdgeConfig, table, "edge", base)
     profile = _profile(data, base)
     asyncio.run(_run_until_signal(lambda stop: serve(config, profile, _ready_writer(args.ready_file), stop)))
@@ -126,6 +131,24 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    from tandem.server.link_emulator import LinkEmulator, LinkProfile
+
+    profile = LinkProfile(args.delay_ms, args.jitter_ms, args.bandwidth_mbps, args.loss)
+    host, _, port = args.listen.rpartition(":")
+
+    async def main(stop: asyncio.Event) -> None:
+        link = await LinkEmulator(args.to, profile, host or "127.0.0.1", int(port)).start()
+        _ready_writer(args.ready_file)({"component": "link", "address": link.address})
+        try:
+            await stop.wait()
+        finally:
+            await link.stop()
+
+    asyncio.run(_run_until_signal(main))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tandem.server.demo import run_demo
 
@@ -155,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--metrics-port", type=int)
+    p.add_argument("--link-delay-ms", type=float, help="emulate the device's link: one-way delay")
+    p.add_argument("--link-jitter-ms", type=float)
+    p.add_argument("--link-bandwidth-mbps", type=float)
+    p.add_argument("--link-loss", type=float, help="probability a chunk waits a retransmission timeout")
     p.set_defaults(fn=cmd_edge)
 
     p = sub.add_parser("cloud", help="run cloud pools (target model) on Ray Serve")
@@ -164,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="address replicas bind (0.0.0.0 on a cluster)")
     p.add_argument("--metrics-port", type=int)
     p.set_defaults(fn=cmd_cloud)
+
+    p = sub.add_parser("link", help="run a TCP link emulator (delay, jitter, bandwidth, loss) in front of a server")
+    p.add_argument("--listen", default="127.0.0.1:0", help="host:port to listen on (port 0: a free port)")
+    p.add_argument("--to", required=True, help="host:port to forward to")
+    p.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay")
+    p.add_argument("--jitter-ms", type=float, default=0.0)
+    p.add_argument("--bandwidth-mbps", type=float, default=0.0, help="0: unlimited")
+    p.add_argument("--loss", type=float, default=0.0)
+    p.add_argument("--ready-file")
+    p.set_defaults(fn=cmd_link)
 
     p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")
     p.add_argument("--config", type=Path, help="TOML config file")
