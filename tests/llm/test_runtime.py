@@ -9,6 +9,7 @@ from tandem.errors import InvalidArgument
 from tandem.llm.decoder import ContextOverflow, OnnxDecoder, choose_providers
 from tandem.llm.runner import ModelRunner
 from tandem.llm.tokenizer import Tokenizer
+from tandem.llm.sampling import distribution
 from tandem.params import SamplingConfig
 from tests.conftest import PROMPTS
 
@@ -205,3 +206,44 @@ def test_sampled_draft_reports_its_distribution(draft):
         assert len(q.ids) <= 16 and tok in set(q.ids.tolist())
     again = draft.draft("q2", context, 4, cfg, support_size=16)
     assert again.token_ids == res.token_ids  # seeded: reproducible
+
+
+def test_tandem_sampling_follows_the_target_distribution(target, draft):
+    """Statistical: the first two tokens committed by draft + verify rounds (sampling, seeded runs)
+    follow the target's own joint distribution p(x1) p(x2 | x1). Chi-square over all 25 outcomes."""
+    cfg_for = lambda seed: SamplingConfig(temperature=1.0, top_k=5, seed=seed)  # noqa: E731
+    context = target.prompt_ids(text="x = ")
+    p1 = distribution(target.logits_after("exact", context, 1).logits[-1], cfg_for(0))
+    support = np.nonzero(p1)[0]
+    joint = {}
+    for a in support:
+        p2 = distribution(target.logits_after("exact", context + [int(a)], 1).logits[-1], cfg_for(0))
+        for b in np.nonzero(p2)[0]:
+            joint[(int(a), int(b))] = p1[a] * p2[b]
+    n = 2000
+    counts: dict[tuple[int, int], int] = {}
+    for seed in range(n):
+        cfg = cfg_for(seed)
+        committed: list[int] = []
+        while len(committed) < 2:
+            d = draft.draft("sd", context + committed, 2, cfg, support_size=3)  # q: the draft's top 3 only
+            v = target.verify("st", context + committed, d.token_ids, d.dists, cfg)
+            committed += d.token_ids[: v.round.accepted] + [v.round.next_token]
+        key = (committed[0], committed[1])
+        assert key in joint, f"TANDEM produced {key}, which the target never would"
+        counts[key] = counts.get(key, 0) + 1
+    expected = np.array([joint[k] * n for k in joint])
+    observed = np.array([counts.get(k, 0) for k in joint])
+    big = expected >= 5  # pool sparse outcomes into one bin
+    exp_bins = np.append(expected[big], expected[~big].sum())
+    obs_bins = np.append(observed[big], observed[~big].sum())
+    keep = exp_bins > 0
+    chi2 = float(((obs_bins[keep] - exp_bins[keep]) ** 2 / exp_bins[keep]).sum())
+    dof = int(keep.sum()) - 1
+    # critical values of chi-square at p = 0.001
+    critical = {1: 10.8, 2: 13.8, 3: 16.3, 4: 18.5, 5: 20.5, 6: 22.5, 7: 24.3, 8: 26.1, 9: 27.9, 10: 29.6,
+                11: 31.3, 12: 32.9, 13: 34.5, 14: 36.1, 15: 37.7, 16: 39.3, 17: 40.8, 18: 42.3, 19: 43.8,
+                20: 45.3, 21: 46.8, 22: 48.3, 23: 49.7, 24: 51.2}[dof]
+    assert chi2 < critical, (chi2, dof, dict(zip(joint, observed)), dict(zip(joint, expected)))
+    tv = 0.5 * np.abs(observed / n - expected / n).sum()
+    assert tv < 0.05
