@@ -72,6 +72,7 @@ def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
         max_cost_usd=_non_negative(h.max_cost_usd, "hints.max_cost_usd"),
         max_device_energy_joules=_non_negative(h.max_device_energy_joules, "hints.max_device_energy_joules"),
         draft_length=h.draft_length,
+        overlap=not h.disable_overlap,
     )
     if route.draft_length < 0 or route.draft_length > 64:
         raise InvalidArgument("hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}")

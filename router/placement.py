@@ -41,6 +41,7 @@ class RouteRequest:
     max_cost_usd: float = 0.0
     max_device_energy_joules: float = 0.0
     draft_length: int = 0
+    overlap: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

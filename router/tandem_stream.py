@@ -126,6 +126,8 @@ class TandemStreamer:
         self.metrics = metrics
         self.config = config
         self.tokenizers = TokenizerCache(channels)
+        # (device, pool) → (α, draft ms/token, round ms) of its last session: the next one starts there
+        self._priors: dict[tuple[str, str], tuple[float, float, float]] = {}
 
     def _pool(self, pool: str) -> list[WorkerRecord]:
         return [r for r in self.registry.members(CLOUD) if r.pool.name == pool]
@@ -154,9 +156,11 @@ class TandemStreamer:
         drafter = GrpcDrafter(self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
         verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(cloud.pool.name), request_id,
                                 round_sampling, deadline)
+        key = (edge.worker_id, cloud.pool.name)
+        alpha, draft_ms, round_ms = self._priors.get(key, (0.6, 1.0, max(1.0, edge.state.rtt_ms) + 2.0))
         control = DraftLengthController(
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
-                               prior_round_ms=max(1.0, edge.state.rtt_ms) + 2.0),
+                               prior_alpha=alpha, prior_draft_ms=draft_ms, prior_round_ms=round_ms),
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )
@@ -168,7 +172,8 @@ class TandemStreamer:
         try:
             try:
                 async for c in tandem_rounds(prompt, spec.sampling.max_new_tokens, max_context, cloud.eos_token_id,
-                                             control, drafter, verifier, stats, overlap=self.config.overlap):
+                                             control, drafter, verifier, stats,
+                                             overlap=self.config.overlap and spec.route.overlap):
                     committed += c.tokens
                     last = out.add(c.tokens, "tandem", c.worker_id, accepted=c.accepted, eos=c.eos)
                     if last.final:
@@ -208,6 +213,11 @@ class TandemStreamer:
             self.metrics.observe_tandem(stats)
             yield last
         finally:
+            if stats.rounds:
+                self._priors.pop(key, None)
+                self._priors[key] = (control.alpha, control.draft_ms, control.round_ms)
+                while len(self._priors) > 100_000:
+                    self._priors.pop(next(iter(self._priors)))
             await drafter.release()
             await verifier.release()
 

@@ -55,6 +55,7 @@ def build_request(
     max_cost_usd: float = 0.0,
     max_device_energy_joules: float = 0.0,
     draft_length: int = 0,
+    overlap: bool = True,
     request_id: str = "",
 ) -> inference_pb2.GenerateRequest:
     """The GenerateRequest for these arguments (the router validates values; enum names are checked here)."""
@@ -78,6 +79,7 @@ def build_request(
         max_cost_usd=max_cost_usd,
         max_device_energy_joules=max_device_energy_joules,
         draft_length=draft_length,
+        disable_overlap=not overlap,
     )
     return inference_pb2.GenerateRequest(request_id=request_id, prompt=prompt or "", messages=msgs,
                                          sampling=sampling, hints=hints)

@@ -83,8 +83,8 @@ class LocalStack:
         self.router_address = ""
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
 
-    def _start(self, name: str, args: list[str]) -> Component:
-        if self.config:
+    def _start(self, name: str, args: list[str], with_config: bool = True) -> Component:
+        if self.config and with_config:
             args = [*args, "--config", str(self.config)]
         comp = Component(name, args, self.workdir, self.env, self.log_to_console)
         self.components[name] = comp
@@ -107,6 +107,11 @@ class LocalStack:
         self.progress("starting cloud pools on Ray Serve (local Ray; this takes a while)")
         comp = self._start("cloud", ["cloud", "--router", self.router_address, "--metrics-port", "0", *extra])
         return comp.wait_ready(timeout_s)
+
+    def start_link(self, name: str, to: str, delay_ms: float, timeout_s: float = 30.0) -> str:
+        """A `tandem link` emulator process forwarding to `to`; returns its address."""
+        comp = self._start(f"link-{name}", ["link", "--to", to, "--delay-ms", str(delay_ms)], with_config=False)
+        return comp.wait_ready(timeout_s)["address"]
 
     def wait_fleet(self, edge: int, cloud: int, timeout_s: float = 60.0) -> list[admin_pb2.FleetMember]:
         """Block until the router lists at least `edge` edge workers and `cloud` replicas."""
