@@ -121,9 +121,10 @@ async def tandem_rounds(
             if not hit:
                 draft = await drafter.draft(committed, gamma) if gamma else EMPTY_DRAFT
             gamma = len(draft.tokens)
-            if overlap and gamma and room > gamma + 1:  # guess: all accepted; pre-draft the next block
-                nxt = min(control.next_gamma(room - gamma - 1), room - gamma - 2) + 1
-                pre = (len(committed) + gamma, asyncio.create_task(drafter.draft(committed + draft.tokens, nxt)))
+            next_gamma = min(control.next_gamma(room - gamma - 1), room - gamma - 2) if overlap and gamma else 0
+            if next_gamma > 0:  # guess: all accepted; pre-draft the bonus guess and the next block
+                pre = (len(committed) + gamma,
+                       asyncio.create_task(drafter.draft(committed + draft.tokens, next_gamma + 1)))
             t0 = clock()
             verdict = await verifier.verify(committed, draft)
             new = draft.tokens[: verdict.accepted] + [verdict.next_token]

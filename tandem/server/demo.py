@@ -20,11 +20,12 @@ DEVICE = "demo-phone"
 REQUESTS = [
     ("prefer the device", "def fibonacci(n):\n", dict(placement="prefer_device", device_id=DEVICE)),
     ("only the cloud", "import os\n\n\ndef main():\n", dict(placement="only_cloud")),
+    ("auto: the device drafts, the cloud verifies", "import os\n\n\ndef main():\n",
+     dict(placement="auto", device_id=DEVICE)),
     ("private: never leaves the device", "class Stack:\n    def __init__(self):\n",
      dict(privacy="local_only", device_id=DEVICE)),
-    ("auto, with a stop string", "# Read a file and count its lines\n",
-     dict(placement="auto", device_id=DEVICE, stop=["\n\n"])),
-    ("sampled (temperature 0.8, seed 7)", "for i in range(", dict(placement="prefer_cloud", temperature=0.8, seed=7)),
+    ("tandem, sampled (temperature 0.8, seed 7), with a stop string", "for i in range(",
+     dict(device_id=DEVICE, temperature=0.8, seed=7, stop=["\n\n"])),
     ("only the device, but the device is unknown", "x = 1", dict(placement="only_device", device_id="no-such-phone")),
 ]
 
@@ -58,9 +59,14 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
                               f"{r.usage.completion_tokens} tokens in {r.total_ms:.0f} ms "
                               f"(first after {r.ttft_ms:.0f} ms), finish: {r.finish_reason}")
                         print(f"--- reason: {r.decision.reason if r.decision else '-'}")
-                        if r.placement == "cloud":
+                        if r.placement == "tandem":
+                            s = chunks[-1].raw.tandem
+                            print(f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} drafted tokens "
+                                  f"accepted ({s.acceptance_rate:.2f}), mean γ {s.mean_draft_length:.1f}; "
+                                  f"{r.target_forward_passes} target passes for {r.usage.completion_tokens} tokens")
+                        if r.placement in ("cloud", "tandem"):
                             print(f"--- cost: ${r.cloud_usd:.8f} for {r.target_forward_passes} target passes")
-                        else:
+                        if r.placement in ("edge", "tandem"):
                             print(f"--- device energy: {r.device_energy_joules:.2f} J")
                     except tandem.TandemError as exc:
                         print(f"\n--- refused: {exc.status}: {exc}")

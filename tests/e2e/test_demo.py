@@ -29,6 +29,7 @@ def test_demo_streams_from_device_and_cloud_and_exits_cleanly(profile):
     assert res.returncode == 0, f"demo failed:\n{out}\n{res.stderr[-3000:]}"
     assert "--- placement: EDGE on demo-phone" in out
     assert "--- placement: CLOUD on asic-" in out
+    assert "--- placement: TANDEM on asic-" in out and "--- tandem: " in out
     assert out.count("--- reason: ") >= 5
     assert "refused: FAILED_PRECONDITION" in out
     assert "all processes stopped" in out
