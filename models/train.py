@@ -461,7 +461,8 @@ def write_model_card(report: dict, out: Path) -> Path:
         ".venv/bin/python models/train.py          # writes models/stdlib/ and this card",
         "```",
         "",
-        f"Measured here: {tm['total_s'] / 60:.0f} minutes on 2 CPU cores (torch {report['torch']}). Seeds are fixed; "
+        f"Measured here: {tm['total_s'] / 60:.0f} minutes of wall time on 2 CPU cores shared with other work "
+        f"(torch {report['torch']}). Seeds are fixed; "
         "the result depends on the interpreter's standard library (a different Python version gives a "
         "different corpus).",
         "",
