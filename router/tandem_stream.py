@@ -126,8 +126,9 @@ class TandemStreamer:
         self.metrics = metrics
         self.config = config
         self.tokenizers = TokenizerCache(channels)
-        # (device, pool) → (α, draft ms/token, round ms) of its last session: the next one starts there
-        self._priors: dict[tuple[str, str], tuple[float, float, float]] = {}
+        # (device, pool, greedy?) → (α, draft ms/token, round ms) of its last session: the next one
+        # starts there (greedy and sampled acceptance differ a lot)
+        self._priors: dict[tuple[str, str, bool], tuple[float, float, float]] = {}
 
     def _pool(self, pool: str) -> list[WorkerRecord]:
         return [r for r in self.registry.members(CLOUD) if r.pool.name == pool]
@@ -156,7 +157,7 @@ class TandemStreamer:
         drafter = GrpcDrafter(self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
         verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(cloud.pool.name), request_id,
                                 round_sampling, deadline)
-        key = (edge.worker_id, cloud.pool.name)
+        key = (edge.worker_id, cloud.pool.name, spec.sampling.greedy)
         alpha, draft_ms, round_ms = self._priors.get(key, (0.6, 1.0, max(1.0, edge.state.rtt_ms) + 2.0))
         control = DraftLengthController(
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
