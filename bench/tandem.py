@@ -86,6 +86,8 @@ def run_one(client: tandem.Client, prompt: str, tokens: int, device: str, kwargs
         "seconds": end - t0,
         "ttft_ms": ((first or end) - t0) * 1e3,
         "target_passes": r.target_forward_passes,
+        "cloud_compute_ms": chunks[-1].raw.cost.cloud_compute_ms,
+        "cloud_usd": r.cloud_usd,
         "drafted": stats.drafted_tokens,
         "accepted": stats.accepted_tokens,
         "rounds": stats.rounds,
@@ -106,6 +108,7 @@ def summarise(name: str, rtt: float, runs: list[dict], reference: list[list[int]
         "tokens_per_s": tokens / seconds,
         "ttft_ms_p50": statistics.median(r["ttft_ms"] for r in runs),
         "target_passes_per_token": sum(r["target_passes"] for r in runs) / tokens,
+        "cloud_compute_ms_per_token": sum(r["cloud_compute_ms"] for r in runs) / tokens,
         "acceptance": sum(r["accepted"] for r in runs) / drafted if drafted else None,
         "tokens_per_round": tokens / rounds if rounds else None,
         "mean_gamma": (sum(r["mean_gamma"] * r["rounds"] for r in runs) / rounds) if rounds else None,
@@ -118,14 +121,15 @@ def summarise(name: str, rtt: float, runs: list[dict], reference: list[list[int]
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | acceptance | "
+    head = ("| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | cloud ms/token | acceptance | "
             "tokens/round | mean γ | overlap hits | exact |")
-    lines = [head, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [head, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
     for r in rows:
         lines.append(
             f"| {r['rtt_ms']:g} | {r['config']} | {r['tokens_per_s']:.0f} | {r['ttft_ms_p50']:.1f} | "
-            f"{r['target_passes_per_token']:.3f} | {fmt(r['acceptance'], '.2f')} | {fmt(r['tokens_per_round'], '.2f')} | "
+            f"{r['target_passes_per_token']:.3f} | {r.get('cloud_compute_ms_per_token', 0):.3f} | "
+            f"{fmt(r['acceptance'], '.2f')} | {fmt(r['tokens_per_round'], '.2f')} | "
             f"{fmt(r['mean_gamma'], '.1f')} | {r['overlap_hits'] if r['tokens_per_round'] else '–'} | "
             f"{'–' if r['exact'] is None else str(r['exact']) + '/' + str(r['prompts'])} |")
     return "\n".join(lines)
@@ -188,6 +192,7 @@ def figures(rows: list[dict]) -> dict:
         fixed = [r for n, r in at.items() if "adaptive" not in n]
         best = max(fixed, key=lambda r: r["tokens_per_s"]) if fixed else None
         adaptive = at.get("TANDEM adaptive +overlap") or at.get("TANDEM adaptive")
+        cloud = next((r for r in rows if r["rtt_ms"] == rtt and r["config"] == "CLOUD"), None)
         gains = []
         for name, r in at.items():
             if name.endswith("+overlap") and name.replace(" +overlap", "") in at:
@@ -198,17 +203,23 @@ def figures(rows: list[dict]) -> dict:
             "adaptive_passes_per_token": adaptive["target_passes_per_token"] if adaptive else None,
             "overlap_gain_min": min(gains) if gains else None,
             "overlap_gain_max": max(gains) if gains else None,
+            # cloud accelerator time per token, CLOUD ÷ TANDEM adaptive: the cost-efficiency gain
+            "cloud_compute_saving": (cloud["cloud_compute_ms_per_token"] / adaptive["cloud_compute_ms_per_token"]
+                                     if cloud and adaptive and adaptive.get("cloud_compute_ms_per_token") else None),
         }
     return out
 
 
 def figures_md(f: dict) -> str:
     lines = [f"Exact match on every prompt in every TANDEM configuration: **{'yes' if f['exact_everywhere'] else 'NO'}**.", "",
-             "| RTT ms | best fixed γ | adaptive ÷ best fixed (tokens/s) | adaptive passes/token | overlap gain (min–max) |",
-             "| ---: | --- | ---: | ---: | ---: |"]
+             "| RTT ms | best fixed γ | adaptive ÷ best fixed (tokens/s) | adaptive passes/token | "
+             "cloud compute per token, CLOUD ÷ TANDEM | overlap gain (min–max) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for rtt, v in f["per_rtt"].items():
+        saving = v.get("cloud_compute_saving")
         lines.append(f"| {rtt} | {v['best_fixed']} | {v['adaptive_vs_best_fixed']:.3f} | "
-                     f"{v['adaptive_passes_per_token']:.3f} | {v['overlap_gain_min']:.3f}–{v['overlap_gain_max']:.3f} |")
+                     f"{v['adaptive_passes_per_token']:.3f} | {'–' if saving is None else f'{saving:.2f}×'} | "
+                     f"{v['overlap_gain_min']:.3f}–{v['overlap_gain_max']:.3f} |")
     return "\n".join(lines)
 
 

@@ -1,11 +1,18 @@
 """Adaptive draft length (γ) for a TANDEM session — pure, over measured figures.
 
-Each round drafts γ tokens on the device (a ms each) and pays a fixed round cost C (link round
-trip + cloud queue + one verify pass). With per-token acceptance α, a round commits on average
+Each round drafts γ tokens on the device (a ms each, plus D ms of call overhead: the link round
+trip to the device) and verifies them in the cloud (V ms: round trip, queue, one forward pass); the
+round cost is C = D + V. With per-token acceptance α, a round commits on average
 E(γ) = (1 − α^(γ+1)) / (1 − α) tokens, so the session commits tokens at E(γ) / (γ·a + C) per ms.
-The controller estimates α, a and C online (discounted, with priors for a new session) and picks the
-γ in [1, max_gamma] that maximises that rate. For large κ = C/a the optimum grows like
+The controller estimates α, a, D and V online (discounted, with priors for a new session) and picks
+the γ in [1, max_gamma] that maximises that rate. For large κ = C/a the optimum grows like
 ln(κ·ln(1/α))/ln(1/α) − 1: slow links and fast drafts want long drafts.
+
+With overlap (the device pre-drafts the next block during verification), a round whose drafts were
+all accepted and whose bonus token the device guessed — probability h ≈ α^(γ+1) — lets the next
+round skip its draft call, so a round costs (1 − h)·(γ·a + D) + V on average. That favours shorter
+drafts than without overlap (they are more often wholly accepted), and the controller takes it into
+account.
 
 Device energy caps γ: each drafted token costs the device `energy_per_token` joules, and a session
 with an energy budget never drafts past what is left of it (γ = 0 then: the cloud decodes alone).
@@ -30,8 +37,10 @@ class DraftControlConfig:
     prior_alpha: float = 0.6
     prior_weight: float = 4.0  # pseudo-observations behind the prior
     prior_draft_ms: float = 1.0  # a: device time per drafted token
-    prior_round_ms: float = 5.0  # C: round trip + queue + verify
+    prior_draft_overhead_ms: float = 2.0  # D: a draft call's time beyond drafting (the device link)
+    prior_verify_ms: float = 3.0  # V: a verify call (round trip to the replica, queue, one pass)
     decay: float = 0.9  # weight kept by older observations per round
+    overlap: bool = False  # the loop pre-drafts during verification
 
 
 class DraftLengthController:
@@ -44,7 +53,8 @@ class DraftLengthController:
         self._accepts = config.prior_alpha * w
         self._fails = (1.0 - config.prior_alpha) * w
         self.draft_ms = config.prior_draft_ms
-        self.round_ms = config.prior_round_ms
+        self.draft_overhead_ms = config.prior_draft_overhead_ms
+        self.verify_ms = config.prior_verify_ms
         self.energy_per_token_j = energy_per_token_j
         self.energy_left_j = energy_budget_j if energy_budget_j > 0 else math.inf
         self.last_gamma = 0
@@ -53,12 +63,24 @@ class DraftLengthController:
     def alpha(self) -> float:
         return self._accepts / (self._accepts + self._fails)
 
+    @property
+    def round_ms(self) -> float:
+        """C = D + V: the part of a round that does not grow with γ."""
+        return self.draft_overhead_ms + self.verify_ms
+
+    def round_time_ms(self, gamma: int) -> float:
+        a, d, v, alpha = self.draft_ms, self.draft_overhead_ms, self.verify_ms, min(self.alpha, 0.999)
+        if self.config.overlap:
+            hit = alpha ** (gamma + 1)
+            return (1 - hit) * (gamma * a + d) + v
+        return gamma * a + d + v
+
     def best_gamma(self) -> int:
-        """argmax over γ of E(α, γ) / (γ·a + C) (ties: the shorter draft)."""
-        a, c, alpha = max(self.draft_ms, 1e-3), max(self.round_ms, 1e-3), min(self.alpha, 0.999)
+        """argmax over γ of E(α, γ) / round time (ties: the shorter draft)."""
+        alpha = min(self.alpha, 0.999)
         best, best_rate = 1, -1.0
         for g in range(1, self.config.max_gamma + 1):
-            rate = expected_tokens_per_round(alpha, g) / (g * a + c)
+            rate = expected_tokens_per_round(alpha, g) / max(self.round_time_ms(g), 1e-3)
             if rate > best_rate * (1 + 1e-9):
                 best, best_rate = g, rate
         return best
@@ -73,18 +95,20 @@ class DraftLengthController:
         self.last_gamma = max(g, 0)
         return self.last_gamma
 
-    def observe(self, drafted: int, accepted: int, draft_ms: float, round_ms: float,
-                energy_j: float = 0.0) -> None:
-        """Record a round: `round_ms` is the non-drafting part (round trip, queue, verify)."""
+    def observe(self, drafted: int, accepted: int, draft_ms: float, draft_overhead_ms: float, verify_ms: float,
+                energy_j: float = 0.0, predrafted: bool = False) -> None:
+        """Record a round: device drafting time, the draft call's overhead (not observed when the
+        block was pre-drafted during the previous verify) and the verify call's time."""
         self.energy_left_j -= energy_j
+        self.verify_ms = self._ewma(self.verify_ms, verify_ms)
         if drafted <= 0:
-            self.round_ms = self._ewma(self.round_ms, round_ms)
             return
         d = self.config.decay
         self._accepts = d * self._accepts + accepted
         self._fails = d * self._fails + (1 if accepted < drafted else 0)
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)
-        self.round_ms = self._ewma(self.round_ms, round_ms)
+        if not predrafted:
+            self.draft_overhead_ms = self._ewma(self.draft_overhead_ms, max(draft_overhead_ms, 0.0))
 
     def _ewma(self, old: float, new: float) -> float:
         w = 1.0 - self.config.decay

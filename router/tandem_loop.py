@@ -136,8 +136,8 @@ async def tandem_rounds(
             committed += new
             produced += len(new)
             _account(stats, gamma, verdict, draft)
-            control.observe(gamma, verdict.accepted, draft.compute_ms,
-                            (draft.call_ms - draft.compute_ms) + (clock() - t0) * 1e3, draft.energy_j)
+            control.observe(gamma, verdict.accepted, draft.compute_ms, draft.call_ms - draft.compute_ms,
+                            (clock() - t0) * 1e3, draft.energy_j, predrafted=hit)
             yield Commit(new, verdict.accepted, gamma, verdict.worker_id, eos)
             if eos:
                 return

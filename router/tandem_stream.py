@@ -126,9 +126,9 @@ class TandemStreamer:
         self.metrics = metrics
         self.config = config
         self.tokenizers = TokenizerCache(channels)
-        # (device, pool, greedy?) → (α, draft ms/token, round ms) of its last session: the next one
-        # starts there (greedy and sampled acceptance differ a lot)
-        self._priors: dict[tuple[str, str, bool], tuple[float, float, float]] = {}
+        # (device, pool, greedy?) → (α, draft ms/token, draft overhead ms, verify ms) of its last session:
+        # the next one starts there (greedy and sampled acceptance differ a lot)
+        self._priors: dict[tuple[str, str, bool], tuple[float, float, float, float]] = {}
 
     def _pool(self, pool: str) -> list[WorkerRecord]:
         return [r for r in self.registry.members(CLOUD) if r.pool.name == pool]
@@ -158,10 +158,12 @@ class TandemStreamer:
         verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(cloud.pool.name), request_id,
                                 round_sampling, deadline)
         key = (edge.worker_id, cloud.pool.name, spec.sampling.greedy)
-        alpha, draft_ms, round_ms = self._priors.get(key, (0.6, 1.0, max(1.0, edge.state.rtt_ms) + 2.0))
+        alpha, draft_ms, overhead_ms, verify_ms = self._priors.get(key, (0.6, 1.0, max(1.0, edge.state.rtt_ms), 3.0))
+        overlap = self.config.overlap and spec.route.overlap
         control = DraftLengthController(
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
-                               prior_alpha=alpha, prior_draft_ms=draft_ms, prior_round_ms=round_ms),
+                               prior_alpha=alpha, prior_draft_ms=draft_ms, prior_draft_overhead_ms=overhead_ms,
+                               prior_verify_ms=verify_ms, overlap=overlap),
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )
@@ -173,8 +175,7 @@ class TandemStreamer:
         try:
             try:
                 async for c in tandem_rounds(prompt, spec.sampling.max_new_tokens, max_context, cloud.eos_token_id,
-                                             control, drafter, verifier, stats,
-                                             overlap=self.config.overlap and spec.route.overlap):
+                                             control, drafter, verifier, stats, overlap=overlap):
                     committed += c.tokens
                     last = out.add(c.tokens, "tandem", c.worker_id, accepted=c.accepted, eos=c.eos)
                     if last.final:
@@ -216,7 +217,7 @@ class TandemStreamer:
         finally:
             if stats.rounds:
                 self._priors.pop(key, None)
-                self._priors[key] = (control.alpha, control.draft_ms, control.round_ms)
+                self._priors[key] = (control.alpha, control.draft_ms, control.draft_overhead_ms, control.verify_ms)
                 while len(self._priors) > 100_000:
                     self._priors.pop(next(iter(self._priors)))
             await drafter.release()

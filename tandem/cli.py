@@ -152,7 +152,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tandem.server.demo import run_demo
 
-    return run_demo(args.config, verbose=args.verbose)
+    return run_demo(args.config, verbose=args.verbose, link_delay_ms=args.link_delay_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")
     p.add_argument("--config", type=Path, help="TOML config file")
     p.add_argument("--verbose", action="store_true", help="show the components' logs")
+    p.add_argument("--link-delay-ms", type=float, default=0.0,
+                   help="emulate the device's network link with this one-way delay")
     p.set_defaults(fn=cmd_demo)
 
     args = ap.parse_args(argv)

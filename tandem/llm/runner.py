@@ -157,12 +157,13 @@ class ModelRunner:
     # ------------------------------------------------------------------ speculative decoding
 
     def draft(self, session_id: str, context: Sequence[int], n: int, cfg: SamplingConfig,
-              support_size: int = 32) -> DraftResult:
+              support_size: int = 32, cancel: threading.Event | None = None) -> DraftResult:
         """Draft `n` tokens continuing `context` (one pass per token, cache reused).
 
         Greedy when cfg is greedy; otherwise each token is drawn from q = the request's sampling
         transform of the draft logits restricted to the top `support_size` tokens, returned in `dists`.
-        Raises ContextOverflow when context plus n − 1 drafted tokens do not fit.
+        Raises ContextOverflow when context plus n − 1 drafted tokens do not fit. Stops early (with
+        fewer tokens) once `cancel` is set: the caller no longer wants the block.
         """
         if n < 1:
             raise InvalidArgument("num_tokens", f"must be > 0, got {n}")
@@ -173,6 +174,8 @@ class ModelRunner:
         cached = passes = 0
         ms = 0.0
         for i in range(n):
+            if cancel is not None and cancel.is_set():
+                break
             res = self.logits_after(session_id, tokens, 1)
             cached = res.cached_tokens if i == 0 else cached
             passes += 1 if res.computed_tokens else 0

@@ -34,12 +34,14 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int = 40) -> int:
+def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int = 40,
+             link_delay_ms: float = 0.0) -> int:
+    """Run the demo; `link_delay_ms` > 0 puts an emulated link (that one-way delay) in front of the device."""
     t0 = time.monotonic()
     try:
         with LocalStack(config, log_to_console=verbose, progress=_say) as stack:
             stack.start_router()
-            stack.start_edge(DEVICE)
+            stack.start_edge(DEVICE, ["--link-delay-ms", str(link_delay_ms)] if link_delay_ms else ())
             stack.start_cloud()
             members = stack.wait_fleet(edge=1, cloud=1)
             _say(f"fleet ready in {time.monotonic() - t0:.0f}s: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -171,8 +172,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if len(ctx) + n - 1 > limit:
             raise InvalidArgument("num_tokens", f"{len(ctx)} context tokens plus {n} drafted exceed the context of {limit}")
         support = request.support_size or 32
+        cancel = threading.Event()  # a pre-draft the router no longer wants stops at the next token
         with self._admit("Draft"):
-            res = await self._run(self.runner.draft, request.session_id, ctx, n, cfg, support)
+            try:
+                res = await self._run(self.runner.draft, request.session_id, ctx, n, cfg, support, cancel)
+            except asyncio.CancelledError:
+                cancel.set()
+                raise
         self.metrics.tokens.inc(n)
         if res.forward_passes:
             self.metrics.forward_seconds.labels(self.metrics.kind, "Draft").observe(res.compute_ms / 1e3 / res.forward_passes)

@@ -57,3 +57,26 @@ def test_tandem_stop_string_and_chat(client, target):
     assert r.finish_reason == "stop_string" and r.text == text[: text.index(stop)]
     chat = client.complete(messages=[("user", "sort a list")], max_new_tokens=12, device_id=DEVICE)
     assert chat.placements == ("tandem",) and chat.usage.completion_tokens == 12
+
+
+def test_tandem_statistics_reach_prometheus(stack, client):
+    import urllib.request
+
+    port = stack.components["router"].info["metrics_port"]
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            lines = r.read().decode().splitlines()
+        return {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in lines if ln and not ln.startswith("#")}
+
+    before = scrape()
+    r = client.complete(PROMPTS[0], max_new_tokens=32, device_id=DEVICE, draft_length=4)
+    after = scrape()
+    assert r.placement == "tandem"
+    delta = lambda name: after.get(name, 0.0) - before.get(name, 0.0)  # noqa: E731
+    assert delta('tandem_requests_total{placement="tandem",status="OK"}') == 1
+    assert delta("tandem_tandem_rounds_total") >= 1
+    assert delta("tandem_tandem_drafted_tokens_total") >= delta("tandem_tandem_accepted_tokens_total")
+    assert delta("tandem_tandem_acceptance_rate_count") == 1
+    assert delta("tandem_tandem_tokens_per_round_count") == 1
+    assert delta('tandem_ttft_seconds_count{placement="tandem"}') == 1

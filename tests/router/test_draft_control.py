@@ -18,24 +18,24 @@ def brute_force(alpha, a, c, max_gamma=64):
 def test_gamma_maximises_committed_tokens_per_ms():
     for alpha in (0.5, 0.7, 0.9):
         for c in (1.0, 10.0, 80.0):
-            ctl = DraftLengthController(DraftControlConfig(prior_alpha=alpha, prior_draft_ms=1.0, prior_round_ms=c,
-                                                           max_gamma=64))
+            ctl = DraftLengthController(DraftControlConfig(prior_alpha=alpha, prior_draft_ms=1.0, prior_draft_overhead_ms=c,
+                                                           prior_verify_ms=0.0, max_gamma=64))
             assert ctl.best_gamma() == brute_force(alpha, 1.0, c)
 
 
 def test_gamma_grows_with_round_trip_and_acceptance():
-    gammas_by_c = [DraftLengthController(DraftControlConfig(prior_round_ms=c, prior_alpha=0.8)).best_gamma()
+    gammas_by_c = [DraftLengthController(DraftControlConfig(prior_draft_overhead_ms=c, prior_alpha=0.8)).best_gamma()
                    for c in (1, 5, 20, 80)]
     assert gammas_by_c == sorted(gammas_by_c) and gammas_by_c[-1] > gammas_by_c[0]
-    gammas_by_a = [DraftLengthController(DraftControlConfig(prior_round_ms=20, prior_alpha=al)).best_gamma()
+    gammas_by_a = [DraftLengthController(DraftControlConfig(prior_draft_overhead_ms=20, prior_alpha=al)).best_gamma()
                    for al in (0.3, 0.6, 0.9)]
     assert gammas_by_a == sorted(gammas_by_a) and gammas_by_a[-1] > gammas_by_a[0]
 
 
 def test_large_kappa_matches_the_asymptotic_formula():
     alpha, a, c = 0.8, 0.1, 100.0  # κ = 1000
-    g = DraftLengthController(DraftControlConfig(prior_alpha=alpha, prior_draft_ms=a, prior_round_ms=c,
-                                                 max_gamma=64)).best_gamma()
+    g = DraftLengthController(DraftControlConfig(prior_alpha=alpha, prior_draft_ms=a, prior_draft_overhead_ms=c,
+                                                 prior_verify_ms=0.0, max_gamma=64)).best_gamma()
     kappa = c / a
     approx = math.log(kappa * math.log(1 / alpha)) / math.log(1 / alpha) - 1
     assert abs(g - approx) <= 2
@@ -48,7 +48,7 @@ def test_acceptance_estimate_converges():
         k = 0
         while k < 4 and rng.random() < 0.85:
             k += 1
-        ctl.observe(4, k, draft_ms=4.0, round_ms=10.0)
+        ctl.observe(4, k, draft_ms=4.0, draft_overhead_ms=7.0, verify_ms=3.0)
     assert abs(ctl.alpha - 0.85) < 0.08
     assert abs(ctl.draft_ms - 1.0) < 1e-6 and abs(ctl.round_ms - 10.0) < 1e-3
 
@@ -60,5 +60,25 @@ def test_room_energy_and_fixed_caps():
     assert ctl.next_gamma(room=1) == 0
     ctl = DraftLengthController(DraftControlConfig(fixed_gamma=6), energy_per_token_j=0.5, energy_budget_j=2.0)
     assert ctl.next_gamma(room=100) == 4
-    ctl.observe(4, 4, 4.0, 5.0, energy_j=1.9)
+    ctl.observe(4, 4, 4.0, 3.0, 2.0, energy_j=1.9)
     assert ctl.next_gamma(room=100) == 0  # budget spent: the cloud decodes alone
+
+
+def test_overlap_favours_drafts_that_are_wholly_accepted():
+    kw = dict(prior_alpha=0.8, prior_draft_ms=0.5, prior_draft_overhead_ms=30.0, prior_verify_ms=3.0, max_gamma=32)
+    plain = DraftLengthController(DraftControlConfig(**kw))
+    overlapped = DraftLengthController(DraftControlConfig(overlap=True, **kw))
+    g = plain.best_gamma()
+    # with overlap the draft call is skipped after a hit, so rounds are cheaper and shorter drafts pay
+    assert overlapped.round_time_ms(g) < plain.round_time_ms(g)
+    assert overlapped.best_gamma() <= g
+    rate = lambda c, gamma: expected_tokens_per_round(0.8, gamma) / c.round_time_ms(gamma)  # noqa: E731
+    assert rate(overlapped, overlapped.best_gamma()) >= rate(overlapped, g)
+
+
+def test_predrafted_rounds_do_not_update_the_draft_call_overhead():
+    ctl = DraftLengthController(DraftControlConfig(prior_draft_overhead_ms=30.0))
+    ctl.observe(4, 4, 2.0, 0.0, 3.0, predrafted=True)
+    assert ctl.draft_overhead_ms == 30.0
+    ctl.observe(4, 4, 2.0, 10.0, 3.0)
+    assert ctl.draft_overhead_ms < 30.0
