@@ -1,7 +1,10 @@
-"""gRPC implementations of the TANDEM loop's Drafter (an edge worker) and Verifier (a cloud pool).
+"""gRPC implementations of the TANDEM loop's draft sources (an edge worker) and Verifier (a cloud pool).
 
-Failure semantics: a draft call that fails with UNAVAILABLE, a broken link or its per-round timeout
-raises DeviceLost; a verify call that fails that way is retried on another replica of the pool
+Draft sources: :class:`RequestedDrafts` asks for each round's block with a Draft call;
+:class:`StreamedDrafts` keeps a DraftStream open on which the device drafts ahead.
+
+Failure semantics: a draft call or stream that fails with UNAVAILABLE, a broken link or the
+per-round timeout raises DeviceLost; a verify call that fails that way is retried on another replica of the pool
 (safe: the committed context travels with every call, so the new replica recomputes its cache),
 and CloudLost is raised when none is left. The client's own deadline passing is DeadlineExceeded.
 Any other status is passed through as the matching TandemError.
@@ -9,6 +12,7 @@ Any other status is passed through as the matching TandemError.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable, Sequence
 
@@ -40,11 +44,25 @@ class Deadline:
             raise DeadlineExceeded("the request's deadline passed")
         return min(left, self.round_timeout_s)
 
+    def timeout_total(self) -> float | None:
+        """What is left of the client's deadline (None: no deadline)."""
+        return None if self._end is None else max(0.001, self._end - time.monotonic())
+
     def expired(self) -> bool:
         return self._end is not None and time.monotonic() >= self._end
 
 
-class GrpcDrafter:
+def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
+    if deadline.expired():
+        return DeadlineExceeded("the request's deadline passed while drafting")
+    if err.code() in _LOST:
+        return DeviceLost(f"device_{err.code().name.lower()}")
+    return from_rpc_error(err)
+
+
+class RequestedDrafts:
+    """One Draft call per round."""
+
     def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
                  sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline) -> None:
         self.stub = channels.stub(edge.endpoint)
@@ -53,23 +71,140 @@ class GrpcDrafter:
         self.sampling = sampling
         self.support_size = support_size
         self.deadline = deadline
+        self.dropped = 0
+        self.wasted_energy_j = 0.0
 
-    async def draft(self, context: Sequence[int], n: int) -> Draft:
-        req = worker_pb2.DraftRequest(session_id=self.session_id, context=list(context), num_tokens=n,
+    async def block(self, committed: Sequence[int], gamma: int) -> Draft:
+        req = worker_pb2.DraftRequest(session_id=self.session_id, context=list(committed), num_tokens=gamma,
                                       sampling=self.sampling, support_size=self.support_size)
-        t0 = time.perf_counter()
         try:
             resp = await self.stub.Draft(req, timeout=self.deadline.timeout())
         except grpc.RpcError as err:
-            if self.deadline.expired():
-                raise DeadlineExceeded("the request's deadline passed while drafting") from None
-            if err.code() in _LOST:
-                raise DeviceLost(f"device_{err.code().name.lower()}") from None
-            raise from_rpc_error(err) from None
-        return Draft(list(resp.token_ids), list(resp.distributions), (time.perf_counter() - t0) * 1e3,
-                     resp.compute_ms, resp.energy_joules)
+            raise _device_error(err, self.deadline) from None
+        return Draft(list(resp.token_ids), list(resp.distributions), compute_ms=resp.compute_ms,
+                     energy_j=resp.energy_joules)
+
+    async def settle(self, committed: Sequence[int], hit: bool) -> None:
+        return None
+
+    async def close(self) -> None:
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            await self.release()
 
     async def release(self) -> None:
+        try:
+            await self.stub.Release(worker_pb2.ReleaseRequest(session_id=self.session_id), timeout=1.0)
+        except grpc.RpcError:
+            pass
+
+
+class StreamedDrafts:
+    """A DraftStream on which the device drafts ahead (see worker.proto and router.tandem_loop).
+
+    The router's view: the current epoch, the context length the next block must continue, and
+    the blocks received. A block of an older epoch, or one that does not continue the committed
+    context, is stale and dropped.
+    """
+
+    def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
+                 sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline,
+                 max_blocks_ahead: int = 2) -> None:
+        self.stub = channels.stub(edge.endpoint)
+        self.session_id = session_id
+        self.sampling = sampling
+        self.support_size = support_size
+        self.deadline = deadline
+        self.max_blocks_ahead = max_blocks_ahead
+        self.call = None
+        self.blocks: asyncio.Queue = asyncio.Queue()
+        self.reader: asyncio.Task | None = None
+        self.epoch = -1
+        self.expect_start = -1  # context length the next valid block continues
+        self.gamma = 0
+        self.verified = 0
+        self.dropped = 0  # blocks drafted and not used
+        self.wasted_energy_j = 0.0
+
+    async def _open(self) -> None:
+        self.call = self.stub.DraftStream(timeout=self.deadline.timeout_total())
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for block in self.call:
+                self.blocks.put_nowait(block)
+        except grpc.RpcError as err:
+            self.blocks.put_nowait(err)
+        except asyncio.CancelledError:
+            raise
+        else:
+            self.blocks.put_nowait(None)
+
+    async def _send(self, **fields) -> None:
+        try:
+            await self.call.write(worker_pb2.DraftStreamRequest(**fields))
+        except grpc.RpcError as err:
+            raise _device_error(err, self.deadline) from None
+        except (grpc.aio.UsageError, asyncio.InvalidStateError):
+            raise DeviceLost("device_stream_closed") from None
+
+    async def block(self, committed: Sequence[int], gamma: int) -> Draft:
+        if self.call is None:
+            await self._open()
+        if self.expect_start != len(committed):  # first block, or after a miss: restart the device here
+            self.epoch += 1
+            self.verified = 0
+            self.expect_start = len(committed)
+            self.gamma = gamma
+            await self._send(session_id=self.session_id, sampling=self.sampling, support_size=self.support_size,
+                             context=list(committed), epoch=self.epoch, num_tokens=gamma,
+                             max_blocks_ahead=self.max_blocks_ahead)
+        elif gamma != self.gamma:  # applies to blocks drafted from now on
+            self.gamma = gamma
+            await self._send(epoch=self.epoch, num_tokens=gamma, verified_blocks=self.verified)
+        while True:
+            try:
+                item = await asyncio.wait_for(self.blocks.get(), self.deadline.timeout())
+            except asyncio.TimeoutError:
+                raise (DeadlineExceeded("the request's deadline passed while drafting") if self.deadline.expired()
+                       else DeviceLost("device_timeout")) from None
+            if item is None:
+                raise DeviceLost("device_stream_closed")
+            if isinstance(item, grpc.RpcError):
+                raise _device_error(item, self.deadline)
+            if item.epoch != self.epoch or item.start_length != self.expect_start:
+                self.dropped += 1
+                self.wasted_energy_j += item.energy_joules
+                continue
+            return Draft(list(item.token_ids), list(item.distributions), bonus_guess=item.bonus_guess,
+                         compute_ms=item.compute_ms, energy_j=item.energy_joules, ahead=item.index > 0)
+
+    async def settle(self, committed: Sequence[int], hit: bool) -> None:
+        if hit:  # the device's chain is the committed context: its next block stays valid
+            self.expect_start = len(committed)
+            self.verified += 1
+            await self._send(epoch=self.epoch, verified_blocks=self.verified)
+        else:
+            self.expect_start = -1  # the next block() restarts the device from the committed context
+
+    async def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        if self.call is not None:
+            self.call.cancel()
+        if self.reader is not None:
+            self.reader.cancel()
+            try:
+                await self.reader
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing
+                pass
+        while not self.blocks.empty():
+            item = self.blocks.get_nowait()
+            if isinstance(item, worker_pb2.DraftBlock):
+                self.dropped += 1
+                self.wasted_energy_j += item.energy_joules
         try:
             await self.stub.Release(worker_pb2.ReleaseRequest(session_id=self.session_id), timeout=1.0)
         except grpc.RpcError:

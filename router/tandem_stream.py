@@ -24,7 +24,7 @@ from router.draft_control import DraftControlConfig, DraftLengthController
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import ONLY_CLOUD, Decision
-from router.tandem_io import Deadline, GrpcDrafter, GrpcVerifier
+from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
 from router.tandem_loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.worker_channels import WorkerChannels
 from tandem.convert import FINISH_REASONS, PLACEMENTS
@@ -154,12 +154,13 @@ class TandemStreamer:
         round_sampling = common_pb2.SamplingParams()
         round_sampling.CopyFrom(sampling)
         del round_sampling.stop[:]  # the router matches stop strings itself
-        drafter = GrpcDrafter(self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
+        overlap = self.config.overlap and spec.route.overlap
+        source = StreamedDrafts if overlap else RequestedDrafts
+        drafts = source(self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
         verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(cloud.pool.name), request_id,
                                 round_sampling, deadline)
         key = (edge.worker_id, cloud.pool.name, spec.sampling.greedy)
         alpha, draft_ms, overhead_ms, verify_ms = self._priors.get(key, (0.6, 1.0, max(1.0, edge.state.rtt_ms), 3.0))
-        overlap = self.config.overlap and spec.route.overlap
         control = DraftLengthController(
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
                                prior_alpha=alpha, prior_draft_ms=draft_ms, prior_draft_overhead_ms=overhead_ms,
@@ -175,7 +176,7 @@ class TandemStreamer:
         try:
             try:
                 async for c in tandem_rounds(prompt, spec.sampling.max_new_tokens, max_context, cloud.eos_token_id,
-                                             control, drafter, verifier, stats, overlap=overlap):
+                                             control, drafts, verifier, stats):
                     committed += c.tokens
                     last = out.add(c.tokens, "tandem", c.worker_id, accepted=c.accepted, eos=c.eos)
                     if last.final:
@@ -203,6 +204,9 @@ class TandemStreamer:
                     yield chunk
             if last is None or not last.final:
                 raise Unavailable("TANDEM generation ended without finishing")
+            await drafts.close()  # counts the blocks drafted ahead and never used
+            stats.overlap_misses = drafts.dropped
+            stats.device_energy_j += drafts.wasted_energy_j
             compute_ms = stats.cloud_compute_ms + extra_compute_ms
             pool = verifier.replica.pool
             last.tandem.CopyFrom(stats_to_pb(stats))
@@ -220,7 +224,7 @@ class TandemStreamer:
                 self._priors[key] = (control.alpha, control.draft_ms, control.draft_overhead_ms, control.verify_ms)
                 while len(self._priors) > 100_000:
                     self._priors.pop(next(iter(self._priors)))
-            await drafter.release()
+            await drafts.close()
             await verifier.release()
 
     async def _continue(self, worker: WorkerRecord, placement: str, committed: list[int], out: ChunkBuilder,

@@ -41,6 +41,65 @@ def _round_sampling(request) -> SamplingConfig:
     return sampling_from_pb(msg)
 
 
+class _RunAhead:
+    """Device-side state of a DraftStream: the epoch's committed context plus the blocks (and bonus
+    guesses) drafted on top of it, and how many of those the router has confirmed."""
+
+    def __init__(self) -> None:
+        self.session_id = ""
+        self.sampling = _GREEDY
+        self.support = 32
+        self.epoch = -1
+        self.base: list[int] = []
+        self.drafted: list[int] = []  # blocks and guesses of this epoch, in order
+        self.produced = 0  # blocks sent in this epoch
+        self.verified = 0
+        self.gamma = 4
+        self.max_ahead = 1
+        self.closed = False
+        self.error: Exception | None = None
+        self.cancel = threading.Event()  # set when a new epoch makes the running draft stale
+
+    def apply(self, msg, vocab: int) -> None:
+        try:
+            if msg.session_id:
+                self.session_id = msg.session_id
+            if msg.HasField("sampling"):
+                self.sampling = _round_sampling(msg)
+            if msg.support_size:
+                self.support = msg.support_size
+            if msg.num_tokens:
+                if not 1 <= msg.num_tokens <= 64:
+                    raise InvalidArgument("num_tokens", f"must be in [1, 64], got {msg.num_tokens}")
+                self.gamma = msg.num_tokens
+            if msg.max_blocks_ahead:
+                self.max_ahead = max(1, min(msg.max_blocks_ahead, 8))
+            if msg.context:
+                ids = list(msg.context)
+                if any(not 0 <= t < vocab for t in ids):
+                    raise InvalidArgument("context", f"token ids must be in [0, {vocab})")
+                self.cancel.set()
+                self.cancel = threading.Event()
+                self.epoch, self.base, self.drafted = msg.epoch, ids, []
+                self.produced = self.verified = 0
+            elif msg.epoch == self.epoch:
+                self.verified = max(self.verified, msg.verified_blocks)
+            if not self.session_id:
+                raise InvalidArgument("session_id", "required in the first message")
+        except InvalidArgument as exc:
+            self.error = exc
+
+    def can_draft(self) -> bool:
+        return self.epoch >= 0 and not self.closed and self.produced - self.verified < self.max_ahead
+
+    def chain(self) -> list[int]:
+        return self.base + self.drafted
+
+    def extend(self, tokens: list[int]) -> None:
+        self.drafted.extend(tokens)
+        self.produced += 1
+
+
 class WorkerHost(Protocol):
     """What the process hosting the servicer provides."""
 
@@ -189,6 +248,56 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         for q in res.dists or ():
             out.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
         return out
+
+    @map_stream_errors
+    async def DraftStream(self, request_iterator, context):
+        """Run-ahead drafting: see worker.proto. One model call per block (γ drafted + the bonus guess)."""
+        state = _RunAhead()
+        wake = asyncio.Event()
+
+        async def read_control() -> None:
+            try:
+                async for msg in request_iterator:
+                    state.apply(msg, self.runner.spec.vocab_size)
+                    wake.set()
+            finally:
+                state.closed = True
+                wake.set()
+
+        reader = asyncio.create_task(read_control())
+        try:
+            while True:
+                if state.error:
+                    raise state.error
+                if state.closed:
+                    return
+                if not state.can_draft():
+                    wake.clear()
+                    if not (state.can_draft() or state.closed or state.error):
+                        await wake.wait()
+                    continue
+                epoch, ctx, gamma = state.epoch, state.chain(), state.gamma
+                if len(ctx) + gamma > self.runner.spec.max_context:
+                    wake.clear()  # no room to run further ahead; wait for the router
+                    await wake.wait()
+                    continue
+                with self._admit("DraftStream"):
+                    res = await self._run(self.runner.draft, state.session_id, ctx, gamma + 1, state.sampling,
+                                          state.support, state.cancel)
+                energy = self.host.spend_energy(max(0, len(ctx) - res.cached_tokens - 1), len(res.token_ids))
+                self.metrics.tokens.inc(len(res.token_ids))
+                if epoch != state.epoch or len(res.token_ids) < gamma + 1:
+                    continue  # the router restarted drafting meanwhile: this block is stale
+                block = worker_pb2.DraftBlock(epoch=epoch, index=state.produced, start_length=len(ctx),
+                                              token_ids=res.token_ids[:gamma], bonus_guess=res.token_ids[gamma],
+                                              compute_ms=res.compute_ms, energy_joules=energy)
+                for q in (res.dists or [])[:gamma]:
+                    block.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
+                state.extend(res.token_ids[: gamma + 1])
+                yield block
+        finally:
+            state.cancel.set()
+            reader.cancel()
 
     @map_errors
     async def Verify(self, request, context):

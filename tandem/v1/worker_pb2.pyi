@@ -156,3 +156,43 @@ class GetTokenizerResponse(_message.Message):
     tokenizer_id: str
     tokenizer_json: bytes
     def __init__(self, tokenizer_id: _Optional[str] = ..., tokenizer_json: _Optional[bytes] = ...) -> None: ...
+
+class DraftStreamRequest(_message.Message):
+    __slots__ = ("session_id", "sampling", "support_size", "context", "epoch", "num_tokens", "max_blocks_ahead", "verified_blocks")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCKS_AHEAD_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    sampling: _common_pb2.SamplingParams
+    support_size: int
+    context: _containers.RepeatedScalarFieldContainer[int]
+    epoch: int
+    num_tokens: int
+    max_blocks_ahead: int
+    verified_blocks: int
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., support_size: _Optional[int] = ..., context: _Optional[_Iterable[int]] = ..., epoch: _Optional[int] = ..., num_tokens: _Optional[int] = ..., max_blocks_ahead: _Optional[int] = ..., verified_blocks: _Optional[int] = ...) -> None: ...
+
+class DraftBlock(_message.Message):
+    __slots__ = ("epoch", "index", "start_length", "token_ids", "distributions", "bonus_guess", "compute_ms", "energy_joules")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    START_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    DISTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    BONUS_GUESS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    index: int
+    start_length: int
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    distributions: _containers.RepeatedCompositeFieldContainer[TokenDistribution]
+    bonus_guess: int
+    compute_ms: float
+    energy_joules: float
+    def __init__(self, epoch: _Optional[int] = ..., index: _Optional[int] = ..., start_length: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., bonus_guess: _Optional[int] = ..., compute_ms: _Optional[float] = ..., energy_joules: _Optional[float] = ...) -> None: ...

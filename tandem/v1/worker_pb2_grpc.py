@@ -54,6 +54,11 @@ class WorkerStub:
                 request_serializer=tandem_dot_v1_dot_worker__pb2.DraftRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_worker__pb2.DraftResponse.FromString,
                 _registered_method=True)
+        self.DraftStream = channel.stream_stream(
+                '/tandem.v1.Worker/DraftStream',
+                request_serializer=tandem_dot_v1_dot_worker__pb2.DraftStreamRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_worker__pb2.DraftBlock.FromString,
+                _registered_method=True)
         self.Verify = channel.unary_unary(
                 '/tandem.v1.Worker/Verify',
                 request_serializer=tandem_dot_v1_dot_worker__pb2.VerifyRequest.SerializeToString,
@@ -98,6 +103,18 @@ class WorkerServicer:
 
     def Draft(self, request, context):
         """Draft: propose num_tokens tokens continuing the context (edge workers, TANDEM).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DraftStream(self, request_iterator, context):
+        """Draft ahead on a stream (TANDEM with overlap): the device drafts block after block, each
+        continuing the previous one as if it will be wholly accepted and followed by the device's guess
+        of the bonus token, keeping at most `max_blocks_ahead` unverified blocks in flight. The router
+        acknowledges blocks that were wholly accepted with the bonus guessed; otherwise it sends the
+        committed context, which starts a new epoch (blocks of older epochs are stale). So while drafts
+        keep being accepted, the device drafts during verification and no round waits for the link.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,6 +165,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Draft,
                     request_deserializer=tandem_dot_v1_dot_worker__pb2.DraftRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_worker__pb2.DraftResponse.SerializeToString,
+            ),
+            'DraftStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.DraftStream,
+                    request_deserializer=tandem_dot_v1_dot_worker__pb2.DraftStreamRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_worker__pb2.DraftBlock.SerializeToString,
             ),
             'Verify': grpc.unary_unary_rpc_method_handler(
                     servicer.Verify,
@@ -273,6 +295,33 @@ class Worker:
             '/tandem.v1.Worker/Draft',
             tandem_dot_v1_dot_worker__pb2.DraftRequest.SerializeToString,
             tandem_dot_v1_dot_worker__pb2.DraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DraftStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tandem.v1.Worker/DraftStream',
+            tandem_dot_v1_dot_worker__pb2.DraftStreamRequest.SerializeToString,
+            tandem_dot_v1_dot_worker__pb2.DraftBlock.FromString,
             options,
             channel_credentials,
             insecure,

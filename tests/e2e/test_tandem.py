@@ -31,11 +31,12 @@ def greedy(target, prompt, n=N):
     return [t for s in steps for t in s.token_ids], "".join(s.text for s in steps)
 
 
-@pytest.mark.parametrize("gamma", [0, 1, 3, 6])
-def test_tandem_greedy_output_is_the_targets(client, target, gamma):
+@pytest.mark.parametrize("gamma,overlap", [(0, True), (1, True), (3, True), (6, True), (0, False), (4, False)])
+def test_tandem_greedy_output_is_the_targets(client, target, gamma, overlap):
     for prompt in PROMPTS:
         ids, text = greedy(target, prompt)
-        chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma))
+        chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma,
+                                      overlap=overlap))
         r = tandem.Result.collect(chunks)
         assert r.placements == ("tandem",), r.decision
         assert list(r.token_ids) == ids, (prompt, gamma)
@@ -48,6 +49,8 @@ def test_tandem_greedy_output_is_the_targets(client, target, gamma):
         assert r.target_forward_passes == stats.rounds
         assert r.cloud_usd > 0 and r.device_energy_joules > 0
         assert sum(c.raw.accepted_draft_tokens for c in chunks) == stats.accepted_tokens
+        if not overlap:
+            assert stats.overlap_hits == stats.overlap_misses == 0
 
 
 def test_tandem_stop_string_and_chat(client, target):

@@ -16,35 +16,66 @@ def target_next(context) -> int:
     return (sum(context) * 31 + len(context)) % 97 + 1  # never EOS unless forced
 
 
-class Drafter:
-    def __init__(self, wrong_every: int = 5, fail_after: int | None = None, delay: float = 0.0) -> None:
-        self.wrong_every, self.fail_after, self.delay = wrong_every, fail_after, delay
+def draft_next(context, wrong_every: int) -> int:
+    t = target_next(context)
+    if wrong_every and len(context) % wrong_every == 0:
+        t = t % 97 + 1  # a wrong guess
+    return t
+
+
+class RequestedSource:
+    """Drafts on request, like one Draft call per round."""
+
+    def __init__(self, wrong_every: int = 5, fail_after: int | None = None) -> None:
+        self.wrong_every, self.fail_after = wrong_every, fail_after
         self.calls = 0
 
-    async def draft(self, context, n):
+    async def block(self, committed, gamma):
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
             raise DeviceLost("device_unavailable")
-        await asyncio.sleep(self.delay)
-        ctx, out = list(context), []
-        for _ in range(n):
-            t = target_next(ctx)
-            if self.wrong_every and len(ctx) % self.wrong_every == 0:
-                t = t % 97 + 1 if t != 97 else 1  # a wrong guess
-            out.append(t)
-            ctx.append(t)
-        return Draft(out, compute_ms=0.1 * n, call_ms=0.2 * n)
+        ctx, out = list(committed), []
+        for _ in range(gamma):
+            out.append(draft_next(ctx, self.wrong_every))
+            ctx.append(out[-1])
+        return Draft(out, compute_ms=0.1 * gamma)
+
+    async def settle(self, committed, hit):
+        pass
+
+
+class AheadSource(RequestedSource):
+    """Drafts ahead with a bonus guess, like the DraftStream: after a hit the next block is ready."""
+
+    def __init__(self, wrong_every: int = 5) -> None:
+        super().__init__(wrong_every)
+        self.chain: list[int] | None = None
+        self.restarts = 0
+
+    async def block(self, committed, gamma):
+        ahead = self.chain is not None and self.chain == list(committed)
+        if not ahead:
+            self.restarts += 1
+        ctx, out = list(committed), []
+        for _ in range(gamma + 1):
+            out.append(draft_next(ctx, self.wrong_every))
+            ctx.append(out[-1])
+        self.pending = ctx
+        return Draft(out[:gamma], bonus_guess=out[gamma], ahead=ahead)
+
+    async def settle(self, committed, hit):
+        self.chain = self.pending if hit else None
+        assert not hit or self.pending == list(committed)
 
 
 class Verifier:
-    def __init__(self, eos_at: int | None = None, delay: float = 0.0) -> None:
-        self.eos_at, self.delay = eos_at, delay
+    def __init__(self, eos_at: int | None = None) -> None:
+        self.eos_at = eos_at
 
     def truth(self, ctx):
         return EOS if self.eos_at is not None and len(ctx) == self.eos_at else target_next(ctx)
 
     async def verify(self, context, draft):
-        await asyncio.sleep(self.delay)
         ctx, k = list(context), 0
         while k < len(draft.tokens) and draft.tokens[k] == self.truth(ctx):
             ctx.append(draft.tokens[k])
@@ -52,13 +83,12 @@ class Verifier:
         return Verdict(k, self.truth(ctx), 1.0, 0.5, 1, "replica-1")
 
 
-def run(prompt, n, drafter, verifier, gamma=4, overlap=False, max_context=512):
+def run(prompt, n, source, verifier, gamma=4, max_context=512):
     stats = TandemStats()
     control = DraftLengthController(DraftControlConfig(fixed_gamma=gamma))
 
     async def go():
-        return [c async for c in tandem_rounds(prompt, n, max_context, EOS, control, drafter, verifier, stats,
-                                              overlap=overlap)]
+        return [c async for c in tandem_rounds(prompt, n, max_context, EOS, control, source, verifier, stats)]
 
     return asyncio.run(go()), stats
 
@@ -75,9 +105,9 @@ def truth_sequence(prompt, n, eos_at=None):
 
 
 @pytest.mark.parametrize("gamma", [1, 2, 4, 7])
-@pytest.mark.parametrize("overlap", [False, True])
-def test_commits_exactly_the_target_sequence(gamma, overlap):
-    commits, stats = run([5, 6, 7], 60, Drafter(), Verifier(), gamma, overlap)
+@pytest.mark.parametrize("source", [RequestedSource, AheadSource])
+def test_commits_exactly_the_target_sequence(gamma, source):
+    commits, stats = run([5, 6, 7], 60, source(), Verifier(), gamma)
     tokens = [t for c in commits for t in c.tokens]
     assert tokens == truth_sequence([5, 6, 7], 60)
     assert stats.accepted + stats.rounds == 60
@@ -86,36 +116,27 @@ def test_commits_exactly_the_target_sequence(gamma, overlap):
     assert stats.drafted <= gamma * stats.rounds
 
 
-def test_overlap_hits_when_drafts_are_right_and_misses_otherwise():
-    _, perfect = run([1], 40, Drafter(wrong_every=0), Verifier(), 4, overlap=True)
-    assert perfect.overlap_hits > 0 and perfect.overlap_misses == 0
-    assert perfect.bonus == perfect.rounds
-    _, flawed = run([1], 40, Drafter(wrong_every=3), Verifier(), 4, overlap=True)
-    assert flawed.overlap_misses > 0
-
-
-def test_overlap_drafts_while_verifying():
-    drafter = Drafter(wrong_every=0, delay=0.01)
-    _, with_overlap = run([1], 30, drafter, Verifier(delay=0.01), 4, overlap=True)
-    calls_overlap = drafter.calls
-    drafter = Drafter(wrong_every=0, delay=0.01)
-    _, without = run([1], 30, drafter, Verifier(delay=0.01), 4, overlap=False)
-    assert with_overlap.rounds == without.rounds
-    assert with_overlap.overlap_hits >= with_overlap.rounds - 2  # every round after the first reuses a pre-draft
-    assert calls_overlap == drafter.calls  # the same number of draft calls, moved off the critical path
+def test_hits_reuse_blocks_drafted_ahead():
+    perfect = AheadSource(wrong_every=0)
+    _, stats = run([1], 40, perfect, Verifier(), 4)
+    assert perfect.restarts == 1  # every block after the first was drafted ahead and used
+    assert stats.overlap_hits == stats.rounds - 1
+    flawed = AheadSource(wrong_every=3)
+    _, stats = run([1], 40, flawed, Verifier(), 4)
+    assert flawed.restarts > 1 and stats.overlap_hits < stats.rounds - 1
 
 
 def test_eos_ends_the_stream_and_is_committed():
-    commits, _ = run([3], 100, Drafter(), Verifier(eos_at=12), 4)
+    commits, _ = run([3], 100, RequestedSource(), Verifier(eos_at=12), 4)
     tokens = [t for c in commits for t in c.tokens]
-    assert tokens[-1] == EOS and commits[-1].eos and len(tokens) == 12 - 1 + 1  # 11 tokens, then EOS
+    assert tokens[-1] == EOS and commits[-1].eos and len(tokens) == 12  # 11 tokens, then EOS
     assert tokens == truth_sequence([3], 100, eos_at=12)
 
 
 def test_never_commits_past_max_new_tokens_or_context():
-    commits, _ = run([1, 2], 13, Drafter(wrong_every=0), Verifier(), 8)
+    commits, _ = run([1, 2], 13, RequestedSource(wrong_every=0), Verifier(), 8)
     assert sum(len(c.tokens) for c in commits) == 13
-    commits, _ = run([1, 2], 100, Drafter(wrong_every=0), Verifier(), 8, max_context=20)
+    commits, _ = run([1, 2], 100, AheadSource(wrong_every=0), Verifier(), 8, max_context=20)
     assert sum(len(c.tokens) for c in commits) == 18
 
 
@@ -124,8 +145,8 @@ def test_device_loss_propagates_after_committed_rounds():
 
     async def go():
         control = DraftLengthController(DraftControlConfig(fixed_gamma=3))
-        async for c in tandem_rounds([1], 50, 512, EOS, control, Drafter(fail_after=3), Verifier(), TandemStats(),
-                                     overlap=True):
+        async for c in tandem_rounds([1], 50, 512, EOS, control, RequestedSource(fail_after=3), Verifier(),
+                                     TandemStats()):
             got.extend(c.tokens)
 
     with pytest.raises(DeviceLost):
