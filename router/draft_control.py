@@ -18,8 +18,13 @@ Device energy caps γ: each drafted token costs the device `energy_per_token` jo
 with an energy budget never drafts past what is left of it (γ = 0 then: the cloud decodes alone).
 A fixed γ (benchmarks) bypasses the optimisation but not the budget.
 
-Estimating α: a round that drafted γ and accepted k observed k successes and, if k < γ, one
-failure (the truncated geometric), so α̂ = Σk / (Σk + Σ[k < γ]) with pseudo-counts for the prior.
+Estimating acceptance: a round that drafted γ and accepted k observed k successes and, if k < γ,
+one failure (the truncated geometric), so α̂ = Σk / (Σk + Σ[k < γ]) with pseudo-counts for the
+prior. Real acceptance is not one constant per token: early drafted tokens are accepted more often
+than late ones, or, in repetitive text, whole blocks are. So the controller also keeps β_i, the
+acceptance rate of the i-th drafted token given the earlier ones were accepted (shrunk towards α̂
+where positions have few observations), and uses E(γ) = Σ_{j=0..γ} Π_{i≤j} β_i and
+h(γ) = Π_{i≤γ+1} β_i instead of the constant-α formulas.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tandem.llm.speculative import expected_tokens_per_round
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +45,7 @@ class DraftControlConfig:
     prior_verify_ms: float = 3.0  # V: a verify call (round trip to the replica, queue, one pass)
     decay: float = 0.9  # weight kept by older observations per round
     overlap: bool = False  # the loop pre-drafts during verification
+    prior_positions: tuple[float, ...] = ()  # β_i from an earlier session (empty: all α)
 
 
 class DraftLengthController:
@@ -58,6 +63,11 @@ class DraftLengthController:
         self.energy_per_token_j = energy_per_token_j
         self.energy_left_j = energy_budget_j if energy_budget_j > 0 else math.inf
         self.last_gamma = 0
+        n = config.max_gamma + 1
+        self._reach = [0.0] * n  # discounted counts: rounds that drafted position i with i − 1 accepted
+        self._acc = [0.0] * n  # ... and accepted it
+        for i, beta in enumerate(config.prior_positions[:n]):
+            self._reach[i], self._acc[i] = 2.0, 2.0 * beta
 
     @property
     def alpha(self) -> float:
@@ -68,22 +78,43 @@ class DraftLengthController:
         """C = D + V: the part of a round that does not grow with γ."""
         return self.draft_overhead_ms + self.verify_ms
 
-    def round_time_ms(self, gamma: int) -> float:
-        a, d, v, alpha = self.draft_ms, self.draft_overhead_ms, self.verify_ms, min(self.alpha, 0.999)
+    def position_acceptance(self) -> list[float]:
+        """β_i for i = 1..max_gamma + 1 (the last one stands for the bonus-token guess)."""
+        alpha, w = min(self.alpha, 0.999), self.config.prior_weight / 2
+        return [min((acc + w * alpha) / (reach + w), 0.999) for acc, reach in zip(self._acc, self._reach)]
+
+    def expected_tokens(self, gamma: int, betas: list[float] | None = None) -> float:
+        """E(γ): expected tokens committed by a round drafting γ."""
+        betas = betas or self.position_acceptance()
+        total, run = 1.0, 1.0
+        for i in range(gamma):
+            run *= betas[i]
+            total += run
+        return total
+
+    def round_time_ms(self, gamma: int, betas: list[float] | None = None) -> float:
+        a, d, v = self.draft_ms, self.draft_overhead_ms, self.verify_ms
         if self.config.overlap:
-            hit = alpha ** (gamma + 1)
+            betas = betas or self.position_acceptance()
+            hit = math.prod(betas[: gamma + 1])
             return (1 - hit) * (gamma * a + d) + v
         return gamma * a + d + v
 
     def best_gamma(self) -> int:
-        """argmax over γ of E(α, γ) / round time (ties: the shorter draft)."""
-        alpha = min(self.alpha, 0.999)
+        """argmax over γ of E(γ) / round time (ties: the shorter draft)."""
+        betas = self.position_acceptance()
         best, best_rate = 1, -1.0
         for g in range(1, self.config.max_gamma + 1):
-            rate = expected_tokens_per_round(alpha, g) / max(self.round_time_ms(g), 1e-3)
+            rate = self.expected_tokens(g, betas) / max(self.round_time_ms(g, betas), 1e-3)
             if rate > best_rate * (1 + 1e-9):
                 best, best_rate = g, rate
         return best
+
+    def blocks_ahead(self, gamma: int, limit: int = 8) -> int:
+        """How many blocks a run-ahead device should keep in flight so that a run of hits is not
+        held up by its link: the draft call's overhead over a hit round's time, plus one."""
+        hit_round = max(self.verify_ms, gamma * self.draft_ms, 0.5)
+        return max(1, min(limit, math.ceil(self.draft_overhead_ms / hit_round) + 1))
 
     def next_gamma(self, room: int) -> int:
         """γ for the next round, given that at most `room` tokens may still be committed
@@ -106,6 +137,11 @@ class DraftLengthController:
         d = self.config.decay
         self._accepts = d * self._accepts + accepted
         self._fails = d * self._fails + (1 if accepted < drafted else 0)
+        self._reach = [d * r for r in self._reach]
+        self._acc = [d * a for a in self._acc]
+        for i in range(min(accepted + 1, drafted, len(self._reach))):
+            self._reach[i] += 1
+            self._acc[i] += 1 if i < accepted else 0
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)
         if not predrafted:
             self.draft_overhead_ms = self._ewma(self.draft_overhead_ms, max(draft_overhead_ms, 0.0))

@@ -109,13 +109,13 @@ class StreamedDrafts:
 
     def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
                  sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline,
-                 max_blocks_ahead: int = 2) -> None:
+                 blocks_ahead: Callable[[int], int] = lambda gamma: 2) -> None:
         self.stub = channels.stub(edge.endpoint)
         self.session_id = session_id
         self.sampling = sampling
         self.support_size = support_size
         self.deadline = deadline
-        self.max_blocks_ahead = max_blocks_ahead
+        self.blocks_ahead = blocks_ahead
         self.call = None
         self.blocks: asyncio.Queue = asyncio.Queue()
         self.reader: asyncio.Task | None = None
@@ -159,7 +159,7 @@ class StreamedDrafts:
             self.gamma = gamma
             await self._send(session_id=self.session_id, sampling=self.sampling, support_size=self.support_size,
                              context=list(committed), epoch=self.epoch, num_tokens=gamma,
-                             max_blocks_ahead=self.max_blocks_ahead)
+                             max_blocks_ahead=self.blocks_ahead(gamma))
         elif gamma != self.gamma:  # applies to blocks drafted from now on
             self.gamma = gamma
             await self._send(epoch=self.epoch, num_tokens=gamma, verified_blocks=self.verified)

@@ -126,9 +126,9 @@ class TandemStreamer:
         self.metrics = metrics
         self.config = config
         self.tokenizers = TokenizerCache(channels)
-        # (device, pool, greedy?) → (α, draft ms/token, draft overhead ms, verify ms) of its last session:
-        # the next one starts there (greedy and sampled acceptance differ a lot)
-        self._priors: dict[tuple[str, str, bool], tuple[float, float, float, float]] = {}
+        # (device, pool, greedy?) → (α, draft ms/token, draft overhead ms, verify ms, β_i) of its last
+        # session: the next one starts there (greedy and sampled acceptance differ a lot)
+        self._priors: dict[tuple[str, str, bool], tuple] = {}
 
     def _pool(self, pool: str) -> list[WorkerRecord]:
         return [r for r in self.registry.members(CLOUD) if r.pool.name == pool]
@@ -155,19 +155,24 @@ class TandemStreamer:
         round_sampling.CopyFrom(sampling)
         del round_sampling.stop[:]  # the router matches stop strings itself
         overlap = self.config.overlap and spec.route.overlap
-        source = StreamedDrafts if overlap else RequestedDrafts
-        drafts = source(self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
         verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(cloud.pool.name), request_id,
                                 round_sampling, deadline)
         key = (edge.worker_id, cloud.pool.name, spec.sampling.greedy)
-        alpha, draft_ms, overhead_ms, verify_ms = self._priors.get(key, (0.6, 1.0, max(1.0, edge.state.rtt_ms), 3.0))
+        alpha, draft_ms, overhead_ms, verify_ms, betas = self._priors.get(
+            key, (0.6, 1.0, max(1.0, edge.state.rtt_ms), 3.0, ()))
         control = DraftLengthController(
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
                                prior_alpha=alpha, prior_draft_ms=draft_ms, prior_draft_overhead_ms=overhead_ms,
-                               prior_verify_ms=verify_ms, overlap=overlap),
+                               prior_verify_ms=verify_ms, overlap=overlap, prior_positions=betas),
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )
+        if overlap:
+            drafts = StreamedDrafts(self.channels, edge, request_id, round_sampling, self.config.draft_support_size,
+                                    deadline, blocks_ahead=control.blocks_ahead)
+        else:
+            drafts = RequestedDrafts(self.channels, edge, request_id, round_sampling,
+                                     self.config.draft_support_size, deadline)
         out = ChunkBuilder(request_id, decision_pb, tokenizer, prompt, spec, self.metrics, t_start, time.perf_counter())
         stats = TandemStats()
         committed = list(prompt)
@@ -221,7 +226,8 @@ class TandemStreamer:
         finally:
             if stats.rounds:
                 self._priors.pop(key, None)
-                self._priors[key] = (control.alpha, control.draft_ms, control.draft_overhead_ms, control.verify_ms)
+                self._priors[key] = (control.alpha, control.draft_ms, control.draft_overhead_ms, control.verify_ms,
+                                     tuple(control.position_acceptance()))
                 while len(self._priors) > 100_000:
                     self._priors.pop(next(iter(self._priors)))
             await drafts.close()
