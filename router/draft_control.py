@@ -8,11 +8,12 @@ The controller estimates α, a, D and V online (discounted, with priors for a ne
 the γ in [1, max_gamma] that maximises that rate. For large κ = C/a the optimum grows like
 ln(κ·ln(1/α))/ln(1/α) − 1: slow links and fast drafts want long drafts.
 
-With overlap (the device pre-drafts the next block during verification), a round whose drafts were
-all accepted and whose bonus token the device guessed — probability h ≈ α^(γ+1) — lets the next
-round skip its draft call, so a round costs (1 − h)·(γ·a + D) + V on average. That favours shorter
-drafts than without overlap (they are more often wholly accepted), and the controller takes it into
-account.
+With overlap (the device drafts ahead while earlier blocks are verified), a round whose drafts were
+all accepted and whose bonus token the device guessed — probability h ≈ α^(γ+1) — means the next
+block is already drafted: that round waits only W (measured: often nothing, sometimes the tail of
+the device's drafting) instead of γ·a + D, so a round costs (1 − h)·(γ·a + D) + h·W + V on
+average. That favours shorter drafts than without overlap (they are more often wholly accepted),
+and the controller takes it into account.
 
 Device energy caps γ: each drafted token costs the device `energy_per_token` joules, and a session
 with an energy budget never drafts past what is left of it (γ = 0 then: the cloud decodes alone).
@@ -60,6 +61,7 @@ class DraftLengthController:
         self.draft_ms = config.prior_draft_ms
         self.draft_overhead_ms = config.prior_draft_overhead_ms
         self.verify_ms = config.prior_verify_ms
+        self.ahead_wait_ms = 1.0  # W: what a round waits for a block drafted ahead
         self.energy_per_token_j = energy_per_token_j
         self.energy_left_j = energy_budget_j if energy_budget_j > 0 else math.inf
         self.last_gamma = 0
@@ -97,7 +99,7 @@ class DraftLengthController:
         if self.config.overlap:
             betas = betas or self.position_acceptance()
             hit = math.prod(betas[: gamma + 1])
-            return (1 - hit) * (gamma * a + d) + v
+            return (1 - hit) * (gamma * a + d) + hit * self.ahead_wait_ms + v
         return gamma * a + d + v
 
     def best_gamma(self) -> int:
@@ -129,7 +131,7 @@ class DraftLengthController:
     def observe(self, drafted: int, accepted: int, draft_ms: float, draft_overhead_ms: float, verify_ms: float,
                 energy_j: float = 0.0, predrafted: bool = False) -> None:
         """Record a round: device drafting time, the draft call's overhead (not observed when the
-        block was pre-drafted during the previous verify) and the verify call's time."""
+        block was drafted ahead: then the wait for it is recorded instead) and the verify call's time."""
         self.energy_left_j -= energy_j
         self.verify_ms = self._ewma(self.verify_ms, verify_ms)
         if drafted <= 0:
@@ -143,7 +145,9 @@ class DraftLengthController:
             self._reach[i] += 1
             self._acc[i] += 1 if i < accepted else 0
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)
-        if not predrafted:
+        if predrafted:
+            self.ahead_wait_ms = self._ewma(self.ahead_wait_ms, max(draft_overhead_ms + draft_ms, 0.0))
+        else:
             self.draft_overhead_ms = self._ewma(self.draft_overhead_ms, max(draft_overhead_ms, 0.0))
 
     def _ewma(self, old: float, new: float) -> float:
