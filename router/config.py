@@ -18,7 +18,8 @@ class RouterConfig:
     round_timeout_s: float = 5.0  # TANDEM: a draft or verify call slower than this counts as a failure
     max_draft_length: int = 16  # TANDEM: upper bound of the adaptive draft length
     draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
-    overlap: bool = True  # TANDEM: pre-draft the next block while a verify is in flight
+    overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
+    draft_speed_slack: float = 0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:

@@ -47,6 +47,9 @@ class DraftControlConfig:
     decay: float = 0.9  # weight kept by older observations per round
     overlap: bool = False  # the loop pre-drafts during verification
     prior_positions: tuple[float, ...] = ()  # β_i from an earlier session (empty: all α)
+    # Give up at most this share of the estimated speed for a longer draft (at most twice the fastest
+    # one): fewer target passes per token, i.e. less cloud compute — the rate is flat near its optimum.
+    speed_slack: float = 0.0
 
 
 class DraftLengthController:
@@ -103,14 +106,15 @@ class DraftLengthController:
         return gamma * a + d + v
 
     def best_gamma(self) -> int:
-        """argmax over γ of E(γ) / round time (ties: the shorter draft)."""
+        """The γ maximising the estimated rate E(γ) / round time — or, with `speed_slack`, the longest γ
+        up to twice that one whose rate is within the slack of the best."""
         betas = self.position_acceptance()
-        best, best_rate = 1, -1.0
-        for g in range(1, self.config.max_gamma + 1):
-            rate = self.expected_tokens(g, betas) / max(self.round_time_ms(g, betas), 1e-3)
-            if rate > best_rate * (1 + 1e-9):
-                best, best_rate = g, rate
-        return best
+        rates = [self.expected_tokens(g, betas) / max(self.round_time_ms(g, betas), 1e-3)
+                 for g in range(1, self.config.max_gamma + 1)]
+        top = max(rates)
+        fastest = rates.index(top) + 1
+        ok = [g for g, r in enumerate(rates, start=1) if r >= top * (1 - self.config.speed_slack) and g <= 2 * fastest]
+        return max(ok) if self.config.speed_slack > 0 else fastest
 
     def blocks_ahead(self, gamma: int, limit: int = 8) -> int:
         """How many blocks a run-ahead device should keep in flight so that a run of hits is not

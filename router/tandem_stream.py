@@ -163,7 +163,8 @@ class TandemStreamer:
         control = DraftLengthController(
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
                                prior_alpha=alpha, prior_draft_ms=draft_ms, prior_draft_overhead_ms=overhead_ms,
-                               prior_verify_ms=verify_ms, overlap=overlap, prior_positions=betas),
+                               prior_verify_ms=verify_ms, overlap=overlap, prior_positions=betas,
+                               speed_slack=self.config.draft_speed_slack),
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )

@@ -82,3 +82,14 @@ def test_predrafted_rounds_do_not_update_the_draft_call_overhead():
     assert ctl.draft_overhead_ms == 30.0
     ctl.observe(4, 4, 2.0, 10.0, 3.0)
     assert ctl.draft_overhead_ms < 30.0
+
+
+def test_speed_slack_trades_a_little_speed_for_fewer_cloud_passes():
+    kw = dict(prior_alpha=0.8, prior_draft_ms=0.5, prior_draft_overhead_ms=30.0, prior_verify_ms=3.0, max_gamma=64)
+    fastest = DraftLengthController(DraftControlConfig(**kw))
+    frugal = DraftLengthController(DraftControlConfig(speed_slack=0.02, **kw))
+    g0, g1 = fastest.best_gamma(), frugal.best_gamma()
+    assert g0 < g1 <= 2 * g0
+    rate = lambda c, g: c.expected_tokens(g) / c.round_time_ms(g)  # noqa: E731
+    assert rate(frugal, g1) >= 0.98 * rate(fastest, g0)
+    assert frugal.expected_tokens(g1) > fastest.expected_tokens(g0)  # more tokens per target pass
