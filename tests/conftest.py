@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tandem.models import BUILTIN_PROFILES, ModelProfile
+from tandem.server.prompts import CODE_PROMPTS
 
-PROMPTS = [
-    "def fibonacci(n):\n",
-    "import os\nimport sys\n\n\ndef main():\n",
-    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
-    "    for i in range(len(items)):\n",
-    "# Copyright (c) Python Software Foundation\n",
-    "    if not isinstance(value, str):\n        raise TypeError(",
-    "def _read(path, encoding='utf-8'):\n    with open(path",
-    "return self._cache.get(key, default)\n",
-]
+PROMPTS = CODE_PROMPTS[:8]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,28 @@
+"""Prompts for the shipped stdlib pair (code continuations), shared by the benchmarks and the tests."""
+
+CODE_PROMPTS = [
+    "def fibonacci(n):\n",
+    "import os\nimport sys\n\n\ndef main():\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
+    "    for i in range(len(items)):\n",
+    "# Copyright (c) Python Software Foundation\n",
+    "    if not isinstance(value, str):\n        raise TypeError(",
+    "def _read(path, encoding='utf-8'):\n    with open(path",
+    "return self._cache.get(key, default)\n",
+    "class Error(Exception):\n    \"\"\"Base class for",
+    "def __repr__(self):\n        return",
+    "    @property\n    def name(self):\n",
+    "try:\n    import _thread\nexcept ImportError:\n",
+    "__all__ = [",
+    "    def close(self):\n        \"\"\"Close the",
+    "if __name__ == '__main__':\n",
+    "    while True:\n        line = f.readline()\n",
+    "def parse_args(argv=None):\n    parser = argparse.ArgumentParser(",
+    "        except KeyError:\n            raise",
+    "    def __init__(self, *args, **kwargs):\n        super().__init__(",
+    "# The following functions",
+    "    return '\\n'.join(lines)\n\n\ndef ",
+    "_sentinel = object()\n\n\n",
+    "    assert isinstance(",
+    "    with self._lock:\n",
+]
