@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import time
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", default="tandem", help="output file stem")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack's processes on kill
     rtts = [float(x) for x in args.rtts.split(",")]
     prompts = (PROMPTS * ((args.prompts + len(PROMPTS) - 1) // len(PROMPTS)))[: args.prompts]
     rows: list[dict] = []
@@ -133,13 +135,19 @@ def main(argv: list[str] | None = None) -> int:
             stack.wait_fleet(edge=1, cloud=1)
             client_link = stack.start_link(device, stack.router_address, rtt / 2)
             with tandem.Client(client_link, timeout=600) as client:
-                client.complete(prompts[0], max_new_tokens=8, device_id=device)  # warm caches and priors
-                reference = None
-                for cfg in configs([int(g) for g in args.gammas.split(",")]):
-                    runs = [run_one(client, p, args.tokens, device, cfg["kwargs"]) for p in prompts]
-                    if cfg["name"] == "CLOUD":
-                        reference = [r["tokens"] for r in runs]
-                    row = summarise(cfg["name"], rtt, runs, None if cfg["name"] == "EDGE" else reference)
+                cfgs = configs([int(g) for g in args.gammas.split(",")])
+                for cfg in cfgs:  # warm caches and the router's per-device estimates
+                    run_one(client, prompts[0], 16, device, cfg["kwargs"])
+                # Side by side: every configuration runs on a prompt before the next prompt, so the
+                # shared machine's slow spells fall on all of them alike.
+                runs: dict[str, list[dict]] = {cfg["name"]: [] for cfg in cfgs}
+                for i, p in enumerate(prompts):
+                    for cfg in cfgs:
+                        runs[cfg["name"]].append(run_one(client, p, args.tokens, device, cfg["kwargs"]))
+                    print(f"[bench] RTT {rtt:g} ms: prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)
+                reference = [r["tokens"] for r in runs["CLOUD"]]
+                for cfg in cfgs:
+                    row = summarise(cfg["name"], rtt, runs[cfg["name"]], None if cfg["name"] == "EDGE" else reference)
                     rows.append(row)
                     print(f"[bench] RTT {rtt:g} ms {cfg['name']}: {row['tokens_per_s']:.0f} tok/s, "
                           f"{row['target_passes_per_token']:.3f} passes/token, exact {row['exact']}", file=sys.stderr,

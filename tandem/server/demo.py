@@ -7,6 +7,7 @@ with different hints, prints each text with where it ran and why, and shuts ever
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
              link_delay_ms: float = 0.0) -> int:
     """Run the demo; `link_delay_ms` > 0 puts an emulated link (that one-way delay) in front of the device."""
     t0 = time.monotonic()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops every component
     try:
         with LocalStack(config, log_to_console=verbose, progress=_say) as stack:
             stack.start_router()
