@@ -83,3 +83,36 @@ def test_tandem_statistics_reach_prometheus(stack, client):
     assert delta("tandem_tandem_acceptance_rate_count") == 1
     assert delta("tandem_tandem_tokens_per_round_count") == 1
     assert delta('tandem_ttft_seconds_count{placement="tandem"}') == 1
+
+
+def test_tandem_sessions_are_released_on_completion_and_cancellation(stack, client):
+    import time
+
+    import grpc
+
+    from tandem.v1 import admin_pb2, admin_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+    with grpc.insecure_channel(stack.router_address) as ch:
+        members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
+    endpoints = [m.endpoint for m in members]
+
+    def sessions() -> int:
+        total = 0
+        for endpoint in endpoints:
+            with grpc.insecure_channel(endpoint) as ch:
+                total += worker_pb2_grpc.WorkerStub(ch).Describe(worker_pb2.DescribeRequest(), timeout=5).state.active_sessions
+        return total
+
+    def wait_released() -> None:
+        deadline = time.monotonic() + 10
+        while sessions():
+            assert time.monotonic() < deadline, "sessions still held"
+            time.sleep(0.05)
+
+    wait_released()
+    client.complete(PROMPTS[0], max_new_tokens=24, device_id=DEVICE)
+    wait_released()
+    stream = client.generate(PROMPTS[1], max_new_tokens=300, device_id=DEVICE)
+    next(stream)
+    stream.close()  # the client cancels mid-stream
+    wait_released()
