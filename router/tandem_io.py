@@ -52,6 +52,11 @@ class Deadline:
         return self._end is not None and time.monotonic() >= self._end
 
 
+def replica_lost(err: grpc.RpcError) -> bool:
+    """Whether a failed cloud call is worth retrying on another replica of the pool."""
+    return err.code() in _LOST or err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
     if deadline.expired():
         return DeadlineExceeded("the request's deadline passed while drafting")
@@ -247,12 +252,17 @@ class GrpcVerifier:
             except grpc.RpcError as err:
                 if self.deadline.expired():
                     raise DeadlineExceeded("the request's deadline passed while verifying") from None
-                if err.code() not in _LOST and err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                if not replica_lost(err):
                     raise from_rpc_error(err) from None
-                self._failed.add(self.replica.worker_id)
-                self.retries += 1
-                self.replica = self._next_replica()
-                self._used.add(self.replica.endpoint)
+                self.fail_over()
+
+    def fail_over(self) -> WorkerRecord:
+        """Mark the current replica failed and move to another; raises CloudLost when none is left."""
+        self._failed.add(self.replica.worker_id)
+        self.retries += 1
+        self.replica = self._next_replica()
+        self._used.add(self.replica.endpoint)
+        return self.replica
 
     async def release(self) -> None:
         for endpoint in self._used:

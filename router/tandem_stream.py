@@ -24,7 +24,7 @@ from router.draft_control import DraftControlConfig, DraftLengthController
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import ONLY_CLOUD, Decision
-from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
+from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, replica_lost
 from router.tandem_loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.worker_channels import WorkerChannels
 from tandem.convert import FINISH_REASONS, PLACEMENTS
@@ -140,23 +140,32 @@ class TandemStreamer:
         if edge is None or cloud is None:
             raise Unavailable("the device or the replica chosen for TANDEM left the fleet")
         deadline = Deadline(context.time_remaining(), self.config.round_timeout_s)
-        try:
-            tokenizer = await self.tokenizers.get(cloud, deadline.timeout())
-            prompt_input = common_pb2.PromptInput(
-                text=spec.prompt, messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in spec.messages])
-            tok_resp = await self.channels.stub(cloud.endpoint).Tokenize(
-                worker_pb2.TokenizeRequest(input=prompt_input), timeout=deadline.timeout())
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        prompt = list(tok_resp.token_ids)
-        max_context = min(edge.max_context, cloud.max_context)
-        check_context(len(prompt), spec.sampling.max_new_tokens, max_context)
         round_sampling = common_pb2.SamplingParams()
         round_sampling.CopyFrom(sampling)
         del round_sampling.stop[:]  # the router matches stop strings itself
-        overlap = self.config.overlap and spec.route.overlap
-        verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(cloud.pool.name), request_id,
+        pool_name = cloud.pool.name
+        verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(pool_name), request_id,
                                 round_sampling, deadline)
+        prompt_input = common_pb2.PromptInput(
+            text=spec.prompt, messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in spec.messages])
+        while True:  # a replica that died since its last heartbeat is replaced like in a round
+            try:
+                tokenizer = await self.tokenizers.get(verifier.replica, deadline.timeout())
+                tok_resp = await self.channels.stub(verifier.replica.endpoint).Tokenize(
+                    worker_pb2.TokenizeRequest(input=prompt_input), timeout=deadline.timeout())
+                break
+            except grpc.RpcError as err:
+                if deadline.expired() or not replica_lost(err):
+                    raise from_rpc_error(err) from None
+                try:
+                    verifier.fail_over()
+                except CloudLost as lost:
+                    raise Unavailable(f"no replica of the pool answered: {lost}") from None
+        cloud = verifier.replica
+        prompt = list(tok_resp.token_ids)
+        max_context = min(edge.max_context, cloud.max_context)
+        check_context(len(prompt), spec.sampling.max_new_tokens, max_context)
+        overlap = self.config.overlap and spec.route.overlap
         key = (edge.worker_id, cloud.pool.name, spec.sampling.greedy)
         alpha, draft_ms, overhead_ms, verify_ms, betas = self._priors.get(
             key, (0.6, 1.0, max(1.0, edge.state.rtt_ms), 3.0, ()))
@@ -191,8 +200,8 @@ class TandemStreamer:
             except DeviceLost as lost:
                 stats.fallbacks[lost.cause] = stats.fallbacks.get(lost.cause, 0) + 1
                 self.metrics.fallbacks.labels(lost.cause).inc()
-                target = verifier.replica
-                async for chunk, ms in self._continue(target, "cloud", committed, out, round_sampling, deadline):
+                async for chunk, ms in self._continue(verifier.replica, "cloud", committed, out, round_sampling,
+                                                      deadline, verifier):
                     extra_compute_ms += ms
                     last = chunk
                     if chunk.final:
@@ -235,20 +244,32 @@ class TandemStreamer:
             await verifier.release()
 
     async def _continue(self, worker: WorkerRecord, placement: str, committed: list[int], out: ChunkBuilder,
-                        sampling: common_pb2.SamplingParams, deadline: Deadline):
-        """Generate the rest on one worker from the committed tokens; yields (chunk, compute_ms)."""
-        rest = common_pb2.SamplingParams()
-        rest.CopyFrom(sampling)
-        rest.max_new_tokens = out.max_new - out.produced
-        req = worker_pb2.WorkerGenerateRequest(session_id=f"{out.request_id}-{placement}",
-                                               input=common_pb2.PromptInput(token_ids=committed), sampling=rest)
-        call = self.channels.stub(worker.endpoint).Generate(req, timeout=deadline.timeout())
-        try:
-            async for w in call:
-                yield out.add(list(w.token_ids), placement, worker.worker_id,
-                              eos=w.finish_reason == common_pb2.FINISH_REASON_EOS), w.compute_ms
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+                        sampling: common_pb2.SamplingParams, deadline: Deadline,
+                        verifier: GrpcVerifier | None = None):
+        """Generate the rest on one worker from the committed tokens; yields (chunk, compute_ms).
 
+        With `verifier` (the cloud case) a replica that fails is replaced by another of the pool,
+        continuing from the tokens committed so far; UNAVAILABLE when none is left.
+        """
+        while True:
+            rest = common_pb2.SamplingParams()
+            rest.CopyFrom(sampling)
+            rest.max_new_tokens = out.max_new - out.produced
+            req = worker_pb2.WorkerGenerateRequest(session_id=f"{out.request_id}-{placement}",
+                                                   input=common_pb2.PromptInput(token_ids=committed), sampling=rest)
+            call = self.channels.stub(worker.endpoint).Generate(req, timeout=deadline.timeout())
+            try:
+                async for w in call:
+                    committed += w.token_ids
+                    yield out.add(list(w.token_ids), placement, worker.worker_id,
+                                  eos=w.finish_reason == common_pb2.FINISH_REASON_EOS), w.compute_ms
+                return
+            except grpc.RpcError as err:
+                if verifier is None or deadline.expired() or not replica_lost(err):
+                    raise from_rpc_error(err) from None
+                try:
+                    worker = verifier.fail_over()
+                except CloudLost as lost:
+                    raise Unavailable(f"the cloud pool lost every replica after the device left: {lost}") from None
+            finally:
+                call.cancel()

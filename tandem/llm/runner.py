@@ -9,6 +9,7 @@ Shapes: logits rows are [vocab] float32; ``logits_after(..., n_out)`` returns [n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -71,8 +72,23 @@ def round_rng(seed: int | None, position: int, salt: int) -> np.random.Generator
     return np.random.default_rng(None if seed is None else [seed, position, salt])
 
 
+class _Operation:
+    """A draft or verify in progress on a session; `released` is set when the session is released
+    meanwhile, so the operation stops storing cache entries the caller has already given up."""
+
+    __slots__ = ("released",)
+
+    def __init__(self) -> None:
+        self.released = False
+
+
 class ModelRunner:
-    """Thread-safe per session: calls on one session are serialized by a per-session lock."""
+    """Thread-safe per session: calls on one session are serialized by a per-session lock.
+
+    Release wins over work in flight: a draft or verify running when its session is released
+    finishes without re-creating the session's cache (a pre-draft the router abandoned would
+    otherwise hold memory until evicted).
+    """
 
     def __init__(self, decoder: OnnxDecoder, tokenizer: Tokenizer, cache: SessionCache | None = None) -> None:
         if tokenizer.vocab_size > decoder.spec.vocab_size:
@@ -84,6 +100,7 @@ class ModelRunner:
         self.spec = decoder.spec
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._ops: dict[str, list[_Operation]] = {}  # guarded by _locks_guard
 
     # ------------------------------------------------------------------ inputs
 
@@ -117,8 +134,25 @@ class ModelRunner:
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
 
-    def logits_after(self, session_id: str, tokens: Sequence[int], n_out: int = 1) -> ForwardResult:
-        """Logits following each of the last `n_out` tokens, caching all `tokens` under the session.
+    @contextlib.contextmanager
+    def _operation(self, session_id: str) -> Iterator[_Operation]:
+        op = _Operation()
+        with self._locks_guard:
+            self._ops.setdefault(session_id, []).append(op)
+        try:
+            yield op
+        finally:
+            with self._locks_guard:
+                ops = self._ops.get(session_id, [])
+                if op in ops:
+                    ops.remove(op)
+                if not ops:
+                    self._ops.pop(session_id, None)
+
+    def logits_after(self, session_id: str, tokens: Sequence[int], n_out: int = 1,
+                     op: _Operation | None = None) -> ForwardResult:
+        """Logits following each of the last `n_out` tokens, caching all `tokens` under the session
+        (unless `op` was released meanwhile).
 
         Reuses the longest cached prefix of `tokens`; computes the rest in one forward pass.
         Raises ContextOverflow when `tokens` do not fit the context.
@@ -145,14 +179,19 @@ class ModelRunner:
             mask = np.ones((1, len(tokens)), dtype=np.int64)  # [1, p+s]
             pos = np.arange(start, len(tokens), dtype=np.int64)[None]  # [1, s]
             logits, present = self.decoder.forward(new, mask, pos, past)  # [1, s, vocab]
-            self.cache.put(session_id, CacheEntry(tokens, present, logits[0, -1]))
+            with self._locks_guard:  # so a concurrent release() cannot slip between check and put
+                if op is None or not op.released:
+                    self.cache.put(session_id, CacheEntry(tokens, present, logits[0, -1]))
             return ForwardResult(logits[0, -n_out:], start, len(tokens) - start, (time.perf_counter() - t0) * 1e3)
 
     def release(self, session_id: str) -> bool:
-        """Drop the session's cache; False when it held none."""
+        """Drop the session's cache; False when it held none (nor had work in flight)."""
         with self._locks_guard:
             self._locks.pop(session_id, None)
-        return self.cache.pop(session_id)
+            ops = self._ops.pop(session_id, [])
+            for op in ops:
+                op.released = True
+            return self.cache.pop(session_id) or bool(ops)
 
     # ------------------------------------------------------------------ speculative decoding
 
@@ -173,21 +212,22 @@ class ModelRunner:
         dists: list[SparseDist] = []
         cached = passes = 0
         ms = 0.0
-        for i in range(n):
-            if cancel is not None and cancel.is_set():
-                break
-            res = self.logits_after(session_id, tokens, 1)
-            cached = res.cached_tokens if i == 0 else cached
-            passes += 1 if res.computed_tokens else 0
-            ms += res.compute_ms
-            if cfg.greedy:
-                tok = int(np.argmax(res.logits[-1]))
-            else:
-                q = draft_distribution(res.logits[-1], cfg, support_size)
-                tok = sample_from(q.dense(self.spec.vocab_size), rng)
-                dists.append(q)
-            out.append(tok)
-            tokens.append(tok)
+        with self._operation(session_id) as op:
+            for i in range(n):
+                if (cancel is not None and cancel.is_set()) or op.released:
+                    break
+                res = self.logits_after(session_id, tokens, 1, op)
+                cached = res.cached_tokens if i == 0 else cached
+                passes += 1 if res.computed_tokens else 0
+                ms += res.compute_ms
+                if cfg.greedy:
+                    tok = int(np.argmax(res.logits[-1]))
+                else:
+                    q = draft_distribution(res.logits[-1], cfg, support_size)
+                    tok = sample_from(q.dense(self.spec.vocab_size), rng)
+                    dists.append(q)
+                out.append(tok)
+                tokens.append(tok)
         return DraftResult(out, None if cfg.greedy else dists, cached, ms, passes)
 
     def verify(self, session_id: str, context: Sequence[int], drafted: Sequence[int],
@@ -200,7 +240,8 @@ class ModelRunner:
         drafted = list(drafted)
         if not cfg.greedy and (dists is None or len(dists) != len(drafted)):
             raise InvalidArgument("draft_distributions", "sampling needs one draft distribution per drafted token")
-        res = self.logits_after(session_id, list(context) + drafted, len(drafted) + 1)  # [γ+1, vocab]
+        with self._operation(session_id) as op:
+            res = self.logits_after(session_id, list(context) + drafted, len(drafted) + 1, op)  # [γ+1, vocab]
         if cfg.greedy:
             rnd = greedy_round(drafted, res.logits)
         else:

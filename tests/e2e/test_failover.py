@@ -48,12 +48,16 @@ def fleet(stack):
         return list(admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members)
 
 
+KILLED: set[str] = set()  # worker ids of the replicas the tests killed
+
+
 def live_replicas(stack, n, timeout_s=120):
-    """Wait until exactly n replicas are registered and heartbeating (killed ones expired)."""
+    """Wait until exactly n replicas are registered and heartbeating, none of them a killed one
+    (a killed replica stays registered until its heartbeats have been missed for a while)."""
     deadline = time.monotonic() + timeout_s
     while True:
         cloud = [m for m in fleet(stack) if m.info.kind == common_pb2.WORKER_KIND_CLOUD]
-        if len(cloud) == n and all(m.heartbeat_age_ms < 1500 for m in cloud):
+        if len(cloud) == n and all(m.heartbeat_age_ms < 1500 and m.info.worker_id not in KILLED for m in cloud):
             return cloud
         assert time.monotonic() < deadline, f"replicas: {[(m.info.worker_id, m.heartbeat_age_ms) for m in cloud]}"
         time.sleep(0.2)
@@ -88,6 +92,7 @@ def test_replica_killed_mid_stream_is_retried_on_another(stack, target):
         pid = pid_listening_on(int(member.endpoint.rsplit(":", 1)[1]))
         psutil.Process(pid).kill()
         killed["id"] = worker_id
+        KILLED.add(worker_id)
 
     with tandem.Client(stack.router_address, timeout=120) as client:
         chunks = stream_and(client, PROMPTS[0], "phone-a", kill_verifier)
@@ -103,6 +108,7 @@ def test_all_replicas_killed_finishes_on_the_device(stack, target):
     def kill_pool(chunks):
         for m in replicas:
             psutil.Process(pid_listening_on(int(m.endpoint.rsplit(":", 1)[1]))).kill()
+            KILLED.add(m.info.worker_id)
 
     with tandem.Client(stack.router_address, timeout=120) as client:
         chunks = stream_and(client, PROMPTS[1], "phone-a", kill_pool)

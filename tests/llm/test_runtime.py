@@ -159,6 +159,38 @@ def test_generation_keeps_then_releases_session(target):
     assert target.release("keep") and not target.release("keep")
 
 
+def test_release_during_a_draft_leaves_no_cache_behind(draft):
+    """A pre-draft abandoned by the router must not re-create the session it released."""
+    import threading
+
+    reached, proceed = threading.Event(), threading.Event()
+
+    class Gate:  # the draft loop polls `cancel` before each token: pause it after the first
+        calls = 0
+
+        def is_set(self) -> bool:
+            self.calls += 1
+            if self.calls == 2:
+                reached.set()
+                proceed.wait(10)
+            return False
+
+    ids = draft.prompt_ids(text=PROMPTS[0])
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=draft.draft("abandoned", ids, 16, SamplingConfig(), 8, Gate())))
+    t.start()
+    assert reached.wait(10)
+    assert draft.cache.get("abandoned") is not None  # the first drafted token is cached
+    assert draft.release("abandoned")
+    proceed.set()
+    t.join(10)
+    assert len(result["r"].token_ids) == 1  # stopped at the release
+    assert draft.cache.get("abandoned") is None
+    assert draft.draft("abandoned", ids, 2, SamplingConfig()).token_ids  # the id is usable again
+    assert draft.cache.get("abandoned") is not None
+    draft.release("abandoned")
+
+
 def test_choose_providers_prefers_npu_and_ends_with_cpu():
     pref = ["QNNExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers(pref, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
