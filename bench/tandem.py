@@ -34,14 +34,26 @@ from tandem.server.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
 
 
 
+BENCH_CONFIG = """
+[[cloud.pools]]
+name = "gpu"
+accelerator = "gpu"
+resource = "gpu"
+replicas = 1
+price_per_replica_hour_usd = 3.0
+"""
+
+
 def configs(gammas: list[int]) -> list[dict]:
     out = [{"name": "CLOUD", "kwargs": {"placement": "only_cloud"}},
            {"name": "EDGE", "kwargs": {"placement": "only_device"}}]
     for overlap in (False, True):
         suffix = " +overlap" if overlap else ""
         for g in gammas:
-            out.append({"name": f"TANDEM γ={g}{suffix}", "kwargs": {"draft_length": g, "overlap": overlap}})
-        out.append({"name": f"TANDEM adaptive{suffix}", "kwargs": {"draft_length": 0, "overlap": overlap}})
+            out.append({"name": f"TANDEM γ={g}{suffix}",
+                        "kwargs": {"draft_length": g, "overlap": overlap, "placement": "prefer_tandem"}})
+        out.append({"name": f"TANDEM adaptive{suffix}",
+                    "kwargs": {"draft_length": 0, "overlap": overlap, "placement": "prefer_tandem"}})
     return out
 
 
@@ -74,6 +86,10 @@ def run_one(client: tandem.Client, prompt: str, tokens: int, device: str, kwargs
 
 
 def summarise(name: str, rtt: float, runs: list[dict], reference: list[list[int]] | None) -> dict:
+    want = name.split()[0].lower()
+    wrong = [r["placements"] for r in runs if r["placements"] != [want]]
+    if wrong:
+        raise SystemExit(f"{name}: the router placed runs as {wrong[0]}, not {want}; check the policy in the config")
     tokens = sum(len(r["tokens"]) for r in runs)
     seconds = sum(r["seconds"] for r in runs)
     drafted = sum(r["drafted"] for r in runs)
@@ -127,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     t_start = time.time()
     with LocalStack(args.config, progress=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True)) as stack:
+        if args.config is None:  # one pool: TANDEM is measured against the same replicas' CLOUD
+            config = stack.workdir / "bench.toml"
+            config.write_text(BENCH_CONFIG)
+            stack.config = config
         stack.start_router()
         stack.start_cloud()
         for rtt in rtts:

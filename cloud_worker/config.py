@@ -19,10 +19,16 @@ class PoolConfig:
     price_per_1k_tokens_usd: float = 0.0  # > 0: price by tokens instead (a third-party API)
     max_inflight: int = 64
     kv_cache_mb: int = 512
+    slots_per_replica: int = 8  # requests a replica serves at full speed (the router's utilisation measure)
+    # > 1 emulates a slower accelerator on this machine: every forward pass takes this many times
+    # its compute time (the replica sleeps the difference, and reports — and bills — the whole time)
+    slowdown: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.name or self.replicas < 1 or self.num_cpus < 0 or self.threads < 1:
             raise ValueError(f"pool {self.name!r}: name required, replicas >= 1, num_cpus >= 0, threads >= 1")
+        if self.slowdown < 1 or self.slots_per_replica < 1:
+            raise ValueError(f"pool {self.name!r}: slowdown must be >= 1 and slots_per_replica >= 1")
         if self.price_per_replica_hour_usd < 0 or self.price_per_1k_tokens_usd < 0:
             raise ValueError(f"pool {self.name!r}: prices must be >= 0")
 
@@ -37,7 +43,11 @@ class CloudConfig:
     metrics_port: int = 0  # this (driver) process's /metrics: pools and replicas; -1: disabled
     num_cpus: int = 0  # local Ray only: CPUs to declare (0 = all)
     log_to_driver: bool = False  # stream replica logs to this process
-    pools: tuple[PoolConfig, ...] = (PoolConfig(),)
+    # the default: a cheaper-per-token, slower ASIC pool and a dearer, faster GPU pool
+    pools: tuple[PoolConfig, ...] = (
+        PoolConfig(name="asic", accelerator="asic", resource="asic", price_per_replica_hour_usd=1.0, slowdown=2.0),
+        PoolConfig(name="gpu", accelerator="gpu", resource="gpu", price_per_replica_hour_usd=3.0),
+    )
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.pools]

@@ -70,7 +70,8 @@ class ReplicaHost:
         p = self.pool
         return common_pb2.PoolProfile(name=p.name, accelerator=p.accelerator,
                                       price_per_replica_hour_usd=p.price_per_replica_hour_usd,
-                                      price_per_1k_tokens_usd=p.price_per_1k_tokens_usd, replicas=p.replicas)
+                                      price_per_1k_tokens_usd=p.price_per_1k_tokens_usd, replicas=p.replicas,
+                                      slots_per_replica=p.slots_per_replica)
 
     def spend_energy(self, prefill_tokens: int, generated_tokens: int) -> float:
         return 0.0  # mains-powered; its cost is accelerator time, accounted by the router
@@ -87,7 +88,8 @@ class TargetReplica:
     async def __init__(self, cloud: CloudConfig, pool: PoolConfig, profile: ModelProfile) -> None:
         logging.basicConfig(level=logging.INFO)
         self.worker_id = _replica_id(pool.name)
-        decoder = OnnxDecoder(profile.target, threads=pool.threads, name=f"{profile.name}-target")
+        decoder = OnnxDecoder(profile.target, threads=pool.threads, name=f"{profile.name}-target",
+                              slowdown=pool.slowdown)
         runner = ModelRunner(decoder, Tokenizer(profile.tokenizer), SessionCache(pool.kv_cache_mb * 2**20))
         self.registry = CollectorRegistry()
         self.host = ReplicaHost(self.worker_id, pool, runner)

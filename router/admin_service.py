@@ -1,17 +1,39 @@
-"""Admin servicer: the fleet as the router sees it, and decisions explained without running them."""
+"""Admin servicer: the fleet as the router sees it, decisions explained without running them, and
+the routing policy — read, changed, rolled back — live."""
 
 from __future__ import annotations
 
-from router.convert import KINDS, decision_to_pb, member_to_pb, parse_generate
+import hmac
+
+from router.convert import (KINDS, decision_to_pb, member_to_pb, parse_generate, policy_changes_from_pb,
+                            policy_version_to_pb)
 from router.fleet import FleetRegistry
-from router.placement import decide
+from router.placer import Placer
+from tandem.errors import InvalidArgument, Unauthenticated
 from tandem.grpc_status import map_errors
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
+CALLER_KEY = "x-tandem-caller"
+TOKEN_KEY = "x-tandem-admin-token"
+
+
+def _metadata(context) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, registry: FleetRegistry) -> None:
+    def __init__(self, registry: FleetRegistry, placer: Placer, admin_token: str = "") -> None:
         self.registry = registry
+        self.placer = placer
+        self.admin_token = admin_token
+
+    def _caller(self, context) -> str:
+        """Who changes the policy: the x-tandem-caller metadata, else the peer. Checks the admin
+        token when the router requires one."""
+        md = _metadata(context)
+        if self.admin_token and not hmac.compare_digest(md.get(TOKEN_KEY, ""), self.admin_token):
+            raise Unauthenticated(f"policy changes need the router's admin token in {TOKEN_KEY} metadata")
+        return md.get(CALLER_KEY) or context.peer() or "unknown"
 
     @map_errors
     async def ListFleet(self, request, context):
@@ -23,4 +45,31 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @map_errors
     async def Explain(self, request, context):
         spec = parse_generate(request)
-        return decision_to_pb(decide(spec.route, self.registry.members()))
+        return decision_to_pb(self.placer.decide(spec.route, count=False))
+
+    @map_errors
+    async def GetPolicy(self, request, context):
+        return policy_version_to_pb(self.placer.store.current)
+
+    @map_errors
+    async def SetPolicy(self, request, context):
+        caller = self._caller(context)
+        if not request.HasField("policy"):
+            raise InvalidArgument("policy", "required")
+        changes = policy_changes_from_pb(request.policy, list(request.update_mask.paths))
+        v = self.placer.store.set(changes, caller, request.note, request.expected_version)
+        return policy_version_to_pb(v)
+
+    @map_errors
+    async def RollbackPolicy(self, request, context):
+        caller = self._caller(context)
+        if request.version <= 0:
+            raise InvalidArgument("version", f"must be > 0, got {request.version}")
+        return policy_version_to_pb(self.placer.store.rollback(request.version, caller, request.note))
+
+    @map_errors
+    async def ListPolicyHistory(self, request, context):
+        if request.limit < 0:
+            raise InvalidArgument("limit", f"must be >= 0, got {request.limit}")
+        return admin_pb2.ListPolicyHistoryResponse(
+            versions=[policy_version_to_pb(v) for v in self.placer.store.history(request.limit)])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+from router.policy_config import PolicyConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +23,10 @@ class RouterConfig:
     draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
     overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
     draft_speed_slack: float = 0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)  # the [router.policy] table
+    policy_file: Path | None = None  # a TOML policy file, reloaded when it changes (on top of `policy`)
+    policy_poll_ms: int = 1000
+    admin_token: str = ""  # non-empty: SetPolicy/RollbackPolicy need it in x-tandem-admin-token metadata
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:

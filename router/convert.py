@@ -7,6 +7,8 @@ import math
 
 from router.fleet import CLOUD, EDGE, DeviceState, PoolInfo, WorkerRecord
 from router.placement import Decision, RouteRequest
+from router.policy_config import PolicyConfig, policy_to_dict
+from router.policy_store import PolicyVersion
 from tandem.convert import PLACEMENTS, check_enum, messages_from_pb, sampling_from_pb
 from tandem.errors import InvalidArgument
 from tandem.params import SamplingConfig
@@ -18,6 +20,7 @@ PREFERENCES = {
     common_pb2.PLACEMENT_PREFERENCE_ONLY_DEVICE: "only_device",
     common_pb2.PLACEMENT_PREFERENCE_PREFER_CLOUD: "prefer_cloud",
     common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD: "only_cloud",
+    common_pb2.PLACEMENT_PREFERENCE_PREFER_TANDEM: "prefer_tandem",
 }
 PRIVACY = {common_pb2.PRIVACY_STANDARD: "standard", common_pb2.PRIVACY_LOCAL_ONLY: "local_only"}
 QUALITY = {common_pb2.QUALITY_UNSPECIFIED: "unspecified", common_pb2.QUALITY_SMALL_OK: "small_ok",
@@ -73,6 +76,7 @@ def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
         max_device_energy_joules=_non_negative(h.max_device_energy_joules, "hints.max_device_energy_joules"),
         draft_length=h.draft_length,
         overlap=not h.disable_overlap,
+        prompt_chars=len(msg.prompt) + sum(len(m.content) for m in msg.messages),
     )
     if route.draft_length < 0 or route.draft_length > 64:
         raise InvalidArgument("hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}")
@@ -90,6 +94,7 @@ def state_from_pb(s: common_pb2.WorkerState) -> DeviceState:
         active_sessions=s.active_sessions,
         rtt_ms=s.rtt_ms,
         kv_cache_bytes=s.kv_cache_bytes,
+        battery_capacity_joules=s.battery_capacity_joules,
     )
 
 
@@ -122,7 +127,7 @@ def record_from_register(msg: fleet_pb2.RegisterRequest) -> WorkerRecord:
         vocab_size=info.vocab_size,
         version=info.version,
         pool=PoolInfo(p.name, p.accelerator or info.accelerator, p.price_per_replica_hour_usd,
-                      p.price_per_1k_tokens_usd, p.replicas),
+                      p.price_per_1k_tokens_usd, p.replicas, p.slots_per_replica or 8),
         state=state_from_pb(msg.state),
         metrics_port=info.metrics_port,
     )
@@ -137,12 +142,39 @@ def decision_to_pb(d: Decision) -> common_pb2.Decision:
         initial_draft_length=d.initial_draft_length,
         reason=d.reason,
         policy_version=d.policy_version,
+        predicted_cost_usd=d.predicted_cost_usd,
+        predicted_ttft_ms=d.predicted_ttft_ms,
+        predicted_token_ms=d.predicted_token_ms,
+        predicted_device_energy_joules=d.predicted_energy_j,
         candidates=[
             common_pb2.Candidate(placement=PLACEMENTS[c.placement], edge_worker_id=c.edge_worker_id, pool=c.pool,
-                                 score=c.score, excluded=c.excluded, reason=c.reason)
+                                 score=c.score, excluded=c.excluded, reason=c.reason,
+                                 predicted_cost_usd=c.predicted_cost_usd, predicted_ttft_ms=c.predicted_ttft_ms,
+                                 predicted_token_ms=c.predicted_token_ms,
+                                 predicted_device_energy_joules=c.predicted_energy_j)
             for c in d.candidates
         ],
     )
+
+
+def policy_to_pb(p: PolicyConfig) -> admin_pb2.RoutingPolicy:
+    return admin_pb2.RoutingPolicy(**policy_to_dict(p))
+
+
+def policy_changes_from_pb(msg: admin_pb2.RoutingPolicy, paths: list[str]) -> dict:
+    """The fields of `msg` named by `paths` (all when empty) as policy changes; InvalidArgument
+    naming update_mask for an unknown path."""
+    names = [f.name for f in admin_pb2.RoutingPolicy.DESCRIPTOR.fields]
+    for path in paths:
+        if path not in names:
+            raise InvalidArgument("update_mask", f"unknown policy field {path!r}; known: {', '.join(names)}")
+    return {name: getattr(msg, name) for name in (paths or names)}
+
+
+def policy_version_to_pb(v: PolicyVersion) -> admin_pb2.PolicyVersion:
+    return admin_pb2.PolicyVersion(version=v.version, policy=policy_to_pb(v.policy), caller=v.caller,
+                                   created_unix_s=v.created_unix_s, note=v.note, source=v.source,
+                                   restored_version=v.restored_version)
 
 
 def member_to_pb(w: WorkerRecord, now: float) -> admin_pb2.FleetMember:
@@ -161,11 +193,12 @@ def member_to_pb(w: WorkerRecord, now: float) -> admin_pb2.FleetMember:
             battery_source={v: k for k, v in BATTERY.items()}[s.battery_source],
             thermal={v: k for k, v in THERMAL.items()}[s.thermal],
             energy_per_token_joules=s.energy_per_token_joules, queue_depth=s.queue_depth,
-            active_sessions=s.active_sessions, rtt_ms=s.rtt_ms, kv_cache_bytes=s.kv_cache_bytes),
+            active_sessions=s.active_sessions, rtt_ms=s.rtt_ms, kv_cache_bytes=s.kv_cache_bytes,
+            battery_capacity_joules=s.battery_capacity_joules),
         pool=common_pb2.PoolProfile(name=w.pool.name, accelerator=w.pool.accelerator,
                                     price_per_replica_hour_usd=w.pool.price_per_replica_hour_usd,
                                     price_per_1k_tokens_usd=w.pool.price_per_1k_tokens_usd,
-                                    replicas=w.pool.replicas),
+                                    replicas=w.pool.replicas, slots_per_replica=w.pool.slots_per_replica),
         heartbeat_age_ms=(now - w.last_seen) * 1e3,
         registered_age_ms=(now - w.registered_at) * 1e3,
     )

@@ -29,6 +29,7 @@ class DeviceState:
     active_sessions: int = 0
     rtt_ms: float = 0.0
     kv_cache_bytes: int = 0
+    battery_capacity_joules: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class PoolInfo:
     price_per_replica_hour_usd: float = 0.0
     price_per_1k_tokens_usd: float = 0.0
     replicas: int = 0
+    slots_per_replica: int = 8  # requests one replica serves at full speed (utilisation's denominator)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,7 @@ class FleetRegistry:
         self.lease_s = lease_s
         self._pinned_tokenizer = tokenizer_id
         self._workers: dict[str, WorkerRecord] = {}
+        self._by_kind: dict[str, dict[str, WorkerRecord]] = {EDGE: {}, CLOUD: {}}  # so pools cost O(replicas)
         self.version = 0  # bumped on every membership change
 
     @property
@@ -95,7 +98,10 @@ class FleetRegistry:
         now = self._clock()
         old = self._workers.get(record.worker_id)
         record = dataclasses.replace(record, registered_at=old.registered_at if old else now, last_seen=now)
+        if old is not None and old.kind != record.kind:
+            self._by_kind[old.kind].pop(record.worker_id, None)
         self._workers[record.worker_id] = record
+        self._by_kind[record.kind][record.worker_id] = record
         self.version += 1
         return record
 
@@ -104,12 +110,14 @@ class FleetRegistry:
         w = self._workers.get(worker_id)
         if w is None:
             return False
-        self._workers[worker_id] = dataclasses.replace(w, state=state, last_seen=self._clock())
+        w = self._workers[worker_id] = dataclasses.replace(w, state=state, last_seen=self._clock())
+        self._by_kind[w.kind][worker_id] = w
         return True
 
     def deregister(self, worker_id: str) -> WorkerRecord | None:
         w = self._workers.pop(worker_id, None)
         if w:
+            self._by_kind[w.kind].pop(worker_id, None)
             self.version += 1
         return w
 
@@ -119,6 +127,7 @@ class FleetRegistry:
         gone = [w for w in self._workers.values() if w.last_seen < cutoff]
         for w in gone:
             del self._workers[w.worker_id]
+            self._by_kind[w.kind].pop(w.worker_id, None)
         if gone:
             self.version += 1
         return gone
@@ -127,7 +136,7 @@ class FleetRegistry:
         return self._workers.get(worker_id)
 
     def members(self, kind: str | None = None) -> list[WorkerRecord]:
-        return [w for w in self._workers.values() if kind is None or w.kind == kind]
+        return list(self._workers.values() if kind is None else self._by_kind[kind].values())
 
     def now(self) -> float:
         return self._clock()

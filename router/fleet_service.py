@@ -28,6 +28,17 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         for kind in (EDGE, CLOUD):
             self.metrics.fleet.labels(kind).set(len(self.registry.members(kind)))
 
+    def _battery(self, record) -> None:
+        if record is not None and record.kind == EDGE and record.state.battery_source != "none":
+            self.metrics.battery.labels(record.worker_id).set(record.state.battery_percent)
+
+    def _forget(self, record) -> None:
+        if record.kind == EDGE:
+            try:
+                self.metrics.battery.remove(record.worker_id)
+            except KeyError:
+                pass
+
     @map_errors
     async def Register(self, request, context):
         kind = KINDS.get(request.info.kind, "unknown")
@@ -42,6 +53,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         if old and old.endpoint != record.endpoint:
             await self.channels.drop(old.endpoint)
         self.metrics.registrations.labels(kind, "OK").inc()
+        self._battery(record)
         self.update_gauges()
         log.info("registered %s worker %s at %s (%s)", record.kind, record.worker_id, record.endpoint,
                  record.model_name)
@@ -53,7 +65,9 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
     async def Heartbeat(self, request, context):
         if not request.worker_id:
             raise InvalidArgument("worker_id", "required")
-        return fleet_pb2.HeartbeatResponse(known=self.registry.heartbeat(request.worker_id, state_from_pb(request.state)))
+        known = self.registry.heartbeat(request.worker_id, state_from_pb(request.state))
+        self._battery(self.registry.get(request.worker_id))
+        return fleet_pb2.HeartbeatResponse(known=known)
 
     @map_errors
     async def Deregister(self, request, context):
@@ -61,6 +75,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             raise InvalidArgument("worker_id", "required")
         gone = self.registry.deregister(request.worker_id)
         if gone:
+            self._forget(gone)
             await self.channels.drop(gone.endpoint)
             log.info("deregistered %s worker %s", gone.kind, gone.worker_id)
         self.update_gauges()
@@ -71,5 +86,6 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         for w in self.registry.expire():
             log.warning("%s worker %s missed heartbeats for %d ms: dropped", w.kind, w.worker_id, self.config.lease_ms)
             self.metrics.expired.labels(w.kind).inc()
+            self._forget(w)
             await self.channels.drop(w.endpoint)
         self.update_gauges()

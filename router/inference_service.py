@@ -12,7 +12,8 @@ from router.convert import GenerateSpec, decision_to_pb, parse_generate
 from router.costs import cloud_cost_usd
 from router.fleet import FleetRegistry
 from router.metrics import RouterMetrics
-from router.placement import Decision, decide
+from router.placement import Decision
+from router.placer import Placer
 from router.tandem_stream import TandemStreamer
 from router.worker_channels import WorkerChannels
 from tandem.convert import PLACEMENTS
@@ -31,16 +32,14 @@ def worker_request(spec: GenerateSpec, session_id: str, sampling: common_pb2.Sam
 
 class InferenceService(inference_pb2_grpc.InferenceServicer):
     def __init__(self, registry: FleetRegistry, channels: WorkerChannels, metrics: RouterMetrics,
-                 config: RouterConfig) -> None:
+                 config: RouterConfig, placer: Placer) -> None:
         self.registry = registry
         self.channels = channels
         self.metrics = metrics
         self.config = config
+        self.placer = placer
         self.inflight = 0
-        self.tandem = TandemStreamer(registry, channels, metrics, config)
-
-    def decide(self, spec: GenerateSpec) -> Decision:
-        return decide(spec.route, self.registry.members())
+        self.tandem = TandemStreamer(registry, channels, metrics, config, placer)
 
     @map_stream_errors
     async def Generate(self, request, context):
@@ -54,17 +53,22 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         self.metrics.inflight.inc()
         placement, status = "none", "OK"
         try:
-            decision = self.decide(spec)
+            decision = self.placer.decide(spec.route)
             placement = decision.placement
-            self.metrics.decisions.labels(placement).inc()
             t_decided = time.perf_counter()
             if placement == "tandem":
                 stream = self.tandem.stream(spec, request_id, request.sampling, decision, decision_to_pb(decision),
                                             context, t_start)
             else:
                 stream = self._stream(spec, request_id, request.sampling, decision, context, t_start, t_decided)
-            async for chunk in stream:
-                yield chunk
+            if decision.pool:
+                self.placer.estimates.inflight[decision.pool] += 1
+            try:
+                async for chunk in stream:
+                    yield chunk
+            finally:
+                if decision.pool:
+                    self.placer.estimates.inflight[decision.pool] -= 1
         except BaseException as exc:
             status = getattr(exc, "status", "CANCELLED" if isinstance(exc, GeneratorExit) else "INTERNAL")
             raise
@@ -72,6 +76,21 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
             self.inflight -= 1
             self.metrics.inflight.dec()
             self.metrics.requests.labels(placement, status).inc()
+
+    def _learn(self, decision: Decision, device_id: str, record, ttft_ms: float, first_at: float, end: float,
+               tokens: int, decode_compute_ms: float) -> None:
+        """Feed a finished EDGE or CLOUD request's measurements to the estimates (`decode_compute_ms`:
+        accelerator time after the first token, whose pass also prefilled the prompt)."""
+        token_ms = (end - first_at) * 1e3 / (tokens - 1) if tokens > 1 else None
+        est = self.placer.estimates
+        if decision.placement == "edge":
+            rtt = record.state.rtt_ms if record else 0.0
+            est.observe_edge(decision.edge_worker_id, max(ttft_ms - rtt, 0.0), token_ms)
+        else:
+            est.observe_cloud(decision.pool, ttft_ms, token_ms, decode_compute_ms / (tokens - 1) if tokens > 1 else 0.0)
+        device = self.registry.get(device_id) if device_id else None
+        client_rtt = device.state.rtt_ms if device else 0.0  # the client sits on the device
+        self.placer.observe_latency(decision, ttft_ms + client_rtt, token_ms)
 
     async def _stream(self, spec, request_id, sampling, decision: Decision, context, t_start, t_decided):
         """Stream from the worker the decision names (EDGE or CLOUD)."""
@@ -86,7 +105,7 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         call = self.channels.stub(endpoint).Generate(worker_request(spec, request_id, sampling), timeout=timeout)
         first_at = last_at = None
         tokens = passes = 0
-        compute_ms = energy = 0.0
+        compute_ms = energy = first_compute_ms = 0.0
         try:
             async for w in call:
                 now = time.perf_counter()
@@ -95,6 +114,7 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                                                   placement=placement_pb, worker_id=worker_id)
                 if first_at is None:
                     first_at = now
+                    first_compute_ms = w.compute_ms  # includes the prompt's prefill
                     out.decision.CopyFrom(decision_pb)
                     self.metrics.ttft.labels(decision.placement).observe(now - t_start)
                 elif n:
@@ -122,6 +142,8 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                     out.timing.ttft_ms = (first_at - t_start) * 1e3
                     out.timing.total_ms = (now - t_start) * 1e3
                     out.timing.decision_ms = (t_decided - t_start) * 1e3
+                    self._learn(decision, spec.route.device_id, record, out.timing.ttft_ms, first_at, now, tokens,
+                                compute_ms - first_compute_ms)
                 yield out
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RATIO_BUCKETS = (0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0)
 TOKEN_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -20,7 +21,18 @@ class RouterMetrics:
                                        ["placement"], buckets=TOKEN_BUCKETS, registry=registry)
         self.tokens = Counter("tandem_generated_tokens", "Tokens streamed to clients", ["placement"],
                               registry=registry)
-        self.decisions = Counter("tandem_decisions", "Placement decisions", ["placement"], registry=registry)
+        self.decisions = Counter("tandem_decisions", "Placement decisions by placement and what settled them "
+                                 "(device_only, preference, only_candidate, score; no_candidate: none could serve)",
+                                 ["placement", "rule"], registry=registry)
+        self.exclusions = Counter("tandem_decision_exclusions", "Candidates excluded, by placement and hard rule",
+                                  ["placement", "rule"], registry=registry)
+        self.predicted_ratio = Histogram("tandem_latency_actual_over_predicted",
+                                         "Measured ÷ predicted latency of the chosen placement",
+                                         ["placement", "what"], buckets=RATIO_BUCKETS, registry=registry)
+        self.policy_version = Gauge("tandem_policy_version", "Version of the routing policy in force",
+                                    registry=registry)
+        self.battery = Gauge("tandem_device_battery_percent", "Battery charge reported by each device",
+                             ["device"], registry=registry)
         self.cloud_cost = Counter("tandem_cloud_cost_usd", "Money spent in cloud pools", ["pool"], registry=registry)
         self.device_energy = Counter("tandem_device_energy_joules", "Device energy spent", registry=registry)
         self.inflight = Gauge("tandem_inflight_requests", "Generate calls being served", registry=registry)

@@ -13,10 +13,13 @@ from prometheus_client import CollectorRegistry
 
 from router.admin_service import AdminService
 from router.config import RouterConfig
+from router.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.fleet_service import FleetService
 from router.inference_service import InferenceService
 from router.metrics import RouterMetrics
+from router.placer import Placer
+from router.policy_store import PolicyFileWatcher, PolicyStore
 from router.worker_channels import WorkerChannels
 from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
 from tandem.v1 import admin_pb2, admin_pb2_grpc, fleet_pb2, fleet_pb2_grpc, inference_pb2, inference_pb2_grpc
@@ -40,8 +43,14 @@ class Router:
         self.fleet = FleetRegistry(clock, config.lease_ms / 1e3, config.tokenizer_id)
         self.channels = WorkerChannels()
         self.fleet_service = FleetService(self.fleet, config, self.metrics, self.channels)
-        self.inference = InferenceService(self.fleet, self.channels, self.metrics, config)
-        self.admin = AdminService(self.fleet)
+        self.placer = Placer(self.fleet, PolicyStore(config.policy), Estimates(config.policy), self.metrics)
+        self.placer.store.on_change = self.placer.policy_changed
+        self.policy_file = (PolicyFileWatcher(config.policy_file, self.placer.store, config.policy)
+                            if config.policy_file else None)
+        if self.policy_file:
+            self.policy_file.poll()  # a file present at start applies before the first request
+        self.inference = InferenceService(self.fleet, self.channels, self.metrics, config, self.placer)
+        self.admin = AdminService(self.fleet, self.placer, config.admin_token)
         self.server = grpc.aio.server()
         inference_pb2_grpc.add_InferenceServicer_to_server(self.inference, self.server)
         fleet_pb2_grpc.add_FleetServicer_to_server(self.fleet_service, self.server)
@@ -53,6 +62,7 @@ class Router:
         self.metrics_port = 0
         self._httpd = None
         self._expiry: asyncio.Task | None = None
+        self._watch: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
@@ -63,6 +73,8 @@ class Router:
         await self.server.start()
         await mark_serving(self.health, SERVICES)
         self._expiry = asyncio.create_task(self._expire_loop(), name="fleet-expiry")
+        if self.policy_file:
+            self._watch = asyncio.create_task(self._watch_policy_file(), name="policy-file")
         log.info("router serving on %s (metrics on %s)", self.address, self.metrics_port or "-")
 
     async def _expire_loop(self) -> None:
@@ -70,12 +82,19 @@ class Router:
             await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
             await self.fleet_service.expire()
 
+    async def _watch_policy_file(self) -> None:
+        assert self.policy_file is not None
+        while True:
+            await asyncio.sleep(self.config.policy_poll_ms / 1e3)
+            self.policy_file.poll()
+
     async def stop(self, grace_s: float = 2.0) -> None:
         await mark_not_serving(self.health, SERVICES)
-        if self._expiry:
-            self._expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry
+        for task in (self._expiry, self._watch):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.server.stop(grace_s)
         await self.channels.close()
         if self._httpd:

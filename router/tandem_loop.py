@@ -93,6 +93,7 @@ class TandemStats:
     overlap_misses: int = 0  # blocks drafted ahead and then dropped (a rejection or a wrong bonus guess)
     target_passes: int = 0
     cloud_compute_ms: float = 0.0
+    first_verify_compute_ms: float = 0.0  # the first pass also prefills the prompt
     device_energy_j: float = 0.0
     fallbacks: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -156,4 +157,6 @@ def _account(stats: TandemStats, gamma: int, verdict: Verdict, draft: Draft) -> 
     stats.overlap_hits += 1 if draft.ahead else 0
     stats.target_passes += verdict.forward_passes
     stats.cloud_compute_ms += verdict.compute_ms
+    if stats.rounds == 1:
+        stats.first_verify_compute_ms = verdict.compute_ms
     stats.device_energy_j += draft.energy_j

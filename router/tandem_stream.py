@@ -24,6 +24,7 @@ from router.draft_control import DraftControlConfig, DraftLengthController
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import ONLY_CLOUD, Decision
+from router.placer import Placer
 from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, replica_lost
 from router.tandem_loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.worker_channels import WorkerChannels
@@ -120,8 +121,9 @@ def stats_to_pb(s: TandemStats) -> common_pb2.TandemStats:
 
 class TandemStreamer:
     def __init__(self, registry: FleetRegistry, channels: WorkerChannels, metrics: RouterMetrics,
-                 config: RouterConfig) -> None:
+                 config: RouterConfig, placer: Placer) -> None:
         self.registry = registry
+        self.placer = placer
         self.channels = channels
         self.metrics = metrics
         self.config = config
@@ -232,6 +234,7 @@ class TandemStreamer:
             self.metrics.cloud_cost.labels(pool.name).inc(last.cost.cloud_usd)
             self.metrics.device_energy.inc(stats.device_energy_j)
             self.metrics.observe_tandem(stats)
+            self._learn(decision, edge, pool.name, stats, control, last.timing.ttft_ms, out)
             yield last
         finally:
             if stats.rounds:
@@ -242,6 +245,22 @@ class TandemStreamer:
                     self._priors.pop(next(iter(self._priors)))
             await drafts.close()
             await verifier.release()
+
+    def _learn(self, decision: Decision, edge: WorkerRecord, pool: str, stats: TandemStats,
+               control: DraftLengthController, ttft_ms: float, out: ChunkBuilder) -> None:
+        """Feed a finished TANDEM request's measurements to the policy's estimates."""
+        est = self.placer.estimates
+        if stats.drafted:
+            # the per-token α of the geometric model E(γ) (accepted ÷ drafted would understate it
+            # whenever long drafts are cut short by one rejection)
+            est.observe_acceptance(edge.worker_id, pool, control.alpha)
+            est.observe_draft(edge.worker_id, control.draft_ms)
+        if stats.target_passes > 1:  # per pass after the first, which also prefilled the prompt
+            est.observe_verify(pool, control.verify_ms, (stats.cloud_compute_ms - stats.first_verify_compute_ms)
+                               / (stats.target_passes - 1))
+        token_ms = ((out.last_at - out.first_at) * 1e3 / (out.produced - 1)
+                    if out.first_at is not None and out.produced > 1 else None)
+        self.placer.observe_latency(decision, ttft_ms + edge.state.rtt_ms, token_ms)
 
     async def _continue(self, worker: WorkerRecord, placement: str, committed: list[int], out: ChunkBuilder,
                         sampling: common_pb2.SamplingParams, deadline: Deadline,

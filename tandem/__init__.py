@@ -10,8 +10,10 @@ Imports with grpcio and protobuf alone::
         print(result.placement, result.decision.reason)
 """
 
+from tandem.admin import AdminClient, PolicyVersion
 from tandem.client import AsyncClient, Client
 from tandem.errors import (
+    Aborted,
     Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
@@ -28,6 +30,8 @@ from tandem.results import Candidate, Chunk, Decision, Result, Usage
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aborted",
+    "AdminClient",
     "AsyncClient",
     "Cancelled",
     "Candidate",
@@ -39,6 +43,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "NotFound",
+    "PolicyVersion",
     "ResourceExhausted",
     "Result",
     "TandemError",

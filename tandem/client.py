@@ -23,6 +23,7 @@ PLACEMENT_PREFERENCES = {
     "only_device": common_pb2.PLACEMENT_PREFERENCE_ONLY_DEVICE,
     "prefer_cloud": common_pb2.PLACEMENT_PREFERENCE_PREFER_CLOUD,
     "only_cloud": common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD,
+    "prefer_tandem": common_pb2.PLACEMENT_PREFERENCE_PREFER_TANDEM,
 }
 PRIVACY = {"standard": common_pb2.PRIVACY_STANDARD, "local_only": common_pb2.PRIVACY_LOCAL_ONLY}
 QUALITY = {"unspecified": common_pb2.QUALITY_UNSPECIFIED, "small_ok": common_pb2.QUALITY_SMALL_OK,

@@ -14,6 +14,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tandem.errors import InvalidArgument
+
 T = TypeVar("T")
 
 
@@ -48,7 +50,7 @@ def build(cls: type[T], table: dict[str, Any] | None, where: str, base_dir: Path
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}", base_dir) for name, value in table.items()}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, InvalidArgument) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 

@@ -80,6 +80,12 @@ class NotFound(TandemError):
     status = "NOT_FOUND"
 
 
+class Aborted(TandemError):
+    """A concurrent change won (e.g. SetPolicy with a stale expected_version); re-read and retry."""
+
+    status = "ABORTED"
+
+
 class Cancelled(TandemError):
     """The caller cancelled the call."""
 

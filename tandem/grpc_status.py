@@ -29,6 +29,7 @@ _BY_STATUS: dict[grpc.StatusCode, type[errors.TandemError]] = {
     grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ABORTED: errors.Aborted,
     grpc.StatusCode.CANCELLED: errors.Cancelled,
     grpc.StatusCode.INTERNAL: errors.Internal,
 }

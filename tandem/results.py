@@ -16,6 +16,10 @@ class Candidate:
     excluded: bool
     reason: str
     score: float
+    predicted_cost_usd: float = 0.0
+    predicted_ttft_ms: float = 0.0
+    predicted_token_ms: float = 0.0
+    predicted_device_energy_joules: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,10 @@ class Decision:
     initial_draft_length: int = 0
     policy_version: int = 0
     candidates: tuple[Candidate, ...] = ()
+    predicted_cost_usd: float = 0.0
+    predicted_ttft_ms: float = 0.0
+    predicted_token_ms: float = 0.0
+    predicted_device_energy_joules: float = 0.0
 
     @classmethod
     def from_pb(cls, d: common_pb2.Decision) -> "Decision":
@@ -38,7 +46,11 @@ class Decision:
             edge_worker_id=d.edge_worker_id, pool=d.pool, cloud_worker_id=d.cloud_worker_id,
             initial_draft_length=d.initial_draft_length, policy_version=d.policy_version,
             candidates=tuple(Candidate(PLACEMENT_NAMES.get(c.placement, "unspecified"), c.edge_worker_id, c.pool,
-                                       c.excluded, c.reason, c.score) for c in d.candidates),
+                                       c.excluded, c.reason, c.score, c.predicted_cost_usd, c.predicted_ttft_ms,
+                                       c.predicted_token_ms, c.predicted_device_energy_joules)
+                             for c in d.candidates),
+            predicted_cost_usd=d.predicted_cost_usd, predicted_ttft_ms=d.predicted_ttft_ms,
+            predicted_token_ms=d.predicted_token_ms, predicted_device_energy_joules=d.predicted_device_energy_joules,
         )
 
 

@@ -20,12 +20,16 @@ def test_example_config_builds_every_component():
     edge = build(EdgeConfig, data["edge"], "edge", base)
     assert edge.battery.capacity_wh > 0
     cloud = build(CloudConfig, data["cloud"], "cloud", base)
-    assert [p.name for p in cloud.pools] == ["asic"]
+    assert [p.name for p in cloud.pools] == ["asic", "gpu"]
+    router = build(RouterConfig, data["router"], "router", path.parent)
+    assert router.policy.latency_weight == 0.5
 
 
 @pytest.mark.parametrize("table,match", [
     ({"prot": 1}, "router: unknown key"),
     ({"port": "x"}, "router.port: expected an integer"),
+    ({"policy": {"cost_weight": -1}}, "policy.cost_weight: must be a finite number"),
+    ({"policy": {"costweight": 1}}, "router.policy: unknown key"),
     ({"port": True}, "router.port: expected an integer"),
     ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
 ])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import re
 from pathlib import Path
 from typing import Sequence
@@ -86,14 +87,22 @@ class OnnxDecoder:
         threads: int = 1,
         name: str | None = None,
         max_context: int | None = None,
+        slowdown: float = 1.0,
     ) -> None:
         """Load ``model.onnx`` (and ``config.json`` if present) from `model_dir`.
+
+        `slowdown` > 1 emulates a slower accelerator: each pass then holds the model for that many
+        times its compute time (sleeping, so the CPU stays free) — how one machine stands in for
+        pools of different speeds.
 
         Raises FileNotFoundError when the model is missing, ValueError when its inputs do not follow
         the decoder-with-past layout or no context limit is known.
         """
         import onnxruntime as ort
 
+        if slowdown < 1:
+            raise ValueError(f"slowdown must be >= 1, got {slowdown}")
+        self.slowdown = slowdown
         model_dir = Path(model_dir)
         path = model_dir / "model.onnx" if model_dir.is_dir() else model_dir
         if not path.is_file():
@@ -173,7 +182,10 @@ class OnnxDecoder:
         for (kn, vn), i in zip(self._past_names, range(0, len(past), 2)):
             feeds[kn] = past[i]
             feeds[vn] = past[i + 1]
+        t0 = time.perf_counter()
         outs = self._session.run(self._output_names, feeds)
+        if self.slowdown > 1:
+            time.sleep((self.slowdown - 1) * (time.perf_counter() - t0))
         by_name = dict(zip(self._output_names, outs))
         logits = by_name["logits"]
         if logits.dtype != np.float32:

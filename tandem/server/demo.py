@@ -21,7 +21,7 @@ DEVICE = "demo-phone"
 REQUESTS = [
     ("prefer the device", "def fibonacci(n):\n", dict(placement="prefer_device", device_id=DEVICE)),
     ("only the cloud", "import os\n\n\ndef main():\n", dict(placement="only_cloud")),
-    ("auto: the device drafts, the cloud verifies", "import os\n\n\ndef main():\n",
+    ("auto: the policy weighs cost, latency and battery", "import os\n\n\ndef main():\n",
      dict(placement="auto", device_id=DEVICE)),
     ("private: never leaves the device", "class Stack:\n    def __init__(self):\n",
      dict(privacy="local_only", device_id=DEVICE)),
@@ -35,6 +35,34 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
+def _pools(config: Path | None) -> list[str]:
+    from cloud_worker.config import CloudConfig
+    from tandem.configfile import build, load
+
+    data = load(config) if config else {}
+    return [p.name for p in build(CloudConfig, data.get("cloud"), "cloud").pools]
+
+
+def _live_policy_change(router: str, client: tandem.Client) -> None:
+    """Explain one request, change the policy's weights through the Admin API, explain it again."""
+    ask = dict(max_new_tokens=64, device_id=DEVICE)
+    print("\n=== the policy, tuned live: the same request explained before and after a change")
+    with tandem.AdminClient(router, caller="demo") as admin:
+        for changes in ({}, {"cost_weight": 0.0, "latency_weight": 1.0}):
+            if changes:
+                v = admin.set_policy(changes, note="demo: latency only")
+                print(f"--- policy v{v.version} by {v.caller}: {changes}")
+            d = client.explain("def main():\n", **ask)
+            print(f"--- decision (policy v{d.policy_version}): {d.placement.upper()}"
+                  f"{' on pool ' + d.pool if d.pool else ''}; {d.reason}")
+            for c in d.candidates:
+                where = c.placement.upper() + (f"[{c.pool}]" if c.pool else "")
+                what = f"excluded: {c.reason}" if c.excluded else (
+                    f"score {c.score:.3f}, predicted ${c.predicted_cost_usd:.2e}, {c.predicted_ttft_ms:.0f} ms TTFT, "
+                    f"{c.predicted_token_ms:.1f} ms/token, {c.predicted_device_energy_joules:.2f} J")
+                print(f"      {where:14} {what}")
+
+
 def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int = 40,
              link_delay_ms: float = 0.0) -> int:
     """Run the demo; `link_delay_ms` > 0 puts an emulated link (that one-way delay) in front of the device."""
@@ -45,7 +73,7 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
             stack.start_router()
             stack.start_edge(DEVICE, ["--link-delay-ms", str(link_delay_ms)] if link_delay_ms else ())
             stack.start_cloud()
-            members = stack.wait_fleet(edge=1, cloud=1)
+            members = stack.wait_fleet(edge=1, cloud=len(_pools(config)))
             _say(f"fleet ready in {time.monotonic() - t0:.0f}s: "
                  + ", ".join(f"{m.info.worker_id} ({m.info.model_name}, {m.info.execution_provider})" for m in members))
             with tandem.Client(stack.router_address, timeout=60) as client:
@@ -74,6 +102,7 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
                             print(f"--- device energy: {r.device_energy_joules:.2f} J")
                     except tandem.TandemError as exc:
                         print(f"\n--- refused: {exc.status}: {exc}")
+                _live_policy_change(stack.router_address, client)
             _say("shutting down")
     except StackError as exc:
         print(f"[demo] failed: {exc}", file=sys.stderr)

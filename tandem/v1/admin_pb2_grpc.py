@@ -46,6 +46,26 @@ class AdminStub:
                 request_serializer=tandem_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_common__pb2.Decision.FromString,
                 _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/tandem.v1.Admin/GetPolicy',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.SetPolicy = channel.unary_unary(
+                '/tandem.v1.Admin/SetPolicy',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.RollbackPolicy = channel.unary_unary(
+                '/tandem.v1.Admin/RollbackPolicy',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.RollbackPolicyRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.ListPolicyHistory = channel.unary_unary(
+                '/tandem.v1.Admin/ListPolicyHistory',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -66,6 +86,37 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPolicy(self, request, context):
+        """The routing policy in force, with its version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPolicy(self, request, context):
+        """Change the policy; the next decision uses it. Each change is a new version, logged with its
+        caller and time. Errors: INVALID_ARGUMENT naming the field (policy.<field>, update_mask);
+        ABORTED when expected_version is set and is not the current version; UNAUTHENTICATED when the
+        router requires an admin token and the call's metadata lacks it (x-tandem-admin-token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackPolicy(self, request, context):
+        """Make an earlier version's policy current again (as a new version). NOT_FOUND for an unknown version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPolicyHistory(self, request, context):
+        """Policy versions, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +129,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=tandem_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_common__pb2.Decision.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.GetPolicyRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'SetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPolicy,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.SetPolicyRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'RollbackPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackPolicy,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.RollbackPolicyRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'ListPolicyHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPolicyHistory,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +205,114 @@ class Admin:
             '/tandem.v1.Admin/Explain',
             tandem_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
             tandem_dot_v1_dot_common__pb2.Decision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/GetPolicy',
+            tandem_dot_v1_dot_admin__pb2.GetPolicyRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/SetPolicy',
+            tandem_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/RollbackPolicy',
+            tandem_dot_v1_dot_admin__pb2.RollbackPolicyRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPolicyHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/ListPolicyHistory',
+            tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -21,6 +21,7 @@ class PlacementPreference(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLACEMENT_PREFERENCE_ONLY_DEVICE: _ClassVar[PlacementPreference]
     PLACEMENT_PREFERENCE_PREFER_CLOUD: _ClassVar[PlacementPreference]
     PLACEMENT_PREFERENCE_ONLY_CLOUD: _ClassVar[PlacementPreference]
+    PLACEMENT_PREFERENCE_PREFER_TANDEM: _ClassVar[PlacementPreference]
 
 class Privacy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -68,6 +69,7 @@ PLACEMENT_PREFERENCE_PREFER_DEVICE: PlacementPreference
 PLACEMENT_PREFERENCE_ONLY_DEVICE: PlacementPreference
 PLACEMENT_PREFERENCE_PREFER_CLOUD: PlacementPreference
 PLACEMENT_PREFERENCE_ONLY_CLOUD: PlacementPreference
+PLACEMENT_PREFERENCE_PREFER_TANDEM: PlacementPreference
 PRIVACY_STANDARD: Privacy
 PRIVACY_LOCAL_ONLY: Privacy
 QUALITY_UNSPECIFIED: Quality
@@ -287,15 +289,17 @@ class WorkerInfo(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., kind: _Optional[_Union[WorkerKind, str]] = ..., model_name: _Optional[str] = ..., tokenizer_id: _Optional[str] = ..., vocab_size: _Optional[int] = ..., max_context: _Optional[int] = ..., execution_provider: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., pool: _Optional[str] = ..., accelerator: _Optional[str] = ..., metrics_port: _Optional[int] = ..., version: _Optional[str] = ..., eos_token_id: _Optional[int] = ...) -> None: ...
 
 class PoolProfile(_message.Message):
-    __slots__ = ("name", "accelerator", "price_per_replica_hour_usd", "price_per_1k_tokens_usd", "replicas")
+    __slots__ = ("name", "accelerator", "price_per_replica_hour_usd", "price_per_1k_tokens_usd", "replicas", "slots_per_replica")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_REPLICA_HOUR_USD_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_1K_TOKENS_USD_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_PER_REPLICA_FIELD_NUMBER: _ClassVar[int]
     name: str
     accelerator: str
     price_per_replica_hour_usd: float
     price_per_1k_tokens_usd: float
     replicas: int
-    def __init__(self, name: _Optional[str] = ..., accelerator: _Optional[str] = ..., price_per_replica_hour_usd: _Optional[float] = ..., price_per_1k_tokens_usd: _Optional[float] = ..., replicas: _Optional[int] = ...) -> None: ...
+    slots_per_replica: int
+    def __init__(self, name: _Optional[str] = ..., accelerator: _Optional[str] = ..., price_per_replica_hour_usd: _Optional[float] = ..., price_per_1k_tokens_usd: _Optional[float] = ..., replicas: _Optional[int] = ..., slots_per_replica: _Optional[int] = ...) -> None: ...

@@ -25,7 +25,8 @@ LINK = ["--link-delay-ms", "5"]  # a 10 ms round trip keeps the stream going lon
 @pytest.fixture(scope="module")
 def stack(profile, tmp_path_factory):
     config = tmp_path_factory.mktemp("failover") / "tandem.toml"
-    config.write_text('[[cloud.pools]]\nname = "asic"\nreplicas = 2\nnum_cpus = 0.25\n')
+    config.write_text('[router.policy]\nlatency_weight = 0.0\n\n'
+                      '[[cloud.pools]]\nname = "asic"\nreplicas = 2\nnum_cpus = 0.25\n')
     with LocalStack(config) as s:
         s.start_router()
         s.start_cloud()
@@ -72,7 +73,7 @@ def pid_listening_on(port: int) -> int:
 
 def stream_and(client, prompt, device, action, after_chunks=3):
     chunks = []
-    for chunk in client.generate(prompt, max_new_tokens=N, device_id=device):
+    for chunk in client.generate(prompt, max_new_tokens=N, device_id=device, placement="prefer_tandem"):
         chunks.append(chunk)
         if len(chunks) == after_chunks:
             action(chunks)

@@ -64,7 +64,9 @@ def test_fleet_is_assembled(stack):
     edge = [m for m in members if m.info.kind == common_pb2.WORKER_KIND_EDGE]
     cloud = [m for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD]
     assert [m.info.worker_id for m in edge] == [DEVICE]
-    assert len(cloud) == 1 and cloud[0].pool.name == "asic" and cloud[0].pool.price_per_replica_hour_usd > 0
+    pools = {m.pool.name: m.pool for m in cloud}
+    assert sorted(pools) == ["asic", "gpu"] and len(cloud) == 2  # the default config's two pools
+    assert 0 < pools["asic"].price_per_replica_hour_usd < pools["gpu"].price_per_replica_hour_usd
     assert edge[0].info.tokenizer_id == cloud[0].info.tokenizer_id
     assert edge[0].info.execution_provider == "CPUExecutionProvider"
     assert "CPUExecutionProvider" in edge[0].info.available_providers
@@ -182,7 +184,7 @@ def test_router_metrics_count_placements_and_latency(stack, client):
         assert metric(after, "tandem_token_latency_seconds_count", placement=placement) >= 7
     assert metric(after, "tandem_cloud_cost_usd_total", pool="asic") > 0
     assert metric(after, "tandem_fleet_workers", kind="edge") == 1
-    assert metric(after, "tandem_fleet_workers", kind="cloud") == 1
+    assert metric(after, "tandem_fleet_workers", kind="cloud") == 2
     edge_port = stack.components[f"edge-{DEVICE}"].info["metrics_port"]
     edge = scrape(edge_port)
     assert metric(edge, "tandem_edge_battery_percent") > 0
@@ -204,6 +206,7 @@ def test_every_server_has_health_and_reflection(stack):
         assert m.info.metrics_port and "tandem_worker" in scrape(m.info.metrics_port)
     cloud = scrape(stack.components["cloud"].info["metrics_port"])
     assert metric(cloud, "tandem_cloud_pool_replicas_configured", accelerator="asic", pool="asic") == 1
+    assert metric(cloud, "tandem_cloud_pool_replicas_configured", accelerator="gpu", pool="gpu") == 1
 
 
 def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_path):

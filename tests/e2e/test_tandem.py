@@ -36,7 +36,7 @@ def test_tandem_greedy_output_is_the_targets(client, target, gamma, overlap):
     for prompt in PROMPTS:
         ids, text = greedy(target, prompt)
         chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma,
-                                      overlap=overlap))
+                                      overlap=overlap, placement="prefer_tandem"))
         r = tandem.Result.collect(chunks)
         assert r.placements == ("tandem",), r.decision
         assert list(r.token_ids) == ids, (prompt, gamma)
@@ -56,9 +56,10 @@ def test_tandem_greedy_output_is_the_targets(client, target, gamma, overlap):
 def test_tandem_stop_string_and_chat(client, target):
     ids, text = greedy(target, PROMPTS[1], 40)
     stop = text.strip()[:3]
-    r = client.complete(PROMPTS[1], max_new_tokens=40, device_id=DEVICE, stop=[stop])
+    r = client.complete(PROMPTS[1], max_new_tokens=40, device_id=DEVICE, stop=[stop], placement="prefer_tandem")
     assert r.finish_reason == "stop_string" and r.text == text[: text.index(stop)]
-    chat = client.complete(messages=[("user", "sort a list")], max_new_tokens=12, device_id=DEVICE)
+    chat = client.complete(messages=[("user", "sort a list")], max_new_tokens=12, device_id=DEVICE,
+                           placement="prefer_tandem")
     assert chat.placements == ("tandem",) and chat.usage.completion_tokens == 12
 
 
@@ -73,7 +74,7 @@ def test_tandem_statistics_reach_prometheus(stack, client):
         return {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in lines if ln and not ln.startswith("#")}
 
     before = scrape()
-    r = client.complete(PROMPTS[0], max_new_tokens=32, device_id=DEVICE, draft_length=4)
+    r = client.complete(PROMPTS[0], max_new_tokens=32, device_id=DEVICE, draft_length=4, placement="prefer_tandem")
     after = scrape()
     assert r.placement == "tandem"
     delta = lambda name: after.get(name, 0.0) - before.get(name, 0.0)  # noqa: E731
@@ -110,9 +111,9 @@ def test_tandem_sessions_are_released_on_completion_and_cancellation(stack, clie
             time.sleep(0.05)
 
     wait_released()
-    client.complete(PROMPTS[0], max_new_tokens=24, device_id=DEVICE)
+    client.complete(PROMPTS[0], max_new_tokens=24, device_id=DEVICE, placement="prefer_tandem")
     wait_released()
-    stream = client.generate(PROMPTS[1], max_new_tokens=300, device_id=DEVICE)
+    stream = client.generate(PROMPTS[1], max_new_tokens=300, device_id=DEVICE, placement="prefer_tandem")
     next(stream)
     stream.close()  # the client cancels mid-stream
     wait_released()

@@ -1,0 +1,104 @@
+"""The routing policy's tunables: weights, battery reserve, SLO defaults, ceilings and priors.
+
+One frozen dataclass, validated on construction; ``policy_from_dict`` builds it from a TOML table or
+the Admin API's JSON, raising InvalidArgument that names the offending key (``policy.<key>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from tandem.errors import InvalidArgument
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    # score = cost_weight·cost + latency_weight·latency + battery_weight·pressure·energy, each term
+    # normalised by the largest value among the surviving candidates; lower wins
+    cost_weight: float = 1.0
+    latency_weight: float = 0.5
+    battery_weight: float = 1.0
+    # a device below this charge (and not charging) gets no EDGE work and no drafting, and no
+    # placement may take a device below it (unless the request insists on the device)
+    battery_reserve_percent: float = 20.0
+    energy_margin: float = 1.5  # predicted device energy × this must fit above the reserve
+    default_battery_capacity_joules: float = 54_000.0  # 15 Wh, when a device does not report one
+    # SLOs for requests that set none (0: none)
+    default_ttft_slo_ms: float = 0.0
+    default_token_slo_ms: float = 0.0
+    # quality: with QUALITY_UNSPECIFIED, the small model suffices up to this many new tokens (0: never)
+    small_ok_max_new_tokens: int = 0
+    allow_tandem: bool = True
+    max_cost_usd: float = 0.0  # per-request ceiling (0: none); the request's own hint can only lower it
+    max_pool_price_per_hour_usd: float = 0.0  # pools dearer than this are excluded (0: none)
+    max_pool_utilisation: float = 0.95  # pools busier than this are excluded
+    max_draft_length: int = 16
+    max_device_state_age_s: float = 30.0  # a device whose last heartbeat is older gets no work
+    # priors for workers and pairs with no measurements yet
+    prior_acceptance: float = 0.6
+    prior_device_ttft_ms: float = 60.0
+    prior_device_token_ms: float = 25.0
+    prior_draft_ms: float = 10.0
+    prior_rtt_ms: float = 50.0
+    prior_cloud_ttft_ms: float = 150.0
+    prior_cloud_token_ms: float = 20.0
+    prior_verify_ms: float = 30.0
+    prior_compute_ms_per_token: float = 20.0
+    prior_compute_ms_per_verify: float = 24.0
+    prompt_chars_per_token: float = 3.5  # prompt length estimate before tokenizing
+    prefill_energy_fraction: float = 0.2  # a prompt token costs the device this share of a generated one
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool):
+                continue
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InvalidArgument(f"policy.{f.name}", f"must be a finite number >= 0, got {v!r}")
+        if self.battery_reserve_percent >= 100:
+            raise InvalidArgument("policy.battery_reserve_percent", f"must be < 100, got {self.battery_reserve_percent}")
+        if not 0 < self.prior_acceptance < 1:
+            raise InvalidArgument("policy.prior_acceptance", f"must be in (0, 1), got {self.prior_acceptance}")
+        if not 1 <= self.max_draft_length <= 64:
+            raise InvalidArgument("policy.max_draft_length", f"must be in [1, 64], got {self.max_draft_length}")
+        if self.energy_margin < 1:
+            raise InvalidArgument("policy.energy_margin", f"must be >= 1, got {self.energy_margin}")
+        if self.max_pool_utilisation <= 0:
+            raise InvalidArgument("policy.max_pool_utilisation", "must be > 0")
+        if self.prompt_chars_per_token <= 0:
+            raise InvalidArgument("policy.prompt_chars_per_token", "must be > 0")
+        if self.cost_weight + self.latency_weight + self.battery_weight <= 0:
+            raise InvalidArgument("policy.cost_weight", "at least one weight must be > 0")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PolicyConfig)}
+
+
+def policy_from_dict(data: Mapping[str, Any], base: PolicyConfig | None = None) -> PolicyConfig:
+    """`base` (default: the defaults) with the keys of `data` replaced. Unknown keys and wrongly
+    typed values raise InvalidArgument naming ``policy.<key>``."""
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        f = _FIELDS.get(key)
+        if f is None:
+            raise InvalidArgument(f"policy.{key}", f"unknown key; known: {', '.join(sorted(_FIELDS))}")
+        default = getattr(PolicyConfig, key)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InvalidArgument(f"policy.{key}", f"must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise InvalidArgument(f"policy.{key}", f"must be an integer, got {value!r}")
+            value = int(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidArgument(f"policy.{key}", f"must be a number, got {value!r}")
+            value = float(value)
+        changes[key] = value
+    return dataclasses.replace(base or PolicyConfig(), **changes)
+
+
+def policy_to_dict(p: PolicyConfig) -> dict[str, Any]:
+    return dataclasses.asdict(p)

@@ -1,0 +1,46 @@
+"""Fleet snapshot for one decision: the caller's device and every pool, with their estimates.
+
+O(replicas): the caller's device is looked up by id, so 10,000s of registered devices cost nothing.
+"""
+
+from __future__ import annotations
+
+from router.estimates import Estimates
+from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
+from router.policy import FleetSnapshot
+from router.policy_config import PolicyConfig
+from router.predict import DeviceEstimate, PoolEstimate
+
+
+def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> DeviceEstimate:
+    s = w.state
+    e = est.device(w.worker_id)
+    return DeviceEstimate(
+        worker_id=w.worker_id, endpoint=w.endpoint, battery_percent=s.battery_percent, charging=s.charging,
+        has_battery=s.battery_source != "none", battery_capacity_j=s.battery_capacity_joules, thermal=s.thermal,
+        energy_per_token_j=s.energy_per_token_joules, prefill_energy_fraction=policy.prefill_energy_fraction,
+        rtt_ms=s.rtt_ms if s.rtt_ms > 0 else policy.prior_rtt_ms, ttft_ms=e["ttft_ms"], token_ms=e["token_ms"],
+        draft_ms=e["draft_ms"], last_seen=w.last_seen)
+
+
+def pool_estimates(replicas: list[WorkerRecord], est: Estimates) -> tuple[PoolEstimate, ...]:
+    by_pool: dict[str, list[WorkerRecord]] = {}
+    for r in replicas:
+        by_pool.setdefault(r.pool.name, []).append(r)
+    out = []
+    for name, members in sorted(by_pool.items()):
+        best = min(members, key=lambda w: (w.state.queue_depth, w.state.active_sessions, w.worker_id))
+        info = best.pool
+        capacity = len(members) * max(info.slots_per_replica, 1)
+        out.append(PoolEstimate(name=name, pool=info, replica_id=best.worker_id, endpoint=best.endpoint,
+                                replicas=len(members), utilisation=est.inflight[name] / capacity,
+                                observations=est.observations("pool_ttft", name), **est.pool(name)))
+    return tuple(out)
+
+
+def build_snapshot(registry: FleetRegistry, est: Estimates, policy: PolicyConfig, device_id: str) -> FleetSnapshot:
+    w = registry.get(device_id) if device_id else None
+    device = device_estimate(w, est, policy) if w is not None and w.kind == EDGE else None
+    pools = pool_estimates(registry.members(CLOUD), est)
+    acceptance = {p.name: est.acceptance(device_id, p.name) for p in pools} if device else {}
+    return FleetSnapshot(device=device, pools=pools, acceptance=acceptance)

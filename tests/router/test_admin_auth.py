@@ -1,0 +1,35 @@
+"""A router that requires an admin token refuses policy changes without it (real gRPC, port 0)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from router.config import RouterConfig
+from router.server import Router
+from tandem.v1 import admin_pb2, admin_pb2_grpc
+
+
+@pytest.fixture
+async def router():
+    r = Router(RouterConfig(port=0, metrics_port=-1, admin_token="s3cret"))
+    await r.start()
+    yield r
+    await r.stop(0)
+
+
+async def test_policy_changes_need_the_admin_token(router):
+    req = admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(latency_weight=2.0),
+                                     update_mask={"paths": ["latency_weight"]}, note="faster")
+    async with grpc.aio.insecure_channel(router.address) as ch:
+        stub = admin_pb2_grpc.AdminStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.SetPolicy(req, metadata=(("x-tandem-admin-token", "wrong"),))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.RollbackPolicy(admin_pb2.RollbackPolicyRequest(version=1))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert (await stub.GetPolicy(admin_pb2.GetPolicyRequest())).version == 1  # reading needs no token
+        v = await stub.SetPolicy(req, metadata=(("x-tandem-admin-token", "s3cret"), ("x-tandem-caller", "ops")))
+        assert (v.version, v.caller, v.note, v.policy.latency_weight) == (2, "ops", "faster", 2.0)
+        assert v.policy.cost_weight == 1.0  # untouched by the mask
