@@ -1,0 +1,1 @@
+"""Load testing: the device-fleet simulator (fleet_sim) and its shipped scenarios."""
