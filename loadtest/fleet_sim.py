@@ -325,7 +325,7 @@ class Outcome:
     share: float  # cloud slots held while it runs (CLOUD 1; TANDEM its verify passes' share)
     # what the router measures and feeds its estimates
     router_ttft_ms: float = 0.0  # EDGE: with the device link; CLOUD: queue + pool
-    accept_rate: float = 0.0  # TANDEM accepted ÷ drafted
+    accept_rate: float = 0.0  # TANDEM per-token acceptance α, as the router's draft controller estimates it
     draft_ms: float = 0.0
     verify_call_ms: float = 0.0
     rounds: int = 0
@@ -370,8 +370,9 @@ def tandem_truth(n: int, prompt_tokens: int, rtt_ms: float, alpha: float, gamma:
     total = ttft + (n - 1) * token
     energy = rounds * gamma * energy_per_token_j + prompt_tokens * energy_per_token_j * prefill_fraction
     share = min(1.0, (pool_ttft + rounds * verify) / max(total - wait_ms, 1e-9))
-    # the router measures accepted ÷ drafted: (E − 1)/γ in expectation (the last committed token is the target's)
-    rate = (e - 1.0) / gamma if gamma else 0.0
+    # the router feeds its draft controller's geometric estimate of α (accepted ÷ drafted would
+    # understate it whenever a long draft is cut short by one rejection); in expectation that is α
+    rate = alpha if gamma else 0.0
     return Outcome(ttft_ms=ttft, token_ms=token, total_ms=total, energy_j=energy,
                    compute_ms=rounds * pool.compute_ms_per_token * verify_compute_factor, share=share,
                    accept_rate=rate, draft_ms=draft_ms, verify_call_ms=verify, rounds=rounds)

@@ -10,6 +10,7 @@ from router.placement import Decision, RouteRequest
 from router.policy import decide
 from router.policy_store import PolicyStore, PolicyVersion
 from router.snapshot import build_snapshot
+from tandem.errors import FailedPrecondition
 
 
 class Placer:
@@ -19,6 +20,7 @@ class Placer:
         self.store = store
         self.estimates = estimates
         self.metrics = metrics
+        store.on_change = self.policy_changed
         self.policy_changed(store.current)
 
     def policy_changed(self, v: PolicyVersion) -> None:
@@ -31,7 +33,7 @@ class Placer:
         snap = build_snapshot(self.registry, self.estimates, policy, route.device_id)
         try:
             d = decide(route, snap, policy, self.registry.now(), version)
-        except Exception:
+        except FailedPrecondition:
             if count:
                 self.metrics.decisions.labels("none", "no_candidate").inc()
             raise

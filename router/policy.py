@@ -26,7 +26,7 @@ No survivor → FailedPrecondition listing every candidate's exclusion.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Callable, Mapping
 
 from router.placement import (LOCAL_ONLY, ONLY_CLOUD, ONLY_DEVICE, PREFER_CLOUD, PREFER_DEVICE, PREFER_TANDEM,
                               Candidate, Decision, RouteRequest)
@@ -192,22 +192,14 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
             out.append(f"{p.token_ms:.1f} ms/token > {token_slo:g} ms")
         return ", ".join(out)
 
-    meeting = [o for o in alive if not misses(o)]
-    if meeting and len(meeting) < len(alive):
-        for o in alive:
-            if o not in meeting:
-                o.exclude("slo", f"predicted to miss the SLO ({misses(o)}) while another candidate meets it")
-        alive = meeting
+    alive = _narrow(alive, lambda o: not misses(o), "slo",
+                    lambda o: f"predicted to miss the SLO ({misses(o)}) while another candidate meets it")
 
     # 3. preference
     want = {PREFER_DEVICE: "edge", PREFER_CLOUD: "cloud", PREFER_TANDEM: "tandem"}.get(req.preference)
-    preferred = [o for o in alive if o.placement == want]
-    if preferred and len(preferred) < len(alive):
-        for o in alive:
-            if o not in preferred:
-                o.exclude("preference", f"placement {req.preference.upper()}: a {want.upper()} "  # type: ignore[union-attr]
-                          "candidate is available")
-        alive = preferred
+    if want:
+        alive = _narrow(alive, lambda o: o.placement == want, "preference",
+                        lambda o: f"placement {req.preference.upper()}: a {want.upper()} candidate is available")
 
     # 4. score
     if alive:
@@ -243,21 +235,17 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
     why = [f"{best.label} {best.detail}"]
     if len(ranked) > 1:
         why.append(f"next {ranked[1].label} {ranked[1].score:.3f}")
-    if want and best.placement == want:
-        why.insert(0, f"placement {req.preference.upper()}")
-    if device_only:
-        why.insert(0, f"{why_device_only}: stays on the device")
-    elif req.preference == ONLY_CLOUD:
-        why.insert(0, "placement ONLY_CLOUD")
-    on_device = best.placement in ("edge", "tandem")
     if device_only:
         rule = "device_only"
+        why.insert(0, f"{why_device_only}: stays on the device")
     elif want and best.placement == want:
         rule = "preference"
-    elif len(ranked) == 1:
-        rule = "only_candidate"
+        why.insert(0, f"placement {req.preference.upper()}")
     else:
-        rule = "score"
+        rule = "only_candidate" if len(ranked) == 1 else "score"
+        if req.preference == ONLY_CLOUD:
+            why.insert(0, "placement ONLY_CLOUD")
+    on_device = best.placement in ("edge", "tandem")
     return Decision(
         rule=rule,
         placement=best.placement,
@@ -275,6 +263,19 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
         predicted_token_ms=p.token_ms,
         predicted_energy_j=p.energy_j,
     )
+
+
+def _narrow(alive: list[_Option], keep: Callable[[_Option], bool], rule: str,
+            why: Callable[[_Option], str]) -> list[_Option]:
+    """The survivors that `keep` accepts, excluding the others — unless it accepts none (or all),
+    in which case nobody is excluded: a soft rule never empties the field."""
+    kept = [o for o in alive if keep(o)]
+    if not kept or len(kept) == len(alive):
+        return alive
+    for o in alive:
+        if not keep(o):
+            o.exclude(rule, why(o))
+    return kept
 
 
 def _candidate(o: _Option, d: DeviceEstimate | None, req: RouteRequest) -> Candidate:

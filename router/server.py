@@ -44,7 +44,6 @@ class Router:
         self.channels = WorkerChannels()
         self.fleet_service = FleetService(self.fleet, config, self.metrics, self.channels)
         self.placer = Placer(self.fleet, PolicyStore(config.policy), Estimates(config.policy), self.metrics)
-        self.placer.store.on_change = self.placer.policy_changed
         self.policy_file = (PolicyFileWatcher(config.policy_file, self.placer.store, config.policy)
                             if config.policy_file else None)
         if self.policy_file:

@@ -21,7 +21,7 @@ import grpc
 from router.fleet import WorkerRecord
 from router.tandem_loop import CloudLost, DeviceLost, Draft, Verdict
 from router.worker_channels import WorkerChannels
-from tandem.errors import DeadlineExceeded
+from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, worker_pb2
 
@@ -255,6 +255,17 @@ class GrpcVerifier:
                 if not replica_lost(err):
                     raise from_rpc_error(err) from None
                 self.fail_over()
+
+    def replace_after(self, err: grpc.RpcError, what: str) -> WorkerRecord:
+        """After a call outside the rounds to the current replica failed with `err`: another replica
+        of the pool, or the matching TandemError (the deadline passed or a status not worth
+        retrying; UNAVAILABLE, prefixed with `what`, when no replica is left)."""
+        if self.deadline.expired() or not replica_lost(err):
+            raise from_rpc_error(err) from None
+        try:
+            return self.fail_over()
+        except CloudLost as lost:
+            raise Unavailable(f"{what}: {lost}") from None
 
     def fail_over(self) -> WorkerRecord:
         """Mark the current replica failed and move to another; raises CloudLost when none is left."""

@@ -25,7 +25,7 @@ from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import ONLY_CLOUD, Decision
 from router.placer import Placer
-from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, replica_lost
+from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
 from router.tandem_loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.worker_channels import WorkerChannels
 from tandem.convert import FINISH_REASONS, PLACEMENTS
@@ -157,12 +157,7 @@ class TandemStreamer:
                     worker_pb2.TokenizeRequest(input=prompt_input), timeout=deadline.timeout())
                 break
             except grpc.RpcError as err:
-                if deadline.expired() or not replica_lost(err):
-                    raise from_rpc_error(err) from None
-                try:
-                    verifier.fail_over()
-                except CloudLost as lost:
-                    raise Unavailable(f"no replica of the pool answered: {lost}") from None
+                verifier.replace_after(err, "no replica of the pool answered")
         cloud = verifier.replica
         prompt = list(tok_resp.token_ids)
         max_context = min(edge.max_context, cloud.max_context)
@@ -284,11 +279,8 @@ class TandemStreamer:
                                   eos=w.finish_reason == common_pb2.FINISH_REASON_EOS), w.compute_ms
                 return
             except grpc.RpcError as err:
-                if verifier is None or deadline.expired() or not replica_lost(err):
+                if verifier is None:
                     raise from_rpc_error(err) from None
-                try:
-                    worker = verifier.fail_over()
-                except CloudLost as lost:
-                    raise Unavailable(f"the cloud pool lost every replica after the device left: {lost}") from None
+                worker = verifier.replace_after(err, "the cloud pool lost every replica after the device left")
             finally:
                 call.cancel()
