@@ -43,7 +43,7 @@ TARGETS = {
     "quality_violations": ("<=", 0),
     "decision_p99_ms": ("<=", 1.0),
 }
-CURVE = "0,0.1,0.25,1"
+CURVE = "0,0.03,0.2,0.5,1"
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

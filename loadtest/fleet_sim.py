@@ -13,6 +13,11 @@ scenario's seed) — the workload first, then one seed per device for its chargi
 processes — so every strategy sees the same requests and the same charging sessions, and a seed
 reproduces a run exactly. The random baseline draws from its own generator.
 
+TANDEM's truth follows router.tandem_loop as the router runs it: the head start (the pool's first
+token while the device prefills), rounds with or without overlap (as decided) and the blocks a
+run-ahead device drops. The draft length is the decision's for the whole request (the router's
+controller adapts it to what it measures; here the estimates it starts from are already right).
+
 Simplifications (deliberate): a device serves concurrent requests without slowing down; acceptance
 is its expectation (E(γ) tokens per round, no sampling); a request holds its cloud share from start
 to finish; a request's device energy leaves the battery when it finishes; the router's own decision
@@ -43,10 +48,10 @@ from typing import Any
 from router.costs import cloud_cost_usd
 from router.estimates import Estimates
 from router.fleet import CLOUD, EDGE, DeviceState, FleetRegistry, PoolInfo, WorkerRecord
-from router.placement import LOCAL_ONLY, STANDARD, RouteRequest
+from router.placement import LOCAL_ONLY, STANDARD, Decision, RouteRequest
 from router.policy import decide
 from router.policy_config import PolicyConfig
-from router.predict import best_gamma, expected_tokens
+from router.predict import best_gamma, dropped_ahead, expected_tokens
 from router.snapshot import build_snapshot
 from tandem.errors import FailedPrecondition, InvalidArgument
 
@@ -355,27 +360,39 @@ def cloud_truth(n: int, prompt_tokens: int, rtt_ms: float, pool: PoolModel, m: f
 def tandem_truth(n: int, prompt_tokens: int, rtt_ms: float, alpha: float, gamma: int, draft_ms: float,
                  device_token_ms: float, prefill_ms_per_token: float, energy_per_token_j: float,
                  prefill_fraction: float, pool: PoolModel, m: float, wait_ms: float,
-                 verify_compute_factor: float) -> Outcome:
-    """TANDEM: rounds of γ drafts on the device + a verify call across the device link, committing
-    E(γ) tokens each. The cloud is busy only for its prefill and the verify passes, so the request
-    holds that share of a slot; the device pays every drafted token."""
+                 verify_compute_factor: float, overlap: bool = True) -> Outcome:
+    """TANDEM as router.tandem_loop runs it, in expectation. Head start: the pool prefills and
+    sends the first token while the device prefills and drafts γ + 1 tokens; that block is the
+    second round's draft when its first token was the target's (probability α), else the device
+    drafts anew. Then rounds of γ drafts and a verify call across the device link, committing E(γ)
+    each; with overlap, a round after a hit (probability α^(γ+1)) waits only for the verify or
+    for the drafting that outlasted it, and the device pays for the blocks it drafted ahead past a
+    miss. The cloud is busy for its prefill and the verify passes,
+    so the request holds that share of a slot; the device pays every drafted token."""
     e = expected_tokens(alpha, gamma)
-    rounds = math.ceil(n / e)
+    rest = max(n - 1, 0)
+    rounds = math.ceil(rest / e)
     verify = pool.verify_ms * m
-    round_ms = gamma * draft_ms + rtt_ms + verify
-    token = round_ms / e
+    full = gamma * draft_ms + rtt_ms + verify
+    hit = alpha ** (gamma + 1) if overlap else 0.0
+    per_round = (1 - hit) * full + hit * max(verify, gamma * draft_ms)
     pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
     dev_ttft = prompt_tokens * prefill_ms_per_token + device_token_ms
-    ttft = rtt_ms + dev_ttft + gamma * draft_ms + rtt_ms + wait_ms + pool_ttft
-    total = ttft + (n - 1) * token
-    energy = rounds * gamma * energy_per_token_j + prompt_tokens * energy_per_token_j * prefill_fraction
+    ttft = rtt_ms + wait_ms + pool_ttft
+    stall = max(0.0, rtt_ms + dev_ttft + (gamma + 1) * draft_ms - pool_ttft)
+    after = stall + rounds * per_round - (alpha * (gamma * draft_ms + rtt_ms) if rounds else 0.0)
+    total = ttft + after
+    drafted = gamma + 1 + max(rounds - alpha, 0.0) * gamma
+    if overlap:  # what the device drafts ahead past blocks that miss, and drops
+        drafted += rounds * dropped_ahead(alpha, gamma, draft_ms, rtt_ms, verify)
+    energy = drafted * energy_per_token_j + prompt_tokens * energy_per_token_j * prefill_fraction
     share = min(1.0, (pool_ttft + rounds * verify) / max(total - wait_ms, 1e-9))
     # the router feeds its draft controller's geometric estimate of α (accepted ÷ drafted would
     # understate it whenever a long draft is cut short by one rejection); in expectation that is α
-    rate = alpha if gamma else 0.0
-    return Outcome(ttft_ms=ttft, token_ms=token, total_ms=total, energy_j=energy,
-                   compute_ms=rounds * pool.compute_ms_per_token * verify_compute_factor, share=share,
-                   accept_rate=rate, draft_ms=draft_ms, verify_call_ms=verify, rounds=rounds)
+    return Outcome(ttft_ms=ttft, token_ms=after / rest if rest else 0.0, total_ms=total, energy_j=energy,
+                   compute_ms=pool.compute_ms_per_token * (1 + rounds * verify_compute_factor), share=share,
+                   router_ttft_ms=wait_ms + pool_ttft, accept_rate=alpha, draft_ms=draft_ms, verify_call_ms=verify,
+                   rounds=rounds)
 
 
 # ====================================================================== the world
@@ -532,6 +549,7 @@ class Plan:
     gamma: int = 0
     predicted_ttft_ms: float = 0.0
     predicted_token_ms: float = 0.0
+    decision: Decision | None = None  # the policy's, when the policy made the plan
 
 
 class Strategy:
@@ -570,7 +588,8 @@ class AlwaysDevice(Strategy):
 
 def baseline_gamma(dev: SimDevice, pool: PoolModel, policy: PolicyConfig) -> int:
     """A baseline's draft length: rate-optimal at the policy's prior acceptance."""
-    return best_gamma(policy.prior_acceptance, dev.draft_ms, dev.rtt_ms + pool.verify_ms, policy.max_draft_length)
+    return best_gamma(policy.prior_acceptance, dev.draft_ms, dev.rtt_ms, pool.verify_ms, policy.max_draft_length,
+                      overlap=True)
 
 
 class RandomPlacement(Strategy):
@@ -614,28 +633,31 @@ class RouterPolicy(Strategy):
         self.registry.heartbeat(dev.id, dev.state())
         snap = build_snapshot(self.registry, self.estimates, self.policy, dev.id)
         d = decide(req.route, snap, self.policy, self.sim.now)
-        if d.pool:
-            self.estimates.inflight[d.pool] += 1
-        return Plan(d.placement, d.pool, d.initial_draft_length, d.predicted_ttft_ms, d.predicted_token_ms)
+        self.estimates.begin(d)
+        return Plan(d.placement, d.pool, d.initial_draft_length, d.predicted_ttft_ms, d.predicted_token_ms, d)
 
     def finished(self, job: Job) -> None:
         plan, o, est = job.plan, job.outcome, self.estimates
         assert o is not None
-        if plan.pool:
-            est.inflight[plan.pool] -= 1
-        n = job.req.route.max_new_tokens
+        if plan.decision is not None:
+            est.end(plan.decision)
+        n, prompt = job.req.route.max_new_tokens, job.req.prompt_tokens
         token = o.token_ms if n > 1 else None
+        est.observe_prompt(job.req.route.prompt_chars, prompt)
         if plan.placement == "edge":
             # the router subtracts the device's reported round trip from what it measured
-            est.observe_edge(job.device.id, max(o.router_ttft_ms - job.device.rtt_ms, 0.0), token)
+            est.observe_edge(job.device.id, max(o.router_ttft_ms - job.device.rtt_ms, 0.0), token, prompt)
         elif plan.placement == "cloud":
             # the router sees the client's stream without the client link: ttft − rtt, token as is
-            est.observe_cloud(plan.pool, o.router_ttft_ms, token, o.compute_ms / n)
+            est.observe_cloud(plan.pool, o.router_ttft_ms, token, o.compute_ms / n, prompt)
         else:
+            est.observe_cloud_ttft(plan.pool, o.router_ttft_ms, prompt)  # the head start's first token
             if plan.gamma:
                 est.observe_acceptance(job.device.id, plan.pool, o.accept_rate)
                 est.observe_draft(job.device.id, o.draft_ms)
-            est.observe_verify(plan.pool, o.verify_call_ms, o.compute_ms / o.rounds)
+            if o.rounds:  # per pass after the first, which prefilled the prompt (as the router measures)
+                first = self.sim.pools[plan.pool].model.compute_ms_per_token
+                est.observe_verify(plan.pool, o.verify_call_ms, (o.compute_ms - first) / o.rounds)
 
 
 def register_fleet(registry: FleetRegistry, device_ids: list[str], pools: tuple[PoolModel, ...]) -> None:
@@ -689,6 +711,8 @@ class Tally:
     placements: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     by_pool: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     cost_usd: float = 0.0
+    cost_by_placement: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    by_class: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # "quality[ interactive]: placement"
     compute_ms: float = 0.0
     energy_j: float = 0.0
     interactive: int = 0
@@ -749,7 +773,8 @@ class Simulation:
             return cloud_truth(n, req.prompt_tokens, rtt, pool.model, m, wait_ms)
         return tandem_truth(n, req.prompt_tokens, rtt, dev.alpha[plan.pool], plan.gamma, dev.draft_ms * slow,
                             dev.token_ms * slow, dev.prefill_ms_per_token * slow, dev.energy_per_token_j,
-                            sc.device.prefill_energy_fraction, pool.model, m, wait_ms, sc.cloud.verify_compute_factor)
+                            sc.device.prefill_energy_fraction, pool.model, m, wait_ms, sc.cloud.verify_compute_factor,
+                            plan.decision.overlap if plan.decision else req.route.overlap)
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:
         """Would any placement the request's privacy and quality allow have met its SLOs, by the truth
@@ -840,6 +865,8 @@ class Simulation:
         t.placements[plan.placement] += 1
         t.by_pool[f"{plan.placement}:{plan.pool}" if plan.pool else plan.placement] += 1
         t.cost_usd += cost
+        t.cost_by_placement[plan.placement] += cost
+        t.by_class[f"{req.route.quality}{' interactive' if req.interactive else ''}: {plan.placement}"] += 1
         t.compute_ms += o.compute_ms
         t.energy_j += o.energy_j
         t.ttfts.append(o.ttft_ms)
@@ -914,6 +941,8 @@ class Simulation:
             "refused": t.placements["refused"],
             "share": {p: round(t.placements[p] / total, 4) for p in PLACEMENTS},
             "by_pool": dict(sorted(t.by_pool.items())),
+            "cost_by_placement": {k: round(v, 4) for k, v in sorted(t.cost_by_placement.items())},
+            "placements_by_class": dict(sorted(t.by_class.items())),
             "ttft_mean_ms": round(statistics.fmean(ttfts), 1) if ttfts else 0.0,
             "ttft_p95_ms": round(percentile(ttfts, 0.95), 1) if ttfts else 0.0,
             "interactive": t.interactive,

@@ -22,6 +22,7 @@ class RouterConfig:
     max_draft_length: int = 16  # TANDEM: upper bound of the adaptive draft length
     draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
     overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
+    head_start: bool = True  # TANDEM: the cloud sends the first token while the device prefills
     draft_speed_slack: float = 0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)  # the [router.policy] table
     policy_file: Path | None = None  # a TOML policy file, reloaded when it changes (on top of `policy`)

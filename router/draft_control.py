@@ -19,6 +19,13 @@ Device energy caps γ: each drafted token costs the device `energy_per_token` jo
 with an energy budget never drafts past what is left of it (γ = 0 then: the cloud decodes alone).
 A fixed γ (benchmarks) bypasses the optimisation but not the budget.
 
+Cost and energy: each round is one target pass, which the pool bills, and γ drafted tokens, which
+the battery pays. The routing policy prices all three in its score's units (`prices`: per ms, per
+pass, per drafted token — router.predict.RoundPrices) and the controller minimises a round's
+price per committed token, price(γ) / E(γ): the policy's own objective, so the session keeps to
+the trade-off it was placed for. Time alone (the default) is the fastest γ; a dear cloud drafts
+longer for fewer passes per token, a draining battery shorter.
+
 Estimating acceptance: a round that drafted γ and accepted k observed k successes and, if k < γ,
 one failure (the truncated geometric), so α̂ = Σk / (Σk + Σ[k < γ]) with pseudo-counts for the
 prior. Real acceptance is not one constant per token: early drafted tokens are accepted more often
@@ -33,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from router.predict import FASTEST, RoundPrices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +58,7 @@ class DraftControlConfig:
     # Give up at most this share of the estimated speed for a longer draft (at most twice the fastest
     # one): fewer target passes per token, i.e. less cloud compute — the rate is flat near its optimum.
     speed_slack: float = 0.0
+    prices: RoundPrices = FASTEST  # what a round's time, pass and drafts cost (router.policy sets them per request)
 
 
 class DraftLengthController:
@@ -105,11 +114,24 @@ class DraftLengthController:
             return (1 - hit) * (gamma * a + d) + hit * self.ahead_wait_ms + v
         return gamma * a + d + v
 
+    def drafted_per_round(self, gamma: int, betas: list[float] | None = None) -> float:
+        """Tokens a round drafts: γ, plus — with overlap — those drafted ahead past a block that
+        misses and then dropped (router.predict.dropped_ahead)."""
+        if not self.config.overlap:
+            return float(gamma)
+        betas = betas or self.position_acceptance()
+        miss = 1 - math.prod(betas[: gamma + 1])
+        ahead = min((gamma + 1) * self.blocks_ahead(gamma), self.round_ms / max(self.draft_ms, 1e-3))
+        return gamma + miss * ahead
+
     def best_gamma(self) -> int:
-        """The γ maximising the estimated rate E(γ) / round time — or, with `speed_slack`, the longest γ
+        """The γ maximising E(γ) / price(γ) (the rate, with the default prices) — or, with `speed_slack`, the longest γ
         up to twice that one whose rate is within the slack of the best."""
         betas = self.position_acceptance()
-        rates = [self.expected_tokens(g, betas) / max(self.round_time_ms(g, betas), 1e-3)
+        prices = self.config.prices
+        # committed tokens per unit of price (with the default prices: per ms, the rate)
+        rates = [self.expected_tokens(g, betas) / max(prices.of(self.drafted_per_round(g, betas),
+                                                                self.round_time_ms(g, betas)), 1e-9)
                  for g in range(1, self.config.max_gamma + 1)]
         top = max(rates)
         fastest = rates.index(top) + 1
@@ -132,10 +154,16 @@ class DraftLengthController:
         self.last_gamma = max(g, 0)
         return self.last_gamma
 
+    def spend(self, energy_j: float) -> None:
+        """Device energy spent outside a round (a head-start block that was dropped)."""
+        self.energy_left_j -= energy_j
+
     def observe(self, drafted: int, accepted: int, draft_ms: float, draft_overhead_ms: float, verify_ms: float,
-                energy_j: float = 0.0, predrafted: bool = False) -> None:
+                energy_j: float = 0.0, predrafted: bool = False, timed: bool = True) -> None:
         """Record a round: device drafting time, the draft call's overhead (not observed when the
-        block was drafted ahead: then the wait for it is recorded instead) and the verify call's time."""
+        block was drafted ahead: then the wait for it is recorded instead) and the verify call's time.
+        `timed=False`: the block's drafting time is not representative (it was drafted with the
+        prompt's prefill); only acceptance and the verify time are recorded."""
         self.energy_left_j -= energy_j
         self.verify_ms = self._ewma(self.verify_ms, verify_ms)
         if drafted <= 0:
@@ -148,6 +176,8 @@ class DraftLengthController:
         for i in range(min(accepted + 1, drafted, len(self._reach))):
             self._reach[i] += 1
             self._acc[i] += 1 if i < accepted else 0
+        if not timed:
+            return
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)
         if predrafted:
             self.ahead_wait_ms = self._ewma(self.ahead_wait_ms, max(draft_overhead_ms + draft_ms, 0.0))

@@ -3,9 +3,12 @@
 Per pool: time to first token and time per token as the router sees them (queueing included),
 verify-call time, accelerator milliseconds per CLOUD token and per verify pass. Per device: EDGE
 time to first token and per token, time per drafted token. Per (device, pool): TANDEM acceptance.
-Each is an exponentially weighted mean; a newcomer starts at the mean of its measured peers (other
-pools, other devices) or, before anything was measured, at the policy's prior, and its own
-measurements take over from its first request. Plain data, no clock;
+Fleet-wide: characters per prompt token (the router decides before the prompt is tokenized).
+Each is an exponentially weighted mean — except the times to first token, which grow with the
+prompt (its prefill): those are exponentially weighted least-squares lines, TTFT ≈ a + b·(prompt
+tokens). A newcomer starts at the mean of its measured peers (other pools, other devices) or,
+before anything was measured, at the policy's prior, and its own measurements take over from its
+first request. Plain data, no clock;
 bounded (least recently updated entries dropped first) so 10,000s of devices cost little memory.
 """
 
@@ -14,9 +17,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+from router.placement import Decision
 from router.policy_config import PolicyConfig
 
 WEIGHT = 0.2  # of each new observation
+LINE_DECAY = 0.9  # a line's older observations keep this weight per new one (≈10 in memory)
+X_REF = 512.0  # prompt tokens at which a prior line is pinned besides x = 0
 MAX_KEYS = 100_000
 
 
@@ -30,6 +36,77 @@ class Ewma:
         w = max(WEIGHT, 1.0 / (self.count + 1))
         self.value += w * (x - self.value)
         self.count += 1
+
+
+@dataclasses.dataclass
+class Line:
+    """y ≈ a + b·x by exponentially weighted least squares, from a prior line (two pseudo-observations
+    of total weight 1, at x = 0 and x = X_REF) that the first few measurements outweigh. The slope is
+    kept >= 0: prefill never makes a shorter prompt slower."""
+
+    sw: float
+    sx: float
+    sy: float
+    sxx: float
+    sxy: float
+    count: int = 0
+
+    @classmethod
+    def through(cls, a: float, b: float) -> "Line":
+        y1 = a + b * X_REF
+        return cls(sw=1.0, sx=0.5 * X_REF, sy=0.5 * (a + y1), sxx=0.5 * X_REF ** 2, sxy=0.5 * X_REF * y1)
+
+    def add(self, x: float, y: float) -> None:
+        k = LINE_DECAY
+        self.sw, self.sx, self.sy = k * self.sw + 1, k * self.sx + x, k * self.sy + y
+        self.sxx, self.sxy = k * self.sxx + x * x, k * self.sxy + x * y
+        self.count += 1
+
+    def coef(self) -> tuple[float, float]:
+        """(a, b), both >= 0."""
+        den = self.sw * self.sxx - self.sx ** 2
+        b = (self.sw * self.sxy - self.sx * self.sy) / den if den > 1e-9 * self.sw * self.sxx else 0.0
+        b = max(b, 0.0)
+        return max((self.sy - b * self.sx) / self.sw, 0.0), b
+
+
+class _Lines:
+    """Lines by key, with the kind's mean line (of its measured entries) as a newcomer's prior."""
+
+    def __init__(self) -> None:
+        self._d: collections.OrderedDict[tuple, Line] = collections.OrderedDict()
+        self._sum: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+        self._n: collections.Counter[str] = collections.Counter()
+
+    def add(self, key: tuple, x: float, y: float, prior: tuple[float, float]) -> None:
+        kind, line = key[0], self._d.get(key)
+        s = self._sum[kind]
+        if line is None:
+            line = self._d[key] = Line.through(*prior)
+            self._n[kind] += 1
+        else:
+            a, b = line.coef()
+            s[0], s[1] = s[0] - a, s[1] - b
+        line.add(x, y)
+        a, b = line.coef()
+        s[0], s[1] = s[0] + a, s[1] + b
+        self._d.move_to_end(key)
+        if len(self._d) > MAX_KEYS:
+            old_key, old = self._d.popitem(last=False)
+            a, b = old.coef()
+            t = self._sum[old_key[0]]
+            t[0], t[1] = t[0] - a, t[1] - b
+            self._n[old_key[0]] -= 1
+
+    def get(self, key: tuple, prior: tuple[float, float]) -> tuple[float, float]:
+        line = self._d.get(key)
+        if line is not None:
+            return line.coef()
+        n = self._n[key[0]]
+        if not n:
+            return prior
+        s = self._sum[key[0]]
+        return s[0] / n, s[1] / n
 
 
 class _Table:
@@ -68,6 +145,12 @@ class _Table:
         e = self._d.get(key)
         return e.count if e is not None else 0
 
+    def mean_without(self, key: tuple, prior: float) -> float:
+        """The mean of the kind's measured entries other than `key` (prior when there are none)."""
+        kind, e = key[0], self._d.get(key)
+        n = self._n[kind] - (e is not None)
+        return (self._sum[kind] - (e.value if e is not None else 0.0)) / n if n > 0 else prior
+
     def kind_count(self, kind: str) -> int:
         return self._n[kind]
 
@@ -78,13 +161,49 @@ class Estimates:
     def __init__(self, policy: PolicyConfig) -> None:
         self.policy = policy  # priors; replaced when the policy changes
         self._t = _Table()
-        self.inflight: collections.Counter[str] = collections.Counter()  # pool → requests using it now
+        self._lines = _Lines()
+        self._chars_per_token: Ewma | None = None
+        self.inflight: collections.Counter[str] = collections.Counter()  # pool → slots its requests hold now
+        self.device_energy: collections.Counter[str] = collections.Counter()  # device → J its requests will spend
+
+    # ---------------------------------------------------------------- requests in flight
+
+    def begin(self, d: Decision) -> None:
+        """A decided request starts: it holds its predicted share of a pool slot (CLOUD a whole one,
+        TANDEM its verify passes' share) and will spend its predicted device energy."""
+        self._hold(d, 1.0)
+
+    def end(self, d: Decision) -> None:
+        """The request `begin` was called with has finished (or failed)."""
+        self._hold(d, -1.0)
+
+    def _hold(self, d: Decision, sign: float) -> None:
+        for table, key, x in ((self.inflight, d.pool, d.predicted_slot_share),
+                              (self.device_energy, d.edge_worker_id, d.predicted_energy_j)):
+            if key and x:
+                table[key] += sign * x
+                if abs(table[key]) < 1e-9:  # float residue of equal begin/end: keep the table small
+                    del table[key]
 
     # ---------------------------------------------------------------- observations
 
-    def observe_cloud(self, pool: str, ttft_ms: float, token_ms: float | None, compute_ms_per_token: float) -> None:
+    def observe_prompt(self, chars: int, tokens: int) -> None:
+        """A prompt of `chars` characters was `tokens` tokens long."""
+        if chars > 0 and tokens > 0:
+            if self._chars_per_token is None:
+                self._chars_per_token = Ewma(self.policy.prompt_chars_per_token)
+            self._chars_per_token.add(chars / tokens)
+
+    def observe_cloud_ttft(self, pool: str, ttft_ms: float, prompt_tokens: int) -> None:
+        """A first token from the pool (CLOUD, or TANDEM's head start), queueing and prefill included."""
         p = self.policy
-        self._t.add(("pool_ttft", pool), ttft_ms, p.prior_cloud_ttft_ms)
+        self._lines.add(("pool_ttft", pool), prompt_tokens, ttft_ms,
+                        (p.prior_cloud_ttft_ms, p.prior_cloud_prefill_ms_per_token))
+
+    def observe_cloud(self, pool: str, ttft_ms: float, token_ms: float | None, compute_ms_per_token: float,
+                      prompt_tokens: int = 0) -> None:
+        p = self.policy
+        self.observe_cloud_ttft(pool, ttft_ms, prompt_tokens)
         if token_ms is not None:
             self._t.add(("pool_token", pool), token_ms, p.prior_cloud_token_ms)
         if compute_ms_per_token > 0:
@@ -95,8 +214,10 @@ class Estimates:
         if compute_ms > 0:
             self._t.add(("pool_compute_verify", pool), compute_ms, self.policy.prior_compute_ms_per_verify)
 
-    def observe_edge(self, device: str, ttft_ms: float, token_ms: float | None) -> None:
-        self._t.add(("dev_ttft", device), ttft_ms, self.policy.prior_device_ttft_ms)
+    def observe_edge(self, device: str, ttft_ms: float, token_ms: float | None, prompt_tokens: int = 0) -> None:
+        p = self.policy
+        self._lines.add(("dev_ttft", device), prompt_tokens, ttft_ms,
+                        (p.prior_device_ttft_ms, p.prior_device_prefill_ms_per_token))
         if token_ms is not None:
             self._t.add(("dev_token", device), token_ms, self.policy.prior_device_token_ms)
 
@@ -109,16 +230,30 @@ class Estimates:
     # ---------------------------------------------------------------- reads
 
     def _paired(self, a: tuple, b: tuple, prior_a: float, prior_b: float) -> tuple[float, float]:
-        """Two related figures (e.g. accelerator time per CLOUD token and per verify pass): when
-        only one has been measured, the other follows it in the ratio of their priors rather than
-        staying at its prior — comparing a measurement with a prior would mislead the score."""
-        na = self._t.count(a) or self._t.kind_count(a[0])
-        nb = self._t.count(b) or self._t.kind_count(b[0])
-        va, vb = self._t.get(a, prior_a), self._t.get(b, prior_b)
-        if na and not nb:
-            vb = va * prior_b / prior_a
-        elif nb and not na:
-            va = vb * prior_a / prior_b
+        """Two related figures of one pool or device (e.g. accelerator time per CLOUD token and per
+        verify pass). When only one of its own has been measured, the other follows it in the ratio
+        the peers measured (else the priors' ratio) rather than taking the peers' value or the prior
+        — a pool's own CLOUD figures say more about its verify passes than another pool's do."""
+        own_a, own_b = self._t.count(a), self._t.count(b)
+        va, vb = self._t.get(a, prior_a), self._t.get(b, prior_b)  # own, else peers' mean, else prior
+        peers_a, peers_b = self._t.kind_count(a[0]) - bool(own_a), self._t.kind_count(b[0]) - bool(own_b)
+        ratio = prior_b / prior_a
+        if peers_a and peers_b and not (own_a or own_b):
+            return va, vb
+        if peers_a and peers_b:  # the peers' means, without this one's own figure
+            pa = self._t.mean_without(a, prior_a)
+            pb = self._t.mean_without(b, prior_b)
+            ratio = pb / pa if pa > 0 else ratio
+        if own_a and not own_b:
+            vb = va * ratio
+        elif own_b and not own_a:
+            va = vb / ratio
+        elif not (own_a or own_b) and (peers_a or peers_b) and not (peers_a and peers_b):
+            # the peers measured only one kind: the other follows it in the priors' ratio
+            if peers_a:
+                vb = va * ratio
+            else:
+                va = vb / ratio
         return va, vb
 
     def pool(self, pool: str) -> dict[str, float]:
@@ -127,8 +262,11 @@ class Estimates:
                                            p.prior_cloud_token_ms, p.prior_verify_ms)
         per_token, per_verify = self._paired(("pool_compute_token", pool), ("pool_compute_verify", pool),
                                              p.prior_compute_ms_per_token, p.prior_compute_ms_per_verify)
+        ttft_ms, prefill_ms = self._lines.get(("pool_ttft", pool),
+                                              (p.prior_cloud_ttft_ms, p.prior_cloud_prefill_ms_per_token))
         return {
-            "ttft_ms": self._t.get(("pool_ttft", pool), p.prior_cloud_ttft_ms),
+            "ttft_ms": ttft_ms,
+            "prefill_ms_per_token": prefill_ms,
             "token_ms": token_ms,
             "verify_ms": verify_ms,
             "compute_ms_per_token": per_token,
@@ -139,8 +277,11 @@ class Estimates:
         p = self.policy
         token_ms, draft_ms = self._paired(("dev_token", device), ("dev_draft", device),
                                           p.prior_device_token_ms, p.prior_draft_ms)
+        ttft_ms, prefill_ms = self._lines.get(("dev_ttft", device),
+                                              (p.prior_device_ttft_ms, p.prior_device_prefill_ms_per_token))
         return {
-            "ttft_ms": self._t.get(("dev_ttft", device), p.prior_device_ttft_ms),
+            "ttft_ms": ttft_ms,
+            "prefill_ms_per_token": prefill_ms,
             "token_ms": token_ms,
             "draft_ms": draft_ms,
         }
@@ -148,5 +289,9 @@ class Estimates:
     def acceptance(self, device: str, pool: str) -> float:
         return self._t.get(("accept", device, pool), self.policy.prior_acceptance)
 
+    def chars_per_token(self) -> float:
+        return self._chars_per_token.value if self._chars_per_token else self.policy.prompt_chars_per_token
+
     def observations(self, *key: str) -> int:
-        return self._t.count(tuple(key))
+        line = self._lines._d.get(tuple(key))
+        return line.count if line is not None else self._t.count(tuple(key))

@@ -61,14 +61,12 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                                             context, t_start)
             else:
                 stream = self._stream(spec, request_id, request.sampling, decision, context, t_start, t_decided)
-            if decision.pool:
-                self.placer.estimates.inflight[decision.pool] += 1
+            self.placer.estimates.begin(decision)
             try:
                 async for chunk in stream:
                     yield chunk
             finally:
-                if decision.pool:
-                    self.placer.estimates.inflight[decision.pool] -= 1
+                self.placer.estimates.end(decision)
         except BaseException as exc:
             status = getattr(exc, "status", "CANCELLED" if isinstance(exc, GeneratorExit) else "INTERNAL")
             raise
@@ -77,17 +75,20 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
             self.metrics.inflight.dec()
             self.metrics.requests.labels(placement, status).inc()
 
-    def _learn(self, decision: Decision, device_id: str, record, ttft_ms: float, first_at: float, end: float,
-               tokens: int, decode_compute_ms: float) -> None:
+    def _learn(self, spec: GenerateSpec, decision: Decision, record, ttft_ms: float, first_at: float, end: float,
+               tokens: int, decode_compute_ms: float, prompt_tokens: int) -> None:
         """Feed a finished EDGE or CLOUD request's measurements to the estimates (`decode_compute_ms`:
         accelerator time after the first token, whose pass also prefilled the prompt)."""
         token_ms = (end - first_at) * 1e3 / (tokens - 1) if tokens > 1 else None
         est = self.placer.estimates
+        est.observe_prompt(spec.route.prompt_chars, prompt_tokens)
         if decision.placement == "edge":
             rtt = record.state.rtt_ms if record else 0.0
-            est.observe_edge(decision.edge_worker_id, max(ttft_ms - rtt, 0.0), token_ms)
+            est.observe_edge(decision.edge_worker_id, max(ttft_ms - rtt, 0.0), token_ms, prompt_tokens)
         else:
-            est.observe_cloud(decision.pool, ttft_ms, token_ms, decode_compute_ms / (tokens - 1) if tokens > 1 else 0.0)
+            est.observe_cloud(decision.pool, ttft_ms, token_ms, decode_compute_ms / (tokens - 1) if tokens > 1 else 0.0,
+                              prompt_tokens)
+        device_id = spec.route.device_id
         device = self.registry.get(device_id) if device_id else None
         client_rtt = device.state.rtt_ms if device else 0.0  # the client sits on the device
         self.placer.observe_latency(decision, ttft_ms + client_rtt, token_ms)
@@ -142,8 +143,8 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                     out.timing.ttft_ms = (first_at - t_start) * 1e3
                     out.timing.total_ms = (now - t_start) * 1e3
                     out.timing.decision_ms = (t_decided - t_start) * 1e3
-                    self._learn(decision, spec.route.device_id, record, out.timing.ttft_ms, first_at, now, tokens,
-                                compute_ms - first_compute_ms)
+                    self._learn(spec, decision, record, out.timing.ttft_ms, first_at, now, tokens,
+                                compute_ms - first_compute_ms, w.usage.prompt_tokens)
                 yield out
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None

@@ -7,8 +7,9 @@ Each gets a prediction (router.predict) and then, in order:
    privacy LOCAL_ONLY and ONLY_DEVICE keep everything on the device; ONLY_CLOUD never drafts on it;
    no registered device; thermal critical (no device work at all); device state older than
    max_device_state_age_s at `now`; a battery below the reserve and
-   not charging (no EDGE, no drafting — unless the request insists on the device); predicted device
-   energy (× margin) that would take the battery below the reserve; the request's device energy
+   not charging (no EDGE, no drafting — unless the request insists on the device: ONLY_DEVICE);
+   predicted device energy (× margin), on top of what the device's requests in flight will spend,
+   that would take the battery below the reserve; the request's device energy
    budget; EDGE when the small model's quality does not suffice (it does with QUALITY_SMALL_OK, a
    device-only request, PREFER_DEVICE, or a short request per the policy); TANDEM disabled; a pool
    that is dearer than the price ceiling or saturated; a predicted cost above the cost ceiling.
@@ -31,8 +32,9 @@ from typing import Callable, Mapping
 from router.placement import (LOCAL_ONLY, ONLY_CLOUD, ONLY_DEVICE, PREFER_CLOUD, PREFER_DEVICE, PREFER_TANDEM,
                               Candidate, Decision, RouteRequest)
 from router.policy_config import PolicyConfig
-from router.predict import (DeviceEstimate, PoolEstimate, Prediction, predict_cloud, predict_edge,
-                            predict_tandem)
+from router.costs import cloud_cost_usd
+from router.predict import (FASTEST, DeviceEstimate, PoolEstimate, Prediction, RoundPrices, predict_cloud,
+                            predict_edge, predict_tandem)
 from tandem.errors import FailedPrecondition
 
 
@@ -43,6 +45,12 @@ class FleetSnapshot:
     device: DeviceEstimate | None
     pools: tuple[PoolEstimate, ...]
     acceptance: Mapping[str, float] = dataclasses.field(default_factory=dict)  # pool → α for this device
+    chars_per_token: float = 0.0  # measured over the fleet's prompts (0: the policy's prior)
+
+
+def prompt_tokens_estimate(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig) -> int:
+    """The prompt's length in tokens, before it is tokenized: its characters ÷ characters per token."""
+    return max(1, round(req.prompt_chars / (snap.chars_per_token or policy.prompt_chars_per_token)))
 
 
 @dataclasses.dataclass
@@ -73,11 +81,14 @@ def battery_pressure(device: DeviceEstimate, policy: PolicyConfig) -> float:
 
 
 def energy_headroom_j(device: DeviceEstimate, policy: PolicyConfig) -> float:
-    """Joules the device may spend before its battery falls to the reserve (inf while charging)."""
+    """Joules the device may spend before its battery falls to the reserve (inf while charging):
+    its reported charge above the reserve, less what its requests in flight are predicted to spend
+    (the battery it reported does not show them yet)."""
     if device.charging or not device.has_battery:
         return float("inf")
     capacity = device.battery_capacity_j or policy.default_battery_capacity_joules
-    return max(0.0, (device.battery_percent - policy.battery_reserve_percent) / 100.0 * capacity)
+    above = (device.battery_percent - policy.battery_reserve_percent) / 100.0 * capacity
+    return max(0.0, above - device.inflight_energy_j)
 
 
 def small_model_ok(req: RouteRequest, policy: PolicyConfig) -> tuple[bool, str]:
@@ -125,8 +136,11 @@ def _pool_rule(opt: _Option, policy: PolicyConfig) -> tuple[str, str] | None:
     ceiling = policy.max_pool_price_per_hour_usd
     if ceiling and p.pool.price_per_replica_hour_usd > ceiling:
         return "price_ceiling", f"pool {p.name!r} costs ${p.pool.price_per_replica_hour_usd:g}/h, above the ${ceiling:g}/h ceiling"
-    if p.utilisation >= policy.max_pool_utilisation:
-        return "saturated", f"pool {p.name!r} is saturated ({p.utilisation:.0%} of capacity)"
+    assert opt.prediction is not None
+    after = p.utilisation + opt.prediction.slot_share / max(p.capacity, 1)
+    if after > policy.max_pool_utilisation:
+        return "saturated", (f"pool {p.name!r} is saturated ({p.utilisation:.0%} of capacity, "
+                             f"{after:.0%} with this request)")
     return None
 
 
@@ -135,25 +149,74 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
     """Choose where `req` runs. Pure; raises FailedPrecondition listing every exclusion."""
     d = snap.device
     n = req.max_new_tokens
-    prompt_tokens = max(1, round(req.prompt_chars / policy.prompt_chars_per_token))
+    prompt_tokens = prompt_tokens_estimate(req, snap, policy)
     client_rtt = d.rtt_ms if d else policy.prior_rtt_ms
     device_only = req.privacy == LOCAL_ONLY or req.preference == ONLY_DEVICE
+    # only ONLY_DEVICE insists on the device: it may spend the battery reserve. LOCAL_ONLY forbids the
+    # cloud but not the reserve — on a device at its reserve it is refused.
+    insists = req.preference == ONLY_DEVICE
     why_device_only = "privacy LOCAL_ONLY" if req.privacy == LOCAL_ONLY else "placement ONLY_DEVICE"
     small_ok, why_small = small_model_ok(req, policy)
     cost_ceiling = min((c for c in (policy.max_cost_usd, req.max_cost_usd) if c > 0), default=0.0)
 
+    ttft_slo = req.ttft_slo_ms or policy.default_ttft_slo_ms
+    token_slo = req.token_slo_ms or policy.default_token_slo_ms
+
+    def misses(p: Prediction, headroom: float = policy.slo_headroom) -> str:
+        """What `p` is predicted to miss ('' if nothing), with the SLOs scaled by `headroom`."""
+        out, shown = [], f" × {headroom:g} headroom" if headroom < 1 else ""
+        if ttft_slo and p.ttft_ms > ttft_slo * headroom:
+            out.append(f"TTFT {p.ttft_ms:.0f} ms > {ttft_slo:g} ms{shown}")
+        if token_slo and n > 1 and p.token_ms > token_slo * headroom:
+            out.append(f"{p.token_ms:.1f} ms/token > {token_slo:g} ms{shown}")
+        return ", ".join(out)
+
+    # predictions: the plain runs first — the cheapest CLOUD run and the fastest plain run are the
+    # score's scales (below), which also price a TANDEM round for choosing its draft length
     options = [_Option("edge", None)]
     options += [_Option("cloud", p) for p in snap.pools]
-    options += [_Option("tandem", p) for p in snap.pools]
     for o in options:
         if o.placement == "cloud":
-            o.prediction = predict_cloud(o.pool, n, client_rtt)  # type: ignore[arg-type]
-        elif d is not None and o.placement == "edge":
-            o.prediction = predict_edge(d, n, prompt_tokens)
+            o.prediction = predict_cloud(o.pool, n, client_rtt, prompt_tokens)  # type: ignore[arg-type]
         elif d is not None:
-            alpha = snap.acceptance.get(o.pool.name, policy.prior_acceptance)  # type: ignore[union-attr]
-            o.prediction = predict_tandem(d, o.pool, alpha, n, prompt_tokens,  # type: ignore[arg-type]
-                                          policy.max_draft_length, req.max_device_energy_joules, req.draft_length)
+            o.prediction = predict_edge(d, n, prompt_tokens)
+    plain = [o.prediction for o in options if o.prediction]
+    cost_ref = min((p.cost_usd for p in plain if p.cost_usd > 0), default=0.0) or 1.0
+    time_ref = min((p.total_ms(n) for p in plain), default=0.0) or 1.0
+    energy_ref = options[0].prediction.energy_j if options[0].prediction else 0.0  # the whole request on the device
+    pressure = battery_pressure(d, policy) if d else 0.0
+
+    def score(p: Prediction) -> tuple[float, float, float]:
+        """(cost, latency, battery) terms; lower is better."""
+        return (policy.cost_weight * p.cost_usd / cost_ref,
+                policy.latency_weight * (p.total_ms(n) / time_ref - 1.0),
+                policy.battery_weight * pressure * p.energy_j / energy_ref if energy_ref > 0 else 0.0)
+
+    for p in snap.pools:
+        o = _Option("tandem", p)
+        options.append(o)
+        if d is None:
+            continue
+        alpha = snap.acceptance.get(p.name, policy.prior_acceptance)
+        prices = RoundPrices(
+            per_ms=policy.latency_weight / time_ref,
+            per_pass=policy.cost_weight * cloud_cost_usd(p.pool, p.compute_ms_per_verify, 0) / cost_ref,
+            per_draft=policy.battery_weight * pressure * d.energy_per_token_j / energy_ref if energy_ref > 0 else 0.0)
+        if not (prices.per_ms or prices.per_pass or prices.per_draft):
+            prices = FASTEST
+        # the variants the session could run: γ at the score's prices, or the fastest γ when that
+        # one alone meets the SLOs; with overlap (faster, but the device drafts ahead and drops
+        # what misses) or without; the one predicted to meet the SLOs at the lowest score
+        variants = []
+        for overlap in ((True, False) if req.overlap else (False,)):
+            args = (d, p, alpha, n, prompt_tokens, policy.max_draft_length, req.max_device_energy_joules,
+                    req.draft_length, overlap)
+            pred = predict_tandem(*args, prices=prices)
+            if misses(pred) and prices != FASTEST:
+                fast = predict_tandem(*args, prices=FASTEST)
+                pred = pred if misses(fast) else fast
+            variants.append(pred)
+        o.prediction = min(variants, key=lambda v: (bool(misses(v)), sum(score(v))))
 
     # 1. hard rules
     for o in options:
@@ -169,7 +232,7 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
             o.exclude("tandem_disabled", "TANDEM is disabled by the policy")
         elif o.placement == "edge" and not small_ok:
             o.exclude("quality", why_small)
-        elif o.placement != "cloud" and (rule := _device_rule(o, req, d, policy, device_only, now)):  # type: ignore[arg-type]
+        elif o.placement != "cloud" and (rule := _device_rule(o, req, d, policy, insists, now)):  # type: ignore[arg-type]
             o.exclude(*rule)
         elif o.pool is not None and (rule := _pool_rule(o, policy)):
             o.exclude(*rule)
@@ -179,21 +242,14 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
     alive = [o for o in options if not o.excluded]
 
     # 2. SLOs
-    ttft_slo = req.ttft_slo_ms or policy.default_ttft_slo_ms
-    token_slo = req.token_slo_ms or policy.default_token_slo_ms
-
-    def misses(o: _Option) -> str:
-        p = o.prediction
-        assert p is not None
-        out = []
-        if ttft_slo and p.ttft_ms > ttft_slo:
-            out.append(f"TTFT {p.ttft_ms:.0f} ms > {ttft_slo:g} ms")
-        if token_slo and p.token_ms > token_slo:
-            out.append(f"{p.token_ms:.1f} ms/token > {token_slo:g} ms")
-        return ", ".join(out)
-
-    alive = _narrow(alive, lambda o: not misses(o), "slo",
-                    lambda o: f"predicted to miss the SLO ({misses(o)}) while another candidate meets it")
+    # with the headroom if any candidate meets them so, else as they are: a candidate that misses
+    # by less is still the better bet than the cheapest one
+    for headroom in (policy.slo_headroom, 1.0):
+        if any(not misses(o.prediction, headroom) for o in alive):  # type: ignore[arg-type]
+            alive = _narrow(alive, lambda o: not misses(o.prediction, headroom), "slo",  # type: ignore[arg-type]
+                            lambda o: f"predicted to miss the SLO ({misses(o.prediction, headroom)}) while "  # type: ignore[arg-type]
+                                      "another candidate meets it")
+            break
 
     # 3. preference
     want = {PREFER_DEVICE: "edge", PREFER_CLOUD: "cloud", PREFER_TANDEM: "tandem"}.get(req.preference)
@@ -202,24 +258,14 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
                         lambda o: f"placement {req.preference.upper()}: a {want.upper()} candidate is available")
 
     # 4. score
-    if alive:
-        pressure = battery_pressure(d, policy) if d else 0.0
-        # scales that do not hinge on one outlier: cost in units of the cheapest plain-cloud run,
-        # latency as the slowdown against the fastest survivor, energy in units of running the
-        # whole request on the device
-        clouds = [o.prediction.cost_usd for o in options if o.placement == "cloud" and o.prediction]
-        cost_ref = min((c for c in clouds if c > 0), default=0.0) or max(
-            (o.prediction.cost_usd for o in alive), default=0.0) or 1.0  # type: ignore[union-attr]
-        fastest = min(o.prediction.total_ms(n) for o in alive) or 1.0  # type: ignore[union-attr]
-        energy_ref = predict_edge(d, n, prompt_tokens).energy_j if d else 0.0
-        for o in alive:
-            p = o.prediction
-            assert p is not None
-            c = policy.cost_weight * p.cost_usd / cost_ref
-            t = policy.latency_weight * (p.total_ms(n) / fastest - 1.0)
-            e = policy.battery_weight * pressure * p.energy_j / energy_ref if energy_ref > 0 else 0.0
-            o.score = c + t + e
-            o.detail = f"score {o.score:.3f} = cost {c:.3f} + latency {t:.3f} + battery {e:.3f}"
+    # scales that do not hinge on one outlier and do not depend on which candidates survived: cost
+    # in units of the cheapest plain CLOUD run, latency as the slowdown against the fastest plain run
+    # (CLOUD or EDGE), energy in units of running the whole request on the device
+    for o in alive:
+        assert o.prediction is not None
+        c, t, e = score(o.prediction)
+        o.score = c + t + e
+        o.detail = f"score {o.score:.3f} = cost {c:.3f} + latency {t:.3f} + battery {e:.3f}"
     # ties: a pool not measured yet first (its figures are its peers', so trying it is how the
     # router learns it), then the large model's output, then the cheaper
     order = {"tandem": 0, "cloud": 1, "edge": 2}
@@ -262,6 +308,9 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
         predicted_ttft_ms=p.ttft_ms,
         predicted_token_ms=p.token_ms,
         predicted_energy_j=p.energy_j,
+        predicted_slot_share=p.slot_share,
+        draft_prices=p.prices,
+        overlap=p.overlap,
     )
 
 

@@ -15,11 +15,13 @@ from tandem.errors import InvalidArgument
 
 @dataclasses.dataclass(frozen=True)
 class PolicyConfig:
-    # score = cost_weight·cost + latency_weight·latency + battery_weight·pressure·energy, each term
-    # normalised by the largest value among the surviving candidates; lower wins
+    # score = cost_weight·cost + latency_weight·slowdown + battery_weight·pressure·energy (see
+    # router.policy for the scales); lower wins. The defaults buy cost within the SLOs, which guard
+    # latency: twice a request's fastest time weighs as 7% of its cheapest cloud cost; a device's
+    # whole request, at its battery reserve, as 40%. Measured on the reference fleet (bench/policy.py).
     cost_weight: float = 1.0
-    latency_weight: float = 0.5
-    battery_weight: float = 1.0
+    latency_weight: float = 0.07
+    battery_weight: float = 0.4
     # a device below this charge (and not charging) gets no EDGE work and no drafting, and no
     # placement may take a device below it (unless the request insists on the device)
     battery_reserve_percent: float = 20.0
@@ -28,6 +30,8 @@ class PolicyConfig:
     # SLOs for requests that set none (0: none)
     default_ttft_slo_ms: float = 0.0
     default_token_slo_ms: float = 0.0
+    # a candidate meets an SLO when predicted within this share of it: predictions err, loads move
+    slo_headroom: float = 0.8
     # quality: with QUALITY_UNSPECIFIED, the small model suffices up to this many new tokens (0: never)
     small_ok_max_new_tokens: int = 0
     allow_tandem: bool = True
@@ -38,16 +42,18 @@ class PolicyConfig:
     max_device_state_age_s: float = 30.0  # a device whose last heartbeat is older gets no work
     # priors for workers and pairs with no measurements yet
     prior_acceptance: float = 0.6
-    prior_device_ttft_ms: float = 60.0
+    prior_device_ttft_ms: float = 60.0  # time to first token of a one-token prompt…
+    prior_device_prefill_ms_per_token: float = 0.5  # … plus this per prompt token
     prior_device_token_ms: float = 25.0
     prior_draft_ms: float = 10.0
     prior_rtt_ms: float = 50.0
     prior_cloud_ttft_ms: float = 150.0
+    prior_cloud_prefill_ms_per_token: float = 0.1
     prior_cloud_token_ms: float = 20.0
     prior_verify_ms: float = 30.0
     prior_compute_ms_per_token: float = 20.0
     prior_compute_ms_per_verify: float = 24.0
-    prompt_chars_per_token: float = 3.5  # prompt length estimate before tokenizing
+    prompt_chars_per_token: float = 3.5  # prompt length estimate before tokenizing (prior: the router learns it)
     prefill_energy_fraction: float = 0.2  # a prompt token costs the device this share of a generated one
 
     def __post_init__(self) -> None:
@@ -67,6 +73,8 @@ class PolicyConfig:
             raise InvalidArgument("policy.energy_margin", f"must be >= 1, got {self.energy_margin}")
         if self.max_pool_utilisation <= 0:
             raise InvalidArgument("policy.max_pool_utilisation", "must be > 0")
+        if not 0 < self.slo_headroom <= 1:
+            raise InvalidArgument("policy.slo_headroom", f"must be in (0, 1], got {self.slo_headroom}")
         if self.prompt_chars_per_token <= 0:
             raise InvalidArgument("policy.prompt_chars_per_token", "must be > 0")
         if self.cost_weight + self.latency_weight + self.battery_weight <= 0:

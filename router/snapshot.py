@@ -19,8 +19,9 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
         worker_id=w.worker_id, endpoint=w.endpoint, battery_percent=s.battery_percent, charging=s.charging,
         has_battery=s.battery_source != "none", battery_capacity_j=s.battery_capacity_joules, thermal=s.thermal,
         energy_per_token_j=s.energy_per_token_joules, prefill_energy_fraction=policy.prefill_energy_fraction,
-        rtt_ms=s.rtt_ms if s.rtt_ms > 0 else policy.prior_rtt_ms, ttft_ms=e["ttft_ms"], token_ms=e["token_ms"],
-        draft_ms=e["draft_ms"], last_seen=w.last_seen)
+        rtt_ms=s.rtt_ms if s.rtt_ms > 0 else policy.prior_rtt_ms, ttft_ms=e["ttft_ms"],
+        prefill_ms_per_token=e["prefill_ms_per_token"], token_ms=e["token_ms"],
+        draft_ms=e["draft_ms"], last_seen=w.last_seen, inflight_energy_j=est.device_energy[w.worker_id])
 
 
 def pool_estimates(replicas: list[WorkerRecord], est: Estimates) -> tuple[PoolEstimate, ...]:
@@ -43,4 +44,4 @@ def build_snapshot(registry: FleetRegistry, est: Estimates, policy: PolicyConfig
     device = device_estimate(w, est, policy) if w is not None and w.kind == EDGE else None
     pools = pool_estimates(registry.members(CLOUD), est)
     acceptance = {p.name: est.acceptance(device_id, p.name) for p in pools} if device else {}
-    return FleetSnapshot(device=device, pools=pools, acceptance=acceptance)
+    return FleetSnapshot(device=device, pools=pools, acceptance=acceptance, chars_per_token=est.chars_per_token())

@@ -65,6 +65,19 @@ def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
     return from_rpc_error(err)
 
 
+async def _draft_call(stub, session_id: str, sampling: common_pb2.SamplingParams, support_size: int,
+                      deadline: Deadline, committed: Sequence[int], n: int) -> Draft:
+    """One Draft rpc: `n` tokens continuing `committed` (the worker reuses the session's cache)."""
+    req = worker_pb2.DraftRequest(session_id=session_id, context=list(committed), num_tokens=n,
+                                  sampling=sampling, support_size=support_size)
+    try:
+        resp = await stub.Draft(req, timeout=deadline.timeout())
+    except grpc.RpcError as err:
+        raise _device_error(err, deadline) from None
+    return Draft(list(resp.token_ids), list(resp.distributions), compute_ms=resp.compute_ms,
+                 energy_j=resp.energy_joules)
+
+
 class RequestedDrafts:
     """One Draft call per round."""
 
@@ -80,14 +93,11 @@ class RequestedDrafts:
         self.wasted_energy_j = 0.0
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
-        req = worker_pb2.DraftRequest(session_id=self.session_id, context=list(committed), num_tokens=gamma,
-                                      sampling=self.sampling, support_size=self.support_size)
-        try:
-            resp = await self.stub.Draft(req, timeout=self.deadline.timeout())
-        except grpc.RpcError as err:
-            raise _device_error(err, self.deadline) from None
-        return Draft(list(resp.token_ids), list(resp.distributions), compute_ms=resp.compute_ms,
-                     energy_j=resp.energy_joules)
+        return await _draft_call(self.stub, self.session_id, self.sampling, self.support_size, self.deadline,
+                                 committed, gamma)
+
+    async def head(self, committed: Sequence[int], n: int) -> Draft:
+        return await self.block(committed, n)
 
     async def settle(self, committed: Sequence[int], hit: bool) -> None:
         return None
@@ -153,6 +163,11 @@ class StreamedDrafts:
             raise _device_error(err, self.deadline) from None
         except (grpc.aio.UsageError, asyncio.InvalidStateError):
             raise DeviceLost("device_stream_closed") from None
+
+    async def head(self, committed: Sequence[int], n: int) -> Draft:
+        """A unary Draft call on the stream's session (the stream, opened later, reuses its cache)."""
+        return await _draft_call(self.stub, self.session_id, self.sampling, self.support_size, self.deadline,
+                                 committed, n)
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
         if self.call is None:

@@ -12,6 +12,14 @@ holds (all accepted and the bonus equals the guess): the next block is then alre
 already here, so the round does not wait for the device's link. Otherwise the source restarts the
 device from the committed context.
 
+*Head start*: the first round verifies no draft — the replica prefills the prompt and sends the
+first token, so TANDEM's time to first token is CLOUD's — while the device prefills the prompt too
+and drafts γ + 1 tokens from it (one Draft call, :meth:`DraftSource.head`). When that block's first
+token is the target's first token, the rest of it continues the committed context and is the
+second round's draft (exactness is kept: each drafted token was drawn from the draft model given
+the committed tokens before it); otherwise it is dropped and the second round drafts anew, from a
+device whose cache already holds the prompt.
+
 A failing device raises :class:`DeviceLost` and a pool with no replica left raises
 :class:`CloudLost`, so the caller can continue elsewhere from the committed tokens.
 Pure orchestration: no gRPC here.
@@ -19,6 +27,7 @@ Pure orchestration: no gRPC here.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import AsyncIterator, Callable, Protocol, Sequence
@@ -71,6 +80,10 @@ class DraftSource(Protocol):
         """Drafts continuing exactly `committed` (about `gamma` of them)."""
         ...
 
+    async def head(self, committed: Sequence[int], n: int) -> Draft:
+        """Exactly `n` drafts continuing `committed`, in one call that leaves block()'s state alone."""
+        ...
+
     async def settle(self, committed: Sequence[int], hit: bool) -> None:
         """The round is committed; `hit`: its block was wholly accepted and the bonus guessed."""
         ...
@@ -94,6 +107,8 @@ class TandemStats:
     target_passes: int = 0
     cloud_compute_ms: float = 0.0
     first_verify_compute_ms: float = 0.0  # the first pass also prefills the prompt
+    head_hits: int = 0  # head-start blocks that continued the target's first token (and served round two)
+    head_misses: int = 0  # … that did not, and were dropped
     device_energy_j: float = 0.0
     fallbacks: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -117,14 +132,47 @@ async def tandem_rounds(
     verifier: Verifier,
     stats: TandemStats,
     clock: Callable[[], float] = time.perf_counter,
+    head_start: bool = False,
 ) -> AsyncIterator[Commit]:
-    """Run rounds until max_new_tokens, EOS or the context limit; yield each round's commit."""
+    """Run rounds until max_new_tokens, EOS or the context limit; yield each round's commit.
+    With `head_start` the first token is the cloud's while the device prefills (module docstring)."""
     committed, produced = list(prompt), 0
+    pending: Draft | None = None  # the head-start block's continuation: round two's draft
+    if head_start and max_new_tokens > 0 and len(committed) < max_context:
+        room = min(max_new_tokens, max_context - len(committed))
+        gamma = control.next_gamma(room)
+        head = asyncio.ensure_future(drafts.head(tuple(committed), gamma + 1)) if gamma and room > 1 else None
+        try:
+            verdict = await verifier.verify(committed, EMPTY_DRAFT)
+        except BaseException:
+            await _cancel(head)
+            raise
+        new = [verdict.next_token]
+        eos = eos_token_id in new
+        committed += new
+        produced += 1
+        _account(stats, 0, verdict, EMPTY_DRAFT)
+        yield Commit(new, 0, 0, verdict.worker_id, eos)
+        if eos or produced >= max_new_tokens or len(committed) >= max_context or head is None:
+            await _cancel(head)
+            return
+        block = await head  # DeviceLost propagates: the caller continues from the committed tokens
+        if block.tokens[:1] == new and len(block.tokens) > 1:
+            stats.head_hits += 1
+            pending = dataclasses.replace(block, tokens=block.tokens[1:], dists=block.dists[1:], bonus_guess=None)
+        else:
+            stats.head_misses += 1
+            stats.device_energy_j += block.energy_j
+            control.spend(block.energy_j)
     while produced < max_new_tokens and len(committed) < max_context:
         room = min(max_new_tokens - produced, max_context - len(committed))
         gamma = control.next_gamma(room)  # a round commits at most γ + 1 tokens
         t0 = clock()
-        draft = (await drafts.block(committed, gamma)).head(gamma) if gamma else EMPTY_DRAFT
+        if pending is not None:  # drafted with the prompt's prefill: its timing says nothing about drafting
+            draft, pending, timed = pending.head(gamma) if gamma else EMPTY_DRAFT, None, False
+        else:
+            draft = (await drafts.block(committed, gamma)).head(gamma) if gamma else EMPTY_DRAFT
+            timed = True
         t1 = clock()
         verdict = await verifier.verify(committed, draft)
         gamma = len(draft.tokens)
@@ -138,10 +186,20 @@ async def tandem_rounds(
         await drafts.settle(committed, hit and not eos)
         _account(stats, gamma, verdict, draft)
         control.observe(gamma, verdict.accepted, draft.compute_ms, (t1 - t0) * 1e3 - draft.compute_ms,
-                        (clock() - t1) * 1e3, draft.energy_j, predrafted=draft.ahead)
+                        (clock() - t1) * 1e3, draft.energy_j, predrafted=draft.ahead, timed=timed)
         yield Commit(new, verdict.accepted, gamma, verdict.worker_id, eos)
         if eos:
             return
+
+
+async def _cancel(task: asyncio.Future | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        try:
+            await task
+        except BaseException:  # noqa: BLE001 - a head start no longer wanted: its outcome does not matter
+            pass
 
 
 def _account(stats: TandemStats, gamma: int, verdict: Verdict, draft: Draft) -> None:

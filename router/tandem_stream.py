@@ -162,7 +162,7 @@ class TandemStreamer:
         prompt = list(tok_resp.token_ids)
         max_context = min(edge.max_context, cloud.max_context)
         check_context(len(prompt), spec.sampling.max_new_tokens, max_context)
-        overlap = self.config.overlap and spec.route.overlap
+        overlap = self.config.overlap and spec.route.overlap and decision.overlap
         key = (edge.worker_id, cloud.pool.name, spec.sampling.greedy)
         alpha, draft_ms, overhead_ms, verify_ms, betas = self._priors.get(
             key, (0.6, 1.0, max(1.0, edge.state.rtt_ms), 3.0, ()))
@@ -170,7 +170,7 @@ class TandemStreamer:
             DraftControlConfig(fixed_gamma=spec.route.draft_length, max_gamma=self.config.max_draft_length,
                                prior_alpha=alpha, prior_draft_ms=draft_ms, prior_draft_overhead_ms=overhead_ms,
                                prior_verify_ms=verify_ms, overlap=overlap, prior_positions=betas,
-                               speed_slack=self.config.draft_speed_slack),
+                               speed_slack=self.config.draft_speed_slack, prices=decision.draft_prices),
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )
@@ -188,7 +188,7 @@ class TandemStreamer:
         try:
             try:
                 async for c in tandem_rounds(prompt, spec.sampling.max_new_tokens, max_context, cloud.eos_token_id,
-                                             control, drafts, verifier, stats):
+                                             control, drafts, verifier, stats, head_start=self.config.head_start):
                     committed += c.tokens
                     last = out.add(c.tokens, "tandem", c.worker_id, accepted=c.accepted, eos=c.eos)
                     if last.final:
@@ -229,7 +229,7 @@ class TandemStreamer:
             self.metrics.cloud_cost.labels(pool.name).inc(last.cost.cloud_usd)
             self.metrics.device_energy.inc(stats.device_energy_j)
             self.metrics.observe_tandem(stats)
-            self._learn(decision, edge, pool.name, stats, control, last.timing.ttft_ms, out)
+            self._learn(spec, decision, edge, pool.name, stats, control, last.timing.ttft_ms, out)
             yield last
         finally:
             if stats.rounds:
@@ -241,10 +241,13 @@ class TandemStreamer:
             await drafts.close()
             await verifier.release()
 
-    def _learn(self, decision: Decision, edge: WorkerRecord, pool: str, stats: TandemStats,
+    def _learn(self, spec: GenerateSpec, decision: Decision, edge: WorkerRecord, pool: str, stats: TandemStats,
                control: DraftLengthController, ttft_ms: float, out: ChunkBuilder) -> None:
         """Feed a finished TANDEM request's measurements to the policy's estimates."""
         est = self.placer.estimates
+        est.observe_prompt(spec.route.prompt_chars, out.prompt_len)
+        if self.config.head_start:  # the first token was the pool's: a CLOUD time to first token
+            est.observe_cloud_ttft(pool, ttft_ms, out.prompt_len)
         if stats.drafted:
             # the per-token α of the geometric model E(γ) (accepted ÷ drafted would understate it
             # whenever long drafts are cut short by one rejection)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RoutingPolicy(_message.Message):
-    __slots__ = ("cost_weight", "latency_weight", "battery_weight", "battery_reserve_percent", "energy_margin", "default_battery_capacity_joules", "default_ttft_slo_ms", "default_token_slo_ms", "small_ok_max_new_tokens", "allow_tandem", "max_cost_usd", "max_pool_price_per_hour_usd", "max_pool_utilisation", "max_draft_length", "max_device_state_age_s", "prior_acceptance", "prior_device_ttft_ms", "prior_device_token_ms", "prior_draft_ms", "prior_rtt_ms", "prior_cloud_ttft_ms", "prior_cloud_token_ms", "prior_verify_ms", "prior_compute_ms_per_token", "prior_compute_ms_per_verify", "prompt_chars_per_token", "prefill_energy_fraction")
+    __slots__ = ("cost_weight", "latency_weight", "battery_weight", "battery_reserve_percent", "energy_margin", "default_battery_capacity_joules", "default_ttft_slo_ms", "default_token_slo_ms", "small_ok_max_new_tokens", "allow_tandem", "max_cost_usd", "max_pool_price_per_hour_usd", "max_pool_utilisation", "max_draft_length", "max_device_state_age_s", "prior_acceptance", "prior_device_ttft_ms", "prior_device_prefill_ms_per_token", "prior_device_token_ms", "prior_draft_ms", "prior_rtt_ms", "prior_cloud_ttft_ms", "prior_cloud_prefill_ms_per_token", "prior_cloud_token_ms", "prior_verify_ms", "prior_compute_ms_per_token", "prior_compute_ms_per_verify", "prompt_chars_per_token", "prefill_energy_fraction", "slo_headroom")
     COST_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     LATENCY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     BATTERY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -28,16 +28,19 @@ class RoutingPolicy(_message.Message):
     MAX_DEVICE_STATE_AGE_S_FIELD_NUMBER: _ClassVar[int]
     PRIOR_ACCEPTANCE_FIELD_NUMBER: _ClassVar[int]
     PRIOR_DEVICE_TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_DEVICE_PREFILL_MS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PRIOR_DEVICE_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_DRAFT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_RTT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_CLOUD_TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_CLOUD_PREFILL_MS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PRIOR_CLOUD_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_VERIFY_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_COMPUTE_MS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PRIOR_COMPUTE_MS_PER_VERIFY_FIELD_NUMBER: _ClassVar[int]
     PROMPT_CHARS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PREFILL_ENERGY_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SLO_HEADROOM_FIELD_NUMBER: _ClassVar[int]
     cost_weight: float
     latency_weight: float
     battery_weight: float
@@ -55,17 +58,20 @@ class RoutingPolicy(_message.Message):
     max_device_state_age_s: float
     prior_acceptance: float
     prior_device_ttft_ms: float
+    prior_device_prefill_ms_per_token: float
     prior_device_token_ms: float
     prior_draft_ms: float
     prior_rtt_ms: float
     prior_cloud_ttft_ms: float
+    prior_cloud_prefill_ms_per_token: float
     prior_cloud_token_ms: float
     prior_verify_ms: float
     prior_compute_ms_per_token: float
     prior_compute_ms_per_verify: float
     prompt_chars_per_token: float
     prefill_energy_fraction: float
-    def __init__(self, cost_weight: _Optional[float] = ..., latency_weight: _Optional[float] = ..., battery_weight: _Optional[float] = ..., battery_reserve_percent: _Optional[float] = ..., energy_margin: _Optional[float] = ..., default_battery_capacity_joules: _Optional[float] = ..., default_ttft_slo_ms: _Optional[float] = ..., default_token_slo_ms: _Optional[float] = ..., small_ok_max_new_tokens: _Optional[int] = ..., allow_tandem: _Optional[bool] = ..., max_cost_usd: _Optional[float] = ..., max_pool_price_per_hour_usd: _Optional[float] = ..., max_pool_utilisation: _Optional[float] = ..., max_draft_length: _Optional[int] = ..., max_device_state_age_s: _Optional[float] = ..., prior_acceptance: _Optional[float] = ..., prior_device_ttft_ms: _Optional[float] = ..., prior_device_token_ms: _Optional[float] = ..., prior_draft_ms: _Optional[float] = ..., prior_rtt_ms: _Optional[float] = ..., prior_cloud_ttft_ms: _Optional[float] = ..., prior_cloud_token_ms: _Optional[float] = ..., prior_verify_ms: _Optional[float] = ..., prior_compute_ms_per_token: _Optional[float] = ..., prior_compute_ms_per_verify: _Optional[float] = ..., prompt_chars_per_token: _Optional[float] = ..., prefill_energy_fraction: _Optional[float] = ...) -> None: ...
+    slo_headroom: float
+    def __init__(self, cost_weight: _Optional[float] = ..., latency_weight: _Optional[float] = ..., battery_weight: _Optional[float] = ..., battery_reserve_percent: _Optional[float] = ..., energy_margin: _Optional[float] = ..., default_battery_capacity_joules: _Optional[float] = ..., default_ttft_slo_ms: _Optional[float] = ..., default_token_slo_ms: _Optional[float] = ..., small_ok_max_new_tokens: _Optional[int] = ..., allow_tandem: _Optional[bool] = ..., max_cost_usd: _Optional[float] = ..., max_pool_price_per_hour_usd: _Optional[float] = ..., max_pool_utilisation: _Optional[float] = ..., max_draft_length: _Optional[int] = ..., max_device_state_age_s: _Optional[float] = ..., prior_acceptance: _Optional[float] = ..., prior_device_ttft_ms: _Optional[float] = ..., prior_device_prefill_ms_per_token: _Optional[float] = ..., prior_device_token_ms: _Optional[float] = ..., prior_draft_ms: _Optional[float] = ..., prior_rtt_ms: _Optional[float] = ..., prior_cloud_ttft_ms: _Optional[float] = ..., prior_cloud_prefill_ms_per_token: _Optional[float] = ..., prior_cloud_token_ms: _Optional[float] = ..., prior_verify_ms: _Optional[float] = ..., prior_compute_ms_per_token: _Optional[float] = ..., prior_compute_ms_per_verify: _Optional[float] = ..., prompt_chars_per_token: _Optional[float] = ..., prefill_energy_fraction: _Optional[float] = ..., slo_headroom: _Optional[float] = ...) -> None: ...
 
 class PolicyVersion(_message.Message):
     __slots__ = ("version", "policy", "caller", "created_unix_s", "note", "source", "restored_version")

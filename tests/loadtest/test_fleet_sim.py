@@ -86,15 +86,26 @@ def test_latency_multiplier_grows_with_load_and_stays_finite():
 def test_tandem_relieves_the_cloud_and_costs_the_device():
     gpu = next(p for p in REF.pools if p.name == "gpu")
     cloud = cloud_truth(200, 300, 40.0, gpu, 1.0, 0.0)
-    tandem = tandem_truth(200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2)
+    tandem = tandem_truth(200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2, overlap=False)
     e = expected_tokens(0.7, 4)
-    assert tandem.rounds == -(-200 // e)
-    assert tandem.compute_ms == pytest.approx(tandem.rounds * gpu.compute_ms_per_token * 1.2)
+    # head start: the first token is the pool's, the other 199 come in rounds
+    assert tandem.ttft_ms == pytest.approx(cloud.ttft_ms)
+    assert tandem.rounds == -(-199 // e)
+    assert tandem.compute_ms == pytest.approx(gpu.compute_ms_per_token * (1 + tandem.rounds * 1.2))
     assert tandem.compute_ms < cloud.compute_ms / 2
     assert cloud.share == 1.0 and 0 < tandem.share < 0.5
-    assert tandem.energy_j == pytest.approx(tandem.rounds * 4 * 0.1 + 300 * 0.1 * 0.2)
-    assert tandem.token_ms == pytest.approx((4 * 16.0 + 40.0 + gpu.verify_ms) / e)
+    # the head block (γ + 1), γ per later round less the round the head block serves when it matched
+    drafted = 5 + (tandem.rounds - 0.7) * 4
+    assert tandem.energy_j == pytest.approx(drafted * 0.1 + 300 * 0.1 * 0.2)
+    round_ms = 4 * 16.0 + 40.0 + gpu.verify_ms
+    pool_ttft = gpu.ttft_ms + gpu.prefill_ms_per_token * 300
+    stall = max(0.0, 40.0 + 300 * 0.4 + 20.0 + 5 * 16.0 - pool_ttft)
+    after = stall + tandem.rounds * round_ms - 0.7 * (4 * 16.0 + 40.0)
+    assert tandem.token_ms == pytest.approx(after / 199)
     assert tandem.accept_rate == pytest.approx(0.7)  # the geometric α the router's draft controller feeds
+    # overlap: faster rounds, and the device pays for the blocks it drafted ahead past misses
+    ahead = tandem_truth(200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2, overlap=True)
+    assert ahead.total_ms < tandem.total_ms and ahead.energy_j > tandem.energy_j
 
 
 def test_edge_pays_the_link_twice_and_every_token_on_the_battery():

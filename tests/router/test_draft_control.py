@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from router.draft_control import DraftControlConfig, DraftLengthController
+from router.predict import RoundPrices, best_gamma
 from tandem.llm.speculative import expected_tokens_per_round
 
 
@@ -93,3 +94,21 @@ def test_speed_slack_trades_a_little_speed_for_fewer_cloud_passes():
     rate = lambda c, g: c.expected_tokens(g) / c.round_time_ms(g)  # noqa: E731
     assert rate(frugal, g1) >= 0.98 * rate(fastest, g0)
     assert frugal.expected_tokens(g1) > fastest.expected_tokens(g0)  # more tokens per target pass
+
+
+def test_round_prices_trade_speed_for_cloud_passes_and_device_energy():
+    kw = dict(prior_alpha=0.7, prior_draft_ms=10.0, prior_draft_overhead_ms=40.0, prior_verify_ms=35.0)
+    fastest = DraftLengthController(DraftControlConfig(**kw)).best_gamma()
+    thrifty = DraftLengthController(DraftControlConfig(prices=RoundPrices(per_ms=1.0, per_pass=400.0), **kw))
+    frugal = DraftLengthController(DraftControlConfig(prices=RoundPrices(per_ms=1.0, per_draft=40.0), **kw))
+    assert thrifty.best_gamma() > fastest > frugal.best_gamma()
+    # the same prices, the same figures: the session keeps to the γ the policy predicted with
+    prices = RoundPrices(per_ms=1.0, per_pass=400.0)
+    assert thrifty.best_gamma() == best_gamma(0.7, 10.0, 40.0, 35.0, 16, prices=prices)
+
+
+def test_a_round_drafted_with_the_prompts_prefill_teaches_acceptance_not_speed():
+    ctl = DraftLengthController(DraftControlConfig(prior_draft_ms=2.0))
+    alpha = ctl.alpha
+    ctl.observe(4, 4, draft_ms=400.0, draft_overhead_ms=0.0, verify_ms=3.0, predrafted=True, timed=False)
+    assert ctl.draft_ms == 2.0 and ctl.alpha > alpha

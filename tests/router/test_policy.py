@@ -10,7 +10,8 @@ from router.fleet import PoolInfo
 from router.placement import RouteRequest
 from router.policy import FleetSnapshot, battery_pressure, decide
 from router.policy_config import PolicyConfig, policy_from_dict
-from router.predict import DeviceEstimate, PoolEstimate, best_gamma, expected_tokens, predict_tandem
+from router.predict import (DeviceEstimate, PoolEstimate, RoundPrices, best_gamma, expected_tokens, predict_cloud,
+                            predict_tandem)
 from tandem.errors import FailedPrecondition, InvalidArgument
 
 NOW = 1000.0
@@ -91,6 +92,26 @@ def test_energy_that_would_cross_the_reserve_is_excluded():
     assert d.placement != "edge"
 
 
+def test_energy_of_requests_in_flight_counts_against_the_reserve():
+    dev = device(battery_percent=21.0, battery_capacity_j=2_000.0)  # 20 J above the reserve
+    assert decide(req(quality="small_ok"), snap(dev), POLICY, NOW).placement == "edge"  # ≈ 10 J × 1.5
+    busy = dataclasses.replace(dev, inflight_energy_j=15.0)  # its battery does not show those yet
+    d = decide(req(quality="small_ok"), snap(busy), POLICY, NOW)
+    assert by(d, "edge").rule == "battery_energy" and "(5.0 J left above it)" in by(d, "edge").reason
+
+
+def test_local_only_on_a_battery_below_the_reserve_is_refused():
+    # LOCAL_ONLY forbids the cloud but does not insist on the battery reserve (ONLY_DEVICE does)
+    with pytest.raises(FailedPrecondition, match="below the 20% reserve") as e:
+        decide(req(privacy="local_only"), snap(device(battery_percent=12.0)), POLICY, NOW)
+    assert "LOCAL_ONLY" in str(e.value)
+    tiny = device(battery_percent=21.0, battery_capacity_j=200.0)
+    with pytest.raises(FailedPrecondition, match="would take the battery below"):
+        decide(req(privacy="local_only"), snap(tiny), POLICY, NOW)
+    assert decide(req(privacy="local_only"), snap(device(battery_percent=12.0, charging=True)), POLICY,
+                  NOW).placement == "edge"
+
+
 def test_thermal_critical_gets_no_device_work():
     hot = device(thermal="critical")
     d = decide(req(quality="small_ok"), snap(hot), POLICY, NOW)
@@ -122,6 +143,16 @@ def test_saturated_pool_is_excluded():
     assert d.pool == "asic" and by(d, "cloud", "gpu").rule == "saturated"
 
 
+def test_saturation_counts_the_slot_share_the_request_would_take():
+    # 2 replicas × 2 slots at 75%: a CLOUD request (a whole slot) would take it to 100%, a TANDEM
+    # one (its verify passes' share of a slot) stays below the 95% ceiling
+    nearly = dataclasses.replace(ASIC, utilisation=0.75, pool=dataclasses.replace(ASIC.pool, slots_per_replica=2))
+    d = decide(req(), snap(device(), (nearly,)), POLICY, NOW)
+    assert by(d, "cloud", "asic").rule == "saturated" and "100% with this request" in by(d, "cloud", "asic").reason
+    t = by(d, "tandem", "asic")
+    assert not t.excluded and d.placement == "tandem" and 0 < d.predicted_slot_share < 0.5
+
+
 def test_quality_keeps_edge_for_requests_the_small_model_suffices_for():
     dev = snap(device())
     assert by(decide(req(), dev, POLICY, NOW), "edge").rule == "quality"  # unspecified, 128 tokens
@@ -144,6 +175,21 @@ def test_slo_misses_are_dropped_when_another_candidate_meets_them():
     # the policy's default SLO applies when the request sets none
     d = decide(req(), snap(slow_link), dataclasses.replace(POLICY, default_token_slo_ms=30), NOW)
     assert by(d, "tandem", "asic").rule == "slo"
+
+
+def test_slo_headroom_and_its_fallback_to_the_slo_itself():
+    dev = snap(device(rtt_ms=20.0), (ASIC, dataclasses.replace(GPU, ttft_ms=60.0)))
+    ttft = {c.pool: c.predicted_ttft_ms for c in decide(req(), dev, POLICY, NOW).candidates if c.placement == "cloud"}
+    assert ttft["gpu"] < ttft["asic"]
+    # an SLO between the two at the headroom: only the gpu pool meets it with the headroom to spare
+    slo = (ttft["asic"] + ttft["gpu"]) / 2 / POLICY.slo_headroom
+    d = decide(req(preference="only_cloud", ttft_slo_ms=slo), dev, POLICY, NOW)
+    assert d.pool == "gpu" and "headroom" in by(d, "cloud", "asic").reason
+    # nobody meets it with the headroom, the asic pool misses it outright: those that meet it as it is win
+    slo = ttft["gpu"] / 0.9
+    assert slo < ttft["asic"]
+    d = decide(req(preference="only_cloud", ttft_slo_ms=slo), dev, POLICY, NOW)
+    assert d.pool == "gpu" and by(d, "cloud", "asic").rule == "slo" and "headroom" not in by(d, "cloud", "asic").reason
 
 
 def test_request_energy_budget_caps_drafting_and_edge():
@@ -218,11 +264,40 @@ def test_decision_carries_predictions_version_and_reasons():
 def test_tandem_prediction_follows_the_speculative_formulas():
     assert expected_tokens(0.0, 5) == 1.0 and expected_tokens(1.0, 5) == 6.0
     assert abs(expected_tokens(0.5, 2) - 1.75) < 1e-12
-    assert best_gamma(0.8, 1.0, 100.0, 32) > best_gamma(0.8, 1.0, 5.0, 32)  # slow links want long drafts
-    p = predict_tandem(device(), ASIC, 0.7, 128, 100, 16)
-    e = expected_tokens(0.7, p.gamma)
-    assert abs(p.target_passes - 128 / e) < 1e-9
-    assert abs(p.token_ms - (p.gamma * 10.0 + 40.0 + 35.0) / e) < 1e-9
+    assert best_gamma(0.8, 1.0, 100.0, 0.0, 32) > best_gamma(0.8, 1.0, 5.0, 0.0, 32)  # slow links want long drafts
+    dev = device()
+    p = predict_tandem(dev, ASIC, 0.7, 128, 100, 16, overlap=False)
+    g, e = p.gamma, expected_tokens(0.7, p.gamma)
+    # head start: the first token is the pool's (CLOUD's time to first token), then rounds
+    assert p.ttft_ms == predict_cloud(ASIC, 128, dev.rtt_ms, 100).ttft_ms
+    assert abs(p.target_passes - (1 + 127 / e)) < 1e-9
+    stall = max(0.0, 40.0 + 60.0 + (g + 1) * 10.0 - ASIC.ttft_ms)
+    after = stall + 127 / e * (g * 10.0 + 40.0 + 35.0) - 0.7 * (g * 10.0 + 40.0)
+    assert abs(p.token_ms - after / 127) < 1e-9
+    ahead = predict_tandem(dev, ASIC, 0.7, 128, 100, 16, fixed_gamma=g, overlap=True)
+    assert ahead.token_ms < p.token_ms and ahead.energy_j > p.energy_j  # faster; drafts ahead it drops
+
+
+def test_round_prices_set_the_draft_length():
+    args = (0.7, 10.0, 40.0, 35.0, 16)
+    fastest = best_gamma(*args)
+    assert best_gamma(*args, prices=RoundPrices(per_ms=1.0, per_pass=500.0)) > fastest  # a dear cloud: fewer passes
+    assert best_gamma(*args, prices=RoundPrices(per_ms=1.0, per_draft=50.0)) < fastest  # a dear battery: fewer drafts
+    # the policy prices a round by its own weights: latency cheap against cost → longer drafts
+    thrifty = decide(req(), snap(device()), dataclasses.replace(POLICY, latency_weight=0.01), NOW)
+    quick = decide(req(), snap(device()), dataclasses.replace(POLICY, latency_weight=5.0), NOW)
+    t1, t2 = by(thrifty, "tandem", "asic"), by(quick, "tandem", "asic")
+    assert t1.predicted_cost_usd < t2.predicted_cost_usd and t1.predicted_token_ms > t2.predicted_token_ms
+
+
+def test_tandem_runs_without_overlap_where_its_dropped_drafts_cost_more_than_it_saves():
+    dev = device(battery_percent=30.0, energy_per_token_j=0.5)  # a draining battery: energy is dear
+    d = decide(req(preference="prefer_tandem"), snap(dev), dataclasses.replace(POLICY, battery_weight=5.0), NOW)
+    assert d.placement == "tandem" and not d.overlap
+    d = decide(req(preference="prefer_tandem"), snap(device(charging=True)), POLICY, NOW)
+    assert d.placement == "tandem" and d.overlap  # charging: energy is free, overlap is faster
+    d = decide(req(preference="prefer_tandem", overlap=False), snap(device(charging=True)), POLICY, NOW)
+    assert not d.overlap  # the request's hint wins
 
 
 def test_policy_config_errors_name_the_field():

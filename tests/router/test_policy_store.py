@@ -70,7 +70,8 @@ def test_policy_file_is_reloaded_on_change_and_a_bad_file_keeps_the_policy(tmp_p
     assert s.policy.latency_weight == 3.0
     path.write_text("cost_weight = 0.25\n")  # top-level keys work too; unnamed keys return to the base
     os.utime(path, ns=(1, 2 * 10**18))
-    assert w.poll() is not None and s.policy.cost_weight == 0.25 and s.policy.latency_weight == 0.5
+    assert w.poll() is not None and s.policy.cost_weight == 0.25
+    assert s.policy.latency_weight == PolicyConfig().latency_weight
 
 
 def test_estimates_start_at_priors_and_pair_related_figures():
@@ -97,6 +98,51 @@ def test_a_newcomer_starts_at_its_measured_peers_mean():
     est = Estimates(PolicyConfig())
     est.observe_cloud("asic", ttft_ms=10.0, token_ms=4.0, compute_ms_per_token=4.0)
     est.observe_cloud("tpu", ttft_ms=20.0, token_ms=2.0, compute_ms_per_token=2.0)
-    assert est.pool("gpu")["token_ms"] == 3.0 and est.pool("gpu")["ttft_ms"] == 15.0
+    assert est.pool("gpu")["token_ms"] == 3.0
+    # a newcomer's time-to-first-token line is its peers' mean line
+    asic, tpu, gpu = est.pool("asic"), est.pool("tpu"), est.pool("gpu")
+    for key in ("ttft_ms", "prefill_ms_per_token"):
+        assert gpu[key] == pytest.approx((asic[key] + tpu[key]) / 2)
     est.observe_edge("phone-1", ttft_ms=30.0, token_ms=9.0)
     assert est.device("phone-2")["token_ms"] == 9.0
+
+
+def test_time_to_first_token_is_learnt_as_a_line_in_the_prompt_length():
+    from router.estimates import Estimates
+
+    est = Estimates(PolicyConfig())
+    for x in (50, 400, 900, 120, 700, 300) * 4:  # 20 ms plus 0.3 ms per prompt token
+        est.observe_edge("phone", ttft_ms=20.0 + 0.3 * x, token_ms=10.0, prompt_tokens=x)
+    e = est.device("phone")
+    assert e["ttft_ms"] == pytest.approx(20.0, abs=1.0) and e["prefill_ms_per_token"] == pytest.approx(0.3, abs=0.01)
+    # a constant time is a flat line; noise never turns the slope negative
+    for x in (10, 500, 1000) * 5:
+        est.observe_cloud_ttft("gpu", 80.0 - 0.001 * x, x)
+    assert est.pool("gpu")["prefill_ms_per_token"] == 0.0 and est.pool("gpu")["ttft_ms"] == pytest.approx(79.5, abs=3)
+
+
+def test_characters_per_prompt_token_are_measured():
+    from router.estimates import Estimates
+
+    est = Estimates(PolicyConfig(prompt_chars_per_token=3.5))
+    assert est.chars_per_token() == 3.5
+    for _ in range(30):
+        est.observe_prompt(chars=4000, tokens=1000)
+    assert est.chars_per_token() == pytest.approx(4.0, abs=1e-3)
+    est.observe_prompt(chars=0, tokens=0)  # nothing to learn from an empty prompt
+    assert est.chars_per_token() == pytest.approx(4.0, abs=1e-3)
+
+
+def test_requests_in_flight_hold_pool_slots_and_device_energy():
+    from router.estimates import Estimates
+    from router.placement import Decision
+
+    est = Estimates(PolicyConfig())
+    t = Decision("tandem", "", edge_worker_id="phone", pool="asic", predicted_slot_share=0.3, predicted_energy_j=12.0)
+    c = Decision("cloud", "", pool="asic", predicted_slot_share=1.0)
+    est.begin(t)
+    est.begin(c)
+    assert est.inflight["asic"] == pytest.approx(1.3) and est.device_energy["phone"] == 12.0
+    est.end(t)
+    est.end(c)
+    assert not est.inflight and not est.device_energy  # nothing left behind, not even float residue

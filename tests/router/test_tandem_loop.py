@@ -38,7 +38,15 @@ class RequestedSource:
         for _ in range(gamma):
             out.append(draft_next(ctx, self.wrong_every))
             ctx.append(out[-1])
-        return Draft(out, compute_ms=0.1 * gamma)
+        return Draft(out, compute_ms=0.1 * gamma, energy_j=0.01 * gamma)
+
+    async def head(self, committed, n):
+        self.heads = getattr(self, "heads", 0) + 1
+        ctx, out = list(committed), []
+        for _ in range(n):
+            out.append(draft_next(ctx, self.wrong_every))
+            ctx.append(out[-1])
+        return Draft(out, compute_ms=5.0, energy_j=0.01 * n)
 
     async def settle(self, committed, hit):
         pass
@@ -83,12 +91,13 @@ class Verifier:
         return Verdict(k, self.truth(ctx), 1.0, 0.5, 1, "replica-1")
 
 
-def run(prompt, n, source, verifier, gamma=4, max_context=512):
+def run(prompt, n, source, verifier, gamma=4, max_context=512, head_start=False):
     stats = TandemStats()
     control = DraftLengthController(DraftControlConfig(fixed_gamma=gamma))
 
     async def go():
-        return [c async for c in tandem_rounds(prompt, n, max_context, EOS, control, source, verifier, stats)]
+        return [c async for c in tandem_rounds(prompt, n, max_context, EOS, control, source, verifier, stats,
+                                               head_start=head_start)]
 
     return asyncio.run(go()), stats
 
@@ -104,16 +113,61 @@ def truth_sequence(prompt, n, eos_at=None):
     return ctx[len(prompt):]
 
 
+@pytest.mark.parametrize("head_start", [False, True])
 @pytest.mark.parametrize("gamma", [1, 2, 4, 7])
 @pytest.mark.parametrize("source", [RequestedSource, AheadSource])
-def test_commits_exactly_the_target_sequence(gamma, source):
-    commits, stats = run([5, 6, 7], 60, source(), Verifier(), gamma)
+def test_commits_exactly_the_target_sequence(gamma, source, head_start):
+    commits, stats = run([5, 6, 7], 60, source(), Verifier(), gamma, head_start=head_start)
     tokens = [t for c in commits for t in c.tokens]
     assert tokens == truth_sequence([5, 6, 7], 60)
     assert stats.accepted + stats.rounds == 60
     assert stats.corrections + stats.bonus == stats.rounds
     assert all(len(c.tokens) == c.accepted + 1 for c in commits)
     assert stats.drafted <= gamma * stats.rounds
+    assert stats.head_hits + stats.head_misses == (1 if head_start else 0)
+
+
+def test_head_start_sends_the_targets_first_token_before_any_draft():
+    seen = []
+
+    class Watch(Verifier):
+        async def verify(self, context, draft):
+            seen.append(len(draft.tokens))
+            return await super().verify(context, draft)
+
+    source = RequestedSource(wrong_every=0)
+    commits, stats = run([4], 30, source, Watch(), 4, head_start=True)
+    assert seen[0] == 0 and commits[0].tokens == truth_sequence([4], 1) and commits[0].drafted == 0
+    # the head block (5 tokens from the prompt) matched: its last 4 were the second round's draft
+    assert stats.head_hits == 1 and seen[1] == 4 and source.heads == 1 and source.calls == len(seen) - 2
+    assert [t for c in commits for t in c.tokens] == truth_sequence([4], 30)
+
+
+def test_a_head_block_that_missed_is_dropped_and_its_energy_counted():
+    source = RequestedSource(wrong_every=2)  # the prompt [4] has length 1, so the first guess is right…
+    _, stats = run([4, 4], 30, source, Verifier(), 3, head_start=True)  # … with length 2 it is wrong
+    assert stats.head_misses == 1 and stats.head_hits == 0
+    assert stats.device_energy_j == pytest.approx(0.01 * (4 + stats.drafted))
+
+
+def test_head_start_with_one_token_or_a_lost_device():
+    commits, stats = run([4], 1, RequestedSource(), Verifier(), 4, head_start=True)
+    assert [t for c in commits for t in c.tokens] == truth_sequence([4], 1) and stats.rounds == 1
+
+    class Lost(RequestedSource):
+        async def head(self, committed, n):
+            raise DeviceLost("device_unavailable")
+
+    got = []
+
+    async def go():
+        control = DraftLengthController(DraftControlConfig(fixed_gamma=3))
+        async for c in tandem_rounds([1], 50, 512, EOS, control, Lost(), Verifier(), TandemStats(), head_start=True):
+            got.extend(c.tokens)
+
+    with pytest.raises(DeviceLost):
+        asyncio.run(go())
+    assert got == truth_sequence([1], 1)  # the cloud's first token was committed; the caller goes on from it
 
 
 def test_hits_reuse_blocks_drafted_ahead():
