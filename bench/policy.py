@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/policy.py                                  # the reference scenario, a day
     .venv/bin/python bench/policy.py --devices 50 --hours 2           # a quick look (from start_hour)
+    .venv/bin/python bench/policy.py --seed 7 --curve '' --out /tmp/p  # another day of the same scenario
     .venv/bin/python bench/policy.py --policy latency_weight=0.1 --policy allow_tandem=false
 
 Strategies: always-cloud (the least-utilised pool; ignores privacy), always-device (EDGE; ignores
@@ -132,7 +133,7 @@ def plot(rows: list[dict[str, Any]], curve: list[dict[str, Any]], path: Path, ti
     ceiling = rows[-1]["slo_attainment_ceiling"]
     ax.axhline(ceiling, color="red", lw=0.8, ls="--",
                label=f"SLO ceiling {ceiling:.1%} (no allowed placement meets the rest)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     ax.axvline(TARGETS["cost_share_of_always_cloud"][1], color="green", lw=0.8, ls=":")
     ax.axhline(TARGETS["slo_attainment"][1], color="green", lw=0.8, ls=":")
     ax.set_ylim(top=max(ceiling, TARGETS["slo_attainment"][1]) + 0.02)
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, help="override the scenario's device count (the arrival rate stays the "
                                                 "scenario's: it is set by the cloud's capacity)")
     ap.add_argument("--hours", type=float, help="override the simulated span (from the scenario's start_hour)")
+    ap.add_argument("--seed", type=int, help="override the scenario's seed (another day of the same fleet and mix)")
     ap.add_argument("--policy", action="append", default=[], metavar="KEY=VALUE",
                     help="PolicyConfig override for the policy strategy (repeatable)")
     ap.add_argument("--curve", default=CURVE, help=f"latency_weight values for the policy curve ('' for none; "
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sc = load_scenario(args.scenario)
-        sc = dataclasses.replace(sc, devices=args.devices or sc.devices, hours=args.hours or sc.hours)
+        sc = dataclasses.replace(sc, devices=args.devices or sc.devices, hours=args.hours or sc.hours,
+                                 seed=sc.seed if args.seed is None else args.seed)
         sc.check()
         overrides = parse_overrides(args.policy)
         policy = policy_from_dict(overrides)

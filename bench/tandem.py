@@ -34,7 +34,15 @@ from tandem.server.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
 
 
 
+# Latency alone prices a round (router.predict.RoundPrices): the adaptive γ is then the fastest one,
+# which is what it is measured against fixed draft lengths for. The default policy also prices target
+# passes and device energy and drafts longer for fewer passes (bench/policy.py measures that trade).
 BENCH_CONFIG = """
+[router.policy]
+cost_weight = 0.0
+latency_weight = 1.0
+battery_weight = 0.0
+
 [[cloud.pools]]
 name = "gpu"
 accelerator = "gpu"
