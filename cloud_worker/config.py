@@ -11,14 +11,21 @@ class PoolConfig:
 
     name: str = "asic"
     accelerator: str = "asic"  # reported to the router: "asic" | "gpu" | "cpu"
-    replicas: int = 1
+    replicas: int = 1  # at start; the pool autoscales within [min_replicas, max_replicas] when they differ
+    min_replicas: int = 0  # 0: replicas
+    max_replicas: int = 0  # 0: replicas (no autoscaling)
+    target_queue_per_replica: float = 8.0  # autoscaling: calls in flight per replica the pool aims at
     resource: str = "asic"  # Ray resource each replica needs one unit of ("" = none)
     num_cpus: float = 0.5  # Ray CPU reservation per replica (fractional: a 2-core machine holds several)
     threads: int = 1  # onnxruntime intra-op threads per replica
     price_per_replica_hour_usd: float = 2.0
     price_per_1k_tokens_usd: float = 0.0  # > 0: price by tokens instead (a third-party API)
     max_inflight: int = 64
-    kv_cache_mb: int = 512
+    kv_cache_mb: int = 512  # KV-cache budget per replica; least recently used sessions are evicted past it
+    # Verify calls and CLOUD decode steps of different sessions batched into one forward pass: up to
+    # this many (1: no batching), gathered for at most batch_wait_ms after the first
+    max_batch_size: int = 16
+    batch_wait_ms: float = 2.0
     slots_per_replica: int = 8  # requests a replica serves at full speed (the router's utilisation measure)
     # > 1 emulates a slower accelerator on this machine: every forward pass takes this many times
     # its compute time (the replica sleeps the difference, and reports — and bills — the whole time)
@@ -31,6 +38,21 @@ class PoolConfig:
             raise ValueError(f"pool {self.name!r}: slowdown must be >= 1 and slots_per_replica >= 1")
         if self.price_per_replica_hour_usd < 0 or self.price_per_1k_tokens_usd < 0:
             raise ValueError(f"pool {self.name!r}: prices must be >= 0")
+        lo, hi = self.replica_bounds
+        if not 1 <= lo <= self.replicas <= hi:
+            raise ValueError(f"pool {self.name!r}: need 1 <= min_replicas <= replicas <= max_replicas")
+        if self.max_batch_size < 1 or self.batch_wait_ms < 0:
+            raise ValueError(f"pool {self.name!r}: max_batch_size must be >= 1 and batch_wait_ms >= 0")
+
+
+    @property
+    def replica_bounds(self) -> tuple[int, int]:
+        return self.min_replicas or self.replicas, self.max_replicas or self.replicas
+
+    @property
+    def autoscales(self) -> bool:
+        lo, hi = self.replica_bounds
+        return lo < hi
 
 
 @dataclasses.dataclass(frozen=True)

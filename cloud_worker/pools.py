@@ -8,11 +8,26 @@ import time
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from cloud_worker.config import CloudConfig
+from cloud_worker.config import CloudConfig, PoolConfig
 from tandem.models import ModelProfile
 from tandem.server.standard import serve_metrics
 
 log = logging.getLogger(__name__)
+
+
+def autoscaling_options(pool: PoolConfig) -> dict:
+    """Deployment options for the pool's replica count: fixed, or Serve's autoscaler within the
+    pool's bounds with Tandem's policy over the replicas' own load figures (cloud_worker.autoscale)."""
+    if not pool.autoscales:
+        return {"num_replicas": pool.replicas}
+    from ray.serve.config import AutoscalingConfig, AutoscalingPolicy
+
+    lo, hi = pool.replica_bounds
+    return {"autoscaling_config": AutoscalingConfig(
+        min_replicas=lo, max_replicas=hi, initial_replicas=pool.replicas, metrics_interval_s=1.0,
+        look_back_period_s=5.0, upscale_delay_s=3.0, downscale_delay_s=30.0,
+        policy=AutoscalingPolicy(policy_function="cloud_worker.autoscale:ServePolicy",
+                                 policy_kwargs={"target_queue_per_replica": pool.target_queue_per_replica}))}
 
 
 class CloudPools:
@@ -46,7 +61,7 @@ class CloudPools:
             resources: dict[str, float] = {}
             for p in self.config.pools:
                 if p.resource:
-                    resources[p.resource] = resources.get(p.resource, 0) + p.replicas
+                    resources[p.resource] = resources.get(p.resource, 0) + p.replica_bounds[1]
             ray.init(
                 num_cpus=self.config.num_cpus or os.cpu_count(),
                 resources=resources,
@@ -63,8 +78,9 @@ class CloudPools:
             actor_options: dict = {"num_cpus": pool.num_cpus}
             if pool.resource:
                 actor_options["resources"] = {pool.resource: 1}
-            app = TargetReplica.options(name=f"target-{pool.name}", num_replicas=pool.replicas,
-                                        ray_actor_options=actor_options).bind(self.config, pool, self.profile)
+            scaling = autoscaling_options(pool)
+            app = TargetReplica.options(name=f"target-{pool.name}", ray_actor_options=actor_options,
+                                        **scaling).bind(self.config, pool, self.profile)
             handle = serve.run(app, name=pool.name, route_prefix=None, blocking=False)
             info = handle.describe.remote().result(timeout_s=120)
             self.replicas.append(info)

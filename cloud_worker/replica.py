@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry
 from ray import serve
 
 import tandem
+from cloud_worker.autoscale import OCCUPANCY, QUEUE
+from cloud_worker.batching import PassBatcher
 from cloud_worker.config import CloudConfig, PoolConfig
 from tandem.llm.decoder import OnnxDecoder
 from tandem.llm.kv_cache import SessionCache
@@ -93,7 +95,13 @@ class TargetReplica:
         runner = ModelRunner(decoder, Tokenizer(profile.tokenizer), SessionCache(pool.kv_cache_mb * 2**20))
         self.registry = CollectorRegistry()
         self.host = ReplicaHost(self.worker_id, pool, runner)
-        self.servicer = WorkerServicer(runner, self.host, WorkerMetrics(self.registry, "cloud"), pool.max_inflight)
+        metrics = WorkerMetrics(self.registry, "cloud")
+        self.servicer = WorkerServicer(runner, self.host, metrics, pool.max_inflight)
+        self.batcher: PassBatcher | None = None
+        if pool.max_batch_size > 1:
+            self.batcher = PassBatcher(runner, self.servicer.run_on_model_thread, pool.max_batch_size,
+                                       pool.batch_wait_ms, metrics.batch_size.observe)
+            self.servicer.forward = self.batcher
         self.host.servicer = self.servicer
         self.server = grpc.aio.server()
         worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)
@@ -118,6 +126,12 @@ class TargetReplica:
 
     async def describe(self) -> dict:
         return {"worker_id": self.worker_id, "endpoint": self.endpoint, "metrics_port": self.host.metrics_port}
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """This replica's load for the pool's autoscaling policy (cloud_worker.autoscale): Serve
+        does not see the calls, which come straight to the replica's own gRPC server."""
+        return {QUEUE: float(self.servicer.inflight),
+                OCCUPANCY: self.batcher.occupancy() if self.batcher else min(1.0, float(self.servicer.inflight))}
 
     async def check_health(self) -> None:
         """Serve restarts the replica when this raises."""

@@ -62,6 +62,7 @@ class WorkerRecord:
     metrics_port: int = 0
     registered_at: float = 0.0
     last_seen: float = 0.0
+    busy_until: float = 0.0  # registry clock: it refused a call as overloaded (RESOURCE_EXHAUSTED) until then
 
 
 class FleetRegistry:
@@ -113,6 +114,16 @@ class FleetRegistry:
         w = self._workers[worker_id] = dataclasses.replace(w, state=state, last_seen=self._clock())
         self._by_kind[w.kind][worker_id] = w
         return True
+
+    def mark_busy(self, worker_id: str, seconds: float) -> None:
+        """The worker answered RESOURCE_EXHAUSTED: new work avoids it for `seconds`."""
+        w = self._workers.get(worker_id)
+        if w is not None:
+            w = self._workers[worker_id] = dataclasses.replace(w, busy_until=self._clock() + seconds)
+            self._by_kind[w.kind][worker_id] = w
+
+    def busy(self, w: WorkerRecord) -> bool:
+        return w.busy_until > self._clock()
 
     def deregister(self, worker_id: str) -> WorkerRecord | None:
         w = self._workers.pop(worker_id, None)

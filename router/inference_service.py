@@ -10,14 +10,15 @@ import grpc
 from router.config import RouterConfig
 from router.convert import GenerateSpec, decision_to_pb, parse_generate
 from router.costs import cloud_cost_usd
-from router.fleet import FleetRegistry
+from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import Decision
 from router.placer import Placer
+from router.tandem_io import BUSY_S, replica_lost
 from router.tandem_stream import TandemStreamer
 from router.worker_channels import WorkerChannels
 from tandem.convert import PLACEMENTS
-from tandem.errors import ResourceExhausted
+from tandem.errors import FailedPrecondition, ResourceExhausted
 from tandem.grpc_status import from_rpc_error, map_stream_errors
 from tandem.v1 import common_pb2, inference_pb2, inference_pb2_grpc, worker_pb2
 
@@ -94,59 +95,119 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         self.placer.observe_latency(decision, ttft_ms + client_rtt, token_ms)
 
     async def _stream(self, spec, request_id, sampling, decision: Decision, context, t_start, t_decided):
-        """Stream from the worker the decision names (EDGE or CLOUD)."""
+        """Stream from the worker the decision names (EDGE or CLOUD).
+
+        CLOUD fails over: a replica that is lost (or refuses the call as overloaded) before or
+        during the stream is replaced by another of the pool — or, before the first token, by
+        what the policy decides now (another pool) — and the rest is generated from the tokens
+        already streamed; nothing is repeated or lost. A lost replica is dropped from the fleet
+        (a live one re-registers with its next heartbeat), an overloaded one avoided for a while.
+        """
         on_edge = decision.placement == "edge"
         endpoint = decision.edge_endpoint if on_edge else decision.cloud_endpoint
         worker_id = decision.edge_worker_id if on_edge else decision.cloud_worker_id
-        record = self.registry.get(worker_id)
         placement_pb = PLACEMENTS[decision.placement]
         decision_pb = decision_to_pb(decision)
-        remaining = context.time_remaining()
-        timeout = min(remaining, self.config.worker_timeout_s) if remaining is not None else self.config.worker_timeout_s
-        call = self.channels.stub(endpoint).Generate(worker_request(spec, request_id, sampling), timeout=timeout)
+        req = worker_request(spec, request_id, sampling)
+        tried = {worker_id}
+        generated: list[int] = []
+        prompt_ids: list[int] | None = None  # tokenized once a continuation needs them
         first_at = last_at = None
         tokens = passes = 0
         compute_ms = energy = first_compute_ms = 0.0
+        while True:
+            record = self.registry.get(worker_id)
+            call = self.channels.stub(endpoint).Generate(req, timeout=self._timeout(context))
+            try:
+                async for w in call:
+                    now = time.perf_counter()
+                    n = len(w.token_ids)
+                    generated += w.token_ids
+                    out = inference_pb2.GenerateChunk(request_id=request_id, text=w.text, token_ids=w.token_ids,
+                                                      placement=placement_pb, worker_id=worker_id)
+                    if first_at is None:
+                        first_at = now
+                        first_compute_ms = w.compute_ms  # includes the prompt's prefill
+                        out.decision.CopyFrom(decision_pb)
+                        self.metrics.ttft.labels(decision.placement).observe(now - t_start)
+                    elif n:
+                        self.metrics.token_latency.labels(decision.placement).observe((now - last_at) / n)
+                    last_at = now
+                    tokens += n
+                    passes += w.forward_passes
+                    compute_ms += w.compute_ms
+                    energy += w.energy_joules
+                    self.metrics.tokens.labels(decision.placement).inc(n)
+                    if w.finish_reason:
+                        out.final = True
+                        out.finish_reason = w.finish_reason
+                        out.usage.CopyFrom(w.usage)
+                        if prompt_ids is not None:  # the last replica was given the streamed tokens as context
+                            out.usage.prompt_tokens, out.usage.completion_tokens = len(prompt_ids), tokens
+                        out.decision.CopyFrom(decision_pb)
+                        if on_edge:
+                            out.cost.device_energy_joules = energy
+                            self.metrics.device_energy.inc(energy)
+                        else:
+                            usd = cloud_cost_usd(record.pool, compute_ms, tokens) if record else 0.0
+                            out.cost.cloud_usd = usd
+                            out.cost.target_forward_passes = passes
+                            out.cost.cloud_compute_ms = compute_ms
+                            self.metrics.cloud_cost.labels(record.pool.name if record else decision.pool).inc(usd)
+                        out.timing.ttft_ms = (first_at - t_start) * 1e3
+                        out.timing.total_ms = (now - t_start) * 1e3
+                        out.timing.decision_ms = (t_decided - t_start) * 1e3
+                        self._learn(spec, decision, record, out.timing.ttft_ms, first_at, now, tokens,
+                                    compute_ms - first_compute_ms, out.usage.prompt_tokens)
+                    yield out
+                return
+            except grpc.RpcError as err:
+                if on_edge or not replica_lost(err) or context.time_remaining() is not None and context.time_remaining() <= 0:
+                    raise from_rpc_error(err) from None
+                nxt = self._replacement(spec, decision.pool, worker_id, err, tried, streamed=bool(generated))
+                if nxt is None:
+                    raise from_rpc_error(err) from None
+                worker_id, endpoint = nxt.worker_id, nxt.endpoint
+                tried.add(worker_id)
+                if generated:
+                    if prompt_ids is None:
+                        resp = await self.channels.stub(endpoint).Tokenize(
+                            worker_pb2.TokenizeRequest(input=req.input), timeout=self._timeout(context))
+                        prompt_ids = list(resp.token_ids)
+                    rest = common_pb2.SamplingParams()
+                    rest.CopyFrom(sampling)
+                    rest.max_new_tokens = spec.sampling.max_new_tokens - len(generated)
+                    req = worker_pb2.WorkerGenerateRequest(
+                        session_id=request_id, input=common_pb2.PromptInput(token_ids=prompt_ids + generated),
+                        sampling=rest)
+            finally:
+                call.cancel()
+
+    def _timeout(self, context) -> float:
+        remaining = context.time_remaining()
+        return min(remaining, self.config.worker_timeout_s) if remaining is not None else self.config.worker_timeout_s
+
+    def _replacement(self, spec: GenerateSpec, pool: str, failed: str, err: grpc.RpcError, tried: set[str],
+                     streamed: bool) -> WorkerRecord | None:
+        """Where a CLOUD stream goes after replica `failed` answered `err`: the least-loaded other
+        replica of its pool; before any token was streamed, else what the policy decides now if that
+        is CLOUD on a replica not tried yet; None when there is nowhere to go."""
+        if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            self.registry.mark_busy(failed, BUSY_S)
+            self.metrics.fallbacks.labels("replica_busy").inc()
+        else:
+            self.registry.deregister(failed)
+            self.metrics.fallbacks.labels("replica_lost").inc()
+        left = [r for r in self.registry.members(CLOUD)
+                if r.pool.name == pool and r.worker_id not in tried and not self.registry.busy(r)]
+        if left:
+            return min(left, key=lambda r: (r.state.queue_depth, r.worker_id))
+        if streamed:
+            return None
         try:
-            async for w in call:
-                now = time.perf_counter()
-                n = len(w.token_ids)
-                out = inference_pb2.GenerateChunk(request_id=request_id, text=w.text, token_ids=w.token_ids,
-                                                  placement=placement_pb, worker_id=worker_id)
-                if first_at is None:
-                    first_at = now
-                    first_compute_ms = w.compute_ms  # includes the prompt's prefill
-                    out.decision.CopyFrom(decision_pb)
-                    self.metrics.ttft.labels(decision.placement).observe(now - t_start)
-                elif n:
-                    self.metrics.token_latency.labels(decision.placement).observe((now - last_at) / n)
-                last_at = now
-                tokens += n
-                passes += w.forward_passes
-                compute_ms += w.compute_ms
-                energy += w.energy_joules
-                self.metrics.tokens.labels(decision.placement).inc(n)
-                if w.finish_reason:
-                    out.final = True
-                    out.finish_reason = w.finish_reason
-                    out.usage.CopyFrom(w.usage)
-                    out.decision.CopyFrom(decision_pb)
-                    if on_edge:
-                        out.cost.device_energy_joules = energy
-                        self.metrics.device_energy.inc(energy)
-                    else:
-                        usd = cloud_cost_usd(record.pool, compute_ms, tokens) if record else 0.0
-                        out.cost.cloud_usd = usd
-                        out.cost.target_forward_passes = passes
-                        out.cost.cloud_compute_ms = compute_ms
-                        self.metrics.cloud_cost.labels(decision.pool).inc(usd)
-                    out.timing.ttft_ms = (first_at - t_start) * 1e3
-                    out.timing.total_ms = (now - t_start) * 1e3
-                    out.timing.decision_ms = (t_decided - t_start) * 1e3
-                    self._learn(spec, decision, record, out.timing.ttft_ms, first_at, now, tokens,
-                                compute_ms - first_compute_ms, w.usage.prompt_tokens)
-                yield out
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+            d = self.placer.decide(spec.route, count=False)
+        except FailedPrecondition:
+            return None
+        if d.placement != "cloud" or d.cloud_worker_id in tried:
+            return None
+        return self.registry.get(d.cloud_worker_id)

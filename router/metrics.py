@@ -39,7 +39,7 @@ class RouterMetrics:
         self.fleet = Gauge("tandem_fleet_workers", "Registered workers", ["kind"], registry=registry)
         self.registrations = Counter("tandem_fleet_registrations", "Register calls by result", ["kind", "result"],
                                      registry=registry)
-        self.fallbacks = Counter("tandem_tandem_fallbacks", "TANDEM requests that continued elsewhere, by cause",
+        self.fallbacks = Counter("tandem_tandem_fallbacks", "Requests that continued elsewhere (TANDEM: device or replica lost; CLOUD: replica lost or busy), by cause",
                                  ["cause"], registry=registry)
         self.acceptance = Histogram("tandem_tandem_acceptance_rate", "Per-request share of drafted tokens accepted",
                                     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0), registry=registry)

@@ -25,6 +25,8 @@ from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, worker_pb2
 
+BUSY_S = 1.0  # a replica that refused a call as overloaded gets no new work for this long
+
 _LOST = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
          grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
@@ -236,7 +238,10 @@ class GrpcVerifier:
 
     def __init__(self, channels: WorkerChannels, first: WorkerRecord,
                  replicas: Callable[[], list[WorkerRecord]], session_id: str,
-                 sampling: common_pb2.SamplingParams, deadline: Deadline) -> None:
+                 sampling: common_pb2.SamplingParams, deadline: Deadline,
+                 on_failed: Callable[[WorkerRecord, grpc.RpcError], None] = lambda w, err: None) -> None:
+        """`on_failed` hears of every replica given up on, and why (the router drops lost ones)."""
+        self.on_failed = on_failed
         self.channels = channels
         self.replica = first
         self._replicas = replicas
@@ -269,6 +274,7 @@ class GrpcVerifier:
                     raise DeadlineExceeded("the request's deadline passed while verifying") from None
                 if not replica_lost(err):
                     raise from_rpc_error(err) from None
+                self.on_failed(self.replica, err)
                 self.fail_over()
 
     def replace_after(self, err: grpc.RpcError, what: str) -> WorkerRecord:
@@ -277,6 +283,7 @@ class GrpcVerifier:
         retrying; UNAVAILABLE, prefixed with `what`, when no replica is left)."""
         if self.deadline.expired() or not replica_lost(err):
             raise from_rpc_error(err) from None
+        self.on_failed(self.replica, err)
         try:
             return self.fail_over()
         except CloudLost as lost:

@@ -25,7 +25,7 @@ from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import ONLY_CLOUD, Decision
 from router.placer import Placer
-from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
+from router.tandem_io import BUSY_S, Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
 from router.tandem_loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.worker_channels import WorkerChannels
 from tandem.convert import FINISH_REASONS, PLACEMENTS
@@ -133,7 +133,14 @@ class TandemStreamer:
         self._priors: dict[tuple[str, str, bool], tuple] = {}
 
     def _pool(self, pool: str) -> list[WorkerRecord]:
-        return [r for r in self.registry.members(CLOUD) if r.pool.name == pool]
+        return [r for r in self.registry.members(CLOUD) if r.pool.name == pool and not self.registry.busy(r)]
+
+    def _replica_failed(self, replica: WorkerRecord, err: grpc.RpcError) -> None:
+        """A replica overloaded is avoided for a while; one lost is dropped (it re-registers if alive)."""
+        if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            self.registry.mark_busy(replica.worker_id, BUSY_S)
+        else:
+            self.registry.deregister(replica.worker_id)
 
     async def stream(self, spec: GenerateSpec, request_id: str, sampling: common_pb2.SamplingParams,
                      decision: Decision, decision_pb: common_pb2.Decision, context: grpc.aio.ServicerContext,
@@ -147,7 +154,7 @@ class TandemStreamer:
         del round_sampling.stop[:]  # the router matches stop strings itself
         pool_name = cloud.pool.name
         verifier = GrpcVerifier(self.channels, cloud, lambda: self._pool(pool_name), request_id,
-                                round_sampling, deadline)
+                                round_sampling, deadline, on_failed=self._replica_failed)
         prompt_input = common_pb2.PromptInput(
             text=spec.prompt, messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in spec.messages])
         while True:  # a replica that died since its last heartbeat is replaced like in a round

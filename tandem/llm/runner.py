@@ -72,6 +72,19 @@ def round_rng(seed: int | None, position: int, salt: int) -> np.random.Generator
     return np.random.default_rng(None if seed is None else [seed, position, salt])
 
 
+BATCH_MAX_NEW = 32  # rows with more new tokens (prefills) run alone: padding others to them costs more than it saves
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """One row of a batched forward pass: the logits after the last `n_out` of `tokens`."""
+
+    session_id: str
+    tokens: Sequence[int]
+    n_out: int = 1
+    op: "_Operation | None" = None
+
+
 class _Operation:
     """A draft or verify in progress on a session; `released` is set when the session is released
     meanwhile, so the operation stops storing cache entries the caller has already given up."""
@@ -157,32 +170,115 @@ class ModelRunner:
         Reuses the longest cached prefix of `tokens`; computes the rest in one forward pass.
         Raises ContextOverflow when `tokens` do not fit the context.
         """
-        tokens = list(tokens)
-        if not 1 <= n_out <= len(tokens):
-            raise ValueError(f"n_out must be in [1, {len(tokens)}], got {n_out}")
-        if len(tokens) > self.spec.max_context:
-            raise ContextOverflow(len(tokens), self.spec.max_context)
-        with self._lock(session_id):
+        return self.logits_after_many([Pass(session_id, tokens, n_out, op)])[0]
+
+    def logits_after_many(self, passes: Sequence["Pass"]) -> list[ForwardResult]:
+        """`logits_after` for several sessions in one forward pass (a padded batch), in order.
+
+        Each row reuses its session's longest cached prefix; the rows' cached pasts are padded to
+        the longest (at their ends, masked out) and their new tokens to the longest (after them,
+        where causality hides them from real queries), so each row computes what it would alone —
+        up to the order of floating-point sums. A session may appear once per call. Raises
+        ContextOverflow (for the first row that does not fit) before computing anything.
+        """
+        if len({p.session_id for p in passes}) != len(passes):
+            raise ValueError("a session may appear only once in a batch")
+        for p in passes:
+            if not 1 <= p.n_out <= len(p.tokens):
+                raise ValueError(f"n_out must be in [1, {len(p.tokens)}], got {p.n_out}")
+            if len(p.tokens) > self.spec.max_context:
+                raise ContextOverflow(len(p.tokens), self.spec.max_context)
+        locks = [self._lock(sid) for sid in sorted(p.session_id for p in passes)]  # one order: no deadlock
+        with contextlib.ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
             t0 = time.perf_counter()
-            entry = self.cache.get(session_id)
-            reuse = common_prefix(entry.tokens, tokens) if entry else 0
-            if entry and reuse == len(tokens) == len(entry.tokens) and n_out == 1 and entry.last_logits is not None:
-                self.cache.record_lookup(reuse)
-                return ForwardResult(entry.last_logits[None], reuse, 0, (time.perf_counter() - t0) * 1e3)
-            start = min(reuse, len(tokens) - n_out)  # the pass must cover the last n_out positions
-            self.cache.record_lookup(start)
-            if entry and start > 0:
-                past = [a[:, :, :start, :] for a in entry.past]
-            else:
-                past = self.decoder.empty_past(1)
+            results: list[ForwardResult | None] = [None] * len(passes)
+            rows: list[tuple[int, list[int], int, list[np.ndarray] | None]] = []  # (index, tokens, start, past)
+            for i, p in enumerate(passes):
+                tokens = list(p.tokens)
+                entry = self.cache.get(p.session_id)
+                reuse = common_prefix(entry.tokens, tokens) if entry else 0
+                if entry and reuse == len(tokens) == len(entry.tokens) and p.n_out == 1 and entry.last_logits is not None:
+                    self.cache.record_lookup(reuse)
+                    results[i] = ForwardResult(entry.last_logits[None], reuse, 0, 0.0)
+                    continue
+                start = min(reuse, len(tokens) - p.n_out)  # the pass must cover the last n_out positions
+                self.cache.record_lookup(start)
+                rows.append((i, tokens, start, [a[:, :, :start, :] for a in entry.past] if entry and start else None))
+            if rows:
+                plain = [(t, s, past) for _, t, s, past in rows]
+                logits: list = [None] * len(rows)
+                presents: list = [None] * len(rows)
+                for group in self._groups(plain):
+                    lg, pr = self._forward_rows([plain[g] for g in group])
+                    for g, a, b in zip(group, lg, pr):
+                        logits[g], presents[g] = a, b
+                ms = (time.perf_counter() - t0) * 1e3
+                with self._locks_guard:  # so a concurrent release() cannot slip between check and put
+                    for (i, tokens, start, _), lg, present in zip(rows, logits, presents):
+                        op = passes[i].op
+                        if op is None or not op.released:
+                            self.cache.put(passes[i].session_id, CacheEntry(tokens, present, lg[-1]))
+                        results[i] = ForwardResult(lg[-passes[i].n_out:], start, len(tokens) - start, ms)
+            return results  # type: ignore[return-value]
+
+    def _groups(self, rows: list[tuple[list[int], int, object]]) -> list[list[int]]:
+        """Indices of `rows` in groups worth padding together: a long prompt's prefill (more than
+        BATCH_MAX_NEW new tokens) alone, the rest together while the padded pass fits the context."""
+        groups: list[list[int]] = []
+        batch: list[int] = []
+        for i, (tokens, start, _) in enumerate(rows):
+            if len(tokens) - start > BATCH_MAX_NEW:
+                groups.append([i])
+                continue
+            trial = batch + [i]
+            padded = max(rows[j][1] for j in trial) + max(len(rows[j][0]) - rows[j][1] for j in trial)
+            if batch and padded > self.spec.max_context:
+                groups.append(batch)
+                trial = [i]
+            batch = trial
+        if batch:
+            groups.append(batch)
+        return groups
+
+    def _forward_rows(self, rows: list[tuple[list[int], int, list[np.ndarray] | None]]
+                      ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+        """One pass over rows (tokens, start, cached past of `start` tokens or None); per row its
+        logits [len(tokens) − start, vocab] and its new cache (2 × layers [1, kv_heads, len(tokens), head_dim])."""
+        if len(rows) == 1:  # no padding: exactly the unbatched pass
+            tokens, start, past = rows[0]
             new = np.asarray(tokens[start:], dtype=np.int64)[None]  # [1, s]
             mask = np.ones((1, len(tokens)), dtype=np.int64)  # [1, p+s]
             pos = np.arange(start, len(tokens), dtype=np.int64)[None]  # [1, s]
-            logits, present = self.decoder.forward(new, mask, pos, past)  # [1, s, vocab]
-            with self._locks_guard:  # so a concurrent release() cannot slip between check and put
-                if op is None or not op.released:
-                    self.cache.put(session_id, CacheEntry(tokens, present, logits[0, -1]))
-            return ForwardResult(logits[0, -n_out:], start, len(tokens) - start, (time.perf_counter() - t0) * 1e3)
+            logits, present = self.decoder.forward(new, mask, pos, past or self.decoder.empty_past(1))
+            return [logits[0]], [present]
+        b = len(rows)
+        P = max(start for _, start, _ in rows)  # padded past
+        S = max(len(t) - start for t, start, _ in rows)  # padded new tokens
+        spec = self.spec
+        past = [np.zeros((b, spec.num_kv_heads, P, spec.head_dim), dtype=spec.cache_dtype)
+                for _ in range(2 * spec.num_layers)]
+        new = np.zeros((b, S), dtype=np.int64)  # [b, S]
+        mask = np.zeros((b, P + S), dtype=np.int64)  # [b, P+S]: 1 = attend
+        pos = np.zeros((b, S), dtype=np.int64)  # [b, S]
+        for r, (tokens, start, row_past) in enumerate(rows):
+            s = len(tokens) - start
+            if row_past is not None:
+                for layer, a in enumerate(row_past):
+                    past[layer][r, :, :start, :] = a[0]
+            new[r, :s] = tokens[start:]
+            mask[r, :start] = 1
+            mask[r, P:P + s] = 1
+            pos[r] = np.minimum(np.arange(start, start + S), spec.max_context - 1)
+        logits, present = self.decoder.forward(new, mask, pos, past)  # [b, S, vocab], [b, h, P+S, hd]
+        out_logits, out_present = [], []
+        for r, (tokens, start, _) in enumerate(rows):
+            s = len(tokens) - start
+            out_logits.append(logits[r, :s])
+            out_present.append([np.concatenate([a[r:r + 1, :, :start], a[r:r + 1, :, P:P + s]], axis=2)
+                                for a in present])
+        return out_logits, out_present
 
     def release(self, session_id: str) -> bool:
         """Drop the session's cache; False when it held none (nor had work in flight)."""
@@ -237,17 +333,17 @@ class ModelRunner:
         Greedy: accept while drafted tokens equal the target's argmax. Sampling: speculative
         sampling against q = `dists` (required then, one per drafted token).
         """
-        drafted = list(drafted)
-        if not cfg.greedy and (dists is None or len(dists) != len(drafted)):
-            raise InvalidArgument("draft_distributions", "sampling needs one draft distribution per drafted token")
+        check_verify(drafted, dists, cfg)
+        with self.operation(session_id) as op:
+            res = self.logits_after_many([verify_pass(session_id, context, drafted, op)])[0]
+        return finish_verify(res, context, drafted, dists, cfg)
+
+    @contextlib.contextmanager
+    def operation(self, session_id: str) -> Iterator["_Operation"]:
+        """Work on `session_id` (a pass built outside the runner, e.g. for a batch): a release
+        meanwhile marks it, so its pass does not re-create the released cache."""
         with self._operation(session_id) as op:
-            res = self.logits_after(session_id, list(context) + drafted, len(drafted) + 1, op)  # [γ+1, vocab]
-        if cfg.greedy:
-            rnd = greedy_round(drafted, res.logits)
-        else:
-            probs = np.stack([distribution(row, cfg) for row in res.logits])  # [γ+1, vocab]
-            rnd = sampling_round(drafted, list(dists or ()), probs, round_rng(cfg.seed, len(context), 2))
-        return VerifyResult(rnd, res.cached_tokens, res.compute_ms, 1 if res.computed_tokens else 0)
+            yield op
 
     # ------------------------------------------------------------------ generation
 
@@ -259,33 +355,83 @@ class ModelRunner:
         Raises InvalidArgument up front when prompt plus cfg.max_new_tokens exceed the context.
         The session keeps its cache afterwards; a None session uses a throwaway one.
         """
-        check_context(len(prompt), cfg.max_new_tokens, self.spec.max_context)
-        return self._generate(session_id or f"tmp-{uuid.uuid4().hex}", list(prompt), cfg, session_id is None)
+        gen = self.generation(session_id or f"tmp-{uuid.uuid4().hex}", prompt, cfg)
+        return self._generate(gen, session_id is None)
 
-    def _generate(self, sid: str, tokens: list[int], cfg: SamplingConfig, throwaway: bool) -> Iterator[GenerateStep]:
-        rng = make_rng(cfg.seed)
-        detok = Detokenizer(self.tokenizer, tokens)
-        stops = StopMatcher(cfg.stop)
-        eos = self.spec.eos_token_id
+    def generation(self, session_id: str, prompt: Sequence[int], cfg: SamplingConfig) -> "Generation":
+        """A generation driven step by step from outside (``next_pass`` → a forward pass, maybe
+        batched with other sessions' → ``advance``). Raises InvalidArgument up front when prompt
+        plus cfg.max_new_tokens exceed the context."""
+        check_context(len(prompt), cfg.max_new_tokens, self.spec.max_context)
+        return Generation(session_id, list(prompt), cfg, self.tokenizer, self.spec.eos_token_id)
+
+    def _generate(self, gen: "Generation", throwaway: bool) -> Iterator[GenerateStep]:
         try:
-            for i in range(cfg.max_new_tokens):
-                res = self.logits_after(sid, tokens, 1)
-                tok = pick(res.logits[-1], cfg, rng)
-                tokens.append(tok)
-                finish = None
-                if tok == eos:
-                    text, finish = stops.feed(detok.flush()) + stops.flush(), "eos"
-                else:
-                    text = stops.feed(detok.add([tok]))
-                    if stops.stopped:
-                        finish = "stop_string"
-                    elif i == cfg.max_new_tokens - 1:
-                        text += stops.feed(detok.flush()) + stops.flush()
-                        finish = "length"
-                yield GenerateStep([tok], text, finish, res.compute_ms, 1 if res.computed_tokens else 0,
-                                   res.cached_tokens if i == 0 else 0)
-                if finish:
-                    return
+            while not gen.done:
+                yield gen.advance(self.logits_after_many([gen.next_pass()])[0])
         finally:
             if throwaway:
-                self.release(sid)
+                self.release(gen.session_id)
+
+
+class Generation:
+    """The state of one autoregressive generation between its forward passes: the tokens so far,
+    the sampler's generator, the detokenizer and the stop strings. Not thread-safe."""
+
+    def __init__(self, session_id: str, tokens: list[int], cfg: SamplingConfig, tokenizer: Tokenizer,
+                 eos_token_id: int | None) -> None:
+        self.session_id = session_id
+        self.tokens = tokens
+        self.cfg = cfg
+        self.rng = make_rng(cfg.seed)
+        self.detok = Detokenizer(tokenizer, tokens)
+        self.stops = StopMatcher(cfg.stop)
+        self.eos = eos_token_id
+        self.produced = 0
+        self.done = cfg.max_new_tokens <= 0
+
+    def next_pass(self, op: "_Operation | None" = None) -> Pass:
+        """The forward pass the next token needs (`op`: ModelRunner.operation of the session)."""
+        return Pass(self.session_id, list(self.tokens), 1, op)
+
+    def advance(self, res: ForwardResult) -> GenerateStep:
+        """Pick the next token from `res` (the result of next_pass()) and render it."""
+        cfg, i = self.cfg, self.produced
+        tok = pick(res.logits[-1], cfg, self.rng)
+        self.tokens.append(tok)
+        self.produced += 1
+        finish = None
+        if tok == self.eos:
+            text, finish = self.stops.feed(self.detok.flush()) + self.stops.flush(), "eos"
+        else:
+            text = self.stops.feed(self.detok.add([tok]))
+            if self.stops.stopped:
+                finish = "stop_string"
+            elif i == cfg.max_new_tokens - 1:
+                text += self.stops.feed(self.detok.flush()) + self.stops.flush()
+                finish = "length"
+        self.done = finish is not None
+        return GenerateStep([tok], text, finish, res.compute_ms, 1 if res.computed_tokens else 0,
+                            res.cached_tokens if i == 0 else 0)
+
+
+def check_verify(drafted: Sequence[int], dists: Sequence[SparseDist] | None, cfg: SamplingConfig) -> None:
+    if not cfg.greedy and (dists is None or len(dists) != len(drafted)):
+        raise InvalidArgument("draft_distributions", "sampling needs one draft distribution per drafted token")
+
+
+def verify_pass(session_id: str, context: Sequence[int], drafted: Sequence[int], op: "_Operation | None") -> Pass:
+    """The target pass a verify needs: the logits after the context and each drafted token."""
+    return Pass(session_id, list(context) + list(drafted), len(drafted) + 1, op)
+
+
+def finish_verify(res: ForwardResult, context: Sequence[int], drafted: Sequence[int],
+                  dists: Sequence[SparseDist] | None, cfg: SamplingConfig) -> VerifyResult:
+    """The acceptance rule over a verify pass's logits [γ+1, vocab]."""
+    drafted = list(drafted)
+    if cfg.greedy:
+        rnd = greedy_round(drafted, res.logits)
+    else:
+        probs = np.stack([distribution(row, cfg) for row in res.logits])  # [γ+1, vocab]
+        rnd = sampling_round(drafted, list(dists or ()), probs, round_rng(cfg.seed, len(context), 2))
+    return VerifyResult(rnd, res.cached_tokens, res.compute_ms, 1 if res.computed_tokens else 0)

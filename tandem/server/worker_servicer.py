@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from tandem.convert import FINISH_REASONS, messages_from_pb, sampling_from_pb
 from tandem.errors import InvalidArgument, ResourceExhausted
 from tandem.grpc_status import map_errors, map_stream_errors
 from tandem.params import SamplingConfig
-from tandem.llm.runner import ModelRunner
+from tandem.llm.runner import ForwardResult, ModelRunner, Pass, check_verify, finish_verify, verify_pass
 from tandem.llm.speculative import SparseDist
 from tandem.server.worker_metrics import WorkerMetrics
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc
@@ -112,6 +112,9 @@ class WorkerHost(Protocol):
         ...
 
 
+Forward = Callable[[Pass], Awaitable[ForwardResult]]
+
+
 class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def __init__(
         self,
@@ -120,7 +123,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         metrics: WorkerMetrics,
         max_inflight: int = 64,
         executor: ThreadPoolExecutor | None = None,
+        forward: Forward | None = None,
     ) -> None:
+        """`forward` runs the target passes of Verify and Generate (a cloud replica batches them
+        across sessions: cloud_worker.batching); by default each runs alone on the model thread."""
         self.runner = runner
         self.host = host
         self.metrics = metrics
@@ -129,7 +135,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # One model thread: onnxruntime already uses its intra-op threads; steps of different
         # sessions interleave at token granularity.
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.forward: Forward = forward or self._forward_alone
         metrics.watch_cache(runner.cache)
+
+    async def _forward_alone(self, p: Pass) -> ForwardResult:
+        return (await self._run(self.runner.logits_after_many, [p]))[0]
+
+    def run_on_model_thread(self, fn, *args):
+        """Await `fn(*args)` on the model thread (where every onnxruntime call of this worker runs)."""
+        return self._run(fn, *args)
 
     @contextlib.contextmanager
     def _admit(self, method: str):
@@ -171,15 +185,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     async def Generate(self, request, context) -> AsyncIterator[worker_pb2.WorkerGenerateChunk]:
         cfg = sampling_from_pb(request.sampling)
         sid = request.session_id or f"anon-{uuid.uuid4().hex}"
-        with self._admit("Generate"):
+        with self._admit("Generate"), self.runner.operation(sid) as op:
             prompt = await self._run(self._prompt, request.input)
-            steps = self.runner.generate(sid, prompt, cfg)  # validates the context length up front
+            gen = self.runner.generation(sid, prompt, cfg)  # validates the context length up front
             produced = 0
             try:
-                while True:
-                    step = await self._run(next, steps, None)
-                    if step is None:
-                        break
+                while not gen.done:
+                    step = gen.advance(await self.forward(gen.next_pass(op)))
                     produced += len(step.token_ids)
                     prefill = len(prompt) - step.cached_tokens if produced == len(step.token_ids) else 0
                     self.metrics.tokens.inc(len(step.token_ids))
@@ -199,14 +211,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                         chunk.usage.completion_tokens = produced
                     yield chunk
             finally:
-                # Queued behind any step still running on the model thread (a cancelled call can
-                # leave one), so the generator is never closed while it executes.
-                def cleanup() -> None:
-                    steps.close()
-                    if not request.keep_session:
-                        self.runner.release(sid)
-
-                self._executor.submit(cleanup)
+                if not request.keep_session:
+                    # a pass still in flight (a cancelled call can leave one) sees the release and
+                    # does not re-create the cache
+                    self.runner.release(sid)
 
     def _context(self, ids, field: str = "context") -> list[int]:
         ids = list(ids)
@@ -328,9 +336,12 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 if drafted[i] not in d.token_ids:
                     raise InvalidArgument(f"draft_distributions[{i}]", f"drafted token {drafted[i]} is not in its support")
                 dists.append(SparseDist(np.asarray(d.token_ids, np.int64), np.asarray(d.probs, np.float32)))
+        check_verify(drafted, dists, cfg)
         with self._admit("Verify"):
             t_start = time.perf_counter()
-            res = await self._run(self.runner.verify, request.session_id, ctx, drafted, dists, cfg)
+            with self.runner.operation(request.session_id) as op:
+                fwd = await self.forward(verify_pass(request.session_id, ctx, drafted, op))
+            res = finish_verify(fwd, ctx, drafted, dists, cfg)
         if res.forward_passes:
             self.metrics.forward_seconds.labels(self.metrics.kind, "Verify").observe(res.compute_ms / 1e3)
         return worker_pb2.VerifyResponse(

@@ -1,4 +1,4 @@
-"""TANDEM failover with real processes killed mid-stream: nothing lost, nothing repeated."""
+"""TANDEM and CLOUD failover with real processes killed mid-stream: nothing lost, nothing repeated."""
 
 from __future__ import annotations
 
@@ -101,6 +101,26 @@ def test_replica_killed_mid_stream_is_retried_on_another(stack, target):
     assert list(r.token_ids) == want  # nothing lost, nothing repeated
     assert r.placements == ("tandem",)
     assert {c.worker_id for c in chunks[3:] if c.token_ids} - {killed["id"]}, "no other replica verified"
+
+
+def test_cloud_replica_killed_mid_stream_continues_on_another(stack, target):
+    live_replicas(stack, 2)
+    want = greedy(target, PROMPTS[2])
+    chunks, killed = [], None
+    with tandem.Client(stack.router_address, timeout=120) as client:
+        for chunk in client.generate(PROMPTS[2], max_new_tokens=N, placement="only_cloud"):
+            chunks.append(chunk)
+            if len(chunks) == 3:
+                killed = chunk.worker_id
+                member = next(m for m in fleet(stack) if m.info.worker_id == killed)
+                psutil.Process(pid_listening_on(int(member.endpoint.rsplit(":", 1)[1]))).kill()
+                KILLED.add(killed)
+    r = tandem.Result.collect(chunks)
+    assert list(r.token_ids) == want and r.finish_reason == "length"  # nothing lost, nothing repeated
+    assert r.placements == ("cloud",) and r.usage.completion_tokens == N
+    assert {c.worker_id for c in chunks[3:] if c.token_ids} - {killed}, "no other replica continued"
+    # the router dropped the dead replica at once, before its heartbeats lapsed
+    assert killed not in {m.info.worker_id for m in fleet(stack)}
 
 
 def test_all_replicas_killed_finishes_on_the_device(stack, target):

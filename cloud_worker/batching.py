@@ -1,0 +1,76 @@
+"""Batched target passes in a replica: concurrent Verify calls and CLOUD decode steps of different
+sessions run as one padded forward pass (tandem.llm.runner.ModelRunner.logits_after_many).
+
+Batches are formed by Ray Serve's ``@serve.batch`` over the calls arriving at the replica's own
+gRPC server: up to `max_batch_size` passes, gathered for at most `wait_ms` after the first, one
+batch on the model thread at a time (the next one gathers meanwhile). `max_batch_size` 1 turns
+batching off. A pass that fails (its context does not fit, say) fails alone: the others of its
+batch are served.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, Sequence
+
+from ray import serve
+
+from tandem.llm.runner import ForwardResult, ModelRunner, Pass
+
+
+class PassBatcher:
+    """``await batcher(pass)`` → that pass's ForwardResult, computed in a batch."""
+
+    def __init__(self, runner: ModelRunner, run_on_model_thread: Callable[..., Awaitable], max_batch_size: int,
+                 wait_ms: float, observe_batch: Callable[[int], None] = lambda n: None) -> None:
+        if max_batch_size < 1 or wait_ms < 0:
+            raise ValueError("max_batch_size must be >= 1 and wait_ms >= 0")
+        self.runner = runner
+        self.run_on_model_thread = run_on_model_thread
+        self.observe_batch = observe_batch
+        self.max_batch_size = max_batch_size
+        self._sizes = [0, 0]  # passes and batches since occupancy() was last read
+
+        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=wait_ms / 1e3)
+        async def run_batch(passes: list[Pass]) -> list[ForwardResult | BaseException]:
+            self.observe_batch(len(passes))
+            self._sizes[0] += len(passes)
+            self._sizes[1] += 1
+            return await self.run_on_model_thread(run_all, self.runner, passes)
+
+        self._run_batch = run_batch
+
+    def occupancy(self) -> float:
+        """Mean batch size ÷ max_batch_size since the last call (0 with no batches); resets."""
+        passes, batches = self._sizes
+        self._sizes = [0, 0]
+        return passes / batches / self.max_batch_size if batches else 0.0
+
+    async def __call__(self, p: Pass) -> ForwardResult:
+        out = await self._run_batch(p)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+
+def run_all(runner: ModelRunner, passes: Sequence[Pass]) -> list[ForwardResult | BaseException]:
+    """Every pass, in as few batched forward passes as the rule "a session once per pass" allows;
+    a pass whose batch failed is retried alone, so an error is returned only for its own pass."""
+    out: list[ForwardResult | BaseException | None] = [None] * len(passes)
+    left = list(range(len(passes)))
+    while left:
+        seen: set[str] = set()
+        now, later = [], []
+        for i in left:
+            (later if passes[i].session_id in seen else now).append(i)
+            seen.add(passes[i].session_id)
+        try:
+            for i, r in zip(now, runner.logits_after_many([passes[i] for i in now])):
+                out[i] = r
+        except Exception:  # noqa: BLE001 - find the pass at fault: run each alone
+            for i in now:
+                try:
+                    out[i] = runner.logits_after_many([passes[i]])[0]
+                except Exception as exc:  # noqa: BLE001 - returned to that pass's caller
+                    out[i] = exc
+        left = later
+    return out  # type: ignore[return-value]
