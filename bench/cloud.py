@@ -1,0 +1,252 @@
+"""A cloud replica under concurrent sessions: CLOUD decoding vs TANDEM verification, batching on vs off.
+
+    .venv/bin/python bench/cloud.py                                   # 1, 4, 16, 32 sessions
+    .venv/bin/python bench/cloud.py --sessions 1,16 --tokens 32       # a quick look
+
+Two pools of one replica each run on a local Ray Serve, the shipped target in both: `batched`
+(Verify calls and decode steps of different sessions gathered into one forward pass, up to 16,
+within 2 ms) and `unbatched` (every pass alone). Per concurrency, every (mode, pool) pair runs
+back to back, so the figures are comparable ratios on this noisy machine.
+
+- CLOUD decoding: each session is one Worker.Generate stream of --tokens greedy tokens.
+- TANDEM verification: each session replays, call by call, the Verify calls of a real TANDEM
+  session — drafted by the shipped draft model with γ = --gamma, computed in this process before
+  the measurement so the replica's work is exactly a real session's — and checks every verdict
+  against the trace (exactness). The device's drafting and link are not on the clock: this
+  measures what the pool serves.
+
+Sessions run different prompts (the shared prompt set, cycled). Figures: committed tokens per
+replica-second (all sessions' tokens ÷ wall time), per-token latency p50/p99 (a CLOUD chunk's gap;
+a verify call's time ÷ the tokens it committed), and the batch sizes the replica formed (its
+tandem_worker_batch_size histogram). Prints progress to stderr, JSON and a markdown table to
+stdout, and writes bench/results/cloud.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tandem.llm.decoder import OnnxDecoder  # noqa: E402
+from tandem.llm.runner import ModelRunner  # noqa: E402
+from tandem.llm.tokenizer import Tokenizer  # noqa: E402
+from tandem.models import ModelProfile  # noqa: E402
+from tandem.params import SamplingConfig  # noqa: E402
+from tandem.server.local_stack import LocalStack  # noqa: E402
+from tandem.server.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
+from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc  # noqa: E402
+
+POOLS = ("batched", "unbatched")
+CONFIG = """
+[[cloud.pools]]
+name = "batched"
+accelerator = "cpu"
+resource = ""
+replicas = 1
+num_cpus = 0.5
+max_batch_size = 16
+batch_wait_ms = 2.0
+max_inflight = 256
+
+[[cloud.pools]]
+name = "unbatched"
+accelerator = "cpu"
+resource = ""
+replicas = 1
+num_cpus = 0.5
+max_batch_size = 1
+max_inflight = 256
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def tandem_trace(target: ModelRunner, draft: ModelRunner, prompt: list[int], n: int, gamma: int) -> list[dict]:
+    """The Verify calls of a greedy TANDEM session: per round the committed context, the drafted
+    tokens and the verdict the target must give."""
+    committed, rounds, sid = list(prompt), [], f"trace-{len(prompt)}-{prompt[:4]}"
+    greedy = SamplingConfig(max_new_tokens=1)
+    while len(committed) - len(prompt) < n:
+        g = min(gamma, n - (len(committed) - len(prompt)) - 1)
+        drafted = draft.draft(sid, committed, g, greedy).token_ids if g > 0 else []
+        v = target.verify(sid, committed, drafted, None, greedy)
+        rounds.append({"context": list(committed), "drafted": drafted, "accepted": v.round.accepted,
+                       "next": v.round.next_token})
+        committed += drafted[: v.round.accepted] + [v.round.next_token]
+    target.release(sid)
+    draft.release(sid)
+    return rounds
+
+
+def batch_histogram(metrics_port: int) -> dict[str, float]:
+    """The replica's tandem_worker_batch_size buckets (cumulative counts by upper bound)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("tandem_worker_batch_size_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[le] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Batches formed between two scrapes, by size range ("≤1", "2", "3–4", …)."""
+    bounds = sorted((float(k) for k in after if k != "+Inf"))
+    out, prev_count, prev_le = {}, 0.0, 0.0
+    for le in bounds + [float("inf")]:
+        key = "+Inf" if le == float("inf") else (f"{le:.1f}" if f"{le:.1f}" in after else str(le))
+        count = after.get(key, 0.0) - before.get(key, 0.0)
+        lo = int(prev_le) + 1
+        label = f"{lo}" if le == lo else (f"{lo}+" if le == float("inf") else f"{lo}–{int(le)}")
+        if count - prev_count:
+            out[label] = int(count - prev_count)
+        prev_count, prev_le = count, le
+    return out
+
+
+async def cloud_session(stub, sid: str, prompt: list[int], n: int, gaps: list[float]) -> int:
+    req = worker_pb2.WorkerGenerateRequest(session_id=sid, input=common_pb2.PromptInput(token_ids=prompt),
+                                           sampling=common_pb2.SamplingParams(max_new_tokens=n))
+    produced, last = 0, None
+    async for chunk in stub.Generate(req, timeout=600):
+        now = time.perf_counter()
+        if last is not None and chunk.token_ids:
+            gaps.append((now - last) * 1e3 / len(chunk.token_ids))
+        last = now
+        produced += len(chunk.token_ids)
+    return produced
+
+
+async def tandem_session(stub, sid: str, rounds: list[dict], gaps: list[float]) -> int:
+    committed = 0
+    try:
+        for r in rounds:
+            t0 = time.perf_counter()
+            v = await stub.Verify(worker_pb2.VerifyRequest(session_id=sid, context=r["context"],
+                                                           draft_token_ids=r["drafted"]), timeout=600)
+            if (v.accepted, v.next_token_id) != (r["accepted"], r["next"]):
+                raise AssertionError(f"{sid}: verdict {(v.accepted, v.next_token_id)} != the target's "
+                                     f"{(r['accepted'], r['next'])}")
+            gaps.append((time.perf_counter() - t0) * 1e3 / (v.accepted + 1))
+            committed += v.accepted + 1
+    finally:
+        await stub.Release(worker_pb2.ReleaseRequest(session_id=sid), timeout=10)
+    return committed
+
+
+async def run(endpoint: str, mode: str, sessions: int, prompts: list[list[int]], traces: list[list[dict]],
+              n: int, tag: str) -> dict:
+    async with grpc.aio.insecure_channel(endpoint) as ch:
+        stub = worker_pb2_grpc.WorkerStub(ch)
+        gaps: list[float] = []
+        t0 = time.perf_counter()
+        if mode == "cloud":
+            jobs = [cloud_session(stub, f"{tag}-{i}", prompts[i % len(prompts)], n, gaps) for i in range(sessions)]
+        else:
+            jobs = [tandem_session(stub, f"{tag}-{i}", traces[i % len(traces)], gaps) for i in range(sessions)]
+        tokens = sum(await asyncio.gather(*jobs))
+        wall = time.perf_counter() - t0
+    gaps.sort()
+    return {"tokens": tokens, "wall_s": round(wall, 3), "tokens_per_replica_s": round(tokens / wall, 1),
+            "token_ms_p50": round(statistics.median(gaps), 3) if gaps else None,
+            "token_ms_p99": round(gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))], 3) if gaps else None}
+
+
+def markdown(rows: list[dict], figures: dict, header: str) -> str:
+    lines = [header, "", "| sessions | mode | batching | committed tok/replica-s | token ms p50 | token ms p99 | batches by size |",
+             "| ---: | --- | --- | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        sizes = ", ".join(f"{k}: {v}" for k, v in r["batch_sizes"].items()) or "—"
+        lines.append(f"| {r['sessions']} | {r['mode'].upper()} | {'on' if r['pool'] == 'batched' else 'off'} "
+                     f"| {r['tokens_per_replica_s']:.0f} | {r['token_ms_p50']:.2f} | {r['token_ms_p99']:.2f} | {sizes} |")
+    lines += ["", "| sessions | CLOUD batching on ÷ off | TANDEM batching on ÷ off | TANDEM ÷ CLOUD (both batched) |",
+              "| ---: | ---: | ---: | ---: |"]
+    for s, f in figures["by_sessions"].items():
+        lines.append(f"| {s} | {f['cloud_batching_gain']:.2f}× | {f['tandem_batching_gain']:.2f}× "
+                     f"| {f['tandem_over_cloud']:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", default="1,4,16,32")
+    ap.add_argument("--tokens", type=int, default=64, help="new tokens per session")
+    ap.add_argument("--gamma", type=int, default=4, help="draft length of the TANDEM traces")
+    ap.add_argument("--out", default=str(ROOT / "bench/results"))
+    args = ap.parse_args(argv)
+    levels = [int(x) for x in args.sessions.split(",")]
+    wall = time.perf_counter()
+
+    profile = ModelProfile()
+    tok = Tokenizer(profile.tokenizer)
+    target, draft = ModelRunner(OnnxDecoder(profile.target), tok), ModelRunner(OnnxDecoder(profile.draft), tok)
+    prompts = [target.prompt_ids(text=p) for p in PROMPTS]
+    log(f"tracing {len(prompts)} TANDEM sessions (γ = {args.gamma}, {args.tokens} tokens) with the shipped pair")
+    traces = [tandem_trace(target, draft, p, args.tokens, args.gamma) for p in prompts]
+    accepted = sum(r["accepted"] for t in traces for r in t)
+    drafted = sum(len(r["drafted"]) for t in traces for r in t)
+    passes = sum(len(t) for t in traces)
+    del target, draft
+
+    rows = []
+    with LocalStack(progress=log) as stack:
+        config = stack.workdir / "cloud-bench.toml"
+        config.write_text(CONFIG)
+        stack.config = config
+        stack.start_router()
+        stack.start_cloud()
+        members = stack.wait_fleet(edge=0, cloud=2)
+        replicas = {m.info.pool: m for m in members if m.info.pool in POOLS}
+        for s in levels:
+            for mode in ("cloud", "tandem"):
+                for pool in POOLS:
+                    m = replicas[pool]
+                    before = batch_histogram(m.info.metrics_port)
+                    r = asyncio.run(run(m.endpoint, mode, s, prompts, traces, args.tokens, f"{mode}-{pool}-{s}"))
+                    r.update(sessions=s, mode=mode, pool=pool,
+                             batch_sizes=batch_sizes(before, batch_histogram(m.info.metrics_port)))
+                    rows.append(r)
+                    log(f"{s} sessions, {mode.upper()}, batching {'on' if pool == 'batched' else 'off'}: "
+                        f"{r['tokens_per_replica_s']:.0f} tok/s, p50 {r['token_ms_p50']} ms/token")
+
+    def rate(s, mode, pool):
+        return next(r["tokens_per_replica_s"] for r in rows if (r["sessions"], r["mode"], r["pool"]) == (s, mode, pool))
+
+    by = {s: {"cloud_batching_gain": round(rate(s, "cloud", "batched") / rate(s, "cloud", "unbatched"), 3),
+              "tandem_batching_gain": round(rate(s, "tandem", "batched") / rate(s, "tandem", "unbatched"), 3),
+              "tandem_over_cloud": round(rate(s, "tandem", "batched") / rate(s, "cloud", "batched"), 3)}
+          for s in levels}
+    figures = {"by_sessions": by, "trace_acceptance": round(accepted / drafted, 3) if drafted else 0.0,
+               "trace_tokens_per_pass": round(sum(len(t) and args.tokens for t in traces) / passes, 3)}
+    result = {"tokens_per_session": args.tokens, "gamma": args.gamma, "rows": rows, "figures": figures,
+              "wall_s": round(time.perf_counter() - wall, 1)}
+    header = (f"One replica of the shipped target per pool; {args.tokens} new tokens per session; TANDEM traces "
+              f"drafted by the shipped draft with γ = {args.gamma} (acceptance {figures['trace_acceptance']:.2f}, "
+              f"{figures['trace_tokens_per_pass']:.2f} tokens per target pass).")
+    md = markdown(rows, figures, header)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cloud.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "cloud.md").write_text(md)
+    print(json.dumps(result, indent=2))
+    print()
+    print(md, end="")
+    log(f"wrote {out / 'cloud.json'} and {out / 'cloud.md'} in {result['wall_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

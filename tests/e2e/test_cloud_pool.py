@@ -1,0 +1,227 @@
+"""Cloud pools on a real Ray Serve: batching across sessions, backpressure, failing over to the
+other pool, and autoscaling on the replicas' own load."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+import tandem
+from tandem.llm.decoder import OnnxDecoder
+from tandem.llm.runner import ModelRunner
+from tandem.llm.tokenizer import Tokenizer
+from tandem.params import SamplingConfig
+from tandem.server.local_stack import LocalStack
+from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
+from tests.conftest import PROMPTS
+
+DEVICE = "pool-phone"
+# main: batched; tiny: one call at a time, and cheaper (the policy tries it first); auto: scales 1 → 2
+CONFIG = """
+[router.policy]
+latency_weight = 0.0
+
+[[cloud.pools]]
+name = "main"
+resource = ""
+replicas = 1
+num_cpus = 0.25
+price_per_replica_hour_usd = 3.0
+max_batch_size = 16
+batch_wait_ms = 2.0
+
+[[cloud.pools]]
+name = "tiny"
+resource = ""
+replicas = 1
+num_cpus = 0.25
+price_per_replica_hour_usd = 0.5
+max_inflight = 1
+max_batch_size = 1
+
+[[cloud.pools]]
+name = "auto"
+resource = ""
+replicas = 1
+min_replicas = 1
+max_replicas = 2
+num_cpus = 0.25
+price_per_replica_hour_usd = 9.0
+target_queue_per_replica = 1.0
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(profile, tmp_path_factory):
+    config = tmp_path_factory.mktemp("pool") / "tandem.toml"
+    config.write_text(CONFIG)
+    with LocalStack(config, progress=lambda msg: print(f"[stack] {msg}", flush=True)) as s:
+        s.start_router()
+        s.start_edge(DEVICE)
+        s.start_cloud()
+        s.wait_fleet(edge=1, cloud=3)
+        yield s
+
+
+@pytest.fixture(scope="module")
+def target(profile):
+    return ModelRunner(OnnxDecoder(profile.target), Tokenizer(profile.tokenizer))
+
+
+def greedy(target, prompt, n):
+    steps = target.generate(None, target.prompt_ids(text=prompt), SamplingConfig(max_new_tokens=n))
+    return [t for s in steps for t in s.token_ids]
+
+
+def replicas(stack, pool):
+    with grpc.insecure_channel(stack.router_address) as ch:
+        members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
+    return [m for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD and m.info.pool == pool]
+
+
+def batches(metrics_port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return {line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith("tandem_worker_batch_size_bucket")}
+
+
+@pytest.fixture(scope="module")
+def draft(profile):
+    return ModelRunner(OnnxDecoder(profile.draft), Tokenizer(profile.tokenizer))
+
+
+def verify_trace(target, draft, prompt, n, gamma=4):
+    """The Verify calls of a greedy TANDEM session on the shipped pair: (context, drafted, verdict)."""
+    greedy_cfg = SamplingConfig(max_new_tokens=1)
+    committed = target.prompt_ids(text=prompt)
+    start, out = len(committed), []
+    while len(committed) - start < n:
+        drafted = draft.draft("trace", committed, gamma, greedy_cfg).token_ids
+        v = target.verify("trace", committed, drafted, None, greedy_cfg)
+        out.append((list(committed), drafted, (v.round.accepted, v.round.next_token)))
+        committed += drafted[: v.round.accepted] + [v.round.next_token]
+    target.release("trace")
+    draft.release("trace")
+    return out
+
+
+def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target, draft):
+    main = replicas(stack, "main")[0]
+    before = batches(main.info.metrics_port)
+    n = 40
+    want = {p: greedy(target, p, n) for p in PROMPTS}
+    traces = {p: verify_trace(target, draft, p, n) for p in PROMPTS}
+
+    async def go():
+        async with grpc.aio.insecure_channel(main.endpoint) as ch:
+            stub = worker_pb2_grpc.WorkerStub(ch)
+
+            async def cloud(i, prompt):
+                req = worker_pb2.WorkerGenerateRequest(
+                    session_id=f"cloud-{i}", input=common_pb2.PromptInput(text=prompt),
+                    sampling=common_pb2.SamplingParams(max_new_tokens=n))
+                return [t async for c in stub.Generate(req, timeout=120) for t in c.token_ids]
+
+            async def verify(i, prompt):
+                verdicts = []
+                for context, drafted, _ in traces[prompt]:
+                    v = await stub.Verify(worker_pb2.VerifyRequest(session_id=f"tandem-{i}", context=context,
+                                                                   draft_token_ids=drafted), timeout=120)
+                    verdicts.append((v.accepted, v.next_token_id))
+                return verdicts
+
+            return await asyncio.gather(*[cloud(i, p) for i, p in enumerate(PROMPTS)],
+                                        *[verify(i, p) for i, p in enumerate(PROMPTS)])
+
+    outs = asyncio.run(go())
+    # 16 concurrent sessions on one replica, each computing what it would alone
+    assert outs[: len(PROMPTS)] == [want[p] for p in PROMPTS]
+    assert outs[len(PROMPTS):] == [[v for _, _, v in traces[p]] for p in PROMPTS]
+    after = batches(main.info.metrics_port)
+    single = after["1.0"] - before.get("1.0", 0.0)
+    total = after["+Inf"] - before.get("+Inf", 0.0)
+    assert total > single, "the replica never formed a batch of more than one pass"
+
+
+def test_a_full_replica_answers_resource_exhausted_at_once(stack):
+    tiny = replicas(stack, "tiny")[0]
+    long = worker_pb2.WorkerGenerateRequest(session_id="long", input=common_pb2.PromptInput(text=PROMPTS[0]),
+                                            sampling=common_pb2.SamplingParams(max_new_tokens=400))
+    with grpc.insecure_channel(tiny.endpoint) as ch:
+        stub = worker_pb2_grpc.WorkerStub(ch)
+        running = stub.Generate(long, timeout=120)
+        next(running)  # the one call tiny admits is in flight
+        t0 = time.perf_counter()
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Verify(worker_pb2.VerifyRequest(session_id="other", context=[1, 2, 3]), timeout=30)
+        refused_s = time.perf_counter() - t0
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in e.value.details()
+        t1 = time.perf_counter()
+        rest = sum(1 for _ in running)
+        served_s = time.perf_counter() - t1
+    assert rest > 300 and refused_s < served_s  # refused without waiting for the running call
+
+
+def test_the_router_moves_a_refused_call_to_another_pool(stack, target):
+    tiny = replicas(stack, "tiny")[0]
+    busy = threading.Event()
+    done = threading.Event()
+
+    def occupy():
+        with grpc.insecure_channel(tiny.endpoint) as ch:
+            req = worker_pb2.WorkerGenerateRequest(session_id="occupy", input=common_pb2.PromptInput(text=PROMPTS[1]),
+                                                   sampling=common_pb2.SamplingParams(max_new_tokens=450))
+            for i, _ in enumerate(worker_pb2_grpc.WorkerStub(ch).Generate(req, timeout=120)):
+                if i == 0:
+                    busy.set()
+                if done.is_set():
+                    break
+
+    t = threading.Thread(target=occupy)
+    t.start()
+    try:
+        assert busy.wait(30)
+        with tandem.Client(stack.router_address, timeout=60) as client:
+            chunks = list(client.generate(PROMPTS[2], max_new_tokens=24, placement="only_cloud"))
+        r = tandem.Result.collect(chunks)
+        assert r.decision.pool == "tiny"  # the policy chose the cheap pool, which refused the call …
+        served_by = {c.worker_id for c in chunks if c.token_ids}
+        assert served_by and tiny.info.worker_id not in served_by  # … and another pool served it
+        assert list(r.token_ids) == greedy(target, PROMPTS[2], 24)
+    finally:
+        done.set()
+        t.join()
+
+
+def test_a_pool_scales_up_on_its_replicas_reported_load(stack):
+    auto = replicas(stack, "auto")
+    assert len(auto) == 1
+    stop = threading.Event()
+
+    def load(i):
+        with grpc.insecure_channel(auto[0].endpoint) as ch:
+            stub = worker_pb2_grpc.WorkerStub(ch)
+            while not stop.is_set():
+                req = worker_pb2.WorkerGenerateRequest(session_id=f"load-{i}", input=common_pb2.PromptInput(text=PROMPTS[i]),
+                                                       sampling=common_pb2.SamplingParams(max_new_tokens=200))
+                for _ in stub.Generate(req, timeout=120):
+                    if stop.is_set():
+                        break
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 90
+        while len(replicas(stack, "auto")) < 2:
+            assert time.monotonic() < deadline, "the pool did not scale up under 4 calls in flight (target 1)"
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
