@@ -5,7 +5,7 @@
 
 Two pools of one replica each run on a local Ray Serve, the shipped target in both: `batched`
 (Verify calls and decode steps of different sessions gathered into one forward pass, up to 16,
-within 2 ms) and `unbatched` (every pass alone). Per concurrency, every (mode, pool) pair runs
+waiting up to 2 ms for company while other sessions are active) and `unbatched` (every pass alone). Per concurrency, every (mode, pool) pair runs
 back to back, so the figures are comparable ratios on this noisy machine.
 
 - CLOUD decoding: each session is one Worker.Generate stream of --tokens greedy tokens.

@@ -2,17 +2,22 @@
 sessions run as one padded forward pass (tandem.llm.runner.ModelRunner.logits_after_many).
 
 Batches are formed by Ray Serve's ``@serve.batch`` over the calls arriving at the replica's own
-gRPC server: up to `max_batch_size` passes, gathered for at most `wait_ms` after the first, one
-batch on the model thread at a time (the next one gathers meanwhile). `max_batch_size` 1 turns
-batching off. A pass that fails (its context does not fit, say) fails alone: the others of its
+gRPC server: up to `max_batch_size` passes, one batch on the model thread at a time (the next one
+gathers meanwhile: under load each batch holds what arrived while the previous one ran). A pass
+waits up to `wait_ms` for company while other sessions are active on the replica (one submitted
+within ACTIVE_S); a lone session's pass goes straight to the model thread, as without batching.
+`max_batch_size` 1 turns batching off. A pass that fails (its context does not fit, say) fails alone: the others of its
 batch are served.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Awaitable, Callable, Sequence
 
 from ray import serve
+
+ACTIVE_S = 0.1  # a session that submitted a pass this recently is active
 
 from tandem.llm.runner import ForwardResult, ModelRunner, Pass
 
@@ -28,9 +33,15 @@ class PassBatcher:
         self.run_on_model_thread = run_on_model_thread
         self.observe_batch = observe_batch
         self.max_batch_size = max_batch_size
+        self.wait_s = wait_ms / 1e3
+        self._wait_now = 0.0
+        self._recent: dict[str, float] = {}  # session → when it last submitted a pass
         self._sizes = [0, 0]  # passes and batches since occupancy() was last read
 
-        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=wait_ms / 1e3)
+        # two batches in flight: one computing on the model thread, the next gathered and queued
+        # behind it while the first's sessions stream their results — the model thread never
+        # waits for the event loop
+        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=0.0, max_concurrent_batches=2)
         async def run_batch(passes: list[Pass]) -> list[ForwardResult | BaseException]:
             self.observe_batch(len(passes))
             self._sizes[0] += len(passes)
@@ -45,7 +56,24 @@ class PassBatcher:
         self._sizes = [0, 0]
         return passes / batches / self.max_batch_size if batches else 0.0
 
+    def _others_active(self, session_id: str) -> bool:
+        """Whether a session other than `session_id` submitted a pass within ACTIVE_S."""
+        now = time.monotonic()
+        self._recent[session_id] = now
+        if len(self._recent) > 4 * self.max_batch_size:
+            self._recent = {s: t for s, t in self._recent.items() if now - t < ACTIVE_S}
+        return any(s != session_id and now - t < ACTIVE_S for s, t in self._recent.items())
+
     async def __call__(self, p: Pass) -> ForwardResult:
+        if not self._others_active(p.session_id):  # alone: no batch to join, straight to the model
+            self._sizes[0] += 1
+            self._sizes[1] += 1
+            self.observe_batch(1)
+            return (await self.run_on_model_thread(self.runner.logits_after_many, [p]))[0]
+        wait = self.wait_s
+        if wait != self._wait_now:
+            self._run_batch.set_batch_wait_timeout_s(wait)
+            self._wait_now = wait
         out = await self._run_batch(p)
         if isinstance(out, BaseException):
             raise out

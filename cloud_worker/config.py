@@ -23,7 +23,8 @@ class PoolConfig:
     max_inflight: int = 64
     kv_cache_mb: int = 512  # KV-cache budget per replica; least recently used sessions are evicted past it
     # Verify calls and CLOUD decode steps of different sessions batched into one forward pass: up to
-    # this many (1: no batching), gathered for at most batch_wait_ms after the first
+    # this many (1: no batching); while other sessions are active a pass waits up to batch_wait_ms
+    # for company (cloud_worker.batching), else it starts at once
     max_batch_size: int = 16
     batch_wait_ms: float = 2.0
     slots_per_replica: int = 8  # requests a replica serves at full speed (the router's utilisation measure)

@@ -77,12 +77,27 @@ BATCH_MAX_NEW = 32  # rows with more new tokens (prefills) run alone: padding ot
 
 @dataclasses.dataclass(frozen=True)
 class Pass:
-    """One row of a batched forward pass: the logits after the last `n_out` of `tokens`."""
+    """One row of a batched forward pass: the logits after the last `n_out` of `tokens`.
+    `steady`: the session passes again at once (decoding), so its cache may stay in the batch's arrays."""
 
     session_id: str
     tokens: Sequence[int]
     n_out: int = 1
     op: "_Operation | None" = None
+    steady: bool = False
+
+
+@dataclasses.dataclass
+class _Row:
+    tokens: list[int]
+    start: int  # tokens reused from the cache
+    past: list[np.ndarray] | None  # their keys and values (None: nothing cached)
+    shared: tuple[list, int] | None  # CacheEntry.shared, when the whole entry is reused
+    steady: bool
+
+    @property
+    def new(self) -> int:
+        return len(self.tokens) - self.start
 
 
 class _Operation:
@@ -176,7 +191,7 @@ class ModelRunner:
         """`logits_after` for several sessions in one forward pass (a padded batch), in order.
 
         Each row reuses its session's longest cached prefix; the rows' cached pasts are padded to
-        the longest (at their ends, masked out) and their new tokens to the longest (after them,
+        the longest (before them, masked out) and their new tokens to the longest (after them,
         where causality hides them from real queries), so each row computes what it would alone —
         up to the order of floating-point sums. A session may appear once per call. Raises
         ContextOverflow (for the first row that does not fit) before computing anything.
@@ -194,7 +209,7 @@ class ModelRunner:
                 stack.enter_context(lock)
             t0 = time.perf_counter()
             results: list[ForwardResult | None] = [None] * len(passes)
-            rows: list[tuple[int, list[int], int, list[np.ndarray] | None]] = []  # (index, tokens, start, past)
+            rows: list[tuple[int, _Row]] = []
             for i, p in enumerate(passes):
                 tokens = list(p.tokens)
                 entry = self.cache.get(p.session_id)
@@ -205,35 +220,35 @@ class ModelRunner:
                     continue
                 start = min(reuse, len(tokens) - p.n_out)  # the pass must cover the last n_out positions
                 self.cache.record_lookup(start)
-                rows.append((i, tokens, start, [a[:, :, :start, :] for a in entry.past] if entry and start else None))
+                past = [a[:, :, :start, :] for a in entry.past] if entry and start else None
+                shared = entry.shared if entry and start == len(entry.tokens) else None
+                rows.append((i, _Row(tokens, start, past, shared, p.steady)))
             if rows:
-                plain = [(t, s, past) for _, t, s, past in rows]
-                logits: list = [None] * len(rows)
-                presents: list = [None] * len(rows)
+                plain = [r for _, r in rows]
+                out: list = [None] * len(rows)
                 for group in self._groups(plain):
-                    lg, pr = self._forward_rows([plain[g] for g in group])
-                    for g, a, b in zip(group, lg, pr):
-                        logits[g], presents[g] = a, b
+                    for g, res in zip(group, self._forward_rows([plain[g] for g in group])):
+                        out[g] = res
                 ms = (time.perf_counter() - t0) * 1e3
                 with self._locks_guard:  # so a concurrent release() cannot slip between check and put
-                    for (i, tokens, start, _), lg, present in zip(rows, logits, presents):
+                    for (i, row), (lg, present, shared) in zip(rows, out):
                         op = passes[i].op
                         if op is None or not op.released:
-                            self.cache.put(passes[i].session_id, CacheEntry(tokens, present, lg[-1]))
-                        results[i] = ForwardResult(lg[-passes[i].n_out:], start, len(tokens) - start, ms)
+                            self.cache.put(passes[i].session_id, CacheEntry(row.tokens, present, lg[-1], shared))
+                        results[i] = ForwardResult(lg[-passes[i].n_out:], row.start, len(row.tokens) - row.start, ms)
             return results  # type: ignore[return-value]
 
-    def _groups(self, rows: list[tuple[list[int], int, object]]) -> list[list[int]]:
+    def _groups(self, rows: list["_Row"]) -> list[list[int]]:
         """Indices of `rows` in groups worth padding together: a long prompt's prefill (more than
         BATCH_MAX_NEW new tokens) alone, the rest together while the padded pass fits the context."""
         groups: list[list[int]] = []
         batch: list[int] = []
-        for i, (tokens, start, _) in enumerate(rows):
-            if len(tokens) - start > BATCH_MAX_NEW:
+        for i, row in enumerate(rows):
+            if row.new > BATCH_MAX_NEW:
                 groups.append([i])
                 continue
             trial = batch + [i]
-            padded = max(rows[j][1] for j in trial) + max(len(rows[j][0]) - rows[j][1] for j in trial)
+            padded = max(rows[j].start for j in trial) + max(rows[j].new for j in trial)
             if batch and padded > self.spec.max_context:
                 groups.append(batch)
                 trial = [i]
@@ -242,43 +257,55 @@ class ModelRunner:
             groups.append(batch)
         return groups
 
-    def _forward_rows(self, rows: list[tuple[list[int], int, list[np.ndarray] | None]]
-                      ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
-        """One pass over rows (tokens, start, cached past of `start` tokens or None); per row its
-        logits [len(tokens) − start, vocab] and its new cache (2 × layers [1, kv_heads, len(tokens), head_dim])."""
+    def _forward_rows(self, rows: list["_Row"]) -> list[tuple[np.ndarray, list[np.ndarray], tuple | None]]:
+        """One pass over `rows`; per row its logits [new, vocab], its new cache (2 × layers
+        [1, kv_heads, len(tokens), head_dim]) and, when that cache is a view of the batch's present
+        (see CacheEntry.shared), (present, row)."""
         if len(rows) == 1:  # no padding: exactly the unbatched pass
-            tokens, start, past = rows[0]
-            new = np.asarray(tokens[start:], dtype=np.int64)[None]  # [1, s]
-            mask = np.ones((1, len(tokens)), dtype=np.int64)  # [1, p+s]
-            pos = np.arange(start, len(tokens), dtype=np.int64)[None]  # [1, s]
-            logits, present = self.decoder.forward(new, mask, pos, past or self.decoder.empty_past(1))
-            return [logits[0]], [present]
+            row = rows[0]
+            new = np.asarray(row.tokens[row.start:], dtype=np.int64)[None]  # [1, s]
+            mask = np.ones((1, len(row.tokens)), dtype=np.int64)  # [1, p+s]
+            pos = np.arange(row.start, len(row.tokens), dtype=np.int64)[None]  # [1, s]
+            logits, present = self.decoder.forward(new, mask, pos, row.past or self.decoder.empty_past(1))
+            return [(logits[0], present, None)]
         b = len(rows)
-        P = max(start for _, start, _ in rows)  # padded past
-        S = max(len(t) - start for t, start, _ in rows)  # padded new tokens
+        S = max(r.new for r in rows)  # padded new tokens
         spec = self.spec
-        past = [np.zeros((b, spec.num_kv_heads, P, spec.head_dim), dtype=spec.cache_dtype)
-                for _ in range(2 * spec.num_layers)]
+        base = rows[0].shared[0] if rows[0].shared else None
+        if base is not None and base[0].shape[0] == b and all(
+                r.shared is not None and r.shared[0] is base and r.shared[1] == i for i, r in enumerate(rows)):
+            # the same sessions as the batch before, in the same order, each continuing it: that
+            # batch's present is this one's past as it stands (each row's past ends at its end)
+            past, P = base, base[0].shape[2]
+        else:
+            P = max(r.start for r in rows)  # padded past
+            past = [np.empty((b, spec.num_kv_heads, P, spec.head_dim), dtype=spec.cache_dtype)
+                    for _ in range(2 * spec.num_layers)]
+            for i, r in enumerate(rows):
+                for layer, a in enumerate(past):
+                    a[i, :, :P - r.start, :] = 0  # padding: masked out, but finite
+                    if r.past is not None:
+                        a[i, :, P - r.start:, :] = r.past[layer][0]
+        # a row's cached past ends where the new tokens begin (slot P), so its cache afterwards is
+        # one contiguous run of slots, [P − start, P + s)
         new = np.zeros((b, S), dtype=np.int64)  # [b, S]
         mask = np.zeros((b, P + S), dtype=np.int64)  # [b, P+S]: 1 = attend
         pos = np.zeros((b, S), dtype=np.int64)  # [b, S]
-        for r, (tokens, start, row_past) in enumerate(rows):
-            s = len(tokens) - start
-            if row_past is not None:
-                for layer, a in enumerate(row_past):
-                    past[layer][r, :, :start, :] = a[0]
-            new[r, :s] = tokens[start:]
-            mask[r, :start] = 1
-            mask[r, P:P + s] = 1
-            pos[r] = np.minimum(np.arange(start, start + S), spec.max_context - 1)
+        for i, r in enumerate(rows):
+            new[i, :r.new] = r.tokens[r.start:]
+            mask[i, P - r.start:P + r.new] = 1
+            pos[i] = np.minimum(np.arange(r.start, r.start + S), spec.max_context - 1)
         logits, present = self.decoder.forward(new, mask, pos, past)  # [b, S, vocab], [b, h, P+S, hd]
-        out_logits, out_present = [], []
-        for r, (tokens, start, _) in enumerate(rows):
-            s = len(tokens) - start
-            out_logits.append(logits[r, :s])
-            out_present.append([np.concatenate([a[r:r + 1, :, :start], a[r:r + 1, :, P:P + s]], axis=2)
-                                for a in present])
-        return out_logits, out_present
+        # sessions that step again at once (CLOUD decoding) keep views of this present, which the
+        # next batch takes whole; the others get copies, so that a session waiting between calls
+        # does not keep the whole batch's arrays alive
+        keep = all(r.steady and r.new == S for r in rows)
+        out = []
+        for i, r in enumerate(rows):
+            views = [a[i:i + 1, :, P - r.start:P + r.new] for a in present]
+            out.append((logits[i, :r.new], views if keep else [v.copy() for v in views],
+                        (present, i) if keep else None))
+        return out
 
     def release(self, session_id: str) -> bool:
         """Drop the session's cache; False when it held none (nor had work in flight)."""
@@ -392,7 +419,7 @@ class Generation:
 
     def next_pass(self, op: "_Operation | None" = None) -> Pass:
         """The forward pass the next token needs (`op`: ModelRunner.operation of the session)."""
-        return Pass(self.session_id, list(self.tokens), 1, op)
+        return Pass(self.session_id, list(self.tokens), 1, op, steady=True)
 
     def advance(self, res: ForwardResult) -> GenerateStep:
         """Pick the next token from `res` (the result of next_pass()) and render it."""

@@ -16,7 +16,8 @@ def target(profile) -> ModelRunner:
     return ModelRunner(OnnxDecoder(profile.target), Tokenizer(profile.tokenizer))
 
 
-def test_greedy_decoding_in_a_batch_equals_each_session_alone(target):
+@pytest.mark.parametrize("steady", [False, True])
+def test_greedy_decoding_in_a_batch_equals_each_session_alone(target, steady):
     prompts = [target.prompt_ids(text=p) for p in PROMPTS[:8]]
     alone = []
     for i, p in enumerate(prompts):
@@ -27,16 +28,20 @@ def test_greedy_decoding_in_a_batch_equals_each_session_alone(target):
     ctx = [list(p) for p in prompts]
     for step in range(24):
         # sessions at different lengths, some verifying several tokens at once: one padded pass
-        res = target.logits_after_many([Pass(f"batch-{i}", c) for i, c in enumerate(ctx)])
+        # steady: the caches stay in the batch's arrays, and each step takes the last one's whole
+        res = target.logits_after_many([Pass(f"batch-{steady}-{i}", c, steady=steady) for i, c in enumerate(ctx)])
         for c, r in zip(ctx, res):
             c.append(int(np.argmax(r.logits[-1])))
     assert ctx == alone
     # logits match the unbatched pass to float rounding; the caches stored are the same tokens
-    res = target.logits_after_many([Pass(f"batch-{i}", c[:-3], 3) for i, c in enumerate(ctx)])
+    if steady:
+        assert target.cache.get(f"batch-{steady}-0").shared is not None
+    res = target.logits_after_many([Pass(f"batch-{steady}-{i}", c[:-3], 3) for i, c in enumerate(ctx)])
     for i, (c, r) in enumerate(zip(ctx, res)):
         ref = target.logits_after(f"alone-{i}", c[:-3], 3).logits
         assert r.logits.shape == ref.shape and np.abs(r.logits - ref).max() < 1e-4
-        assert target.cache.get(f"batch-{i}").tokens == c[:-3]
+        entry = target.cache.get(f"batch-{steady}-{i}")
+        assert entry.tokens == c[:-3] and entry.shared is None  # a verify's cache is its own copy
 
 
 def test_a_batch_reuses_each_sessions_cache_and_pads_prefills_apart(target):
