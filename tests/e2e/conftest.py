@@ -3,6 +3,9 @@ each a separate process on free ports (started once per test session)."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import pytest
 
 from tandem.server.local_stack import LocalStack
@@ -18,13 +21,21 @@ latency_weight = 0.0
 """
 
 
+@contextlib.contextmanager
+def running_stack(tmp_path_factory, config: str, devices: tuple[str, ...], replicas: int) -> Iterator[LocalStack]:
+    """A router, an edge worker per device and the config's cloud pools, up until the block ends."""
+    path = tmp_path_factory.mktemp("stack") / "tandem.toml"
+    path.write_text(config)
+    with LocalStack(path, progress=lambda msg: print(f"[stack] {msg}", flush=True)) as s:
+        s.start_router()
+        for device in devices:
+            s.start_edge(device)
+        s.start_cloud()
+        s.wait_fleet(edge=len(devices), cloud=replicas)
+        yield s
+
+
 @pytest.fixture(scope="session")
 def stack(profile, tmp_path_factory):
-    config = tmp_path_factory.mktemp("e2e") / "tandem.toml"
-    config.write_text(CONFIG)
-    with LocalStack(config, progress=lambda msg: print(f"[stack] {msg}", flush=True)) as s:
-        s.start_router()
-        s.start_edge(DEVICE)
-        s.start_cloud()
-        s.wait_fleet(edge=1, cloud=2)
+    with running_stack(tmp_path_factory, CONFIG, (DEVICE,), 2) as s:
         yield s

@@ -16,9 +16,9 @@ from tandem.llm.decoder import OnnxDecoder
 from tandem.llm.runner import ModelRunner
 from tandem.llm.tokenizer import Tokenizer
 from tandem.params import SamplingConfig
-from tandem.server.local_stack import LocalStack
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
 from tests.conftest import PROMPTS
+from tests.e2e.conftest import running_stack
 
 DEVICE = "pool-phone"
 # main: batched; tiny: one call at a time, and cheaper (the policy tries it first); auto: scales 1 → 2
@@ -58,13 +58,7 @@ target_queue_per_replica = 1.0
 
 @pytest.fixture(scope="module")
 def stack(profile, tmp_path_factory):
-    config = tmp_path_factory.mktemp("pool") / "tandem.toml"
-    config.write_text(CONFIG)
-    with LocalStack(config, progress=lambda msg: print(f"[stack] {msg}", flush=True)) as s:
-        s.start_router()
-        s.start_edge(DEVICE)
-        s.start_cloud()
-        s.wait_fleet(edge=1, cloud=3)
+    with running_stack(tmp_path_factory, CONFIG, (DEVICE,), 3) as s:
         yield s
 
 

@@ -14,9 +14,9 @@ from tandem.llm.decoder import OnnxDecoder
 from tandem.llm.runner import ModelRunner
 from tandem.llm.tokenizer import Tokenizer
 from tandem.params import SamplingConfig
-from tandem.server.local_stack import LocalStack
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 from tests.conftest import PROMPTS
+from tests.e2e.conftest import running_stack
 
 N = 300
 LINK = ["--link-delay-ms", "5"]  # a 10 ms round trip keeps the stream going long enough to kill things
@@ -24,13 +24,8 @@ LINK = ["--link-delay-ms", "5"]  # a 10 ms round trip keeps the stream going lon
 
 @pytest.fixture(scope="module")
 def stack(profile, tmp_path_factory):
-    config = tmp_path_factory.mktemp("failover") / "tandem.toml"
-    config.write_text('[router.policy]\nlatency_weight = 0.0\n\n'
-                      '[[cloud.pools]]\nname = "asic"\nreplicas = 2\nnum_cpus = 0.25\n')
-    with LocalStack(config) as s:
-        s.start_router()
-        s.start_cloud()
-        s.wait_fleet(edge=0, cloud=2)
+    config = '[router.policy]\nlatency_weight = 0.0\n\n[[cloud.pools]]\nname = "asic"\nreplicas = 2\nnum_cpus = 0.25\n'
+    with running_stack(tmp_path_factory, config, (), 2) as s:
         yield s
 
 
