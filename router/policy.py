@@ -13,13 +13,16 @@ Each gets a prediction (router.predict) and then, in order:
    budget; EDGE when the small model's quality does not suffice (it does with QUALITY_SMALL_OK, a
    device-only request, PREFER_DEVICE, or a short request per the policy); TANDEM disabled; a pool
    that is dearer than the price ceiling or saturated; a predicted cost above the cost ceiling.
-2. SLOs: a candidate predicted to miss the TTFT or per-token SLO is dropped when another meets both.
+2. SLOs: a candidate predicted to miss the TTFT or per-token SLO (scaled by slo_headroom) is dropped
+   when another meets both; when none does, the SLOs as they are.
 3. Preference: PREFER_DEVICE picks EDGE, PREFER_CLOUD a CLOUD and PREFER_TANDEM a TANDEM candidate
    when one survived.
 4. Score (lower wins): cost_weight·cost/C + latency_weight·(time/T − 1) + battery_weight·pressure·energy/J,
-   where C is the cost of the cheapest plain-CLOUD run, T the fastest survivor's total time and J
-   the energy of the whole request on the device; pressure = ((100 − charge)/(100 − reserve))²
-   clamped to [0, 1], 0 while charging or without a battery.
+   where C is the cost of the cheapest plain-CLOUD run, T the fastest plain run's (CLOUD or EDGE,
+   excluded or not: the scales do not depend on who survived) total time and J the energy of the
+   whole request on the device; pressure = ((100 − charge)/(100 − reserve))² clamped to [0, 1], 0
+   while charging or without a battery. TANDEM's draft length and overlap are chosen by the same
+   prices (router.predict.RoundPrices), among the variants that meet the SLOs.
 
 No survivor → FailedPrecondition listing every candidate's exclusion.
 """
@@ -195,8 +198,8 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
     for p in snap.pools:
         o = _Option("tandem", p)
         options.append(o)
-        if d is None:
-            continue
+        if d is None or device_only or req.preference == ONLY_CLOUD or not policy.allow_tandem:
+            continue  # excluded by a rule that needs no prediction
         alpha = snap.acceptance.get(p.name, policy.prior_acceptance)
         prices = RoundPrices(
             per_ms=policy.latency_weight / time_ref,
