@@ -142,21 +142,19 @@ async def tandem_rounds(
         room = min(max_new_tokens, max_context - len(committed))
         gamma = control.next_gamma(room)
         head = asyncio.ensure_future(drafts.head(tuple(committed), gamma + 1)) if gamma and room > 1 else None
-        try:
+        try:  # the head block is cancelled however this ends early (an error, the caller stopping)
             verdict = await verifier.verify(committed, EMPTY_DRAFT)
-        except BaseException:
+            new = [verdict.next_token]
+            eos = eos_token_id in new
+            committed += new
+            produced += 1
+            _account(stats, 0, verdict, EMPTY_DRAFT)
+            yield Commit(new, 0, 0, verdict.worker_id, eos)
+            if eos or produced >= max_new_tokens or len(committed) >= max_context or head is None:
+                return
+            block = await head  # DeviceLost propagates: the caller continues from the committed tokens
+        finally:
             await _cancel(head)
-            raise
-        new = [verdict.next_token]
-        eos = eos_token_id in new
-        committed += new
-        produced += 1
-        _account(stats, 0, verdict, EMPTY_DRAFT)
-        yield Commit(new, 0, 0, verdict.worker_id, eos)
-        if eos or produced >= max_new_tokens or len(committed) >= max_context or head is None:
-            await _cancel(head)
-            return
-        block = await head  # DeviceLost propagates: the caller continues from the committed tokens
         if block.tokens[:1] == new and len(block.tokens) > 1:
             stats.head_hits += 1
             pending = dataclasses.replace(block, tokens=block.tokens[1:], dists=block.dists[1:], bonus_guess=None)

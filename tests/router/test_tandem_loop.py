@@ -206,3 +206,30 @@ def test_device_loss_propagates_after_committed_rounds():
     with pytest.raises(DeviceLost):
         asyncio.run(go())
     assert got and got == truth_sequence([1], 50)[: len(got)]  # what was committed is right
+
+
+def test_a_caller_that_stops_after_the_first_token_cancels_the_head_block():
+    cancelled = []
+
+    class Slow(RequestedSource):
+        async def head(self, committed, n):
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+    class Unhurried(Verifier):
+        async def verify(self, context, draft):
+            await asyncio.sleep(0.01)  # the device's head block is under way meanwhile
+            return await super().verify(context, draft)
+
+    async def go():
+        control = DraftLengthController(DraftControlConfig(fixed_gamma=3))
+        rounds = tandem_rounds([1], 50, 512, EOS, control, Slow(), Unhurried(), TandemStats(), head_start=True)
+        async for c in rounds:
+            break  # the caller has what it wanted
+        await rounds.aclose()
+
+    asyncio.run(go())
+    assert cancelled == [True]
