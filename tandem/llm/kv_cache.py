@@ -52,6 +52,7 @@ class SessionCache:
     def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._entries: collections.OrderedDict[str, CacheEntry] = collections.OrderedDict()
+        self._bytes = 0  # held by the entries (kept as they come and go: put runs on every pass)
         self._lock = threading.Lock()
         self.stats = CacheStats()
 
@@ -64,12 +65,13 @@ class SessionCache:
 
     def put(self, session_id: str, entry: CacheEntry) -> None:
         with self._lock:
+            replaced = self._entries.get(session_id)
+            self._bytes += entry.nbytes - (replaced.nbytes if replaced is not None else 0)
             self._entries[session_id] = entry
             self._entries.move_to_end(session_id)
-            total = sum(e.nbytes for e in self._entries.values())
-            while total > self.max_bytes and len(self._entries) > 1:
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
                 _, old = self._entries.popitem(last=False)
-                total -= old.nbytes
+                self._bytes -= old.nbytes
                 self.stats.evictions += 1
 
     def record_lookup(self, reused: int) -> None:
@@ -82,12 +84,14 @@ class SessionCache:
 
     def pop(self, session_id: str) -> bool:
         with self._lock:
-            return self._entries.pop(session_id, None) is not None
+            old = self._entries.pop(session_id, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            return old is not None
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def nbytes(self) -> int:
-        with self._lock:
-            return sum(e.nbytes for e in self._entries.values())
+        return self._bytes
