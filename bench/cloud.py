@@ -38,11 +38,11 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from loadtest.traces import VerifyCall, greedy_tandem_trace  # noqa: E402
 from tandem.llm.decoder import OnnxDecoder  # noqa: E402
 from tandem.llm.runner import ModelRunner  # noqa: E402
 from tandem.llm.tokenizer import Tokenizer  # noqa: E402
 from tandem.models import ModelProfile  # noqa: E402
-from tandem.params import SamplingConfig  # noqa: E402
 from tandem.server.local_stack import LocalStack  # noqa: E402
 from tandem.server.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc  # noqa: E402
@@ -74,23 +74,6 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def tandem_trace(target: ModelRunner, draft: ModelRunner, prompt: list[int], n: int, gamma: int) -> list[dict]:
-    """The Verify calls of a greedy TANDEM session: per round the committed context, the drafted
-    tokens and the verdict the target must give."""
-    committed, rounds, sid = list(prompt), [], f"trace-{len(prompt)}-{prompt[:4]}"
-    greedy = SamplingConfig(max_new_tokens=1)
-    while len(committed) - len(prompt) < n:
-        g = min(gamma, n - (len(committed) - len(prompt)) - 1)
-        drafted = draft.draft(sid, committed, g, greedy).token_ids if g > 0 else []
-        v = target.verify(sid, committed, drafted, None, greedy)
-        rounds.append({"context": list(committed), "drafted": drafted, "accepted": v.round.accepted,
-                       "next": v.round.next_token})
-        committed += drafted[: v.round.accepted] + [v.round.next_token]
-    target.release(sid)
-    draft.release(sid)
-    return rounds
-
-
 def batch_histogram(metrics_port: int) -> dict[str, float]:
     """The replica's tandem_worker_batch_size buckets (cumulative counts by upper bound)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
@@ -103,17 +86,15 @@ def batch_histogram(metrics_port: int) -> dict[str, float]:
 
 
 def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
-    """Batches formed between two scrapes, by size range ("≤1", "2", "3–4", …)."""
-    bounds = sorted((float(k) for k in after if k != "+Inf"))
-    out, prev_count, prev_le = {}, 0.0, 0.0
-    for le in bounds + [float("inf")]:
-        key = "+Inf" if le == float("inf") else (f"{le:.1f}" if f"{le:.1f}" in after else str(le))
-        count = after.get(key, 0.0) - before.get(key, 0.0)
-        lo = int(prev_le) + 1
-        label = f"{lo}" if le == lo else (f"{lo}+" if le == float("inf") else f"{lo}–{int(le)}")
-        if count - prev_count:
-            out[label] = int(count - prev_count)
-        prev_count, prev_le = count, le
+    """Batches formed between two scrapes of the cumulative histogram, by size range ("1", "3–4", "65+")."""
+    out, below, lo = {}, 0.0, 1
+    for key in sorted(after, key=float):  # "1.0", "2.0", …, "+Inf" (float() reads all of them)
+        cumulative = after[key] - before.get(key, 0.0)
+        hi = float(key)
+        label = f"{lo}+" if hi == float("inf") else f"{lo}" if hi == lo else f"{lo}–{int(hi)}"
+        if cumulative > below:
+            out[label] = int(cumulative - below)
+        below, lo = cumulative, int(hi) + 1 if hi != float("inf") else lo
     return out
 
 
@@ -130,16 +111,16 @@ async def cloud_session(stub, sid: str, prompt: list[int], n: int, gaps: list[fl
     return produced
 
 
-async def tandem_session(stub, sid: str, rounds: list[dict], gaps: list[float]) -> int:
+async def tandem_session(stub, sid: str, rounds: list[VerifyCall], gaps: list[float]) -> int:
     committed = 0
     try:
         for r in rounds:
             t0 = time.perf_counter()
-            v = await stub.Verify(worker_pb2.VerifyRequest(session_id=sid, context=r["context"],
-                                                           draft_token_ids=r["drafted"]), timeout=600)
-            if (v.accepted, v.next_token_id) != (r["accepted"], r["next"]):
+            v = await stub.Verify(worker_pb2.VerifyRequest(session_id=sid, context=r.context,
+                                                           draft_token_ids=r.drafted), timeout=600)
+            if (v.accepted, v.next_token_id) != (r.accepted, r.next_token):
                 raise AssertionError(f"{sid}: verdict {(v.accepted, v.next_token_id)} != the target's "
-                                     f"{(r['accepted'], r['next'])}")
+                                     f"{(r.accepted, r.next_token)}")
             gaps.append((time.perf_counter() - t0) * 1e3 / (v.accepted + 1))
             committed += v.accepted + 1
     finally:
@@ -147,7 +128,7 @@ async def tandem_session(stub, sid: str, rounds: list[dict], gaps: list[float]) 
     return committed
 
 
-async def run(endpoint: str, mode: str, sessions: int, prompts: list[list[int]], traces: list[list[dict]],
+async def run(endpoint: str, mode: str, sessions: int, prompts: list[list[int]], traces: list[list[VerifyCall]],
               n: int, tag: str) -> dict:
     async with grpc.aio.insecure_channel(endpoint) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
@@ -195,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     target, draft = ModelRunner(OnnxDecoder(profile.target), tok), ModelRunner(OnnxDecoder(profile.draft), tok)
     prompts = [target.prompt_ids(text=p) for p in PROMPTS]
     log(f"tracing {len(prompts)} TANDEM sessions (γ = {args.gamma}, {args.tokens} tokens) with the shipped pair")
-    traces = [tandem_trace(target, draft, p, args.tokens, args.gamma) for p in prompts]
-    accepted = sum(r["accepted"] for t in traces for r in t)
-    drafted = sum(len(r["drafted"]) for t in traces for r in t)
+    traces = [greedy_tandem_trace(target, draft, p, args.tokens, args.gamma) for p in prompts]
+    accepted = sum(r.accepted for t in traces for r in t)
+    drafted = sum(len(r.drafted) for t in traces for r in t)
     passes = sum(len(t) for t in traces)
     del target, draft
 
@@ -230,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
               "tandem_over_cloud": round(rate(s, "tandem", "batched") / rate(s, "cloud", "batched"), 3)}
           for s in levels}
     figures = {"by_sessions": by, "trace_acceptance": round(accepted / drafted, 3) if drafted else 0.0,
-               "trace_tokens_per_pass": round(sum(len(t) and args.tokens for t in traces) / passes, 3)}
+               # the tokens the sessions asked for over the passes that produced them
+               "trace_tokens_per_pass": round(len(traces) * args.tokens / passes, 3)}
     result = {"tokens_per_session": args.tokens, "gamma": args.gamma, "rows": rows, "figures": figures,
               "wall_s": round(time.perf_counter() - wall, 1)}
     header = (f"One replica of the shipped target per pool; {args.tokens} new tokens per session; TANDEM traces "

@@ -98,6 +98,10 @@ class _Lines:
             t[0], t[1] = t[0] - a, t[1] - b
             self._n[old_key[0]] -= 1
 
+    def count(self, key: tuple) -> int:
+        line = self._d.get(key)
+        return line.count if line is not None else 0
+
     def get(self, key: tuple, prior: tuple[float, float]) -> tuple[float, float]:
         line = self._d.get(key)
         if line is not None:
@@ -234,26 +238,22 @@ class Estimates:
         verify pass). When only one of its own has been measured, the other follows it in the ratio
         the peers measured (else the priors' ratio) rather than taking the peers' value or the prior
         — a pool's own CLOUD figures say more about its verify passes than another pool's do."""
-        own_a, own_b = self._t.count(a), self._t.count(b)
-        va, vb = self._t.get(a, prior_a), self._t.get(b, prior_b)  # own, else peers' mean, else prior
-        peers_a, peers_b = self._t.kind_count(a[0]) - bool(own_a), self._t.kind_count(b[0]) - bool(own_b)
-        ratio = prior_b / prior_a
-        if peers_a and peers_b and not (own_a or own_b):
+        t = self._t
+        own_a, own_b = t.count(a), t.count(b)
+        va, vb = t.get(a, prior_a), t.get(b, prior_b)  # own, else the peers' mean, else the prior
+        if own_a and own_b:
             return va, vb
-        if peers_a and peers_b:  # the peers' means, without this one's own figure
-            pa = self._t.mean_without(a, prior_a)
-            pb = self._t.mean_without(b, prior_b)
-            ratio = pb / pa if pa > 0 else ratio
-        if own_a and not own_b:
-            vb = va * ratio
-        elif own_b and not own_a:
-            va = vb / ratio
-        elif not (own_a or own_b) and (peers_a or peers_b) and not (peers_a and peers_b):
-            # the peers measured only one kind: the other follows it in the priors' ratio
-            if peers_a:
-                vb = va * ratio
-            else:
-                va = vb / ratio
+        if own_a or own_b:
+            pa, pb = t.mean_without(a, 0.0), t.mean_without(b, 0.0)
+            ratio = pb / pa if pa > 0 and pb > 0 else prior_b / prior_a
+            return (va, va * ratio) if own_a else (vb / ratio, vb)
+        # nothing of its own: the peers' means — and where the peers measured one kind only, the
+        # other follows it in the priors' ratio
+        na, nb = t.kind_count(a[0]), t.kind_count(b[0])
+        if na and not nb:
+            vb = va * prior_b / prior_a
+        elif nb and not na:
+            va = vb * prior_a / prior_b
         return va, vb
 
     def pool(self, pool: str) -> dict[str, float]:
@@ -293,5 +293,4 @@ class Estimates:
         return self._chars_per_token.value if self._chars_per_token else self.policy.prompt_chars_per_token
 
     def observations(self, *key: str) -> int:
-        line = self._lines._d.get(tuple(key))
-        return line.count if line is not None else self._t.count(tuple(key))
+        return self._lines.count(tuple(key)) or self._t.count(tuple(key))

@@ -162,7 +162,8 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                     yield out
                 return
             except grpc.RpcError as err:
-                if on_edge or not replica_lost(err) or context.time_remaining() is not None and context.time_remaining() <= 0:
+                left = context.time_remaining()
+                if on_edge or not replica_lost(err) or (left is not None and left <= 0):
                     raise from_rpc_error(err) from None
                 nxt = self._replacement(spec, decision.pool, worker_id, err, tried, streamed=bool(generated))
                 if nxt is None:

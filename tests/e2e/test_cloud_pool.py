@@ -17,6 +17,7 @@ from tandem.llm.runner import ModelRunner
 from tandem.llm.tokenizer import Tokenizer
 from tandem.params import SamplingConfig
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
+from loadtest.traces import greedy_tandem_trace
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import running_stack
 
@@ -89,27 +90,12 @@ def draft(profile):
     return ModelRunner(OnnxDecoder(profile.draft), Tokenizer(profile.tokenizer))
 
 
-def verify_trace(target, draft, prompt, n, gamma=4):
-    """The Verify calls of a greedy TANDEM session on the shipped pair: (context, drafted, verdict)."""
-    greedy_cfg = SamplingConfig(max_new_tokens=1)
-    committed = target.prompt_ids(text=prompt)
-    start, out = len(committed), []
-    while len(committed) - start < n:
-        drafted = draft.draft("trace", committed, gamma, greedy_cfg).token_ids
-        v = target.verify("trace", committed, drafted, None, greedy_cfg)
-        out.append((list(committed), drafted, (v.round.accepted, v.round.next_token)))
-        committed += drafted[: v.round.accepted] + [v.round.next_token]
-    target.release("trace")
-    draft.release("trace")
-    return out
-
-
 def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target, draft):
     main = replicas(stack, "main")[0]
     before = batches(main.info.metrics_port)
     n = 40
     want = {p: greedy(target, p, n) for p in PROMPTS}
-    traces = {p: verify_trace(target, draft, p, n) for p in PROMPTS}
+    traces = {p: greedy_tandem_trace(target, draft, target.prompt_ids(text=p), n, 4) for p in PROMPTS}
 
     async def go():
         async with grpc.aio.insecure_channel(main.endpoint) as ch:
@@ -123,9 +109,9 @@ def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target
 
             async def verify(i, prompt):
                 verdicts = []
-                for context, drafted, _ in traces[prompt]:
-                    v = await stub.Verify(worker_pb2.VerifyRequest(session_id=f"tandem-{i}", context=context,
-                                                                   draft_token_ids=drafted), timeout=120)
+                for call in traces[prompt]:
+                    v = await stub.Verify(worker_pb2.VerifyRequest(session_id=f"tandem-{i}", context=call.context,
+                                                                   draft_token_ids=call.drafted), timeout=120)
                     verdicts.append((v.accepted, v.next_token_id))
                 return verdicts
 
@@ -135,7 +121,7 @@ def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target
     outs = asyncio.run(go())
     # 16 concurrent sessions on one replica, each computing what it would alone
     assert outs[: len(PROMPTS)] == [want[p] for p in PROMPTS]
-    assert outs[len(PROMPTS):] == [[v for _, _, v in traces[p]] for p in PROMPTS]
+    assert outs[len(PROMPTS):] == [[(c.accepted, c.next_token) for c in traces[p]] for p in PROMPTS]
     after = batches(main.info.metrics_port)
     single = after["1.0"] - before.get("1.0", 0.0)
     total = after["+Inf"] - before.get("+Inf", 0.0)
