@@ -9,13 +9,14 @@ waiting up to 2 ms for company while other sessions are active) and `unbatched` 
 back to back, so the figures are comparable ratios on this noisy machine.
 
 - CLOUD decoding: each session is one Worker.Generate stream of --tokens greedy tokens.
-- TANDEM verification: each session replays, call by call, the Verify calls of a real TANDEM
-  session — drafted by the shipped draft model with γ = --gamma, computed in this process before
+- TANDEM verification: each session replays, round by round on one VerifyStream (as the router
+  sends them), the verification rounds of a real TANDEM session — drafted by the shipped draft model with γ = --gamma, computed in this process before
   the measurement so the replica's work is exactly a real session's — and checks every verdict
   against the trace (exactness). The device's drafting and link are not on the clock: this
   measures what the pool serves.
 
-Sessions run different prompts (the shared prompt set, cycled). Figures: committed tokens per
+N concurrent sessions means N clients, each running session after session until every prompt of
+the shared set ran at least once (so one session's figures are not one prompt's). Figures: committed tokens per
 replica-second (all sessions' tokens ÷ wall time), per-token latency p50/p99 (a CLOUD chunk's gap;
 a verify call's time ÷ the tokens it committed), and the batch sizes the replica formed (its
 tandem_worker_batch_size histogram). Prints progress to stderr, JSON and a markdown table to
@@ -112,36 +113,46 @@ async def cloud_session(stub, sid: str, prompt: list[int], n: int, gaps: list[fl
 
 
 async def tandem_session(stub, sid: str, rounds: list[VerifyCall], gaps: list[float]) -> int:
+    """Replays a session's rounds on one VerifyStream, as the router sends them."""
     committed = 0
-    try:
-        for r in rounds:
-            t0 = time.perf_counter()
-            v = await stub.Verify(worker_pb2.VerifyRequest(session_id=sid, context=r.context,
-                                                           draft_token_ids=r.drafted), timeout=600)
-            if (v.accepted, v.next_token_id) != (r.accepted, r.next_token):
-                raise AssertionError(f"{sid}: verdict {(v.accepted, v.next_token_id)} != the target's "
-                                     f"{(r.accepted, r.next_token)}")
-            gaps.append((time.perf_counter() - t0) * 1e3 / (v.accepted + 1))
-            committed += v.accepted + 1
-    finally:
-        await stub.Release(worker_pb2.ReleaseRequest(session_id=sid), timeout=10)
+    stream = stub.VerifyStream(timeout=600)
+    for k, r in enumerate(rounds):
+        t0 = time.perf_counter()
+        await stream.write(worker_pb2.VerifyStreamRequest(session_id=sid, context=r.context if k == 0 else (),
+                                                          draft_token_ids=r.drafted))
+        v = await stream.read()
+        if v is grpc.aio.EOF or (v.accepted, v.next_token_id) != (r.accepted, r.next_token):
+            raise AssertionError(f"{sid}: verdict {v} != the target's {(r.accepted, r.next_token)}")
+        gaps.append((time.perf_counter() - t0) * 1e3 / (v.accepted + 1))
+        committed += v.accepted + 1
+    await stream.done_writing()  # which releases the session's cache
     return committed
 
 
 async def run(endpoint: str, mode: str, sessions: int, prompts: list[list[int]], traces: list[list[VerifyCall]],
               n: int, tag: str) -> dict:
+    """`sessions` concurrent sessions, each running session after session over the prompt set until
+    every prompt ran at least once (so that one session's figures are not one prompt's)."""
+    total = -(-max(sessions, len(prompts)) // sessions) * sessions
     async with grpc.aio.insecure_channel(endpoint) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
         gaps: list[float] = []
+
+        async def worker(w: int) -> int:
+            tokens = 0
+            for i in range(w, total, sessions):
+                if mode == "cloud":
+                    tokens += await cloud_session(stub, f"{tag}-{i}", prompts[i % len(prompts)], n, gaps)
+                else:
+                    tokens += await tandem_session(stub, f"{tag}-{i}", traces[i % len(traces)], gaps)
+            return tokens
+
         t0 = time.perf_counter()
-        if mode == "cloud":
-            jobs = [cloud_session(stub, f"{tag}-{i}", prompts[i % len(prompts)], n, gaps) for i in range(sessions)]
-        else:
-            jobs = [tandem_session(stub, f"{tag}-{i}", traces[i % len(traces)], gaps) for i in range(sessions)]
-        tokens = sum(await asyncio.gather(*jobs))
+        tokens = sum(await asyncio.gather(*[worker(w) for w in range(sessions)]))
         wall = time.perf_counter() - t0
     gaps.sort()
-    return {"tokens": tokens, "wall_s": round(wall, 3), "tokens_per_replica_s": round(tokens / wall, 1),
+    return {"sessions_run": total, "tokens": tokens, "wall_s": round(wall, 3),
+            "tokens_per_replica_s": round(tokens / wall, 1),
             "token_ms_p50": round(statistics.median(gaps), 3) if gaps else None,
             "token_ms_p99": round(gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))], 3) if gaps else None}
 

@@ -56,8 +56,13 @@ class PassBatcher:
         self._sizes = [0, 0]
         return passes / batches / self.max_batch_size if batches else 0.0
 
-    def _others_active(self, session_id: str) -> bool:
-        """Whether a session other than `session_id` submitted a pass within ACTIVE_S."""
+    def forget(self, session_id: str) -> None:
+        """The session ended: it no longer counts as active (a pass of the next one need not wait)."""
+        self._recent.pop(session_id, None)
+
+    def joins_batch(self, session_id: str) -> bool:
+        """Record that `session_id` submits a pass now; whether that pass goes to a batch, i.e. a
+        session other than `session_id` submitted one within ACTIVE_S (and was not forgotten since)."""
         now = time.monotonic()
         self._recent[session_id] = now
         if len(self._recent) > 4 * self.max_batch_size:
@@ -65,7 +70,7 @@ class PassBatcher:
         return any(s != session_id and now - t < ACTIVE_S for s, t in self._recent.items())
 
     async def __call__(self, p: Pass) -> ForwardResult:
-        if not self._others_active(p.session_id):  # alone: no batch to join, straight to the model
+        if not self.joins_batch(p.session_id):  # alone: no batch to join, straight to the model
             self._sizes[0] += 1
             self._sizes[1] += 1
             self.observe_batch(1)

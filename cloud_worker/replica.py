@@ -102,6 +102,7 @@ class TargetReplica:
             self.batcher = PassBatcher(runner, self.servicer.run_on_model_thread, pool.max_batch_size,
                                        pool.batch_wait_ms, metrics.batch_size.observe)
             self.servicer.forward = self.batcher
+            self.servicer.released = self.batcher.forget
         self.host.servicer = self.servicer
         self.server = grpc.aio.server()
         worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)

@@ -15,6 +15,11 @@ class RouterConfig:
     metrics_port: int = 9464  # /metrics; 0: any free port; -1: disabled
     heartbeat_interval_ms: int = 1000  # asked of every worker
     lease_ms: int = 5000  # a worker silent this long is dropped
+    # cloud replicas are also asked (grpc.health.v1) every interval; this many failed checks in a
+    # row (no answer within the timeout, or NOT_SERVING) drop one; interval 0: no health checks
+    health_check_interval_ms: int = 1000
+    health_check_timeout_ms: int = 1000
+    health_check_failures: int = 2
     tokenizer_id: str = ""  # pin the fleet's tokenizer; empty: the first worker to register sets it
     max_inflight: int = 256  # Generate calls served at once before RESOURCE_EXHAUSTED
     worker_timeout_s: float = 120.0  # upper bound on a worker call when the client set no deadline
@@ -32,6 +37,9 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
+        if self.health_check_interval_ms < 0 or self.health_check_timeout_ms <= 0 or self.health_check_failures < 1:
+            raise ValueError("health_check_interval_ms must be >= 0, health_check_timeout_ms > 0 and "
+                             "health_check_failures >= 1")
         if self.max_inflight < 1 or self.worker_timeout_s <= 0 or self.round_timeout_s <= 0:
             raise ValueError("max_inflight must be >= 1, worker_timeout_s and round_timeout_s > 0")
         if not 1 <= self.max_draft_length <= 64 or not 1 <= self.draft_support_size <= 4096:

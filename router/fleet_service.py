@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from router.config import RouterConfig
 from router.convert import KINDS, record_from_register, state_from_pb
-from router.fleet import CLOUD, EDGE, FleetRegistry
+from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
+from router.health_checks import FailureCounts
 from router.metrics import RouterMetrics
 from router.worker_channels import WorkerChannels
 from tandem.errors import InvalidArgument
@@ -23,6 +28,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.config = config
         self.metrics = metrics
         self.channels = channels
+        self.health_failures = FailureCounts(config.health_check_failures)
 
     def update_gauges(self) -> None:
         for kind in (EDGE, CLOUD):
@@ -89,3 +95,29 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             self._forget(w)
             await self.channels.drop(w.endpoint)
         self.update_gauges()
+
+    async def check_health(self) -> None:
+        """Ask every cloud replica's health service once (concurrently); drop the ones that failed
+        `health_check_failures` checks in a row (called periodically by the router)."""
+        replicas = self.registry.members(CLOUD)
+        self.health_failures.keep_only({w.worker_id for w in replicas})
+        results = await asyncio.gather(*[self._healthy(w) for w in replicas])
+        for w, (ok, why) in zip(replicas, results):
+            if self.health_failures.record(w.worker_id, ok) and self.registry.get(w.worker_id) is w:
+                log.warning("cloud replica %s at %s failed %d health checks in a row (%s): dropped", w.worker_id,
+                            w.endpoint, self.health_failures.failures, why)
+                self.registry.deregister(w.worker_id)
+                self.metrics.unhealthy.labels(w.kind).inc()
+                self._forget(w)
+                await self.channels.drop(w.endpoint)
+        self.update_gauges()
+
+    async def _healthy(self, w: WorkerRecord) -> tuple[bool, str]:
+        stub = health_pb2_grpc.HealthStub(self.channels.channel(w.endpoint))
+        try:
+            resp = await stub.Check(health_pb2.HealthCheckRequest(service=""),
+                                    timeout=self.config.health_check_timeout_ms / 1e3)
+        except grpc.RpcError as err:
+            return False, err.code().name
+        ok = resp.status == health_pb2.HealthCheckResponse.SERVING
+        return ok, "" if ok else health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)

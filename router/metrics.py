@@ -50,6 +50,8 @@ class RouterMetrics:
         self.accepted = Counter("tandem_tandem_accepted_tokens", "Drafted tokens accepted", registry=registry)
         self.expired = Counter("tandem_fleet_expired", "Workers dropped after missing heartbeats", ["kind"],
                                registry=registry)
+        self.unhealthy = Counter("tandem_fleet_unhealthy", "Cloud replicas dropped after failing health checks in a row",
+                                 ["kind"], registry=registry)
 
     def observe_tandem(self, stats) -> None:
         """Record a finished TANDEM request's statistics (router.tandem_loop.TandemStats)."""

@@ -62,6 +62,7 @@ class Router:
         self._httpd = None
         self._expiry: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
+        self._health: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
@@ -72,6 +73,8 @@ class Router:
         await self.server.start()
         await mark_serving(self.health, SERVICES)
         self._expiry = asyncio.create_task(self._expire_loop(), name="fleet-expiry")
+        if self.config.health_check_interval_ms:
+            self._health = asyncio.create_task(self._health_loop(), name="health-checks")
         if self.policy_file:
             self._watch = asyncio.create_task(self._watch_policy_file(), name="policy-file")
         log.info("router serving on %s (metrics on %s)", self.address, self.metrics_port or "-")
@@ -81,6 +84,14 @@ class Router:
             await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
             await self.fleet_service.expire()
 
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health_check_interval_ms / 1e3)
+            try:
+                await self.fleet_service.check_health()
+            except Exception:  # noqa: BLE001 - a bad round of checks must not end the checking
+                log.exception("health checks failed")
+
     async def _watch_policy_file(self) -> None:
         assert self.policy_file is not None
         while True:
@@ -89,7 +100,7 @@ class Router:
 
     async def stop(self, grace_s: float = 2.0) -> None:
         await mark_not_serving(self.health, SERVICES)
-        for task in (self._expiry, self._watch):
+        for task in (self._expiry, self._watch, self._health):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -4,8 +4,8 @@ Draft sources: :class:`RequestedDrafts` asks for each round's block with a Draft
 :class:`StreamedDrafts` keeps a DraftStream open on which the device drafts ahead.
 
 Failure semantics: a draft call or stream that fails with UNAVAILABLE, a broken link or the
-per-round timeout raises DeviceLost; a verify call that fails that way is retried on another replica of the pool
-(safe: the committed context travels with every call, so the new replica recomputes its cache),
+per-round timeout raises DeviceLost; a verify round that fails that way is retried on another replica of the pool
+(safe: a new VerifyStream starts from the whole committed context, so the new replica recomputes its cache),
 and CloudLost is raised when none is left. The client's own deadline passing is DeadlineExceeded.
 Any other status is passed through as the matching TandemError.
 """
@@ -13,6 +13,7 @@ Any other status is passed through as the matching TandemError.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Callable, Sequence
 
@@ -234,7 +235,8 @@ class StreamedDrafts:
 
 
 class GrpcVerifier:
-    """Verifies on a replica of one pool; on failure moves the session to another replica."""
+    """Verifies on a replica of one pool over a VerifyStream; on failure moves the session to another
+    replica (a new stream there starts from the whole committed context, so it recomputes)."""
 
     def __init__(self, channels: WorkerChannels, first: WorkerRecord,
                  replicas: Callable[[], list[WorkerRecord]], session_id: str,
@@ -251,6 +253,8 @@ class GrpcVerifier:
         self.sampling = sampling
         self.deadline = deadline
         self.retries = 0
+        self._call: grpc.aio.StreamStreamCall | None = None  # the stream to self.replica
+        self._stream_context: list[int] = []  # the committed context as the stream's replica holds it
 
     def _next_replica(self) -> WorkerRecord:
         left = [r for r in self._replicas() if r.worker_id not in self._failed]
@@ -260,22 +264,47 @@ class GrpcVerifier:
         return min(left, key=lambda r: (r.state.queue_depth, r.worker_id))
 
     async def verify(self, context: Sequence[int], draft: Draft) -> Verdict:
-        req = worker_pb2.VerifyRequest(session_id=self.session_id, context=list(context),
-                                       draft_token_ids=draft.tokens, draft_distributions=draft.dists,
-                                       sampling=self.sampling)
         while True:
             t0 = time.perf_counter()
+            msg = worker_pb2.VerifyStreamRequest(draft_token_ids=draft.tokens, draft_distributions=draft.dists,
+                                                 context_length=len(context))
+            if self._call is None:
+                self._call = self.channels.stub(self.replica.endpoint).VerifyStream(
+                    timeout=self.deadline.timeout_total())
+                msg.session_id = self.session_id
+                msg.sampling.CopyFrom(self.sampling)
+                msg.context.extend(context)
+            elif self._stream_context != context:  # the loop moved on otherwise than by the verdicts
+                msg.context.extend(context)
             try:
-                resp = await self.channels.stub(self.replica.endpoint).Verify(req, timeout=self.deadline.timeout())
+                resp = await self._round(self._call, msg)
+                self._stream_context = [*context, *draft.tokens[: resp.accepted], resp.next_token_id]
                 return Verdict(resp.accepted, resp.next_token_id, (time.perf_counter() - t0) * 1e3,
                                resp.compute_ms, resp.forward_passes, self.replica.worker_id)
             except grpc.RpcError as err:
+                self._call.cancel()
+                self._call = None
                 if self.deadline.expired():
                     raise DeadlineExceeded("the request's deadline passed while verifying") from None
                 if not replica_lost(err):
                     raise from_rpc_error(err) from None
                 self.on_failed(self.replica, err)
                 self.fail_over()
+
+    async def _round(self, call: grpc.aio.StreamStreamCall, msg: worker_pb2.VerifyStreamRequest):
+        """Send one round and read its verdict; any failure (the per-round timeout included) is an RpcError."""
+        try:
+            await call.write(msg)
+            resp = await asyncio.wait_for(call.read(), self.deadline.timeout())
+        except asyncio.TimeoutError:
+            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "no verdict within the round timeout") from None
+        except (grpc.aio.UsageError, asyncio.InvalidStateError):  # the stream had ended: its status says why
+            resp = grpc.aio.EOF
+        if resp is grpc.aio.EOF:
+            code = await call.code()
+            raise _rpc_error(grpc.StatusCode.UNAVAILABLE if code == grpc.StatusCode.OK else code,
+                             await call.details() or "the replica ended the verify stream")
+        return resp
 
     def replace_after(self, err: grpc.RpcError, what: str) -> WorkerRecord:
         """After a call outside the rounds to the current replica failed with `err`: another replica
@@ -298,9 +327,19 @@ class GrpcVerifier:
         return self.replica
 
     async def release(self) -> None:
-        for endpoint in self._used:
+        """End the stream (which releases the session on its replica) and release the session on
+        every replica given up on, best effort."""
+        if self._call is not None:
+            with contextlib.suppress(grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+                await self._call.done_writing()
+            self._call = None
+        for endpoint in self._used - {self.replica.endpoint}:
             try:
                 await self.channels.stub(endpoint).Release(worker_pb2.ReleaseRequest(session_id=self.session_id),
                                                            timeout=1.0)
             except grpc.RpcError:
                 pass
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)

@@ -136,6 +136,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # sessions interleave at token granularity.
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.forward: Forward = forward or self._forward_alone
+        self.released: Callable[[str], None] = lambda session_id: None  # hears of every session released
         metrics.watch_cache(runner.cache)
 
     async def _forward_alone(self, p: Pass) -> ForwardResult:
@@ -215,6 +216,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     # a pass still in flight (a cancelled call can leave one) sees the release and
                     # does not re-create the cache
                     self.runner.release(sid)
+                    self.released(sid)
 
     def _context(self, ids, field: str = "context") -> list[int]:
         ids = list(ids)
@@ -312,9 +314,41 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         t_arrived = time.perf_counter()
         if not request.session_id:
             raise InvalidArgument("session_id", "required")
-        cfg = _round_sampling(request)
-        ctx = self._context(request.context)
-        drafted = list(request.draft_token_ids)
+        return await self._verify(request.session_id, self._context(request.context), request.draft_token_ids,
+                                  request.draft_distributions, _round_sampling(request), t_arrived)
+
+    @map_stream_errors
+    async def VerifyStream(self, request_iterator, context):
+        """A session's rounds on one stream: see worker.proto. The stream's context is extended by
+        each verdict; its session's cache is released when the stream ends, however it ends."""
+        sid, cfg, ctx = "", _GREEDY, []
+        try:
+            async for msg in request_iterator:
+                t_arrived = time.perf_counter()
+                if not sid:
+                    if not msg.session_id:
+                        raise InvalidArgument("session_id", "required in the first message")
+                    if not msg.context:
+                        raise InvalidArgument("context", "required in the first message")
+                    sid, cfg = msg.session_id, _round_sampling(msg)
+                if msg.context:
+                    ctx = self._context(msg.context)
+                if msg.context_length and msg.context_length != len(ctx):
+                    raise InvalidArgument("context_length", f"the stream's context holds {len(ctx)} tokens, "
+                                                            f"not {msg.context_length}")
+                resp = await self._verify(sid, ctx, msg.draft_token_ids, msg.draft_distributions, cfg, t_arrived)
+                ctx = ctx + list(msg.draft_token_ids[: resp.accepted]) + [resp.next_token_id]
+                yield resp
+        finally:
+            if sid:
+                self.runner.release(sid)
+                self.released(sid)
+
+    async def _verify(self, session_id: str, ctx: list[int], draft_ids, draft_dists, cfg: SamplingConfig,
+                      t_arrived: float) -> worker_pb2.VerifyResponse:
+        """One verification round of `draft_ids` continuing `ctx` (validated). Raises InvalidArgument
+        naming the field at fault, ResourceExhausted when the worker is full."""
+        drafted = list(draft_ids)
         if drafted:
             self._context(drafted, "draft_token_ids")
         if len(drafted) > 64:
@@ -325,11 +359,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                                                      f"the context of {limit}")
         dists = None
         if not cfg.greedy:
-            if len(request.draft_distributions) != len(drafted):
+            if len(draft_dists) != len(drafted):
                 raise InvalidArgument("draft_distributions", f"sampling needs one per drafted token: got "
-                                      f"{len(request.draft_distributions)} for {len(drafted)} tokens")
+                                      f"{len(draft_dists)} for {len(drafted)} tokens")
             dists = []
-            for i, d in enumerate(request.draft_distributions):
+            for i, d in enumerate(draft_dists):
                 if len(d.token_ids) != len(d.probs) or not d.token_ids or min(d.probs) < 0 or sum(d.probs) <= 0:
                     raise InvalidArgument(f"draft_distributions[{i}]", "needs matching, non-empty token_ids and "
                                           "non-negative probs with a positive sum")
@@ -339,8 +373,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         check_verify(drafted, dists, cfg)
         with self._admit("Verify"):
             t_start = time.perf_counter()
-            with self.runner.operation(request.session_id) as op:
-                fwd = await self.forward(verify_pass(request.session_id, ctx, drafted, op))
+            with self.runner.operation(session_id) as op:
+                fwd = await self.forward(verify_pass(session_id, ctx, drafted, op))
             res = finish_verify(fwd, ctx, drafted, dists, cfg)
         if res.forward_passes:
             self.metrics.forward_seconds.labels(self.metrics.kind, "Verify").observe(res.compute_ms / 1e3)
@@ -360,4 +394,5 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     async def Release(self, request, context):
         if not request.session_id:
             raise InvalidArgument("session_id", "required")
+        self.released(request.session_id)
         return worker_pb2.ReleaseResponse(released=self.runner.release(request.session_id))

@@ -113,6 +113,22 @@ class VerifyRequest(_message.Message):
     sampling: _common_pb2.SamplingParams
     def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
 
+class VerifyStreamRequest(_message.Message):
+    __slots__ = ("session_id", "sampling", "context", "context_length", "draft_token_ids", "draft_distributions")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_DISTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    sampling: _common_pb2.SamplingParams
+    context: _containers.RepeatedScalarFieldContainer[int]
+    context_length: int
+    draft_token_ids: _containers.RepeatedScalarFieldContainer[int]
+    draft_distributions: _containers.RepeatedCompositeFieldContainer[TokenDistribution]
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ...) -> None: ...
+
 class VerifyResponse(_message.Message):
     __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]

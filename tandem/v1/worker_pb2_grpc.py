@@ -64,6 +64,11 @@ class WorkerStub:
                 request_serializer=tandem_dot_v1_dot_worker__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_worker__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.VerifyStream = channel.stream_stream(
+                '/tandem.v1.Worker/VerifyStream',
+                request_serializer=tandem_dot_v1_dot_worker__pb2.VerifyStreamRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_worker__pb2.VerifyResponse.FromString,
+                _registered_method=True)
         self.Release = channel.unary_unary(
                 '/tandem.v1.Worker/Release',
                 request_serializer=tandem_dot_v1_dot_worker__pb2.ReleaseRequest.SerializeToString,
@@ -128,6 +133,19 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyStream(self, request_iterator, context):
+        """A TANDEM session's rounds on one stream (what the router uses): one VerifyResponse per
+        message, in order. The first message carries the whole committed context; after each verdict
+        the replica extends its copy with the committed tokens (accepted drafts and next_token_id), so
+        a later message carries only its draft — no per-round call set-up, no context resent. A later
+        message may still carry `context`, which replaces the stream's. The session's KV cache is
+        released when the stream ends. Errors end the stream: INVALID_ARGUMENT names the field (a
+        `context_length` that is not the stream's is one), RESOURCE_EXHAUSTED when the worker is full.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Release(self, request, context):
         """Drop a session's KV cache. Releasing an unknown session is not an error.
         """
@@ -174,6 +192,11 @@ def add_WorkerServicer_to_server(servicer, server):
             'Verify': grpc.unary_unary_rpc_method_handler(
                     servicer.Verify,
                     request_deserializer=tandem_dot_v1_dot_worker__pb2.VerifyRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_worker__pb2.VerifyResponse.SerializeToString,
+            ),
+            'VerifyStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.VerifyStream,
+                    request_deserializer=tandem_dot_v1_dot_worker__pb2.VerifyStreamRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_worker__pb2.VerifyResponse.SerializeToString,
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
@@ -348,6 +371,33 @@ class Worker:
             target,
             '/tandem.v1.Worker/Verify',
             tandem_dot_v1_dot_worker__pb2.VerifyRequest.SerializeToString,
+            tandem_dot_v1_dot_worker__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tandem.v1.Worker/VerifyStream',
+            tandem_dot_v1_dot_worker__pb2.VerifyStreamRequest.SerializeToString,
             tandem_dot_v1_dot_worker__pb2.VerifyResponse.FromString,
             options,
             channel_credentials,

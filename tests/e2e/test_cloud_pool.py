@@ -107,12 +107,22 @@ def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target
                     sampling=common_pb2.SamplingParams(max_new_tokens=n))
                 return [t async for c in stub.Generate(req, timeout=120) for t in c.token_ids]
 
-            async def verify(i, prompt):
+            async def verify(i, prompt):  # half the sessions on unary Verify calls, half on a VerifyStream
                 verdicts = []
-                for call in traces[prompt]:
-                    v = await stub.Verify(worker_pb2.VerifyRequest(session_id=f"tandem-{i}", context=call.context,
-                                                                   draft_token_ids=call.drafted), timeout=120)
+                if i % 2:
+                    for call in traces[prompt]:
+                        v = await stub.Verify(worker_pb2.VerifyRequest(session_id=f"tandem-{i}", context=call.context,
+                                                                       draft_token_ids=call.drafted), timeout=120)
+                        verdicts.append((v.accepted, v.next_token_id))
+                    return verdicts
+                stream = stub.VerifyStream(timeout=120)
+                for k, call in enumerate(traces[prompt]):
+                    await stream.write(worker_pb2.VerifyStreamRequest(
+                        session_id=f"tandem-{i}", context=call.context if k == 0 else [],
+                        context_length=len(call.context), draft_token_ids=call.drafted))
+                    v = await stream.read()
                     verdicts.append((v.accepted, v.next_token_id))
+                await stream.done_writing()
                 return verdicts
 
             return await asyncio.gather(*[cloud(i, p) for i, p in enumerate(PROMPTS)],
@@ -126,6 +136,58 @@ def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target
     single = after["1.0"] - before.get("1.0", 0.0)
     total = after["+Inf"] - before.get("+Inf", 0.0)
     assert total > single, "the replica never formed a batch of more than one pass"
+
+
+def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, target, draft):
+    main = replicas(stack, "main")[0]
+    prompt = target.prompt_ids(text=PROMPTS[3])
+    trace = greedy_tandem_trace(target, draft, prompt, 12, 4)
+
+    async def go():
+        async with grpc.aio.insecure_channel(main.endpoint) as ch:
+            stub = worker_pb2_grpc.WorkerStub(ch)
+            statuses = []
+            for first in (worker_pb2.VerifyStreamRequest(context=prompt),  # no session
+                          worker_pb2.VerifyStreamRequest(session_id="bad"),  # no context
+                          worker_pb2.VerifyStreamRequest(session_id="bad", context=prompt, draft_token_ids=[10 ** 6])):
+                stream = stub.VerifyStream(timeout=30)
+                await stream.write(first)
+                with pytest.raises(grpc.aio.AioRpcError) as e:
+                    await stream.read()
+                statuses.append((e.value.code(), e.value.details().split(":")[0]))
+            # a round whose context_length is not the stream's (a lost verdict, say) ends the stream
+            stream = stub.VerifyStream(timeout=30)
+            await stream.write(worker_pb2.VerifyStreamRequest(session_id="drift", context=trace[0].context,
+                                                              draft_token_ids=trace[0].drafted))
+            assert (await stream.read()).next_token_id == trace[0].next_token
+            await stream.write(worker_pb2.VerifyStreamRequest(context_length=len(trace[0].context),
+                                                              draft_token_ids=trace[1].drafted))
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await stream.read()
+            statuses.append((e.value.code(), e.value.details().split(":")[0]))
+            return statuses
+
+    async def whole():  # a session on one stream, whose end releases the session's cache
+        async with grpc.aio.insecure_channel(main.endpoint) as ch:
+            stub = worker_pb2_grpc.WorkerStub(ch)
+            stream = stub.VerifyStream(timeout=30)
+            got = []
+            for k, call in enumerate(trace):
+                await stream.write(worker_pb2.VerifyStreamRequest(
+                    session_id="whole", context=call.context if k == 0 else [], draft_token_ids=call.drafted))
+                v = await stream.read()
+                got.append((v.accepted, v.next_token_id, v.cached_tokens))
+            await stream.done_writing()
+            assert await stream.read() is grpc.aio.EOF
+            released = await stub.Release(worker_pb2.ReleaseRequest(session_id="whole"), timeout=10)
+            return got, released.released
+
+    bad = grpc.StatusCode.INVALID_ARGUMENT
+    assert asyncio.run(go()) == [(bad, "session_id"), (bad, "context"), (bad, "draft_token_ids"), (bad, "context_length")]
+    got, still_held = asyncio.run(whole())
+    assert [(a, n) for a, n, _ in got] == [(c.accepted, c.next_token) for c in trace]
+    assert all(cached >= len(c.context) - 1 for (_, _, cached), c in zip(got[1:], trace[1:]))  # the stream kept its cache
+    assert not still_held
 
 
 def test_a_full_replica_answers_resource_exhausted_at_once(stack):

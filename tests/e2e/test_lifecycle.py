@@ -13,9 +13,11 @@ import tandem
 from edge_worker.config import EdgeConfig
 from edge_worker.worker import EdgeWorker
 from router.config import RouterConfig
+from router.health_checks import FailureCounts
 from router.server import create_server
 from tandem.server.local_stack import LocalStack
-from tandem.v1 import admin_pb2, admin_pb2_grpc, worker_pb2, worker_pb2_grpc
+from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving
+from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, fleet_pb2, fleet_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tests.conftest import PROMPTS
 
 
@@ -128,3 +130,47 @@ def test_killed_edge_process_is_dropped_from_the_fleet(profile):
             while any(m.info.worker_id == "doomed" for m in admin.ListFleet(admin_pb2.ListFleetRequest()).members):
                 assert time.monotonic() < deadline, "killed worker still listed"
                 time.sleep(0.1)
+
+
+async def test_cloud_replicas_failing_health_checks_are_dropped_long_before_their_lease():
+    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, heartbeat_interval_ms=1000, lease_ms=60_000,
+                                      health_check_interval_ms=50, health_check_timeout_ms=300,
+                                      health_check_failures=2))
+    await r.start()
+    service = worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name
+    servers, healths = {}, {}
+    try:
+        async with grpc.aio.insecure_channel(r.address) as ch:
+            fleet = fleet_pb2_grpc.FleetStub(ch)
+            for name in ("healthy", "stopped", "not-serving"):
+                server = grpc.aio.server()
+                healths[name] = add_health_and_reflection(server, [service])
+                port = server.add_insecure_port("127.0.0.1:0")
+                await server.start()
+                await mark_serving(healths[name], [service])
+                servers[name] = server
+                await fleet.Register(fleet_pb2.RegisterRequest(
+                    info=common_pb2.WorkerInfo(worker_id=name, kind=common_pb2.WORKER_KIND_CLOUD, tokenizer_id="t",
+                                               max_context=512),
+                    endpoint=f"127.0.0.1:{port}", pool=common_pb2.PoolProfile(name="p")))
+            assert {w.worker_id for w in r.fleet.members()} == set(servers)
+            await servers["stopped"].stop(0)  # a replica process that died: nothing answers
+            await mark_not_serving(healths["not-serving"], [service])  # one that is shutting down
+            await until(lambda: {w.worker_id for w in r.fleet.members()} == {"healthy"}, 10, "the two to be dropped")
+            # the healthy replica answered the checks that dropped the others, and stays
+            assert r.registry_metrics.get_sample_value("tandem_fleet_unhealthy_total", {"kind": "cloud"}) == 2
+            assert r.registry_metrics.get_sample_value("tandem_fleet_expired_total", {"kind": "cloud"}) is None
+    finally:
+        for server in servers.values():
+            await server.stop(0)
+        await r.stop(0)
+
+
+def test_health_check_failures_are_counted_in_a_row():
+    counts = FailureCounts(2)
+    assert [counts.record("a", ok) for ok in (False, True, False, False, False)] == [False, False, False, True, False]
+    counts.record("b", False)
+    counts.keep_only({"a"})
+    assert not counts.record("b", False)  # b was forgotten: this is its first failure again
+    with pytest.raises(ValueError):
+        FailureCounts(0)
