@@ -190,9 +190,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             prompt = await self._run(self._prompt, request.input)
             gen = self.runner.generation(sid, prompt, cfg)  # validates the context length up front
             produced = 0
+            # the next token's pass is submitted before this token's chunk is sent, so the model
+            # (and a batch this session is part of) never waits for the stream's write
+            ahead = asyncio.ensure_future(self.forward(gen.next_pass(op))) if not gen.done else None
             try:
-                while not gen.done:
-                    step = gen.advance(await self.forward(gen.next_pass(op)))
+                while ahead is not None:
+                    step = gen.advance(await ahead)
+                    ahead = asyncio.ensure_future(self.forward(gen.next_pass(op))) if not gen.done else None
                     produced += len(step.token_ids)
                     prefill = len(prompt) - step.cached_tokens if produced == len(step.token_ids) else 0
                     self.metrics.tokens.inc(len(step.token_ids))
@@ -212,6 +216,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                         chunk.usage.completion_tokens = produced
                     yield chunk
             finally:
+                if ahead is not None and not ahead.done():
+                    ahead.cancel()  # the caller left: its pass is not wanted
                 if not request.keep_session:
                     # a pass still in flight (a cancelled call can leave one) sees the release and
                     # does not re-create the cache
