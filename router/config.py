@@ -33,10 +33,18 @@ class RouterConfig:
     policy_file: Path | None = None  # a TOML policy file, reloaded when it changes (on top of `policy`)
     policy_poll_ms: int = 1000
     admin_token: str = ""  # non-empty: SetPolicy/RollbackPolicy need it in x-tandem-admin-token metadata
+    # non-empty: Inference calls need one of these in `authorization: Bearer <key>` metadata
+    api_keys: tuple[str, ...] = ()
+    # >= 0: also serve every service with TLS on this port (0: a free one), with this PEM pair
+    tls_port: int = -1
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
+        if self.tls_port >= 0 and not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("tls_port needs tls_cert_file and tls_key_file")
         if self.health_check_interval_ms < 0 or self.health_check_timeout_ms <= 0 or self.health_check_failures < 1:
             raise ValueError("health_check_interval_ms must be >= 0, health_check_timeout_ms > 0 and "
                              "health_check_failures >= 1")

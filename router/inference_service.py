@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 
@@ -18,7 +19,7 @@ from router.tandem_io import BUSY_S, replica_lost
 from router.tandem_stream import TandemStreamer
 from router.worker_channels import WorkerChannels
 from tandem.convert import PLACEMENTS
-from tandem.errors import FailedPrecondition, ResourceExhausted
+from tandem.errors import FailedPrecondition, ResourceExhausted, Unauthenticated
 from tandem.grpc_status import from_rpc_error, map_stream_errors
 from tandem.v1 import common_pb2, inference_pb2, inference_pb2_grpc, worker_pb2
 
@@ -42,9 +43,19 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         self.inflight = 0
         self.tandem = TandemStreamer(registry, channels, metrics, config, placer)
 
+    def _authenticate(self, context) -> None:
+        if not self.config.api_keys:
+            return
+        auth = next((v for k, v in (context.invocation_metadata() or ()) if k == "authorization"), "")
+        key = auth[len("Bearer "):] if isinstance(auth, str) and auth.startswith("Bearer ") else ""
+        if not any(hmac.compare_digest(key, k) for k in self.config.api_keys):
+            raise Unauthenticated("this router needs an API key: `authorization: Bearer <key>` metadata "
+                                  "(the SDK's api_key option)")
+
     @map_stream_errors
     async def Generate(self, request, context):
         t_start = time.perf_counter()
+        self._authenticate(context)
         spec = parse_generate(request)
         request_id = spec.request_id or uuid.uuid4().hex
         if self.inflight >= self.config.max_inflight:

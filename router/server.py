@@ -58,6 +58,13 @@ class Router:
         self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
         if self.port == 0:
             raise OSError(f"cannot bind the router to {config.host}:{config.port}")
+        self.tls_port = 0
+        if config.tls_port >= 0:
+            assert config.tls_cert_file and config.tls_key_file  # RouterConfig checks it
+            creds = grpc.ssl_server_credentials([(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())])
+            self.tls_port = self.server.add_secure_port(f"{config.host}:{config.tls_port}", creds)
+            if self.tls_port == 0:
+                raise OSError(f"cannot bind the router's TLS port {config.host}:{config.tls_port}")
         self.metrics_port = 0
         self._httpd = None
         self._expiry: asyncio.Task | None = None

@@ -25,7 +25,7 @@ from tandem.errors import (
     Unauthenticated,
     Unavailable,
 )
-from tandem.results import Candidate, Chunk, Decision, Result, Usage
+from tandem.results import Candidate, Chunk, Decision, Result, TandemStats, Usage
 
 __version__ = "0.1.0"
 
@@ -47,6 +47,7 @@ __all__ = [
     "ResourceExhausted",
     "Result",
     "TandemError",
+    "TandemStats",
     "Unauthenticated",
     "Unavailable",
     "Usage",

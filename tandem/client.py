@@ -4,15 +4,24 @@ service. Needs only grpcio and protobuf.
 ``generate()`` streams :class:`~tandem.results.Chunk` objects; ``complete()`` collects them into a
 :class:`~tandem.results.Result`. Failed calls raise the matching :class:`~tandem.errors.TandemError`
 (InvalidArgument with the offending field, FailedPrecondition with the router's reasons, ...).
+
+Both clients take the same options: ``timeout`` (a deadline per request, retries included),
+``api_key`` (sent as ``authorization: Bearer <key>``), ``tls`` / ``root_certificates`` /
+``credentials`` for a TLS channel, and ``retries``: a call that fails UNAVAILABLE before its first
+token is retried (with exponential backoff from ``retry_backoff_s``) under the same request id;
+once a token has arrived nothing is retried, so no token is ever delivered twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from typing import AsyncIterator, Iterator, Sequence
 
 import grpc
 
-from tandem.errors import InvalidArgument
+from tandem.errors import DeadlineExceeded, InvalidArgument
 from tandem.grpc_status import from_rpc_error
 from tandem.results import Chunk, Decision, Result
 from tandem.v1 import admin_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
@@ -86,37 +95,99 @@ def build_request(
                                          sampling=sampling, hints=hints)
 
 
-class Client:
-    """Blocking client. Use as a context manager or call close()."""
+class _Options:
+    """What both clients share: target, deadline, credentials, metadata and the retry rule."""
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None,
-                 options: Sequence[tuple[str, object]] = ()) -> None:
+    def __init__(self, target: str, timeout: float | None, api_key: str | None, tls: bool,
+                 root_certificates: bytes | None, credentials: grpc.ChannelCredentials | None, retries: int,
+                 retry_backoff_s: float, metadata: Sequence[tuple[str, str]]) -> None:
+        if retries < 0 or retry_backoff_s < 0:
+            raise InvalidArgument("retries", "retries and retry_backoff_s must be >= 0")
+        if timeout is not None and timeout <= 0:
+            raise InvalidArgument("timeout", f"must be > 0 seconds, got {timeout}")
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target, options=list(options))
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
+        self.metadata = tuple(metadata) + ((("authorization", f"Bearer {api_key}"),) if api_key else ())
+        if credentials is None and (tls or root_certificates):
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        self.credentials = credentials
+
+    def request(self, prompt: str | None, kwargs: dict) -> inference_pb2.GenerateRequest:
+        request = build_request(prompt, **kwargs)
+        if not request.request_id:  # one id for every attempt
+            request.request_id = uuid.uuid4().hex
+        return request
+
+    def deadline(self, timeout: float | None) -> float | None:
+        budget = timeout if timeout is not None else self.timeout
+        return None if budget is None else time.monotonic() + budget
+
+    def remaining(self, end: float | None) -> float | None:
+        if end is None:
+            return None
+        left = end - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the request's deadline passed before its first token")
+        return left
+
+    def retry_after(self, err: grpc.RpcError, attempt: int, got_tokens: bool, end: float | None) -> float | None:
+        """Seconds to wait before the next attempt, or None: raise `err`."""
+        if got_tokens or err.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
+            return None
+        wait = self.retry_backoff_s * 2 ** attempt
+        if end is not None and time.monotonic() + wait >= end:
+            return None
+        return wait
+
+
+class Client:
+    """Blocking client. Use as a context manager or call close(). Options: see the module docstring."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None, api_key: str | None = None,
+                 tls: bool = False, root_certificates: bytes | None = None,
+                 credentials: grpc.ChannelCredentials | None = None, retries: int = 2, retry_backoff_s: float = 0.1,
+                 metadata: Sequence[tuple[str, str]] = (), options: Sequence[tuple[str, object]] = ()) -> None:
+        self._o = _Options(target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s,
+                           metadata)
+        self.target, self.timeout = target, timeout
+        self._channel = (grpc.secure_channel(target, self._o.credentials, options=list(options))
+                         if self._o.credentials else grpc.insecure_channel(target, options=list(options)))
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 
     def generate(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Iterator[Chunk]:
         """Stream chunks as the router commits tokens. Keyword arguments: see build_request()."""
-        request = build_request(prompt, **kwargs)
-        call = self._inference.Generate(request, timeout=timeout if timeout is not None else self.timeout)
-        try:
-            for msg in call:
-                yield Chunk.from_pb(msg)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+        request = self._o.request(prompt, kwargs)
+        end = self._o.deadline(timeout)
+        attempt = 0
+        while True:
+            call = self._inference.Generate(request, timeout=self._o.remaining(end), metadata=self._o.metadata)
+            got = False
+            try:
+                for msg in call:
+                    got = got or bool(msg.token_ids)
+                    yield Chunk.from_pb(msg)
+                return
+            except grpc.RpcError as err:
+                wait = self._o.retry_after(err, attempt, got, end)
+                if wait is None:
+                    raise from_rpc_error(err) from None
+            finally:
+                call.cancel()
+            time.sleep(wait)
+            attempt += 1
 
     def complete(self, prompt: str | None = None, **kwargs) -> Result:
-        """The whole generation with usage, cost, placement and the decision's reason."""
+        """The whole generation with usage, cost, placement, TANDEM statistics and the decision's reason."""
         return Result.collect(list(self.generate(prompt, **kwargs)))
 
     def explain(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Decision:
         """The router's decision for this request, without running it."""
         try:
-            d = self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout)
+            d = self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout,
+                                    metadata=self._o.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         return Decision.from_pb(d)
@@ -132,34 +203,52 @@ class Client:
 
 
 class AsyncClient:
-    """asyncio client. Use as an async context manager or await close()."""
+    """asyncio client. Use as an async context manager or await close(). Options: as Client's."""
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None,
-                 options: Sequence[tuple[str, object]] = ()) -> None:
-        self.target = target
-        self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(target, options=list(options))
+    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None, api_key: str | None = None,
+                 tls: bool = False, root_certificates: bytes | None = None,
+                 credentials: grpc.ChannelCredentials | None = None, retries: int = 2, retry_backoff_s: float = 0.1,
+                 metadata: Sequence[tuple[str, str]] = (), options: Sequence[tuple[str, object]] = ()) -> None:
+        self._o = _Options(target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s,
+                           metadata)
+        self.target, self.timeout = target, timeout
+        self._channel = (grpc.aio.secure_channel(target, self._o.credentials, options=list(options))
+                         if self._o.credentials else grpc.aio.insecure_channel(target, options=list(options)))
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 
     async def generate(self, prompt: str | None = None, *, timeout: float | None = None,
                        **kwargs) -> AsyncIterator[Chunk]:
-        request = build_request(prompt, **kwargs)
-        call = self._inference.Generate(request, timeout=timeout if timeout is not None else self.timeout)
-        try:
-            async for msg in call:
-                yield Chunk.from_pb(msg)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+        """Stream chunks as the router commits tokens. Keyword arguments: see build_request()."""
+        request = self._o.request(prompt, kwargs)
+        end = self._o.deadline(timeout)
+        attempt = 0
+        while True:
+            call = self._inference.Generate(request, timeout=self._o.remaining(end), metadata=self._o.metadata)
+            got = False
+            try:
+                async for msg in call:
+                    got = got or bool(msg.token_ids)
+                    yield Chunk.from_pb(msg)
+                return
+            except grpc.RpcError as err:
+                wait = self._o.retry_after(err, attempt, got, end)
+                if wait is None:
+                    raise from_rpc_error(err) from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def complete(self, prompt: str | None = None, **kwargs) -> Result:
+        """The whole generation with usage, cost, placement, TANDEM statistics and the decision's reason."""
         return Result.collect([c async for c in self.generate(prompt, **kwargs)])
 
     async def explain(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Decision:
+        """The router's decision for this request, without running it."""
         try:
-            d = await self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout)
+            d = await self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout,
+                                          metadata=self._o.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         return Decision.from_pb(d)

@@ -55,6 +55,34 @@ class Decision:
 
 
 @dataclasses.dataclass(frozen=True)
+class TandemStats:
+    """Speculative decoding statistics of a TANDEM request (on its final chunk)."""
+
+    rounds: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    correction_tokens: int = 0
+    bonus_tokens: int = 0
+    acceptance_rate: float = 0.0  # accepted ÷ drafted
+    mean_draft_length: float = 0.0
+    last_draft_length: int = 0
+    fallbacks: dict[str, int] = dataclasses.field(default_factory=dict)  # cause → times TANDEM fell back
+    overlap_hits: int = 0  # blocks drafted during verification and used
+    overlap_misses: int = 0  # … and dropped
+
+    @classmethod
+    def from_pb(cls, t: common_pb2.TandemStats) -> "TandemStats":
+        return cls(t.rounds, t.drafted_tokens, t.accepted_tokens, t.correction_tokens, t.bonus_tokens,
+                   t.acceptance_rate, t.mean_draft_length, t.last_draft_length, dict(t.fallbacks),
+                   t.overlap_hits, t.overlap_misses)
+
+    @property
+    def tokens_per_round(self) -> float:
+        committed = self.accepted_tokens + self.correction_tokens + self.bonus_tokens
+        return committed / self.rounds if self.rounds else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -69,6 +97,8 @@ class Chunk:
     token_ids: tuple[int, ...]
     placement: str
     worker_id: str
+    request_id: str = ""
+    accepted_draft_tokens: int = 0  # TANDEM: this chunk's tokens drafted by the device and accepted
     final: bool = False
     finish_reason: str | None = None
     decision: Decision | None = None
@@ -78,18 +108,21 @@ class Chunk:
     target_forward_passes: int = 0
     ttft_ms: float = 0.0
     total_ms: float = 0.0
+    tandem: TandemStats | None = None  # final chunk of a request that ran TANDEM rounds
     raw: inference_pb2.GenerateChunk | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_pb(cls, c: inference_pb2.GenerateChunk) -> "Chunk":
         return cls(
             text=c.text, token_ids=tuple(c.token_ids), placement=PLACEMENT_NAMES.get(c.placement, "unspecified"),
-            worker_id=c.worker_id, final=c.final, finish_reason=FINISH_NAMES.get(c.finish_reason),
+            worker_id=c.worker_id, request_id=c.request_id, accepted_draft_tokens=c.accepted_draft_tokens,
+            final=c.final, finish_reason=FINISH_NAMES.get(c.finish_reason),
             decision=Decision.from_pb(c.decision) if c.HasField("decision") else None,
             usage=Usage(c.usage.prompt_tokens, c.usage.completion_tokens) if c.final else None,
             cloud_usd=c.cost.cloud_usd, device_energy_joules=c.cost.device_energy_joules,
             target_forward_passes=c.cost.target_forward_passes, ttft_ms=c.timing.ttft_ms,
-            total_ms=c.timing.total_ms, raw=c,
+            total_ms=c.timing.total_ms,
+            tandem=TandemStats.from_pb(c.tandem) if c.final and c.tandem.rounds else None, raw=c,
         )
 
 
@@ -110,6 +143,13 @@ class Result:
     ttft_ms: float
     total_ms: float
     chunks: int
+    request_id: str = ""
+    tandem: TandemStats | None = None  # set when TANDEM rounds ran
+
+    @property
+    def reason(self) -> str:
+        """Why the router placed the request where it did."""
+        return self.decision.reason if self.decision else ""
 
     @classmethod
     def collect(cls, chunks: list[Chunk]) -> "Result":
@@ -132,4 +172,6 @@ class Result:
             ttft_ms=last.ttft_ms if last else 0.0,
             total_ms=last.total_ms if last else 0.0,
             chunks=len(chunks),
+            request_id=last.request_id if last else "",
+            tandem=last.tandem if last else None,
         )
