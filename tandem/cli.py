@@ -4,6 +4,8 @@
     tandem edge   [--config F] [--router HOST:PORT] [--device-id ID]
     tandem cloud  [--config F] [--router HOST:PORT] [--ray-address ADDR]
     tandem demo   [--config F]
+    tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (see loadtest/command.py)
+    tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet)
 
 Each component reads its table of the TOML config file (``[router]``, ``[edge]``, ``[cloud]``,
 ``[model]``; see ``examples/tandem.toml``); flags override the file. Components import lazily,
@@ -149,6 +151,27 @@ def cmd_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from loadtest.devices import serve
+    from loadtest.scenario import load
+
+    scenario = load(args.scenario)
+    fleet = scenario.fleet if args.count is None else dataclasses.replace(scenario.fleet, devices=args.count)
+    data, base = _config(args)
+    profile = _profile(data, base)
+    asyncio.run(_run_until_signal(lambda stop: serve(fleet, args.router, scenario.seed, profile,
+                                                     _ready_writer(args.ready_file), stop)))
+    return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from loadtest.command import main as loadtest_main
+
+    return loadtest_main(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tandem.server.demo import run_demo
 
@@ -201,6 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", type=float, default=0.0)
     p.add_argument("--ready-file")
     p.set_defaults(fn=cmd_link)
+
+    p = sub.add_parser("devices", help="run a simulated device fleet (real edge workers) from a load-test scenario")
+    common(p)
+    p.add_argument("--router", required=True, help="router host:port")
+    p.add_argument("--scenario", required=True, type=Path, help="load-test scenario TOML (its [fleet] table)")
+    p.add_argument("--count", type=int, help="devices (overrides the scenario)")
+    p.set_defaults(fn=cmd_devices)
+
+    p = sub.add_parser("loadtest", help="open-loop load test of a router with a simulated device fleet; "
+                                        "--compare A B prints two runs side by side")
+    from loadtest.command import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(fn=cmd_loadtest)
 
     p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")
     p.add_argument("--config", type=Path, help="TOML config file")

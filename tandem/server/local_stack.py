@@ -108,6 +108,12 @@ class LocalStack:
         comp = self._start("cloud", ["cloud", "--router", self.router_address, "--metrics-port", "0", *extra])
         return comp.wait_ready(timeout_s)
 
+    def start_devices(self, scenario: Path, count: int, timeout_s: float = 180.0) -> dict:
+        """A `tandem devices` process: the scenario's simulated fleet of `count` edge workers."""
+        comp = self._start("devices", ["devices", "--router", self.router_address, "--scenario", str(scenario),
+                                       "--count", str(count)])
+        return comp.wait_ready(timeout_s)
+
     def start_link(self, name: str, to: str, delay_ms: float, timeout_s: float = 30.0) -> str:
         """A `tandem link` emulator process forwarding to `to`; returns its address."""
         comp = self._start(f"link-{name}", ["link", "--to", to, "--delay-ms", str(delay_ms)], with_config=False)

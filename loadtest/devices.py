@@ -1,0 +1,73 @@
+"""A simulated device fleet: N real edge workers (the shipped draft model on onnxruntime, a modelled
+battery, an emulated link) in one process, registered with a router, charging on a pattern.
+
+Run by ``tandem devices`` (the load-test harness starts it as a child process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Callable
+
+from edge_worker.config import BatteryConfig, EdgeConfig
+from edge_worker.worker import EdgeWorker
+from loadtest.scenario import Fleet
+from tandem.models import ModelProfile
+
+log = logging.getLogger(__name__)
+
+
+def device_configs(fleet: Fleet, router: str, seed: int) -> list[EdgeConfig]:
+    """One EdgeConfig per simulated device: battery drawn from the fleet's range, links dealt by weight (pure)."""
+    rng = random.Random(f"{seed}-fleet")
+    lo, hi = fleet.battery_percent
+    total = sum(link.weight for link in fleet.links)
+    out = []
+    for i in range(fleet.devices):
+        # links in proportion to their weights, spread evenly over the ids
+        point, acc, link = (i + 0.5) / fleet.devices * total, 0.0, fleet.links[-1]
+        for candidate in fleet.links:
+            acc += candidate.weight
+            if point < acc:
+                link = candidate
+                break
+        battery = BatteryConfig(mode="modelled", capacity_wh=fleet.capacity_wh, initial_percent=rng.uniform(lo, hi),
+                                charging=charging_at(fleet, i, 0.0), charge_watts=fleet.charge_watts,
+                                energy_per_token_joules=fleet.energy_per_token_joules)
+        out.append(EdgeConfig(device_id=f"{fleet.id_prefix}-{i:03d}", router=router, port=0, metrics_port=-1,
+                              battery=battery, link=link.profile()))
+    return out
+
+
+def charging_at(fleet: Fleet, i: int, t_s: float) -> bool:
+    """Whether device `i` is on its charger `t_s` seconds into the run (pure): with "cycle", each
+    device charges for `charging_share` of every period, the devices' phases spread evenly."""
+    if fleet.charging != "cycle":
+        return fleet.charging == "always"
+    phase = i / max(1, fleet.devices)
+    return ((t_s / fleet.charge_period_s + phase) % 1.0) < fleet.charging_share
+
+
+async def serve(fleet: Fleet, router: str, seed: int, profile: ModelProfile, ready: Callable[[dict], None],
+                stop: asyncio.Event, clock: Callable[[], float] | None = None) -> None:
+    """Start the fleet's workers, report them through `ready`, follow the charging pattern until
+    `stop` is set, then stop the workers (deregistering them)."""
+    loop = asyncio.get_running_loop()
+    clock = clock or loop.time
+    workers = [EdgeWorker(c, profile) for c in device_configs(fleet, router, seed)]
+    await asyncio.gather(*(w.start() for w in workers))
+    log.info("%d simulated devices registered with %s", len(workers), router)
+    ready({"devices": [w.device_id for w in workers], "endpoints": [w.endpoint for w in workers]})
+    t0 = clock()
+    try:
+        while not stop.is_set():
+            for i, w in enumerate(workers):
+                w.host.battery.set_charging(charging_at(fleet, i, clock() - t0))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
