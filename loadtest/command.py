@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not loopback")
     p.add_argument("--rate", type=float, help="requests per second (overrides the scenario)")
     p.add_argument("--rates", help="a sweep, e.g. 1,2,4 (overrides the scenario)")
+    p.add_argument("--process", choices=("poisson", "gamma", "constant"), help="arrival process (overrides the scenario)")
     p.add_argument("--duration", type=float, help="seconds of sending per rate")
     p.add_argument("--max-requests", type=int, help="stop sending after this many per rate")
     p.add_argument("--concurrency", type=int, help="requests in flight at most (0: no cap)")
@@ -70,6 +71,8 @@ def with_overrides(s: Scenario, args: argparse.Namespace) -> Scenario:
         changes["rates"] = tuple(float(x) for x in args.rates.split(",") if x.strip())
     elif args.rate is not None:
         changes.update(rate=args.rate, rates=())
+    if args.process is not None:
+        changes["process"] = args.process
     if args.duration is not None:
         changes["duration_s"] = args.duration
     if args.max_requests is not None:

@@ -4,6 +4,7 @@
     tandem edge   [--config F] [--router HOST:PORT] [--device-id ID]
     tandem cloud  [--config F] [--router HOST:PORT] [--ray-address ADDR]
     tandem demo   [--config F]
+    tandem up     [--config F] [--port N] [--device ID ...]   (a local stack until Ctrl-C)
     tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (see loadtest/command.py)
     tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet)
 
@@ -151,6 +152,32 @@ def cmd_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """A whole local stack (router on --port, an edge worker per --device, the cloud pools) until Ctrl-C."""
+    import time
+
+    from tandem.server.local_stack import LocalStack
+
+    def say(msg: str) -> None:
+        print(f"[up] {msg}", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with LocalStack(config=args.config, progress=say) as stack:
+        stack.start_router(port=args.port)
+        for device in args.device:
+            stack.start_edge(device)
+        stack.start_cloud()
+        stack.wait_fleet(edge=len(args.device), cloud=1, timeout_s=120)
+        _ready_writer(args.ready_file)({"router": stack.router_address, "devices": args.device})
+        say(f"router on {stack.router_address}, devices {', '.join(args.device) or 'none'}; Ctrl-C stops everything")
+        while not stop.is_set():
+            time.sleep(0.2)
+        say("stopping")
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -225,6 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-file")
     p.set_defaults(fn=cmd_link)
 
+    p = sub.add_parser("up", help="run a local stack (router, edge workers, cloud pools) until Ctrl-C")
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--port", type=int, default=50051, help="router port (0: a free one)")
+    p.add_argument("--device", action="append", default=None, help="an edge worker's device id (repeatable; "
+                                                                    "default: my-phone)")
+    p.add_argument("--ready-file", help="write a JSON line with the router's address once up")
+    p.set_defaults(fn=cmd_up)
+
     p = sub.add_parser("devices", help="run a simulated device fleet (real edge workers) from a load-test scenario")
     common(p)
     p.add_argument("--router", required=True, help="router host:port")
@@ -247,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_demo)
 
     args = ap.parse_args(argv)
+    if args.command == "up" and args.device is None:
+        args.device = ["my-phone"]
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tandem.configfile import ConfigError
     from tandem.errors import TandemError

@@ -90,9 +90,9 @@ class LocalStack:
         self.components[name] = comp
         return comp
 
-    def start_router(self, timeout_s: float = 60.0) -> str:
+    def start_router(self, timeout_s: float = 60.0, port: int = 0) -> str:
         self.progress("starting router")
-        info = self._start("router", ["router", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+        info = self._start("router", ["router", "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0"]
                            ).wait_ready(timeout_s)
         self.router_address = f"127.0.0.1:{info['port']}"
         return self.router_address
