@@ -102,7 +102,8 @@ async def _one(client: tandem.AsyncClient, p: Planned, scenario: Scenario, t0: f
                 if rec.first_token_s is None:
                     rec.first_token_s = now
                 elif last is not None:
-                    rec.token_ms.append((now - last) * 1e3 / len(chunk.token_ids))
+                    rec.itl_ms.append((now - last) * 1e3)
+                    rec.token_ms.append(rec.itl_ms[-1] / len(chunk.token_ids))
                 last = now
             chunks.append(chunk)
         result = tandem.Result.collect(chunks)

@@ -1,8 +1,9 @@
 """Per-request records of a load test and their summary (pure functions over plain data).
 
 Every latency counts from the request's *scheduled* send time, so queueing in the harness or the
-server is never hidden. Per-token latency divides each gap by the tokens of the chunk that ended
-it: a TANDEM chunk carries several tokens at once.
+server is never hidden. Per-token latency divides each gap between chunks by the tokens of the
+chunk that ended it (a TANDEM chunk carries several tokens at once); inter-chunk latency is the
+raw gap.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RequestRecord:
     tandem_rounds: int = 0
     tandem_acceptance: float | None = None
     token_ms: list[float] = dataclasses.field(default_factory=list)  # per-token latency of each chunk after the first
+    itl_ms: list[float] = dataclasses.field(default_factory=list)  # inter-token latency: the raw gaps between chunks
     ttft_slo_ms: float = 0.0  # the SLOs this request is held to
     token_slo_ms: float = 0.0
 
@@ -115,7 +117,8 @@ def summarise(records: Sequence[RequestRecord], requested_rate: float, duration_
         by_placement[placement] = {
             "requests": len(mine), "share": len(mine) / len(ok),
             "ttft_ms": _dist(r.ttft_ms for r in mine), "tpot_ms": _dist(r.tpot_ms for r in mine),
-            "token_ms": _dist(t for r in mine for t in r.token_ms), "e2e_ms": _dist(r.e2e_ms for r in mine),
+            "token_ms": _dist(t for r in mine for t in r.token_ms), "itl_ms": _dist(t for r in mine for t in r.itl_ms),
+            "e2e_ms": _dist(r.e2e_ms for r in mine),
         }
     acceptance = [r.tandem_acceptance for r in ok if r.tandem_acceptance is not None]
     return {
@@ -129,7 +132,8 @@ def summarise(records: Sequence[RequestRecord], requested_rate: float, duration_
         "goodput_rps": len(good) / span if span else 0.0,
         "slo_attainment": len(good) / n if n else None,
         "ttft_ms": _dist(r.ttft_ms for r in ok), "tpot_ms": _dist(r.tpot_ms for r in ok),
-        "token_ms": _dist(t for r in ok for t in r.token_ms), "e2e_ms": _dist(r.e2e_ms for r in ok),
+        "token_ms": _dist(t for r in ok for t in r.token_ms), "itl_ms": _dist(t for r in ok for t in r.itl_ms),
+        "e2e_ms": _dist(r.e2e_ms for r in ok),
         "tokens": tokens,
         "cost_usd": sum(r.cost_usd for r in ok),
         "cost_per_1k_tokens_usd": 1e3 * sum(r.cost_usd for r in ok) / tokens if tokens else None,
@@ -161,6 +165,7 @@ def summary_table(s: dict) -> str:
              f"| output tokens/s | {s['output_tokens_per_s']:.1f} |",
              f"| TTFT p50 / p90 / p99 (ms) | {three(s['ttft_ms'], '{:.0f}')} |",
              f"| per-token p50 / p90 / p99 (ms) | {three(s['token_ms'])} |",
+             f"| inter-chunk p50 / p90 / p99 (ms) | {three(s['itl_ms'])} |",
              f"| end-to-end p50 / p90 / p99 (ms) | {three(s['e2e_ms'], '{:.0f}')} |",
              f"| cost per 1k tokens | {_fmt(s['cost_per_1k_tokens_usd'], '${:.5f}')} |",
              f"| device energy per request | {_fmt(s['energy_per_request_j'], '{:.2f} J')} |",

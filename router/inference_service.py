@@ -218,7 +218,7 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
             return None
         try:
             d = self.placer.decide(spec.route, count=False)
-        except FailedPrecondition:
+        except (FailedPrecondition, ResourceExhausted):
             return None
         if d.placement != "cloud" or d.cloud_worker_id in tried:
             return None

@@ -10,7 +10,7 @@ from router.placement import Decision, RouteRequest
 from router.policy import decide
 from router.policy_store import PolicyStore, PolicyVersion
 from router.snapshot import build_snapshot
-from tandem.errors import FailedPrecondition
+from tandem.errors import FailedPrecondition, ResourceExhausted
 
 
 class Placer:
@@ -28,14 +28,16 @@ class Placer:
         self.metrics.policy_version.set(v.version)
 
     def decide(self, route: RouteRequest, count: bool = True) -> Decision:
-        """The decision for `route` now. Raises FailedPrecondition when nothing can serve."""
+        """The decision for `route` now. Raises FailedPrecondition when nothing can serve, ResourceExhausted
+        when only saturated pools could."""
         policy, version = self.store.policy, self.store.current.version
         snap = build_snapshot(self.registry, self.estimates, policy, route.device_id)
         try:
             d = decide(route, snap, policy, self.registry.now(), version)
-        except FailedPrecondition:
+        except (FailedPrecondition, ResourceExhausted) as exc:
             if count:
-                self.metrics.decisions.labels("none", "no_candidate").inc()
+                self.metrics.decisions.labels("none", "saturated" if isinstance(exc, ResourceExhausted)
+                                              else "no_candidate").inc()
             raise
         if count:
             self.metrics.decisions.labels(d.placement, d.rule).inc()

@@ -38,7 +38,7 @@ from router.policy_config import PolicyConfig
 from router.costs import cloud_cost_usd
 from router.predict import (FASTEST, DeviceEstimate, PoolEstimate, Prediction, RoundPrices, predict_cloud,
                             predict_edge, predict_tandem)
-from tandem.errors import FailedPrecondition
+from tandem.errors import FailedPrecondition, ResourceExhausted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,8 @@ def _pool_rule(opt: _Option, policy: PolicyConfig) -> tuple[str, str] | None:
 
 def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: float,
            policy_version: int = 0) -> Decision:
-    """Choose where `req` runs. Pure; raises FailedPrecondition listing every exclusion."""
+    """Choose where `req` runs. Pure; raises FailedPrecondition listing every exclusion, or
+    ResourceExhausted when a saturated pool was among the placements that could have served it."""
     d = snap.device
     n = req.max_new_tokens
     prompt_tokens = prompt_tokens_estimate(req, snap, policy)
@@ -276,8 +277,10 @@ def decide(req: RouteRequest, snap: FleetSnapshot, policy: PolicyConfig, now: fl
                                           order[o.placement], o.prediction.cost_usd))  # type: ignore[union-attr]
     candidates = tuple(_candidate(o, d, req) for o in options)
     if not ranked:
-        raise FailedPrecondition("no placement can serve the request: "
-                                 + "; ".join(f"{o.label}: {o.excluded}" for o in options))
+        reasons = "; ".join(f"{o.label}: {o.excluded}" for o in options)
+        if any(o.rule == "saturated" for o in options):  # a pool with room would serve it: overload, not a constraint
+            raise ResourceExhausted(f"every placement that could serve the request is saturated now: {reasons}")
+        raise FailedPrecondition(f"no placement can serve the request: {reasons}")
     best = ranked[0]
     p = best.prediction
     assert p is not None

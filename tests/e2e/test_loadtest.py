@@ -18,7 +18,7 @@ SMOKE = ROOT / "loadtest" / "scenarios" / "smoke.toml"
 
 @pytest.fixture(scope="module")
 def stack(profile, tmp_path_factory):
-    with running_stack(tmp_path_factory, "", (), 2) as s:
+    with running_stack(tmp_path_factory, "", ("lt-phone",), 2) as s:
         yield s
 
 
@@ -42,7 +42,7 @@ def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
     assert run["achieved_send_rate"] > 0 and run["ttft_ms"]["p50"] > 0
     # requests came from the simulated devices, and the router placed some of them on those devices
     sims = {r["device_id"] for r in records if r["device_id"]}
-    assert sims and all(d.startswith("sim-") for d in sims)
+    assert sims and all(d.startswith("sim-") for d in sims)  # not lt-phone, the stack's own device
     assert {r["placement"] for r in records} & {"edge", "tandem"}
     assert all(r["ttft_ms"] >= (r["sent_s"] - r["scheduled_s"]) * 1e3 for r in records)
     samples = [json.loads(line) for line in (out / "fleet.jsonl").read_text().splitlines()]
@@ -52,6 +52,17 @@ def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
 
     compared = tandem("loadtest", "--compare", str(out), str(out))
     assert compared.returncode == 0 and "| TTFT p50 ms |" in compared.stdout and "1.00×" in compared.stdout
+
+
+def test_attach_uses_the_edge_workers_already_registered(stack, tmp_path):
+    out = tmp_path / "attached"
+    done = tandem("loadtest", str(SMOKE), "--target", stack.router_address, "--attach", "--rate", "4",
+                  "--duration", "2", "--process", "constant", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and all(r["status"] == "OK" for r in records)
+    assert {r["device_id"] for r in records} - {""} == {"lt-phone"}
+    assert "attached to 1 edge workers" in done.stderr
 
 
 def test_a_remote_target_needs_allow_remote(tmp_path):

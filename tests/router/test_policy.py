@@ -12,7 +12,7 @@ from router.policy import FleetSnapshot, battery_pressure, decide
 from router.policy_config import PolicyConfig, policy_from_dict
 from router.predict import (DeviceEstimate, PoolEstimate, RoundPrices, best_gamma, expected_tokens, predict_cloud,
                             predict_tandem)
-from tandem.errors import FailedPrecondition, InvalidArgument
+from tandem.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
 NOW = 1000.0
 POLICY = PolicyConfig()
@@ -141,6 +141,14 @@ def test_saturated_pool_is_excluded():
     busy = dataclasses.replace(GPU, utilisation=0.99)
     d = decide(req(preference="only_cloud"), snap(None, (ASIC, busy)), POLICY, NOW)
     assert d.pool == "asic" and by(d, "cloud", "gpu").rule == "saturated"
+
+
+def test_nothing_but_saturated_pools_is_overload_not_a_constraint():
+    busy = (dataclasses.replace(ASIC, utilisation=0.99), dataclasses.replace(GPU, utilisation=0.99))
+    with pytest.raises(ResourceExhausted, match="saturated now"):
+        decide(req(preference="only_cloud"), snap(None, busy), POLICY, NOW)
+    with pytest.raises(FailedPrecondition):  # a cost ceiling no pool meets is a constraint, however busy
+        decide(req(preference="only_cloud", max_cost_usd=1e-12), snap(None, (ASIC, GPU)), POLICY, NOW)
 
 
 def test_saturation_counts_the_slot_share_the_request_would_take():
