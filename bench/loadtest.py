@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "devices": args.devices,
         "sweep": [{"rate": r["requested_rate"], "sustained": sustained(r, args.ttft_limit_ms), "ok": r["ok"],
-                   "requests": r["requests"], "errors": r["errors"], "achieved_send_rate": r["achieved_send_rate"],
+                   "requests": r["requests"], "errors": r["errors"], "scheduled_rate": r["scheduled_rate"], "achieved_send_rate": r["achieved_send_rate"],
                    "send_lag_ms_p99": r["send_lag_ms"]["p99"], "throughput_rps": r["throughput_rps"],
                    "ttft_ms_p50": r["ttft_ms"]["p50"], "ttft_ms_p99": r["ttft_ms"]["p99"],
                    "slo_attainment": r["slo_attainment"]} for r in runs],
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "send_rate_error_at_highest": (abs(highest["achieved_send_rate"] / highest["requested_rate"] - 1)
                                        if highest and highest["achieved_send_rate"] else None),
         "fixed_run": {"rate": fixed_rate, "duration_s": args.fixed_s, "requests": run["requests"], "ok": run["ok"],
+                      "scheduled_rate": run["scheduled_rate"], "achieved_send_rate": run["achieved_send_rate"],
                       "errors": run["errors"], "outputs": sorted(p.name for p in fixed_dir.iterdir())},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
