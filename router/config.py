@@ -33,6 +33,10 @@ class RouterConfig:
     policy_file: Path | None = None  # a TOML policy file, reloaded when it changes (on top of `policy`)
     policy_poll_ms: int = 1000
     admin_token: str = ""  # non-empty: SetPolicy/RollbackPolicy need it in x-tandem-admin-token metadata
+    # the dashboard (HTTP): on this port (0: a free one; -1: off), on loopback unless allowed elsewhere
+    dashboard_port: int = 8051
+    dashboard_host: str = "127.0.0.1"
+    dashboard_allow_remote: bool = False
     # non-empty: Inference calls need one of these in `authorization: Bearer <key>` metadata
     api_keys: tuple[str, ...] = ()
     # >= 0: also serve every service with TLS on this port (0: a free one), with this PEM pair
@@ -43,6 +47,10 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
+        if self.dashboard_port >= 0 and not self.dashboard_allow_remote and self.dashboard_host not in (
+                "127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"dashboard_host {self.dashboard_host!r} is not loopback: set dashboard_allow_remote = true "
+                             "to serve the dashboard there (and set admin_token)")
         if self.tls_port >= 0 and not (self.tls_cert_file and self.tls_key_file):
             raise ValueError("tls_port needs tls_cert_file and tls_key_file")
         if self.health_check_interval_ms < 0 or self.health_check_timeout_ms <= 0 or self.health_check_failures < 1:

@@ -95,6 +95,7 @@ def state_from_pb(s: common_pb2.WorkerState) -> DeviceState:
         rtt_ms=s.rtt_ms,
         kv_cache_bytes=s.kv_cache_bytes,
         battery_capacity_joules=s.battery_capacity_joules,
+        tokens_generated=s.tokens_generated,
     )
 
 

@@ -30,6 +30,7 @@ class DeviceState:
     rtt_ms: float = 0.0
     kv_cache_bytes: int = 0
     battery_capacity_joules: float = 0.0
+    tokens_generated: int = 0  # since the worker started (drafted ones included)
 
 
 @dataclasses.dataclass(frozen=True)

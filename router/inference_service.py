@@ -164,7 +164,9 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                             out.cost.cloud_usd = usd
                             out.cost.target_forward_passes = passes
                             out.cost.cloud_compute_ms = compute_ms
-                            self.metrics.cloud_cost.labels(record.pool.name if record else decision.pool).inc(usd)
+                            pool_name = record.pool.name if record else decision.pool
+                            self.metrics.cloud_cost.labels(pool_name).inc(usd)
+                            self.metrics.pool_tokens.labels(pool_name).inc(tokens)
                         out.timing.ttft_ms = (first_at - t_start) * 1e3
                         out.timing.total_ms = (now - t_start) * 1e3
                         out.timing.decision_ms = (t_decided - t_start) * 1e3

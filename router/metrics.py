@@ -34,6 +34,8 @@ class RouterMetrics:
         self.battery = Gauge("tandem_device_battery_percent", "Battery charge reported by each device",
                              ["device"], registry=registry)
         self.cloud_cost = Counter("tandem_cloud_cost_usd", "Money spent in cloud pools", ["pool"], registry=registry)
+        self.pool_tokens = Counter("tandem_pool_tokens", "Tokens of the requests a pool served or verified (CLOUD "
+                                   "and TANDEM), the denominator of its cost per token", ["pool"], registry=registry)
         self.device_energy = Counter("tandem_device_energy_joules", "Device energy spent", registry=registry)
         self.inflight = Gauge("tandem_inflight_requests", "Generate calls being served", registry=registry)
         self.fleet = Gauge("tandem_fleet_workers", "Registered workers", ["kind"], registry=registry)

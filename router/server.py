@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from router.admin_service import AdminService
 from router.config import RouterConfig
+from router.dashboard.server import Dashboard
 from router.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.fleet_service import FleetService
@@ -70,6 +71,8 @@ class Router:
         self._expiry: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
         self._health: asyncio.Task | None = None
+        self.dashboard: Dashboard | None = None
+        self.dashboard_port = 0
 
     @property
     def address(self) -> str:
@@ -80,6 +83,11 @@ class Router:
         await self.server.start()
         await mark_serving(self.health, SERVICES)
         self._expiry = asyncio.create_task(self._expire_loop(), name="fleet-expiry")
+        if self.config.dashboard_port >= 0:
+            self.dashboard = Dashboard(f"127.0.0.1:{self.port}" if self.config.host in ("0.0.0.0", "::") else self.address,
+                                       self._dashboard_inputs)
+            self.dashboard_port = await self.dashboard.start(self.config.dashboard_host, self.config.dashboard_port)
+            log.info("dashboard on http://%s:%d/", self.config.dashboard_host, self.dashboard_port)
         if self.config.health_check_interval_ms:
             self._health = asyncio.create_task(self._health_loop(), name="health-checks")
         if self.policy_file:
@@ -90,6 +98,10 @@ class Router:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
             await self.fleet_service.expire()
+
+    def _dashboard_inputs(self) -> tuple:
+        store = self.placer.store
+        return self.registry_metrics.collect(), list(self.fleet), store.policy, store.current.version
 
     async def _health_loop(self) -> None:
         while True:
@@ -112,6 +124,8 @@ class Router:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.dashboard:
+            await self.dashboard.stop()
         await self.server.stop(grace_s)
         await self.channels.close()
         if self._httpd:
@@ -131,7 +145,8 @@ async def serve(config: RouterConfig, ready: Callable[[dict], None] | None = Non
     router, port = create_server(config)
     await router.start()
     if ready:
-        ready({"component": "router", "port": port, "metrics_port": router.metrics_port, "address": router.address})
+        ready({"component": "router", "port": port, "metrics_port": router.metrics_port, "address": router.address,
+               "dashboard_port": router.dashboard_port, "tls_port": router.tls_port})
     try:
         await (stop_event or asyncio.Event()).wait()
     finally:

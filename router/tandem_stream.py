@@ -234,6 +234,7 @@ class TandemStreamer:
             last.cost.target_forward_passes = stats.target_passes + (1 if extra_compute_ms else 0)
             last.cost.cloud_compute_ms = compute_ms
             self.metrics.cloud_cost.labels(pool.name).inc(last.cost.cloud_usd)
+            self.metrics.pool_tokens.labels(pool.name).inc(out.produced)
             self.metrics.device_energy.inc(stats.device_energy_j)
             self.metrics.observe_tandem(stats)
             self._learn(spec, decision, edge, pool.name, stats, control, last.timing.ttft_ms, out)

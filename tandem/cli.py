@@ -79,7 +79,7 @@ def cmd_router(args: argparse.Namespace) -> int:
 
     data, base = _config(args)
     table = dict(data.get("router", {}))
-    for key in ("host", "port", "metrics_port"):
+    for key in ("host", "port", "metrics_port", "dashboard_port"):
         if getattr(args, key) is not None:
             table[key] = getattr(args, key)
     config = build(RouterConfig, table, "router", base)
@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--metrics-port", type=int)
+    p.add_argument("--dashboard-port", type=int, help="the dashboard's HTTP port (0: a free one; -1: off)")
     p.set_defaults(fn=cmd_router)
 
     p = sub.add_parser("edge", help="run an edge worker (draft model) and register it with a router")

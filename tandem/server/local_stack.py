@@ -81,6 +81,7 @@ class LocalStack:
         self.progress = progress
         self.components: dict[str, Component] = {}
         self.router_address = ""
+        self.dashboard_url = ""
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
 
     def _start(self, name: str, args: list[str], with_config: bool = True) -> Component:
@@ -92,9 +93,10 @@ class LocalStack:
 
     def start_router(self, timeout_s: float = 60.0, port: int = 0) -> str:
         self.progress("starting router")
-        info = self._start("router", ["router", "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0"]
-                           ).wait_ready(timeout_s)
+        info = self._start("router", ["router", "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
+                                      "--dashboard-port", "0"]).wait_ready(timeout_s)
         self.router_address = f"127.0.0.1:{info['port']}"
+        self.dashboard_url = f"http://127.0.0.1:{info['dashboard_port']}/" if info.get("dashboard_port") else ""
         return self.router_address
 
     def start_edge(self, device_id: str, extra: Sequence[str] = (), timeout_s: float = 60.0) -> dict:

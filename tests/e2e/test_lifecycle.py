@@ -37,7 +37,7 @@ async def until(predicate, timeout_s: float = 10.0, what: str = "condition"):
 
 @pytest.fixture
 async def router():
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, heartbeat_interval_ms=100, lease_ms=400))
+    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, heartbeat_interval_ms=100, lease_ms=400))
     await r.start()
     yield r
     await r.stop(0)
@@ -102,7 +102,7 @@ async def test_cancelled_stream_releases_the_session(router, edge):
 
 
 async def test_router_overload_is_resource_exhausted(profile):
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, max_inflight=1))
+    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, max_inflight=1))
     await r.start()
     w = EdgeWorker(EdgeConfig(device_id="phone", router=r.address, metrics_port=-1), profile)
     await w.start()
@@ -133,7 +133,7 @@ def test_killed_edge_process_is_dropped_from_the_fleet(profile):
 
 
 async def test_cloud_replicas_failing_health_checks_are_dropped_long_before_their_lease():
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, heartbeat_interval_ms=1000, lease_ms=60_000,
+    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, heartbeat_interval_ms=1000, lease_ms=60_000,
                                       health_check_interval_ms=50, health_check_timeout_ms=300,
                                       health_check_failures=2))
     await r.start()

@@ -12,7 +12,7 @@ from tandem.v1 import admin_pb2, admin_pb2_grpc
 
 @pytest.fixture
 async def router():
-    r = Router(RouterConfig(port=0, metrics_port=-1, admin_token="s3cret"))
+    r = Router(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, admin_token="s3cret"))
     await r.start()
     yield r
     await r.stop(0)

@@ -122,7 +122,7 @@ def _self_signed(tmp_path):
 
 async def test_api_keys_and_tls(tmp_path):
     cert, key = _self_signed(tmp_path)
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, api_keys=("k1", "k2"), tls_port=0,
+    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, api_keys=("k1", "k2"), tls_port=0,
                                       tls_cert_file=cert, tls_key_file=key))
     await r.start()
     try:

@@ -1,0 +1,176 @@
+"""The dashboard's live figures, computed from the router's Prometheus registry (the one /metrics
+serves) and its fleet registry: rates and percentiles over a sliding window, totals over time.
+
+Pure given its inputs: ``LiveView.sample(families, fleet, policy)`` takes the registry's metric
+families as collected, the fleet's members and the policy, with an injected clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from typing import Callable, Iterable, Sequence
+
+Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
+
+
+def flatten(families: Iterable) -> dict[Key, float]:
+    """Every sample of `families` (prometheus_client Metric objects) by (name, labels)."""
+    out: dict[Key, float] = {}
+    for fam in families:
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _by(flat: dict[Key, float], name: str, label: str, where: dict[str, str] | None = None) -> dict[str, float]:
+    """Sum of `name`'s samples grouped by the value of `label` (samples matching `where`)."""
+    out: dict[str, float] = collections.defaultdict(float)
+    for (n, labels), v in flat.items():
+        if n != name:
+            continue
+        d = dict(labels)
+        if where and any(d.get(k) != w for k, w in where.items()):
+            continue
+        out[d.get(label, "")] += v
+    return dict(out)
+
+
+def _delta(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in now.items()}
+
+
+def histogram_quantile(buckets: dict[float, float], q: float) -> float | None:
+    """The q-quantile of a histogram given its cumulative bucket counts by upper bound, linearly
+    interpolated inside the bucket (as Prometheus' histogram_quantile); None when it is empty."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    total = buckets[bounds[-1]]
+    rank = q * total
+    lo, below = 0.0, 0.0
+    for b in bounds:
+        c = buckets[b]
+        if c >= rank:
+            if math.isinf(b):
+                return lo  # in the overflow bucket: the last finite bound is what is known
+            return lo + (b - lo) * ((rank - below) / (c - below) if c > below else 1.0)
+        lo, below = b, c
+    return lo
+
+
+def _buckets(flat: dict[Key, float], name: str, placement: str) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for (n, labels), v in flat.items():
+        d = dict(labels)
+        if n == f"{name}_bucket" and d.get("placement") == placement:
+            out[float(d["le"])] = out.get(float(d["le"]), 0.0) + v
+    return out
+
+
+class LiveView:
+    """Keeps the last `window_s` of registry snapshots and `history` points of totals."""
+
+    def __init__(self, window_s: float = 10.0, history: int = 600, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._snaps: collections.deque[tuple[float, dict[Key, float]]] = collections.deque()
+        self.series: collections.deque[dict] = collections.deque(maxlen=history)
+        self._device_tokens: dict[str, float] = {}
+
+    def _before(self, now: float) -> tuple[float, dict[Key, float]]:
+        while len(self._snaps) > 1 and now - self._snaps[1][0] >= self.window_s:
+            self._snaps.popleft()
+        return self._snaps[0]
+
+    def sample(self, families: Iterable, fleet: Sequence, policy, policy_version: int) -> dict:
+        """The live view now: `fleet` are router.fleet.WorkerRecord, `policy` the PolicyConfig in force."""
+        now = self.clock()
+        flat = flatten(families)
+        self._snaps.append((now, flat))
+        t0, old = self._before(now)
+        span = max(now - t0, 1e-9)
+
+        def rate(name: str, label: str, where: dict | None = None) -> dict[str, float]:
+            return {k: v / span for k, v in _delta(_by(flat, name, label, where), _by(old, name, label, where)).items()}
+
+        rps = {p: r for p, r in rate("tandem_requests_total", "placement").items() if p != "none" or r}
+        reasons = []
+        for (n, labels), v in flat.items():
+            if n == "tandem_decisions_total":
+                d = dict(labels)
+                r = (v - old.get((n, labels), 0.0)) / span
+                if r > 0:
+                    reasons.append({"placement": d.get("placement", ""), "rule": d.get("rule", ""), "rps": r})
+        reasons.sort(key=lambda x: -x["rps"])
+        latency = {}
+        for what, name in (("ttft_ms", "tandem_ttft_seconds"), ("token_ms", "tandem_token_latency_seconds")):
+            latency[what] = {}
+            for placement in sorted({dict(k[1]).get("placement", "") for k in flat if k[0] == f"{name}_bucket"}):
+                buckets = _delta(_buckets(flat, name, placement), _buckets(old, name, placement))
+                qs = {f"p{int(q * 100)}": histogram_quantile(buckets, q) for q in (0.5, 0.9, 0.99)}
+                latency[what][placement] = {k: None if v is None else v * 1e3 for k, v in qs.items()}
+
+        def total(name: str) -> float:
+            return sum(v for (n, _), v in flat.items() if n == name)
+
+        def window(name: str) -> float:
+            return total(name) - sum(v for (n, _), v in old.items() if n == name)
+
+        rounds, drafted, accepted = (window(f"tandem_tandem_{x}_total") for x in ("rounds", "drafted_tokens",
+                                                                                 "accepted_tokens"))
+        acc_n, acc_sum = window("tandem_tandem_acceptance_rate_count"), window("tandem_tandem_acceptance_rate_sum")
+        tpr_n, tpr_sum = window("tandem_tandem_tokens_per_round_count"), window("tandem_tandem_tokens_per_round_sum")
+        cost_by_pool = _by(flat, "tandem_cloud_cost_usd_total", "pool")
+        tokens_by_pool = _by(flat, "tandem_pool_tokens_total", "pool")
+        d_cost = _delta(cost_by_pool, _by(old, "tandem_cloud_cost_usd_total", "pool"))
+        d_tok = _delta(tokens_by_pool, _by(old, "tandem_pool_tokens_total", "pool"))
+        pools: dict[str, dict] = {}
+        for w in fleet:
+            if w.kind != "cloud":
+                continue
+            p = pools.setdefault(w.pool.name, {"name": w.pool.name, "accelerator": w.pool.accelerator,
+                                               "replicas": 0, "queue": 0, "price_per_replica_hour_usd":
+                                               w.pool.price_per_replica_hour_usd})
+            p["replicas"] += 1
+            p["queue"] += w.state.queue_depth
+        for name, p in pools.items():
+            tok = tokens_by_pool.get(name, 0.0)
+            p["cost_usd"] = cost_by_pool.get(name, 0.0)
+            p["cost_per_1k_tokens_usd"] = 1e3 * p["cost_usd"] / tok if tok else None
+            p["cost_usd_per_s"] = d_cost.get(name, 0.0) / span
+            p["tokens_per_s"] = d_tok.get(name, 0.0) / span
+        devices = []
+        seen = {}
+        for w in fleet:
+            if w.kind != "edge":
+                continue
+            prev = self._device_tokens.get(w.worker_id, w.state.tokens_generated)
+            seen[w.worker_id] = w.state.tokens_generated
+            devices.append({"id": w.worker_id, "battery_percent": w.state.battery_percent,
+                            "charging": w.state.charging, "thermal": w.state.thermal, "rtt_ms": w.state.rtt_ms,
+                            "queue": w.state.queue_depth, "tokens": w.state.tokens_generated,
+                            "tokens_since_last": max(0.0, w.state.tokens_generated - prev)})
+        self._device_tokens = seen
+        work = sum(d["tokens_since_last"] for d in devices)
+        for d in devices:
+            d["share"] = d["tokens_since_last"] / work if work else 0.0
+        spend, energy = total("tandem_cloud_cost_usd_total"), total("tandem_device_energy_joules_total")
+        point = {"t": now, "rps": sum(rps.values()), "spend_usd": spend, "device_energy_j": energy,
+                 "rps_by_placement": rps}
+        self.series.append(point)
+        return {
+            "t": now, "window_s": round(span, 3), "policy_version": policy_version,
+            "rps": rps, "reasons": reasons[:8], "latency": latency,
+            "slo": {"ttft_ms": policy.default_ttft_slo_ms, "token_ms": policy.default_token_slo_ms},
+            "tandem": {"acceptance": acc_sum / acc_n if acc_n else None,
+                       "acceptance_tokens": accepted / drafted if drafted else None,
+                       "tokens_per_round": tpr_sum / tpr_n if tpr_n else None,
+                       "gamma": drafted / rounds if rounds else None},
+            "spend_usd": spend, "spend_usd_per_s": window("tandem_cloud_cost_usd_total") / span,
+            "device_energy_j": energy, "device_energy_j_per_s": window("tandem_device_energy_joules_total") / span,
+            "pools": sorted(pools.values(), key=lambda p: p["name"]),
+            "devices": sorted(devices, key=lambda d: d["id"]),
+            "inflight": total("tandem_inflight_requests"),
+        }

@@ -1,0 +1,215 @@
+// Tandem dashboard: live figures over server-sent events, the policy form, history and rollback.
+// Plain JS; charts with uPlot (committed under static/vendor). Everything it changes goes through
+// the router's Admin API (/api/policy, /api/rollback), with the admin token the operator enters.
+"use strict";
+
+const PLACEMENTS = ["edge", "cloud", "tandem"];
+const COLORS = {edge: "#2e7d32", cloud: "#1565c0", tandem: "#ef6c00", slo: "#b00020", spend: "#6a1b9a", energy: "#00838f"};
+const MAX_POINTS = 600;
+const $ = (id) => document.getElementById(id);
+const fmt = (v, d = 2) => (v === null || v === undefined || Number.isNaN(v)) ? "—" : Number(v).toFixed(d);
+let latest = null;
+
+// ---------------------------------------------------------------- charts
+
+function makeChart(el, series, title) {
+  const data = [[], ...series.map(() => [])];
+  const opts = {
+    title, width: Math.max(360, el.clientWidth || 520), height: 180,
+    scales: {x: {time: true}},
+    series: [{}, ...series.map((s) => ({label: s.label, stroke: s.color, width: 1.5, dash: s.dash, scale: s.scale || "y"}))],
+    axes: [{}, {scale: "y"}, ...(series.some((s) => s.scale === "y2") ? [{scale: "y2", side: 1}] : [])],
+  };
+  return {plot: new uPlot(opts, data, el), data};
+}
+
+function push(chart, t, values) {
+  chart.data[0].push(t);
+  values.forEach((v, i) => chart.data[i + 1].push(v === undefined ? null : v));
+  if (chart.data[0].length > MAX_POINTS) chart.data.forEach((a) => a.shift());
+  chart.plot.setData(chart.data);
+}
+
+const charts = {};
+function initCharts() {
+  charts.rps = makeChart($("chart-rps"), PLACEMENTS.map((p) => ({label: p, color: COLORS[p]})), "requests/s by placement");
+  charts.ttft = makeChart($("chart-ttft"), [...PLACEMENTS.map((p) => ({label: `${p} p99`, color: COLORS[p]})),
+    {label: "SLO", color: COLORS.slo, dash: [6, 4]}], "TTFT p99 (ms) against the SLO");
+  charts.spend = makeChart($("chart-spend"), [{label: "cloud $", color: COLORS.spend},
+    {label: "device J", color: COLORS.energy, scale: "y2"}], "cumulative spend and device energy");
+}
+
+// ---------------------------------------------------------------- live view
+
+function rows(tbody, items) {
+  tbody.innerHTML = items.map((cells) => "<tr>" + cells.map((c) => `<td>${c}</td>`).join("") + "</tr>").join("");
+}
+
+function render(v) {
+  latest = v;
+  $("policy-version").textContent = "v" + v.policy_version;
+  $("inflight").textContent = fmt(v.inflight, 0);
+  const total = Object.values(v.rps || {}).reduce((a, b) => a + b, 0);
+  $("rps-total").textContent = fmt(total);
+  for (const p of PLACEMENTS) $("rps-" + p).textContent = fmt((v.rps || {})[p] || 0);
+  rows($("reasons").tBodies[0], (v.reasons || []).map((r) => [r.placement, r.rule, fmt(r.rps)]));
+  $("slo-ttft").textContent = v.slo.ttft_ms ? fmt(v.slo.ttft_ms, 0) + " ms" : "none";
+  $("slo-token").textContent = v.slo.token_ms ? fmt(v.slo.token_ms, 0) + " ms" : "none";
+  const lat = v.latency || {ttft_ms: {}, token_ms: {}};
+  const over = (x, slo) => (slo && x !== null && x > slo) ? ` class="over"` : "";
+  $("latency").tBodies[0].innerHTML = PLACEMENTS.filter((p) => lat.ttft_ms[p] || lat.token_ms[p]).map((p) => {
+    const t = lat.ttft_ms[p] || {}, k = lat.token_ms[p] || {};
+    const cell = (x, slo) => `<td${over(x, slo)}>${fmt(x, 1)}</td>`;
+    return `<tr><td>${p}</td>${cell(t.p50, v.slo.ttft_ms)}${cell(t.p90, v.slo.ttft_ms)}${cell(t.p99, v.slo.ttft_ms)}` +
+      `${cell(k.p50, v.slo.token_ms)}${cell(k.p90, v.slo.token_ms)}${cell(k.p99, v.slo.token_ms)}</tr>`;
+  }).join("");
+  $("tandem-acceptance").textContent = fmt(v.tandem.acceptance);
+  $("tandem-tpr").textContent = fmt(v.tandem.tokens_per_round);
+  $("tandem-gamma").textContent = fmt(v.tandem.gamma, 1);
+  rows($("pools").tBodies[0], (v.pools || []).map((p) => [p.name, p.accelerator, p.replicas, p.queue,
+    fmt(p.price_per_replica_hour_usd), p.cost_per_1k_tokens_usd === null ? "—" : "$" + fmt(p.cost_per_1k_tokens_usd, 5),
+    fmt(p.tokens_per_s, 1)]));
+  rows($("devices").tBodies[0], (v.devices || []).map((d) => [d.id,
+    `<span class="bar${d.battery_percent < 20 ? " low" : ""}" style="width:${Math.round(d.battery_percent / 2)}px"></span>${fmt(d.battery_percent, 0)}%`,
+    d.charging ? "⚡ yes" : "no", fmt(100 * d.share, 0) + "%", d.thermal, fmt(d.rtt_ms, 1), d.queue]));
+  $("spend").textContent = "$" + fmt(v.spend_usd, 6);
+  $("energy").textContent = fmt(v.device_energy_j, 1) + " J";
+  const now = Date.now() / 1000;
+  push(charts.rps, now, PLACEMENTS.map((p) => (v.rps || {})[p] || 0));
+  push(charts.ttft, now, [...PLACEMENTS.map((p) => (lat.ttft_ms[p] || {}).p99 ?? null), v.slo.ttft_ms || null]);
+  push(charts.spend, now, [v.spend_usd, v.device_energy_j]);
+}
+
+function connect() {
+  const es = new EventSource("/api/events");
+  es.onopen = () => { $("conn").textContent = "live"; $("conn").className = "ok"; };
+  es.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "bad"; };
+  es.onmessage = (e) => render(JSON.parse(e.data));
+}
+
+// ---------------------------------------------------------------- policy
+
+let policy = null;  // {version, policy: {...}}
+
+function buildForm() {
+  const form = $("policy-form");
+  form.innerHTML = "";
+  for (const [name, value] of Object.entries(policy.policy)) {
+    const div = document.createElement("div");
+    div.className = "field";
+    div.id = "field-" + name;
+    const input = typeof value === "boolean"
+      ? `<input id="f-${name}" name="${name}" type="checkbox"${value ? " checked" : ""}>`
+      : `<input id="f-${name}" name="${name}" type="number" step="any" value="${value}">`;
+    div.innerHTML = `<label for="f-${name}">${name.replaceAll("_", " ")}</label>${input}<span class="err" id="err-${name}"></span>`;
+    form.appendChild(div);
+  }
+  form.addEventListener("input", () => { $("apply").disabled = true; $("diff").textContent = ""; });
+}
+
+function formValue(name) {
+  const el = $("f-" + name);
+  if (el.type === "checkbox") return el.checked;
+  return el.value.trim() === "" ? NaN : Number(el.value);
+}
+
+function changes() {
+  const out = {};
+  for (const [name, old] of Object.entries(policy.policy)) {
+    const now = formValue(name);
+    if (typeof old === "boolean" ? now !== old : !(Number(now) === Number(old))) out[name] = Number.isNaN(now) ? $("f-" + name).value : now;
+  }
+  return out;
+}
+
+function clearErrors() {
+  document.querySelectorAll(".err").forEach((e) => { e.textContent = ""; });
+  document.querySelectorAll(".field.invalid").forEach((e) => e.classList.remove("invalid"));
+}
+
+function showError(body) {
+  const field = (body.field || "").replace(/^policy\./, "");
+  const err = $("err-" + field);
+  if (err) {
+    err.textContent = body.message;
+    const box = $("field-" + field);
+    if (box) box.classList.add("invalid");
+  } else {
+    $("policy-status").textContent = `${body.status}: ${body.field ? body.field + ": " : ""}${body.message}`;
+  }
+}
+
+function headers() {
+  const h = {"Content-Type": "application/json"};
+  if ($("token").value) h["X-Tandem-Admin-Token"] = $("token").value;
+  if ($("who").value) h["X-Tandem-Caller"] = $("who").value;
+  return h;
+}
+
+async function loadPolicy() {
+  policy = await (await fetch("/api/policy")).json();
+  buildForm();
+  $("apply").disabled = true;
+  await loadHistory();
+}
+
+function review() {
+  clearErrors();
+  const c = changes();
+  const lines = Object.entries(c).map(([k, v]) => `${k}: ${policy.policy[k]} → ${v}`);
+  $("diff").textContent = lines.length ? lines.join("\n") : "no changes";
+  $("apply").disabled = !lines.length;
+}
+
+async function apply() {
+  clearErrors();
+  const body = {policy: changes(), note: $("note").value, expected_version: Number(policy.version)};
+  const resp = await fetch("/api/policy", {method: "POST", headers: headers(), body: JSON.stringify(body)});
+  const out = await resp.json();
+  if (!resp.ok) { showError(out); return; }
+  $("policy-status").textContent = `applied: v${out.version} by ${out.caller}`;
+  $("diff").textContent = "";
+  $("note").value = "";
+  await loadPolicy();
+}
+
+async function rollback(version) {
+  clearErrors();
+  const resp = await fetch("/api/rollback", {method: "POST", headers: headers(),
+    body: JSON.stringify({version, note: $("note").value})});
+  const out = await resp.json();
+  if (!resp.ok) { showError(out); return; }
+  $("policy-status").textContent = `rolled back to v${version}: now v${out.version}`;
+  $("note").value = "";
+  await loadPolicy();
+}
+
+async function loadHistory() {
+  const h = await (await fetch("/api/history")).json();
+  const tbody = $("history").tBodies[0];
+  tbody.innerHTML = "";
+  for (const v of h.versions) {
+    const tr = document.createElement("tr");
+    const when = new Date(v.created_unix_s * 1000).toLocaleString();
+    tr.innerHTML = `<td>v${v.version}</td><td>${when}</td><td>${v.caller}</td><td>${v.source}` +
+      `${v.restored_version && v.restored_version !== "0" ? " of v" + v.restored_version : ""}</td><td></td><td></td>`;
+    tr.children[4].textContent = v.note;
+    if (String(v.version) !== String(policy.version)) {
+      const b = document.createElement("button");
+      b.textContent = "roll back to this";
+      b.className = "rollback";
+      b.dataset.version = v.version;
+      b.onclick = () => rollback(Number(v.version));
+      tr.children[5].appendChild(b);
+    }
+    tbody.appendChild(tr);
+  }
+}
+
+window.addEventListener("load", async () => {
+  initCharts();
+  connect();
+  $("review").onclick = review;
+  $("apply").onclick = apply;
+  await loadPolicy();
+});

@@ -1,0 +1,121 @@
+"""The dashboard in a real browser (headless Chromium driven by Playwright) on a real stack under
+load: live numbers change, a bad weight is rejected beside its field, a good one applies and the
+next decision's reason changes, and a rollback restores the policy."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+
+import pytest
+
+import tandem
+from tests.conftest import PROMPTS
+from tests.e2e.conftest import running_stack
+
+DEVICE = "dash-phone"
+TOKEN = "dash-token"
+CONFIG = f"""
+[router]
+admin_token = "{TOKEN}"
+"""
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("the dashboard test needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(profile, tmp_path_factory):
+    with running_stack(tmp_path_factory, CONFIG, (DEVICE,), 2) as s:
+        yield s
+
+
+@pytest.fixture
+def load(stack):
+    """Requests from the device, one after another, until the test ends."""
+    stop = threading.Event()
+    served = []
+
+    def run() -> None:
+        with tandem.Client(stack.router_address, timeout=60) as client:
+            i = 0
+            while not stop.is_set():
+                served.append(client.complete(PROMPTS[i % len(PROMPTS)], max_new_tokens=12, device_id=DEVICE))
+                i += 1
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    yield served
+    stop.set()
+    t.join(timeout=60)
+
+
+def decision(stack) -> tuple[int, float, str]:
+    """The next decision's policy version, the latency term of its winner's score, and its reason."""
+    with tandem.Client(stack.router_address, timeout=30) as client:
+        d = client.explain(PROMPTS[0], max_new_tokens=48, device_id=DEVICE)
+    latency = float(re.search(r"latency ([0-9.]+)", d.reason).group(1))
+    return d.policy_version, latency, d.reason
+
+
+def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert stack.dashboard_url
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(stack.dashboard_url)
+        expect(page.locator("#conn")).to_have_text("live", timeout=20_000)
+        expect(page.locator("#policy-version")).to_have_text("v1")
+        # the numbers move while the load runs: cloud spend and device energy only ever grow
+        first = page.locator("#spend").inner_text(), page.locator("#energy").inner_text()
+        page.wait_for_function(
+            "([s, e]) => document.getElementById('spend').textContent !== s"
+            " || document.getElementById('energy').textContent !== e", arg=list(first), timeout=30_000)
+        expect(page.locator("#devices tbody tr")).to_have_count(1)
+        expect(page.locator("#pools tbody tr")).to_have_count(2)
+
+        # a bad value is refused by the router and shown beside its field; nothing changes
+        page.fill("#token", TOKEN)
+        page.fill("#who", "browser-test")
+        page.fill("#f-cost_weight", "-1")
+        page.click("#review")
+        expect(page.locator("#diff")).to_contain_text("cost_weight: 1 → -1")
+        page.fill("#note", "try a negative weight")
+        page.click("#apply")
+        expect(page.locator("#err-cost_weight")).to_contain_text("must be")
+        expect(page.locator("#policy-version")).to_have_text("v1")
+
+        # a good one applies, with its note, and the next decision is scored by it
+        v1, latency_before, before = decision(stack)
+        page.fill("#f-cost_weight", "1")
+        page.fill("#f-latency_weight", "3")
+        page.click("#review")
+        expect(page.locator("#diff")).to_have_text("latency_weight: 0.07 → 3")
+        page.fill("#note", "latency matters more this week")
+        page.click("#apply")
+        expect(page.locator("#policy-status")).to_contain_text("applied: v2 by dashboard:browser-test")
+        expect(page.locator("#policy-version")).to_have_text("v2", timeout=10_000)
+        v2, latency_after, after = decision(stack)
+        assert (v1, v2) == (1, 2) and after != before
+        assert latency_after > 10 * latency_before  # the weight went from 0.07 to 3
+        expect(page.locator("#history tbody tr").first).to_contain_text("latency matters more this week")
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+        # roll back to v1 (a note is required for that too)
+        page.click("#history button.rollback[data-version='1']")
+        expect(page.locator("#err-note")).to_contain_text("note")
+        page.fill("#note", "back to the default")
+        page.click("#history button.rollback[data-version='1']")
+        expect(page.locator("#policy-status")).to_contain_text("rolled back to v1: now v3")
+        expect(page.locator("#f-latency_weight")).to_have_value("0.07")
+        v3, latency_back, _ = decision(stack)
+        assert v3 == 3 and latency_back < latency_after / 10
+        browser.close()
+    assert load, "the load never completed a request"
