@@ -53,7 +53,7 @@ from router.policy import decide
 from router.policy_config import PolicyConfig
 from router.predict import best_gamma, dropped_ahead, expected_tokens
 from router.snapshot import build_snapshot
-from tandem.errors import FailedPrecondition, InvalidArgument
+from tandem.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
 TOKENIZER_ID = "sim-tokenizer-v1"  # one tokenizer for the whole fleet (the registry enforces it)
 PLACEMENTS = ("edge", "cloud", "tandem", "refused")
@@ -553,7 +553,7 @@ class Plan:
 
 
 class Strategy:
-    """Places requests. `plan` may raise FailedPrecondition (a refusal)."""
+    """Places requests. `plan` may raise FailedPrecondition or ResourceExhausted (a refusal)."""
 
     name = "strategy"
 
@@ -744,12 +744,13 @@ class Simulation:
     """One run of one strategy over one scenario. `run()` returns the summary dict."""
 
     def __init__(self, scenario: Scenario, strategy: Strategy, rng: random.Random | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, requests: list[SimRequest] | None = None) -> None:
+        """`requests`: a recorded workload to replay (loadtest.replay) instead of the scenario's own."""
         self.scenario = scenario
         self.strategy = strategy
         self.progress = progress
         rng = rng or random.Random(scenario.seed)
-        self.requests = generate_requests(scenario, rng)
+        self.requests = requests if requests is not None else generate_requests(scenario, rng)
         self.devices = [SimDevice(i, scenario, rng.getrandbits(64)) for i in range(scenario.devices)]
         self.pools = {p.name: PoolState(p) for p in scenario.pools}
         self.total_slots = sum(p.slots for p in scenario.pools)
@@ -821,7 +822,7 @@ class Simulation:
             t.interactive += 1
         try:
             plan = self.strategy.plan(req, dev)
-        except FailedPrecondition as e:
+        except (FailedPrecondition, ResourceExhausted) as e:
             t.placements["refused"] += 1
             if req.interactive:
                 t.misses_by_placement["refused"] += 1
@@ -978,7 +979,7 @@ REFUSAL_PHRASES = {"saturated": "pool saturated", "thermally critical": "thermal
 
 
 def refusal_cause(message: str) -> str:
-    """A short key for a FailedPrecondition from decide: the hard rules its message names."""
+    """A short key for a refusal from decide: the hard rules its message names."""
     return " + ".join(sorted({v for k, v in REFUSAL_PHRASES.items() if k in message})) or "other"
 
 
@@ -1033,7 +1034,7 @@ def time_decisions(scenario: Scenario, devices: int = 10_000, decisions: int = 5
         try:
             snap = build_snapshot(registry, est, policy, r.route.device_id)
             decide(r.route, snap, policy, now)
-        except FailedPrecondition:
+        except (FailedPrecondition, ResourceExhausted):
             pass
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()

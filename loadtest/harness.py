@@ -85,7 +85,9 @@ async def _one(client: tandem.AsyncClient, p: Planned, scenario: Scenario, t0: f
     slo = scenario.slo
     rec = RequestRecord(p.index, p.hints.name, p.device_id, p.max_new_tokens, p.at_s,
                         ttft_slo_ms=_tightest(p.hints.ttft_slo_ms, slo.ttft_ms),
-                        token_slo_ms=_tightest(p.hints.token_slo_ms, slo.token_ms))
+                        token_slo_ms=_tightest(p.hints.token_slo_ms, slo.token_ms),
+                        placement_hint=p.hints.placement, privacy=p.hints.privacy, quality=p.hints.quality,
+                        prompt_chars=len(p.prompt))
     h = p.hints
     kwargs = dict(max_new_tokens=p.max_new_tokens, temperature=scenario.requests.temperature, placement=h.placement,
                   device_id=p.device_id, privacy=h.privacy, quality=h.quality, ttft_slo_ms=h.ttft_slo_ms,

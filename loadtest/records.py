@@ -42,6 +42,11 @@ class RequestRecord:
     itl_ms: list[float] = dataclasses.field(default_factory=list)  # inter-token latency: the raw gaps between chunks
     ttft_slo_ms: float = 0.0  # the SLOs this request is held to
     token_slo_ms: float = 0.0
+    # its hints and size, so that a run's records are a trace to replay (loadtest.replay)
+    placement_hint: str = "auto"
+    privacy: str = "standard"
+    quality: str = "unspecified"
+    prompt_chars: int = 0
 
     @property
     def ok(self) -> bool:

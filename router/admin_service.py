@@ -6,9 +6,10 @@ from __future__ import annotations
 import hmac
 
 from router.convert import (KINDS, decision_to_pb, member_to_pb, parse_generate, policy_changes_from_pb,
-                            policy_version_to_pb)
+                            policy_version_to_pb, shadow_to_pb)
 from router.fleet import FleetRegistry
 from router.placer import Placer
+from router.policy_config import policy_from_dict
 from tandem.errors import InvalidArgument, Unauthenticated
 from tandem.grpc_status import map_errors
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
@@ -66,6 +67,27 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if request.version <= 0:
             raise InvalidArgument("version", f"must be > 0, got {request.version}")
         return policy_version_to_pb(self.placer.store.rollback(request.version, caller, request.note))
+
+    @map_errors
+    async def SetShadowPolicy(self, request, context):
+        caller = self._caller(context)
+        if not request.HasField("policy"):
+            raise InvalidArgument("policy", "required")
+        changes = policy_changes_from_pb(request.policy, list(request.update_mask.paths))
+        stats = self.placer.start_shadow(policy_from_dict(changes, self.placer.store.policy), caller, request.note)
+        return shadow_to_pb(stats)
+
+    @map_errors
+    async def GetShadowReport(self, request, context):
+        return shadow_to_pb(self.placer.shadow)
+
+    @map_errors
+    async def ClearShadowPolicy(self, request, context):
+        self._caller(context)
+        stats = self.placer.stop_shadow()
+        report = shadow_to_pb(stats)
+        report.active = False
+        return report
 
     @map_errors
     async def ListPolicyHistory(self, request, context):

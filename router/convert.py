@@ -178,6 +178,21 @@ def policy_version_to_pb(v: PolicyVersion) -> admin_pb2.PolicyVersion:
                                    restored_version=v.restored_version)
 
 
+def shadow_to_pb(stats) -> admin_pb2.ShadowReport:
+    """A router.shadow.ShadowStats (None: no shadow runs) as the Admin API's report."""
+    if stats is None:
+        return admin_pb2.ShadowReport(active=False)
+    r = stats.report()
+    return admin_pb2.ShadowReport(
+        active=True, policy=policy_to_pb(stats.policy), note=r["note"], caller=r["caller"],
+        started_unix_s=r["started_unix_s"], decisions=r["decisions"], same_placement=r["same_placement"],
+        same_target=r["same_target"],
+        differences=[admin_pb2.ShadowDifference(live=d["live"], shadow=d["shadow"], count=d["count"])
+                     for d in r["differences"]],
+        live=admin_pb2.ShadowPredictions(**{k: v or 0.0 for k, v in r["live"].items()}),
+        shadow=admin_pb2.ShadowPredictions(**{k: v or 0.0 for k, v in r["shadow"].items()}))
+
+
 def member_to_pb(w: WorkerRecord, now: float) -> admin_pb2.FleetMember:
     s = w.state
     return admin_pb2.FleetMember(

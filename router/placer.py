@@ -3,23 +3,39 @@ the pure policy function; and what a finished request teaches the estimates."""
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import time
+from typing import Callable
+
 from router.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.metrics import RouterMetrics
 from router.placement import Decision, RouteRequest
 from router.policy import decide
+from router.policy_config import PolicyConfig
 from router.policy_store import PolicyStore, PolicyVersion
+from router.shadow import ShadowStats
 from router.snapshot import build_snapshot
 from tandem.errors import FailedPrecondition, ResourceExhausted
 
 
+LOG_SIZE = 5000  # decisions kept for what-if replay
+
+
 class Placer:
+    """Decides with the live policy; beside it, an optional shadow policy whose decisions are only
+    counted; and a log of the last LOG_SIZE requests decided (the dashboard's what-if trace)."""
+
     def __init__(self, registry: FleetRegistry, store: PolicyStore, estimates: Estimates,
-                 metrics: RouterMetrics) -> None:
+                 metrics: RouterMetrics, wall_clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.store = store
         self.estimates = estimates
         self.metrics = metrics
+        self.wall_clock = wall_clock
+        self.shadow: ShadowStats | None = None
+        self.log: collections.deque[dict] = collections.deque(maxlen=LOG_SIZE)
         store.on_change = self.policy_changed
         self.policy_changed(store.current)
 
@@ -32,19 +48,43 @@ class Placer:
         when only saturated pools could."""
         policy, version = self.store.policy, self.store.current.version
         snap = build_snapshot(self.registry, self.estimates, policy, route.device_id)
+        now = self.registry.now()
+        if count:
+            self.log.append({"t_s": self.wall_clock(), "chars_per_token": snap.chars_per_token,
+                             **dataclasses.asdict(route)})
         try:
-            d = decide(route, snap, policy, self.registry.now(), version)
+            d = decide(route, snap, policy, now, version)
         except (FailedPrecondition, ResourceExhausted) as exc:
             if count:
                 self.metrics.decisions.labels("none", "saturated" if isinstance(exc, ResourceExhausted)
                                               else "no_candidate").inc()
+                self._shadow(route, snap, now, None)
             raise
         if count:
+            self._shadow(route, snap, now, d)
             self.metrics.decisions.labels(d.placement, d.rule).inc()
             for c in d.candidates:
                 if c.excluded:
                     self.metrics.exclusions.labels(c.placement, c.rule).inc()
         return d
+
+    def _shadow(self, route: RouteRequest, snap, now: float, live: Decision | None) -> None:
+        if self.shadow is None:
+            return
+        try:
+            other = decide(route, snap, self.shadow.policy, now)
+        except (FailedPrecondition, ResourceExhausted):
+            other = None
+        self.shadow.record(live, other)
+
+    def start_shadow(self, policy: PolicyConfig, caller: str, note: str) -> ShadowStats:
+        """Run `policy` beside the live one from now on (replacing a running shadow)."""
+        self.shadow = ShadowStats(policy, note, caller, self.wall_clock())
+        return self.shadow
+
+    def stop_shadow(self) -> ShadowStats | None:
+        stats, self.shadow = self.shadow, None
+        return stats
 
     def observe_latency(self, d: Decision, ttft_ms: float, token_ms: float | None) -> None:
         """Actual ÷ predicted, for the dashboard's calibration view."""

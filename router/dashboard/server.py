@@ -9,8 +9,10 @@ token and name forwarded, so the page has no power the API lacks. Errors come ba
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
+import multiprocessing
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +21,8 @@ from aiohttp import web
 from google.protobuf import field_mask_pb2, json_format
 
 from router.dashboard.live import LiveView
+from router.policy_config import PolicyConfig, policy_from_dict
+from tandem.errors import InvalidArgument
 from tandem.grpc_status import FIELD_METADATA_KEY
 from tandem.v1 import admin_pb2, admin_pb2_grpc
 
@@ -42,9 +46,15 @@ class Dashboard:
     """``await start(host, port)`` serves; ``await stop()``. `sample` returns the live view's inputs."""
 
     def __init__(self, admin_target: str, sample: Callable[[], tuple], interval_s: float = 1.0,
-                 live: LiveView | None = None) -> None:
+                 live: LiveView | None = None, decision_log: Callable[[], list[dict]] = lambda: [],
+                 live_policy: Callable[[], PolicyConfig] = PolicyConfig) -> None:
+        """`decision_log` returns the router's recent decisions (the what-if trace); `live_policy`
+        the policy in force."""
         self.admin_target = admin_target
         self._sample = sample
+        self._decision_log = decision_log
+        self._live_policy = live_policy
+        self._replays: concurrent.futures.ProcessPoolExecutor | None = None
         self.interval_s = interval_s
         self.live = live or LiveView()
         self.latest: dict = {}
@@ -63,6 +73,9 @@ class Dashboard:
             web.post("/api/policy", self._set_policy),
             web.post("/api/rollback", self._rollback),
             web.get("/api/history", self._history),
+            web.post("/api/shadow", self._set_shadow),
+            web.delete("/api/shadow", self._clear_shadow),
+            web.post("/api/whatif", self._whatif),
         ])
         self.app = app
 
@@ -73,13 +86,14 @@ class Dashboard:
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._tick()
         self._ticker = asyncio.create_task(self._tick_loop(), name="dashboard-live")
         return self.port
 
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
+        if self._replays:
+            self._replays.shutdown(wait=False, cancel_futures=True)
         for q in list(self._subscribers):
             q.put_nowait(None)
         if self._runner:
@@ -89,21 +103,27 @@ class Dashboard:
 
     # -- live figures
 
-    def _tick(self) -> None:
+    async def _tick(self) -> None:
         families, fleet, policy, version = self._sample()
-        self.latest = self.live.sample(families, fleet, policy, version)
-        self.latest["series"] = list(self.live.series)[-1:]
+        latest = self.live.sample(families, fleet, policy, version)
+        latest["series"] = list(self.live.series)[-1:]
+        try:
+            latest["shadow"] = _pb_json(await self._admin().GetShadowReport(admin_pb2.GetShadowReportRequest(),
+                                                                            timeout=2))
+        except grpc.RpcError:
+            latest["shadow"] = {"active": False}
+        self.latest = latest
         for q in list(self._subscribers):
             if q.qsize() < 4:  # a slow browser skips updates instead of growing a queue
                 q.put_nowait(self.latest)
 
     async def _tick_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
             try:
-                self._tick()
+                await self._tick()
             except Exception:  # noqa: BLE001 - one bad sample must not stop the page's updates
                 log.exception("dashboard sample failed")
+            await asyncio.sleep(self.interval_s)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
@@ -206,3 +226,72 @@ class Dashboard:
         except grpc.RpcError as err:
             return self._error(err)
         return web.json_response({"versions": [_pb_json(v) for v in resp.versions]})
+
+    # -- shadow mode, through the Admin API
+
+    async def _set_shadow(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            changes = dict(body.get("policy") or {})
+            policy = json_format.ParseDict(changes, admin_pb2.RoutingPolicy())
+        except (ValueError, json_format.ParseError) as exc:
+            return web.json_response({"status": "INVALID_ARGUMENT", "field": "policy", "message": str(exc)}, status=400)
+        if not changes:
+            return web.json_response({"status": "INVALID_ARGUMENT", "field": "policy",
+                                      "message": "the shadow must differ from the live policy somewhere"}, status=400)
+        req = admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+                                         note=str(body.get("note") or ""))
+        try:
+            r = await self._admin().SetShadowPolicy(req, timeout=5, metadata=self._metadata(request))
+        except grpc.RpcError as err:
+            return self._error(err)
+        return web.json_response(_pb_json(r))
+
+    async def _clear_shadow(self, request: web.Request) -> web.Response:
+        try:
+            r = await self._admin().ClearShadowPolicy(admin_pb2.ClearShadowPolicyRequest(), timeout=5,
+                                                      metadata=self._metadata(request))
+        except grpc.RpcError as err:
+            return self._error(err)
+        return web.json_response(_pb_json(r))
+
+    # -- what-if replay (read-only: the simulator replays a trace; nothing in force changes)
+
+    async def _whatif(self, request: web.Request) -> web.Response:
+        def bad(field: str, message: str) -> web.Response:
+            return web.json_response({"status": "INVALID_ARGUMENT", "field": field, "message": message}, status=400)
+
+        try:
+            body = await request.json()
+        except ValueError:
+            return bad("body", "not JSON")
+        from loadtest.replay import entry_from_log, load_records
+
+        source = body.get("source", "log")
+        try:
+            if source == "log":
+                entries = [entry_from_log(e) for e in self._decision_log()]
+            elif source == "records":
+                entries = load_records(str(body.get("records") or "").splitlines())
+            else:
+                return bad("source", f"must be log or records, got {source!r}")
+        except ValueError as exc:
+            return bad("records", str(exc))
+        if not entries:
+            return bad("source", "the trace is empty: no decisions logged yet" if source == "log" else "no records")
+        live = self._live_policy()
+        policies = {"live": live}
+        for i, c in enumerate(body.get("candidates") or []):
+            name = str(c.get("name") or f"candidate {i + 1}")
+            try:
+                policies[name] = policy_from_dict(dict(c.get("policy") or {}), live)
+            except InvalidArgument as exc:
+                return bad(f"candidates[{i}].{exc.field}", str(exc).split(": ", 1)[-1])
+        if len(policies) < 2:
+            return bad("candidates", "at least one candidate policy to compare with the live one")
+        if self._replays is None:  # a process of its own: the simulation must not hold the router's GIL
+            self._replays = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        from loadtest.replay import whatif
+
+        points = await asyncio.get_running_loop().run_in_executor(self._replays, whatif, entries, policies)
+        return web.json_response({"source": source, "requests": len(entries), "points": points})

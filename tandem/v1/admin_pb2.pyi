@@ -127,6 +127,60 @@ class ListPolicyHistoryResponse(_message.Message):
     versions: _containers.RepeatedCompositeFieldContainer[PolicyVersion]
     def __init__(self, versions: _Optional[_Iterable[_Union[PolicyVersion, _Mapping]]] = ...) -> None: ...
 
+class GetShadowReportRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClearShadowPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShadowReport(_message.Message):
+    __slots__ = ("active", "policy", "note", "caller", "started_unix_s", "decisions", "same_placement", "same_target", "differences", "live", "shadow")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    STARTED_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    SAME_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    SAME_TARGET_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    active: bool
+    policy: RoutingPolicy
+    note: str
+    caller: str
+    started_unix_s: float
+    decisions: int
+    same_placement: int
+    same_target: int
+    differences: _containers.RepeatedCompositeFieldContainer[ShadowDifference]
+    live: ShadowPredictions
+    shadow: ShadowPredictions
+    def __init__(self, active: _Optional[bool] = ..., policy: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., note: _Optional[str] = ..., caller: _Optional[str] = ..., started_unix_s: _Optional[float] = ..., decisions: _Optional[int] = ..., same_placement: _Optional[int] = ..., same_target: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ShadowDifference, _Mapping]]] = ..., live: _Optional[_Union[ShadowPredictions, _Mapping]] = ..., shadow: _Optional[_Union[ShadowPredictions, _Mapping]] = ...) -> None: ...
+
+class ShadowDifference(_message.Message):
+    __slots__ = ("live", "shadow", "count")
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    live: str
+    shadow: str
+    count: int
+    def __init__(self, live: _Optional[str] = ..., shadow: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ShadowPredictions(_message.Message):
+    __slots__ = ("cost_usd", "ttft_ms", "token_ms")
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    cost_usd: float
+    ttft_ms: float
+    token_ms: float
+    def __init__(self, cost_usd: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., token_ms: _Optional[float] = ...) -> None: ...
+
 class ListFleetRequest(_message.Message):
     __slots__ = ("kind",)
     KIND_FIELD_NUMBER: _ClassVar[int]

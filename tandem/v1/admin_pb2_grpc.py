@@ -66,6 +66,21 @@ class AdminStub:
                 request_serializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryResponse.FromString,
                 _registered_method=True)
+        self.SetShadowPolicy = channel.unary_unary(
+                '/tandem.v1.Admin/SetShadowPolicy',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
+                _registered_method=True)
+        self.GetShadowReport = channel.unary_unary(
+                '/tandem.v1.Admin/GetShadowReport',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.GetShadowReportRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
+                _registered_method=True)
+        self.ClearShadowPolicy = channel.unary_unary(
+                '/tandem.v1.Admin/ClearShadowPolicy',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.ClearShadowPolicyRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -117,6 +132,30 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetShadowPolicy(self, request, context):
+        """Shadow mode: run a candidate policy (the live one with `policy`'s fields in `update_mask`
+        applied) beside the live one on every request, without enforcing it, and count how their
+        decisions differ. Replaces any running shadow and resets its counts. Errors as SetPolicy's
+        (expected_version is ignored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetShadowReport(self, request, context):
+        """The running shadow's counts (active = false when none runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearShadowPolicy(self, request, context):
+        """Stop the shadow; returns its last report. Needs the admin token like SetPolicy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +188,21 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListPolicyHistory,
                     request_deserializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryResponse.SerializeToString,
+            ),
+            'SetShadowPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetShadowPolicy,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.SetPolicyRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.SerializeToString,
+            ),
+            'GetShadowReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetShadowReport,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.GetShadowReportRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.SerializeToString,
+            ),
+            'ClearShadowPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearShadowPolicy,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.ClearShadowPolicyRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +367,87 @@ class Admin:
             '/tandem.v1.Admin/ListPolicyHistory',
             tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryRequest.SerializeToString,
             tandem_dot_v1_dot_admin__pb2.ListPolicyHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetShadowPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/SetShadowPolicy',
+            tandem_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetShadowReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/GetShadowReport',
+            tandem_dot_v1_dot_admin__pb2.GetShadowReportRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearShadowPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/ClearShadowPolicy',
+            tandem_dot_v1_dot_admin__pb2.ClearShadowPolicyRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
             options,
             channel_credentials,
             insecure,

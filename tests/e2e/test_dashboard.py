@@ -1,6 +1,7 @@
 """The dashboard in a real browser (headless Chromium driven by Playwright) on a real stack under
-load: live numbers change, a bad weight is rejected beside its field, a good one applies and the
-next decision's reason changes, and a rollback restores the policy."""
+load: live numbers change, a shadow policy is counted beside the live one, the decision log is
+replayed under two candidates, a bad weight is rejected beside its field, the chosen candidate
+applies and the next decision's reason changes, and a rollback restores the policy."""
 
 from __future__ import annotations
 
@@ -81,9 +82,35 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         expect(page.locator("#devices tbody tr")).to_have_count(1)
         expect(page.locator("#pools tbody tr")).to_have_count(2)
 
-        # a bad value is refused by the router and shown beside its field; nothing changes
         page.fill("#token", TOKEN)
         page.fill("#who", "browser-test")
+
+        # shadow: the form's changes decide beside the live policy on the live traffic
+        page.fill("#f-latency_weight", "3")
+        page.fill("#note", "does latency-first move much?")
+        page.click("#shadow-start")
+        expect(page.locator("#shadow-state")).to_contain_text("running", timeout=10_000)
+        page.wait_for_function("Number(document.getElementById('shadow-decisions').textContent) >= 2",
+                               timeout=60_000)
+        expect(page.locator("#shadow-agreement")).to_contain_text("%")
+        page.click("#shadow-stop")
+        expect(page.locator("#policy-status")).to_contain_text("shadow stopped after")
+        expect(page.locator("#policy-version")).to_have_text("v1")  # a shadow is never enforced
+
+        # what-if: replay the router's decision log under two candidates
+        page.fill("#candidate-name", "latency-first")
+        page.click("#candidate-add")
+        page.fill("#f-latency_weight", "0.07")
+        page.fill("#f-cost_weight", "3")
+        page.fill("#candidate-name", "cost-first")
+        page.click("#candidate-add")
+        expect(page.locator("#candidates tbody tr")).to_have_count(2)
+        page.click("#whatif-run")
+        expect(page.locator("#whatif-results tbody tr")).to_have_count(3, timeout=60_000)
+        expect(page.locator("#whatif-plot circle")).to_have_count(3)
+        expect(page.locator("#whatif-results")).to_contain_text("★ live")
+
+        # a bad value is refused by the router and shown beside its field; nothing changes
         page.fill("#f-cost_weight", "-1")
         page.click("#review")
         expect(page.locator("#diff")).to_contain_text("cost_weight: 1 → -1")
@@ -92,10 +119,10 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         expect(page.locator("#err-cost_weight")).to_contain_text("must be")
         expect(page.locator("#policy-version")).to_have_text("v1")
 
-        # a good one applies, with its note, and the next decision is scored by it
+        # the chosen candidate goes into the form and applies, with its note; the next decision is scored by it
         v1, latency_before, before = decision(stack)
-        page.fill("#f-cost_weight", "1")
-        page.fill("#f-latency_weight", "3")
+        page.click(".load-candidate[data-name='latency-first']")
+        expect(page.locator("#f-latency_weight")).to_have_value("3")
         page.click("#review")
         expect(page.locator("#diff")).to_have_text("latency_weight: 0.07 → 3")
         page.fill("#note", "latency matters more this week")

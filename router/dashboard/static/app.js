@@ -78,6 +78,137 @@ function render(v) {
   push(charts.rps, now, PLACEMENTS.map((p) => (v.rps || {})[p] || 0));
   push(charts.ttft, now, [...PLACEMENTS.map((p) => (lat.ttft_ms[p] || {}).p99 ?? null), v.slo.ttft_ms || null]);
   push(charts.spend, now, [v.spend_usd, v.device_energy_j]);
+  renderShadow(v.shadow || {active: false});
+}
+
+// ---------------------------------------------------------------- shadow
+
+function renderShadow(r) {
+  if (!r.active) {
+    $("shadow-state").textContent = "no shadow running";
+    return;
+  }
+  const changed = policy ? Object.entries(r.policy).filter(([k, x]) => policy.policy[k] !== undefined && String(policy.policy[k]) !== String(x))
+    .map(([k, x]) => `${k} = ${x}`).join(", ") : "";
+  $("shadow-state").textContent = `running since ${new Date(r.started_unix_s * 1000).toLocaleTimeString()} by ${r.caller}` +
+    (r.note ? ` (${r.note})` : "") + (changed ? `: ${changed}` : "");
+  const n = Number(r.decisions);
+  $("shadow-decisions").textContent = n;
+  $("shadow-agreement").textContent = n ? fmt(100 * Number(r.same_placement) / n, 0) + "%" : "—";
+  $("shadow-cost").textContent = `$${fmt(r.live.cost_usd, 6)} → $${fmt(r.shadow.cost_usd, 6)}`;
+  $("shadow-ttft").textContent = `${fmt(r.live.ttft_ms, 0)} → ${fmt(r.shadow.ttft_ms, 0)}`;
+  rows($("shadow-diffs").tBodies[0], (r.differences || []).map((d) => [d.live, d.shadow, d.count]));
+}
+
+async function startShadow() {
+  clearErrors();
+  const resp = await fetch("/api/shadow", {method: "POST", headers: headers(),
+    body: JSON.stringify({policy: changes(), note: $("note").value})});
+  const out = await resp.json();
+  if (!resp.ok) { showError(out); return; }
+  $("policy-status").textContent = "shadow started";
+  renderShadow(out);
+}
+
+async function stopShadow() {
+  const resp = await fetch("/api/shadow", {method: "DELETE", headers: headers()});
+  const out = await resp.json();
+  if (!resp.ok) { showError(out); return; }
+  $("policy-status").textContent = `shadow stopped after ${out.decisions} decisions`;
+  renderShadow({active: false});
+}
+
+// ---------------------------------------------------------------- what-if
+
+const candidates = [];
+
+function renderCandidates() {
+  const tbody = $("candidates").tBodies[0];
+  tbody.innerHTML = "";
+  candidates.forEach((c, i) => {
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td></td><td></td><td><button type="button">remove</button></td>`;
+    tr.children[0].textContent = c.name;
+    tr.children[1].textContent = Object.entries(c.policy).map(([k, v]) => `${k} = ${v}`).join(", ") || "(none)";
+    tr.querySelector("button").onclick = () => { candidates.splice(i, 1); renderCandidates(); };
+    tbody.appendChild(tr);
+  });
+}
+
+function addCandidate() {
+  const name = $("candidate-name").value.trim() || `candidate ${candidates.length + 1}`;
+  candidates.push({name, policy: changes()});
+  $("candidate-name").value = "";
+  renderCandidates();
+}
+
+function loadIntoForm(name) {
+  const c = candidates.find((x) => x.name === name);
+  if (!c) return;
+  buildForm();
+  for (const [k, v] of Object.entries(c.policy)) {
+    const el = $("f-" + k);
+    if (el.type === "checkbox") el.checked = Boolean(v); else el.value = v;
+  }
+  $("policy-status").textContent = `the form holds ${name}: review, add a note, apply`;
+}
+
+function plot(points) {
+  const svg = $("whatif-plot"), W = 560, H = 300, pad = 48;
+  const xs = points.map((p) => p.cloud_cost_usd), ys = points.map((p) => 100 * p.slo_attainment);
+  const x0 = Math.min(...xs) * 0.9, x1 = Math.max(...xs) * 1.1 || 1, y0 = Math.min(...ys) - 1, y1 = Math.min(100, Math.max(...ys) + 1);
+  const X = (x) => pad + (W - 2 * pad) * (x - x0) / ((x1 - x0) || 1), Y = (y) => H - pad - (H - 2 * pad) * (y - y0) / ((y1 - y0) || 1);
+  let out = `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#888"/>` +
+    `<line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="#888"/>` +
+    `<text x="${W / 2}" y="${H - 10}" text-anchor="middle" font-size="12">cloud cost ($)</text>` +
+    `<text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle" font-size="12">SLO attainment (%)</text>` +
+    `<text x="${pad}" y="${H - pad + 16}" font-size="10">${x0.toFixed(4)}</text><text x="${W - pad}" y="${H - pad + 16}" font-size="10" text-anchor="end">${x1.toFixed(4)}</text>` +
+    `<text x="${pad - 4}" y="${H - pad}" font-size="10" text-anchor="end">${y0.toFixed(1)}</text><text x="${pad - 4}" y="${pad + 4}" font-size="10" text-anchor="end">${y1.toFixed(1)}</text>`;
+  points.forEach((p) => {
+    const harm = p.devices_pushed_below_reserve, r = 6 + 3 * Math.min(harm, 6);
+    const live = p.name === "live";
+    out += `<circle class="point${live ? " live" : ""}" cx="${X(p.cloud_cost_usd)}" cy="${Y(100 * p.slo_attainment)}" r="${r}" ` +
+      `fill="${live ? "#1f3a5f" : "#ef6c00"}" fill-opacity="0.7" stroke="${harm ? "#b00020" : "none"}" stroke-width="2"/>` +
+      `<text x="${X(p.cloud_cost_usd) + r + 3}" y="${Y(100 * p.slo_attainment) + 4}" font-size="11">${live ? "★ live" : p.name}` +
+      `${harm ? ` (${harm} below reserve)` : ""}</text>`;
+  });
+  svg.innerHTML = out;
+}
+
+async function runWhatif() {
+  $("err-whatif").textContent = "";
+  const body = {source: $("whatif-source").value, candidates};
+  if (body.source === "records") {
+    const f = $("whatif-file").files[0];
+    if (!f) { $("err-whatif").textContent = "choose a requests.jsonl file"; return; }
+    body.records = await f.text();
+  }
+  $("whatif-run").disabled = true;
+  try {
+    const resp = await fetch("/api/whatif", {method: "POST", headers: headers(), body: JSON.stringify(body)});
+    const out = await resp.json();
+    if (!resp.ok) { $("err-whatif").textContent = `${out.field}: ${out.message}`; return; }
+    plot(out.points);
+    const tbody = $("whatif-results").tBodies[0];
+    tbody.innerHTML = "";
+    for (const p of out.points) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = `<td></td><td>${fmt(p.cloud_cost_usd, 4)}</td><td>${fmt(100 * p.slo_attainment, 1)}%</td>` +
+        `<td>${p.devices_pushed_below_reserve}</td><td>${fmt(p.device_energy_j, 0)}</td><td>${p.refused}</td><td></td>`;
+      tr.children[0].textContent = p.name === "live" ? "★ live" : p.name;
+      if (p.name !== "live") {
+        const b = document.createElement("button");
+        b.textContent = "load into the form";
+        b.className = "load-candidate";
+        b.dataset.name = p.name;
+        b.onclick = () => loadIntoForm(p.name);
+        tr.children[6].appendChild(b);
+      }
+      tbody.appendChild(tr);
+    }
+  } finally {
+    $("whatif-run").disabled = false;
+  }
 }
 
 function connect() {
@@ -211,5 +342,9 @@ window.addEventListener("load", async () => {
   connect();
   $("review").onclick = review;
   $("apply").onclick = apply;
+  $("shadow-start").onclick = startShadow;
+  $("shadow-stop").onclick = stopShadow;
+  $("candidate-add").onclick = addCandidate;
+  $("whatif-run").onclick = runWhatif;
   await loadPolicy();
 });
