@@ -86,7 +86,8 @@ class Router:
         if self.config.dashboard_port >= 0:
             self.dashboard = Dashboard(f"127.0.0.1:{self.port}" if self.config.host in ("0.0.0.0", "::") else self.address,
                                        self._dashboard_inputs, decision_log=lambda: list(self.placer.log),
-                                       live_policy=lambda: self.placer.store.policy)
+                                       live_policy=lambda: self.placer.store.policy,
+                                       changes_allowed=bool(self.config.admin_token))
             self.dashboard_port = await self.dashboard.start(self.config.dashboard_host, self.config.dashboard_port)
             log.info("dashboard on http://%s:%d/", self.config.dashboard_host, self.dashboard_port)
         if self.config.health_check_interval_ms:

@@ -47,9 +47,11 @@ class Dashboard:
 
     def __init__(self, admin_target: str, sample: Callable[[], tuple], interval_s: float = 1.0,
                  live: LiveView | None = None, decision_log: Callable[[], list[dict]] = lambda: [],
-                 live_policy: Callable[[], PolicyConfig] = PolicyConfig) -> None:
+                 live_policy: Callable[[], PolicyConfig] = PolicyConfig, changes_allowed: bool = True) -> None:
         """`decision_log` returns the router's recent decisions (the what-if trace); `live_policy`
-        the policy in force."""
+        the policy in force; without `changes_allowed` (a router with no admin token) the page is
+        read-only: every change answers 403."""
+        self.changes_allowed = changes_allowed
         self.admin_target = admin_target
         self._sample = sample
         self._decision_log = decision_log
@@ -86,6 +88,7 @@ class Dashboard:
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._tick()  # the page has figures from its first request on
         self._ticker = asyncio.create_task(self._tick_loop(), name="dashboard-live")
         return self.port
 
@@ -119,17 +122,18 @@ class Dashboard:
 
     async def _tick_loop(self) -> None:
         while True:
+            await asyncio.sleep(self.interval_s)
             try:
                 await self._tick()
             except Exception:  # noqa: BLE001 - one bad sample must not stop the page's updates
                 log.exception("dashboard sample failed")
-            await asyncio.sleep(self.interval_s)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
     async def _live(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.latest, "series": list(self.live.series)})
+        return web.json_response({**self.latest, "series": list(self.live.series),
+                                  "changes_allowed": self.changes_allowed})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -165,6 +169,12 @@ class Dashboard:
         return md
 
     @staticmethod
+    def _read_only() -> web.Response:
+        return web.json_response({"status": "PERMISSION_DENIED", "field": "",
+                                  "message": "this router has no admin_token: the dashboard is read-only "
+                                             "(set [router] admin_token to change the policy here)"}, status=403)
+
+    @staticmethod
     def _error(err: grpc.RpcError) -> web.Response:
         field = next((v for k, v in (err.trailing_metadata() or ()) if k == FIELD_METADATA_KEY), "")
         details = err.details() or ""
@@ -180,6 +190,8 @@ class Dashboard:
         return web.json_response(_pb_json(v))
 
     async def _set_policy(self, request: web.Request) -> web.Response:
+        if not self.changes_allowed:
+            return self._read_only()
         try:
             body = await request.json()
             changes = dict(body.get("policy") or {})
@@ -203,6 +215,8 @@ class Dashboard:
         return web.json_response(_pb_json(v))
 
     async def _rollback(self, request: web.Request) -> web.Response:
+        if not self.changes_allowed:
+            return self._read_only()
         try:
             body = await request.json()
             version = int(body.get("version"))
@@ -230,6 +244,8 @@ class Dashboard:
     # -- shadow mode, through the Admin API
 
     async def _set_shadow(self, request: web.Request) -> web.Response:
+        if not self.changes_allowed:
+            return self._read_only()
         try:
             body = await request.json()
             changes = dict(body.get("policy") or {})
@@ -248,6 +264,8 @@ class Dashboard:
         return web.json_response(_pb_json(r))
 
     async def _clear_shadow(self, request: web.Request) -> web.Response:
+        if not self.changes_allowed:
+            return self._read_only()
         try:
             r = await self._admin().ClearShadowPolicy(admin_pb2.ClearShadowPolicyRequest(), timeout=5,
                                                       metadata=self._metadata(request))

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,9 @@ import tandem
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import running_stack
 
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "loadtest" / "scenarios" / "smoke.toml"
+TRACE = ROOT / "bench" / "results" / "loadtest" / "requests.jsonl"  # a recorded load test (bench/loadtest.py)
 DEVICE = "dash-phone"
 TOKEN = "dash-token"
 CONFIG = f"""
@@ -37,23 +43,18 @@ def stack(profile, tmp_path_factory):
 
 
 @pytest.fixture
-def load(stack):
-    """Requests from the device, one after another, until the test ends."""
-    stop = threading.Event()
-    served = []
-
-    def run() -> None:
-        with tandem.Client(stack.router_address, timeout=60) as client:
-            i = 0
-            while not stop.is_set():
-                served.append(client.complete(PROMPTS[i % len(PROMPTS)], max_new_tokens=12, device_id=DEVICE))
-                i += 1
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    yield served
-    stop.set()
-    t.join(timeout=60)
+def load(stack, tmp_path):
+    """A real load test against the stack, from its registered device, running through the test."""
+    out = tmp_path / "load"
+    proc = subprocess.Popen([sys.executable, "-m", "tandem.cli", "loadtest", str(SMOKE), "--target",
+                             stack.router_address, "--attach", "--rate", "3", "--duration", "300", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    yield proc
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def decision(stack) -> tuple[int, float, str]:
@@ -109,6 +110,13 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         expect(page.locator("#whatif-results tbody tr")).to_have_count(3, timeout=60_000)
         expect(page.locator("#whatif-plot circle")).to_have_count(3)
         expect(page.locator("#whatif-results")).to_contain_text("★ live")
+        # … and a recorded load test's per-request records, uploaded
+        page.select_option("#whatif-source", "records")
+        page.set_input_files("#whatif-file", str(TRACE))
+        page.evaluate("document.querySelector('#whatif-results tbody').innerHTML = ''")
+        page.click("#whatif-run")
+        expect(page.locator("#whatif-results tbody tr")).to_have_count(3, timeout=60_000)
+        expect(page.locator("#err-whatif")).to_have_text("")
 
         # a bad value is refused by the router and shown beside its field; nothing changes
         page.fill("#f-cost_weight", "-1")
@@ -145,4 +153,4 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         v3, latency_back, _ = decision(stack)
         assert v3 == 3 and latency_back < latency_after / 10
         browser.close()
-    assert load, "the load never completed a request"
+    assert load.poll() is None, "the load test ended early"
