@@ -169,7 +169,8 @@ def policy_changes_from_pb(msg: admin_pb2.RoutingPolicy, paths: list[str]) -> di
     for path in paths:
         if path not in names:
             raise InvalidArgument("update_mask", f"unknown policy field {path!r}; known: {', '.join(names)}")
-    return {name: getattr(msg, name) for name in (paths or names)}
+    return {name: dict(getattr(msg, name)) if name == "pool_prices" else getattr(msg, name)
+            for name in (paths or names)}
 
 
 def policy_version_to_pb(v: PolicyVersion) -> admin_pb2.PolicyVersion:

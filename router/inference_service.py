@@ -10,7 +10,7 @@ import grpc
 
 from router.config import RouterConfig
 from router.convert import GenerateSpec, decision_to_pb, parse_generate
-from router.costs import cloud_cost_usd
+from router.costs import cloud_cost_usd, priced
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
 from router.placement import Decision
@@ -160,7 +160,8 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                             out.cost.device_energy_joules = energy
                             self.metrics.device_energy.inc(energy)
                         else:
-                            usd = cloud_cost_usd(record.pool, compute_ms, tokens) if record else 0.0
+                            usd = (cloud_cost_usd(priced(record.pool, self.placer.store.policy.pool_prices),
+                                                  compute_ms, tokens) if record else 0.0)
                             out.cost.cloud_usd = usd
                             out.cost.target_forward_passes = passes
                             out.cost.cloud_compute_ms = compute_ms

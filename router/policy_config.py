@@ -55,11 +55,19 @@ class PolicyConfig:
     prior_compute_ms_per_verify: float = 24.0
     prompt_chars_per_token: float = 3.5  # prompt length estimate before tokenizing (prior: the router learns it)
     prefill_energy_fraction: float = 0.2  # a prompt token costs the device this share of a generated one
+    # per pool: the price per replica-hour the router prices and bills it at, instead of the one its
+    # replicas report (a renegotiated or spot price); (name, USD) pairs sorted by name
+    pool_prices: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        for name, price in self.pool_prices:
+            if not isinstance(name, str) or not name:
+                raise InvalidArgument("policy.pool_prices", f"pool names must be non-empty, got {name!r}")
+            if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
+                raise InvalidArgument(f"policy.pool_prices.{name}", f"must be a finite price >= 0, got {price!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, bool):
+            if isinstance(v, bool) or f.name == "pool_prices":
                 continue
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise InvalidArgument(f"policy.{f.name}", f"must be a finite number >= 0, got {v!r}")
@@ -92,6 +100,9 @@ def policy_from_dict(data: Mapping[str, Any], base: PolicyConfig | None = None) 
         f = _FIELDS.get(key)
         if f is None:
             raise InvalidArgument(f"policy.{key}", f"unknown key; known: {', '.join(sorted(_FIELDS))}")
+        if key == "pool_prices":
+            changes[key] = _pool_prices(value)
+            continue
         default = getattr(PolicyConfig, key)
         if isinstance(default, bool):
             if not isinstance(value, bool):
@@ -108,5 +119,28 @@ def policy_from_dict(data: Mapping[str, Any], base: PolicyConfig | None = None) 
     return dataclasses.replace(base or PolicyConfig(), **changes)
 
 
+def _pool_prices(value: Any) -> tuple[tuple[str, float], ...]:
+    """A {pool: price} mapping (or (pool, price) pairs) as the field's sorted pairs."""
+    try:
+        items = dict(value).items() if not isinstance(value, (str, bytes)) else None
+    except (TypeError, ValueError):
+        items = None
+    if items is None:
+        raise InvalidArgument("policy.pool_prices", f"must map pool names to prices, got {value!r}")
+    out = []
+    for name, price in items:
+        if isinstance(price, bool) or not isinstance(price, (int, float)):
+            raise InvalidArgument(f"policy.pool_prices.{name}", f"must be a number, got {price!r}")
+        out.append((str(name), float(price)))
+    return tuple(sorted(out))
+
+
 def policy_to_dict(p: PolicyConfig) -> dict[str, Any]:
-    return dataclasses.asdict(p)
+    d = dataclasses.asdict(p)
+    d["pool_prices"] = dict(p.pool_prices)
+    return d
+
+
+def pool_price(p: PolicyConfig, pool: str, reported: float) -> float:
+    """The price per replica-hour a pool is counted at: the policy's override, else what it reports."""
+    return next((price for name, price in p.pool_prices if name == pool), reported)

@@ -5,6 +5,7 @@ O(replicas): the caller's device is looked up by id, so 10,000s of registered de
 
 from __future__ import annotations
 
+from router.costs import priced
 from router.estimates import Estimates
 from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
 from router.policy import FleetSnapshot
@@ -24,16 +25,17 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
         draft_ms=e["draft_ms"], last_seen=w.last_seen, inflight_energy_j=est.device_energy[w.worker_id])
 
 
-def pool_estimates(replicas: list[WorkerRecord], est: Estimates, busy=lambda w: False) -> tuple[PoolEstimate, ...]:
+def pool_estimates(replicas: list[WorkerRecord], est: Estimates, busy=lambda w: False,
+                   prices: tuple[tuple[str, float], ...] = ()) -> tuple[PoolEstimate, ...]:
     """Per pool: its least-loaded replica (one that refused work as overloaded only when all did —
-    then the pool counts as full) and its utilisation."""
+    then the pool counts as full), its utilisation, and its price (the policy's override, if any)."""
     by_pool: dict[str, list[WorkerRecord]] = {}
     for r in replicas:
         by_pool.setdefault(r.pool.name, []).append(r)
     out = []
     for name, members in sorted(by_pool.items()):
         best = min(members, key=lambda w: (busy(w), w.state.queue_depth, w.state.active_sessions, w.worker_id))
-        info = best.pool
+        info = priced(best.pool, prices)
         capacity = len(members) * max(info.slots_per_replica, 1)
         utilisation = 1.0 if busy(best) else est.inflight[name] / capacity
         out.append(PoolEstimate(name=name, pool=info, replica_id=best.worker_id, endpoint=best.endpoint,
@@ -45,6 +47,6 @@ def pool_estimates(replicas: list[WorkerRecord], est: Estimates, busy=lambda w: 
 def build_snapshot(registry: FleetRegistry, est: Estimates, policy: PolicyConfig, device_id: str) -> FleetSnapshot:
     w = registry.get(device_id) if device_id else None
     device = device_estimate(w, est, policy) if w is not None and w.kind == EDGE else None
-    pools = pool_estimates(registry.members(CLOUD), est, registry.busy)
+    pools = pool_estimates(registry.members(CLOUD), est, registry.busy, policy.pool_prices)
     acceptance = {p.name: est.acceptance(device_id, p.name) for p in pools} if device else {}
     return FleetSnapshot(device=device, pools=pools, acceptance=acceptance, chars_per_token=est.chars_per_token())

@@ -19,7 +19,7 @@ import grpc
 
 from router.config import RouterConfig
 from router.convert import GenerateSpec
-from router.costs import cloud_cost_usd
+from router.costs import cloud_cost_usd, priced
 from router.draft_control import DraftControlConfig, DraftLengthController
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
@@ -229,7 +229,8 @@ class TandemStreamer:
             compute_ms = stats.cloud_compute_ms + extra_compute_ms
             pool = verifier.replica.pool
             last.tandem.CopyFrom(stats_to_pb(stats))
-            last.cost.cloud_usd = cloud_cost_usd(pool, compute_ms, out.produced)
+            last.cost.cloud_usd = cloud_cost_usd(priced(pool, self.placer.store.policy.pool_prices), compute_ms,
+                                                 out.produced)
             last.cost.device_energy_joules = stats.device_energy_j
             last.cost.target_forward_passes = stats.target_passes + (1 if extra_compute_ms else 0)
             last.cost.cloud_compute_ms = compute_ms

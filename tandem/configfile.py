@@ -66,10 +66,16 @@ def _coerce(tp: Any, value: Any, where: str, base_dir: Path | None) -> Any:
             raise ConfigError(f"{where}: expected a table")
         return build(tp, value, where, base_dir)
     if origin in (tuple, list):
+        args = typing.get_args(tp) or (Any,)
+        if isinstance(value, dict) and typing.get_origin(args[0]) is tuple:  # a table for (key, value) pairs
+            value = [list(kv) for kv in sorted(value.items())]
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        (item,) = typing.get_args(tp)[:1] or (Any,)
-        items = [_coerce(item, v, f"{where}[{i}]", base_dir) for i, v in enumerate(value)]
+        if origin is tuple and len(args) > 1 and args[-1] is not Ellipsis:  # a fixed shape: tuple[str, float]
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
+            return tuple(_coerce(a, v, f"{where}[{i}]", base_dir) for i, (a, v) in enumerate(zip(args, value)))
+        items = [_coerce(args[0], v, f"{where}[{i}]", base_dir) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):

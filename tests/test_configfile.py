@@ -57,3 +57,12 @@ def test_missing_file_is_a_config_error(tmp_path):
     bad.write_text("[router\n")
     with pytest.raises(ConfigError):
         load(bad)
+
+
+def test_a_table_configures_pairs_such_as_pool_prices(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text("[router.policy.pool_prices]\ngpu = 2.5\nasic = 0.5\n")
+    assert build(RouterConfig, load(path)["router"], "router").policy.pool_prices == (("asic", 0.5), ("gpu", 2.5))
+    path.write_text("[router.policy.pool_prices]\ngpu = 'cheap'\n")
+    with pytest.raises(ConfigError, match="pool_prices"):
+        build(RouterConfig, load(path)["router"], "router")

@@ -12,6 +12,8 @@ import math
 import time
 from typing import Callable, Iterable, Sequence
 
+from router.policy_config import pool_price
+
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
 
 
@@ -131,8 +133,10 @@ class LiveView:
             if w.kind != "cloud":
                 continue
             p = pools.setdefault(w.pool.name, {"name": w.pool.name, "accelerator": w.pool.accelerator,
-                                               "replicas": 0, "queue": 0, "price_per_replica_hour_usd":
-                                               w.pool.price_per_replica_hour_usd})
+                                               "replicas": 0, "queue": 0,
+                                               "reported_price_per_replica_hour_usd": w.pool.price_per_replica_hour_usd,
+                                               "price_per_replica_hour_usd": pool_price(
+                                                   policy, w.pool.name, w.pool.price_per_replica_hour_usd)})
             p["replicas"] += 1
             p["queue"] += w.state.queue_depth
         for name, p in pools.items():

@@ -82,6 +82,7 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
             " || document.getElementById('energy').textContent !== e", arg=list(first), timeout=30_000)
         expect(page.locator("#devices tbody tr")).to_have_count(1)
         expect(page.locator("#pools tbody tr")).to_have_count(2)
+        expect(page.locator("input.pool-price")).to_have_count(2)  # a price override per pool
 
         page.fill("#token", TOKEN)
         page.fill("#who", "browser-test")

@@ -61,6 +61,10 @@ async def test_the_api_validates_names_fields_and_needs_the_token(routers):
     status, err = await http(base + "/api/policy", {"policy": {"battery_weight": 3}, "note": "stale",
                                                     "expected_version": 1}, auth)
     assert (status, err["status"]) == (409, "ABORTED")
+    status, err = await http(base + "/api/policy", {"policy": {"pool_prices": {"asic": -1}}, "note": "x"}, auth)
+    assert (status, err["field"]) == (400, "policy.pool_prices.asic")
+    status, v = await http(base + "/api/policy", {"policy": {"pool_prices": {"asic": 0.25}}, "note": "spot"}, auth)
+    assert status == 200 and v["policy"]["pool_prices"] == {"asic": 0.25} and v["policy"]["battery_weight"] == 2
     status, err = await http(base + "/api/rollback", {"version": 99, "note": "x"}, auth)
     assert (status, err["status"]) == (404, "NOT_FOUND")
     status, err = await http(base + "/api/whatif", {"source": "log", "candidates": []})

@@ -88,8 +88,9 @@ function renderShadow(r) {
     $("shadow-state").textContent = "no shadow running";
     return;
   }
-  const changed = policy ? Object.entries(r.policy).filter(([k, x]) => policy.policy[k] !== undefined && String(policy.policy[k]) !== String(x))
-    .map(([k, x]) => `${k} = ${x}`).join(", ") : "";
+  const val = (x) => (typeof x === "object" ? sortedJson(x) : String(x));
+  const changed = policy ? Object.entries(r.policy).filter(([k, x]) => policy.policy[k] !== undefined && val(policy.policy[k]) !== val(x))
+    .map(([k, x]) => `${k} = ${val(x)}`).join(", ") : "";
   $("shadow-state").textContent = `running since ${new Date(r.started_unix_s * 1000).toLocaleTimeString()} by ${r.caller}` +
     (r.note ? ` (${r.note})` : "") + (changed ? `: ${changed}` : "");
   const n = Number(r.decisions);
@@ -129,7 +130,7 @@ function renderCandidates() {
     const tr = document.createElement("tr");
     tr.innerHTML = `<td></td><td></td><td><button type="button">remove</button></td>`;
     tr.children[0].textContent = c.name;
-    tr.children[1].textContent = Object.entries(c.policy).map(([k, v]) => `${k} = ${v}`).join(", ") || "(none)";
+    tr.children[1].textContent = Object.entries(c.policy).map(([k, v]) => `${k} = ${typeof v === "object" ? sortedJson(v) : v}`).join(", ") || "(none)";
     tr.querySelector("button").onclick = () => { candidates.splice(i, 1); renderCandidates(); };
     tbody.appendChild(tr);
   });
@@ -147,6 +148,10 @@ function loadIntoForm(name) {
   if (!c) return;
   buildForm();
   for (const [k, v] of Object.entries(c.policy)) {
+    if (k === "pool_prices") {
+      document.querySelectorAll("input.pool-price").forEach((el) => { el.value = v[el.dataset.pool] ?? ""; });
+      continue;
+    }
     const el = $("f-" + k);
     if (el.type === "checkbox") el.checked = Boolean(v); else el.value = v;
   }
@@ -222,10 +227,26 @@ function connect() {
 
 let policy = null;  // {version, policy: {...}}
 
+let poolNames = [];  // pools the fleet reports (for the price overrides)
+
 function buildForm() {
   const form = $("policy-form");
   form.innerHTML = "";
   for (const [name, value] of Object.entries(policy.policy)) {
+    if (name === "pool_prices") {
+      const reported = Object.fromEntries(((latest && latest.pools) || []).map((p) => [p.name, p.reported_price_per_replica_hour_usd]));
+      for (const pool of [...new Set([...poolNames, ...Object.keys(value)])].sort()) {
+        const div = document.createElement("div");
+        div.className = "field";
+        div.id = `field-pool_prices.${pool}`;
+        const v = value[pool] === undefined ? "" : value[pool];
+        div.innerHTML = `<label for="f-pool_prices.${pool}">price of pool ${pool} ($/replica-h; empty: as reported)</label>` +
+          `<input id="f-pool_prices.${pool}" data-pool="${pool}" class="pool-price" type="number" step="any" value="${v}" ` +
+          `placeholder="${reported[pool] ?? ""}"><span class="err" id="err-pool_prices.${pool}"></span>`;
+        form.appendChild(div);
+      }
+      continue;
+    }
     const div = document.createElement("div");
     div.className = "field";
     div.id = "field-" + name;
@@ -235,7 +256,7 @@ function buildForm() {
     div.innerHTML = `<label for="f-${name}">${name.replaceAll("_", " ")}</label>${input}<span class="err" id="err-${name}"></span>`;
     form.appendChild(div);
   }
-  form.addEventListener("input", () => { $("apply").disabled = true; $("diff").textContent = ""; });
+  form.oninput = () => { $("apply").disabled = true; $("diff").textContent = ""; };
 }
 
 function formValue(name) {
@@ -244,9 +265,24 @@ function formValue(name) {
   return el.value.trim() === "" ? NaN : Number(el.value);
 }
 
+function formPrices() {
+  const out = {};
+  document.querySelectorAll("input.pool-price").forEach((el) => {
+    if (el.value.trim() !== "") out[el.dataset.pool] = Number(el.value);
+  });
+  return out;
+}
+
+const sortedJson = (o) => JSON.stringify(Object.fromEntries(Object.entries(o).sort()));
+
 function changes() {
   const out = {};
   for (const [name, old] of Object.entries(policy.policy)) {
+    if (name === "pool_prices") {
+      const now = formPrices();
+      if (sortedJson(now) !== sortedJson(old)) out[name] = now;
+      continue;
+    }
     const now = formValue(name);
     if (typeof old === "boolean" ? now !== old : !(Number(now) === Number(old))) out[name] = Number.isNaN(now) ? $("f-" + name).value : now;
   }
@@ -279,6 +315,9 @@ function headers() {
 
 async function loadPolicy() {
   policy = await (await fetch("/api/policy")).json();
+  const live = await (await fetch("/api/live")).json();
+  latest = latest || live;
+  poolNames = (live.pools || []).map((p) => p.name);
   buildForm();
   $("apply").disabled = true;
   await loadHistory();
@@ -287,7 +326,8 @@ async function loadPolicy() {
 function review() {
   clearErrors();
   const c = changes();
-  const lines = Object.entries(c).map(([k, v]) => `${k}: ${policy.policy[k]} → ${v}`);
+  const show = (v) => (typeof v === "object" ? sortedJson(v) : v);
+  const lines = Object.entries(c).map(([k, v]) => `${k}: ${show(policy.policy[k])} → ${show(v)}`);
   $("diff").textContent = lines.length ? lines.join("\n") : "no changes";
   $("apply").disabled = !lines.length;
 }
