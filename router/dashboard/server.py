@@ -193,19 +193,13 @@ class Dashboard:
         if not self.changes_allowed:
             return self._read_only()
         try:
-            body = await request.json()
-            changes = dict(body.get("policy") or {})
-            policy = json_format.ParseDict(changes, admin_pb2.RoutingPolicy())
-        except (ValueError, json_format.ParseError) as exc:
-            field = next((f"policy.{k}" for k in (locals().get("changes") or {}) if k in str(exc)), "policy")
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": field, "message": str(exc)}, status=400)
-        note = str(body.get("note") or "").strip()
-        if not note:
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": "note",
-                                      "message": "a note saying why is required"}, status=400)
-        if not changes:
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": "policy",
-                                      "message": "nothing to change"}, status=400)
+            body = await _body(request)
+            changes, policy = _policy_changes(body)
+            note = _note(body)
+            if not changes:
+                raise InvalidArgument("policy", "nothing to change")
+        except InvalidArgument as exc:
+            return _invalid(exc)
         req = admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
                                          note=note, expected_version=int(body.get("expected_version") or 0))
         try:
@@ -218,15 +212,14 @@ class Dashboard:
         if not self.changes_allowed:
             return self._read_only()
         try:
-            body = await request.json()
-            version = int(body.get("version"))
-        except (ValueError, TypeError):
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": "version",
-                                      "message": "a version number is required"}, status=400)
-        note = str(body.get("note") or "").strip()
-        if not note:
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": "note",
-                                      "message": "a note saying why is required"}, status=400)
+            body = await _body(request)
+            try:
+                version = int(body.get("version"))
+            except (TypeError, ValueError):
+                raise InvalidArgument("version", "a version number is required") from None
+            note = _note(body)
+        except InvalidArgument as exc:
+            return _invalid(exc)
         try:
             v = await self._admin().RollbackPolicy(admin_pb2.RollbackPolicyRequest(version=version, note=note),
                                                    timeout=5, metadata=self._metadata(request))
@@ -247,14 +240,12 @@ class Dashboard:
         if not self.changes_allowed:
             return self._read_only()
         try:
-            body = await request.json()
-            changes = dict(body.get("policy") or {})
-            policy = json_format.ParseDict(changes, admin_pb2.RoutingPolicy())
-        except (ValueError, json_format.ParseError) as exc:
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": "policy", "message": str(exc)}, status=400)
-        if not changes:
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": "policy",
-                                      "message": "the shadow must differ from the live policy somewhere"}, status=400)
+            body = await _body(request)
+            changes, policy = _policy_changes(body)
+            if not changes:
+                raise InvalidArgument("policy", "the shadow must differ from the live policy somewhere")
+        except InvalidArgument as exc:
+            return _invalid(exc)
         req = admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
                                          note=str(body.get("note") or ""))
         try:
@@ -276,40 +267,73 @@ class Dashboard:
     # -- what-if replay (read-only: the simulator replays a trace; nothing in force changes)
 
     async def _whatif(self, request: web.Request) -> web.Response:
-        def bad(field: str, message: str) -> web.Response:
-            return web.json_response({"status": "INVALID_ARGUMENT", "field": field, "message": message}, status=400)
+        from loadtest.replay import entry_from_log, load_records, whatif
 
         try:
-            body = await request.json()
-        except ValueError:
-            return bad("body", "not JSON")
-        from loadtest.replay import entry_from_log, load_records
-
-        source = body.get("source", "log")
-        try:
+            body = await _body(request)
+            source = body.get("source", "log")
             if source == "log":
                 entries = [entry_from_log(e) for e in self._decision_log()]
             elif source == "records":
-                entries = load_records(str(body.get("records") or "").splitlines())
+                try:
+                    entries = load_records(str(body.get("records") or "").splitlines())
+                except ValueError as exc:
+                    raise InvalidArgument("records", str(exc)) from None
             else:
-                return bad("source", f"must be log or records, got {source!r}")
-        except ValueError as exc:
-            return bad("records", str(exc))
-        if not entries:
-            return bad("source", "the trace is empty: no decisions logged yet" if source == "log" else "no records")
-        live = self._live_policy()
-        policies = {"live": live}
-        for i, c in enumerate(body.get("candidates") or []):
-            name = str(c.get("name") or f"candidate {i + 1}")
-            try:
-                policies[name] = policy_from_dict(dict(c.get("policy") or {}), live)
-            except InvalidArgument as exc:
-                return bad(f"candidates[{i}].{exc.field}", str(exc).split(": ", 1)[-1])
-        if len(policies) < 2:
-            return bad("candidates", "at least one candidate policy to compare with the live one")
+                raise InvalidArgument("source", f"must be log or records, got {source!r}")
+            if not entries:
+                raise InvalidArgument("source", "the trace is empty: no decisions logged yet" if source == "log"
+                                      else "no records")
+            live = self._live_policy()
+            policies = {"live": live}
+            for i, c in enumerate(body.get("candidates") or []):
+                try:
+                    policies[str(c.get("name") or f"candidate {i + 1}")] = policy_from_dict(dict(c.get("policy") or {}),
+                                                                                            live)
+                except InvalidArgument as exc:
+                    raise InvalidArgument(f"candidates[{i}].{exc.field}", str(exc).split(": ", 1)[-1]) from None
+            if len(policies) < 2:
+                raise InvalidArgument("candidates", "at least one candidate policy to compare with the live one")
+        except InvalidArgument as exc:
+            return _invalid(exc)
         if self._replays is None:  # a process of its own: the simulation must not hold the router's GIL
             self._replays = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        from loadtest.replay import whatif
-
         points = await asyncio.get_running_loop().run_in_executor(self._replays, whatif, entries, policies)
         return web.json_response({"source": source, "requests": len(entries), "points": points})
+
+
+async def _body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidArgument("body", "must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("body", "must be a JSON object")
+    return body
+
+
+def _note(body: dict) -> str:
+    note = str(body.get("note") or "").strip()
+    if not note:
+        raise InvalidArgument("note", "a note saying why is required")
+    return note
+
+
+def _policy_changes(body: dict) -> tuple[dict, admin_pb2.RoutingPolicy]:
+    """The body's `policy` object (field → new value) and the RoutingPolicy carrying it. Raises
+    InvalidArgument naming the field whose value does not parse."""
+    changes = body.get("policy") or {}
+    if not isinstance(changes, dict):
+        raise InvalidArgument("policy", "must be an object of policy fields")
+    try:
+        return changes, json_format.ParseDict(changes, admin_pb2.RoutingPolicy())
+    except json_format.ParseError as exc:
+        field = next((f"policy.{k}" for k in changes if k in str(exc)), "policy")
+        raise InvalidArgument(field, str(exc)) from None
+
+
+def _invalid(exc: InvalidArgument) -> web.Response:
+    message = str(exc)
+    if exc.field and message.startswith(f"{exc.field}: "):
+        message = message[len(exc.field) + 2:]
+    return web.json_response({"status": "INVALID_ARGUMENT", "field": exc.field, "message": message}, status=400)

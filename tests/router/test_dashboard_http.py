@@ -53,6 +53,10 @@ async def test_the_api_validates_names_fields_and_needs_the_token(routers):
     assert (status, err["field"]) == (400, "policy.battery_weight")
     status, err = await http(base + "/api/policy", {"policy": {"battery_weight": 2}}, auth)
     assert (status, err["field"]) == (400, "note")
+    status, err = await http(base + "/api/policy", {"policy": {"cost_weight": "abc"}, "note": "x"}, auth)
+    assert (status, err["field"]) == (400, "policy.cost_weight")
+    status, err = await http(base + "/api/policy", {"policy": {"no_such_knob": 1}, "note": "x"}, auth)
+    assert (status, err["field"]) == (400, "policy.no_such_knob")
     status, err = await http(base + "/api/policy", {"policy": {"battery_weight": 2}, "note": "x"})
     assert (status, err["status"]) == (401, "UNAUTHENTICATED")
     status, v = await http(base + "/api/policy", {"policy": {"battery_weight": 2}, "note": "x",
