@@ -165,13 +165,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with LocalStack(config=args.config, progress=say) as stack:
-        stack.start_router(port=args.port)
+        stack.start_router(port=args.port, dashboard_port=args.dashboard_port)
         for device in args.device:
             stack.start_edge(device)
         stack.start_cloud()
         stack.wait_fleet(edge=len(args.device), cloud=1, timeout_s=120)
-        _ready_writer(args.ready_file)({"router": stack.router_address, "devices": args.device})
-        say(f"router on {stack.router_address}, devices {', '.join(args.device) or 'none'}; Ctrl-C stops everything")
+        _ready_writer(args.ready_file)({"router": stack.router_address, "dashboard": stack.dashboard_url,
+                                        "devices": args.device})
+        say(f"router on {stack.router_address}, dashboard {stack.dashboard_url or 'off'}, devices "
+            f"{', '.join(args.device) or 'none'}; Ctrl-C stops everything")
         while not stop.is_set():
             time.sleep(0.2)
         say("stopping")
@@ -256,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("up", help="run a local stack (router, edge workers, cloud pools) until Ctrl-C")
     p.add_argument("--config", type=Path, help="TOML config file")
     p.add_argument("--port", type=int, default=50051, help="router port (0: a free one)")
+    p.add_argument("--dashboard-port", type=int, default=8051, help="the dashboard's port (0: a free one; -1: off)")
     p.add_argument("--device", action="append", default=None, help="an edge worker's device id (repeatable; "
                                                                     "default: my-phone)")
     p.add_argument("--ready-file", help="write a JSON line with the router's address once up")

@@ -91,10 +91,10 @@ class LocalStack:
         self.components[name] = comp
         return comp
 
-    def start_router(self, timeout_s: float = 60.0, port: int = 0) -> str:
+    def start_router(self, timeout_s: float = 60.0, port: int = 0, dashboard_port: int = 0) -> str:
         self.progress("starting router")
         info = self._start("router", ["router", "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
-                                      "--dashboard-port", "0"]).wait_ready(timeout_s)
+                                      "--dashboard-port", str(dashboard_port)]).wait_ready(timeout_s)
         self.router_address = f"127.0.0.1:{info['port']}"
         self.dashboard_url = f"http://127.0.0.1:{info['dashboard_port']}/" if info.get("dashboard_port") else ""
         return self.router_address
