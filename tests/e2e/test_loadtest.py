@@ -57,10 +57,18 @@ def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
 def test_attach_uses_the_edge_workers_already_registered(stack, tmp_path):
     out = tmp_path / "attached"
     done = tandem("loadtest", str(SMOKE), "--target", stack.router_address, "--attach", "--rate", "4",
-                  "--duration", "2", "--process", "constant", "--out", str(out))
+                  "--duration", "2", "--process", "constant", "--concurrency", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     records = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
     assert len(records) == 8 and all(r["status"] == "OK" for r in records)
+    # the cap: never more than 2 in flight (a request waits for a slot, and its latency counts the wait)
+    events = sorted([(r["sent_s"], 1) for r in records] + [(r["end_s"], -1) for r in records], key=lambda e: (e[0], e[1]))
+    inflight = peak = 0
+    for _, step in events:
+        inflight += step
+        peak = max(peak, inflight)
+    assert peak <= 2
+    assert all(r["ttft_ms"] >= (r["sent_s"] - r["scheduled_s"]) * 1e3 for r in records)
     assert {r["device_id"] for r in records} - {""} == {"lt-phone"}
     assert "attached to 1 edge workers" in done.stderr
 
