@@ -5,6 +5,7 @@
     tandem cloud  [--config F] [--router HOST:PORT] [--ray-address ADDR]
     tandem demo   [--config F]
     tandem up     [--config F] [--port N] [--device ID ...]   (a local stack until Ctrl-C)
+    tandem models build smollm2 [--cache DIR]                 (needs the train extra)
     tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (see loadtest/command.py)
     tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet)
 
@@ -152,6 +153,19 @@ def cmd_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """Build a model profile's files with the repository's builder script (needs the train extra)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "models" / f"{args.profile}.py"
+    if not script.is_file():
+        print(f"tandem models build: no builder for {args.profile!r} at {script} (run from a checkout of the "
+              f"repository)", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, str(script)] + (["--cache", str(args.cache)] if args.cache else [])
+    return subprocess.run(cmd).returncode
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """A whole local stack (router on --port, an edge worker per --device, the cloud pools) until Ctrl-C."""
     import time
@@ -254,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", type=float, default=0.0)
     p.add_argument("--ready-file")
     p.set_defaults(fn=cmd_link)
+
+    p = sub.add_parser("models", help="build a model profile (tandem models build smollm2)")
+    msub = p.add_subparsers(dest="action", required=True)
+    b = msub.add_parser("build", help="fetch and convert a profile's models into the models cache")
+    b.add_argument("profile", choices=["smollm2"])
+    b.add_argument("--cache", type=Path, help="models cache folder (default: $TANDEM_MODELS or ~/.cache/tandem/models)")
+    b.set_defaults(fn=cmd_models)
 
     p = sub.add_parser("up", help="run a local stack (router, edge workers, cloud pools) until Ctrl-C")
     p.add_argument("--config", type=Path, help="TOML config file")

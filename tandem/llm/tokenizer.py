@@ -14,8 +14,10 @@ from typing import Sequence
 from tandem.errors import InvalidArgument
 
 # Used when a model ships no chat template of its own: one "role: content" line per turn, then
-# the assistant's cue. Models with their own template (issue: real profiles) override it.
+# the assistant's cue. A model with its own (a Hugging Face Jinja chat template in
+# chat_template.jinja beside tokenizer.json) is rendered with that instead.
 DEFAULT_CHAT_TEMPLATE = "plain"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
 CHAT_ROLES = ("system", "user", "assistant")
 
 
@@ -40,8 +42,10 @@ def tokenizer_id_from_json(text: str) -> str:
 class Tokenizer:
     """Text ↔ token ids for one model family."""
 
-    def __init__(self, path: Path | str | None = None, *, json_text: str | None = None) -> None:
-        """Load from a tokenizer.json path, or from its text (e.g. fetched from a worker)."""
+    def __init__(self, path: Path | str | None = None, *, json_text: str | None = None,
+                 chat_template: str | None = None) -> None:
+        """Load from a tokenizer.json path, or from its text (e.g. fetched from a worker). The chat
+        template is `chat_template`, else the chat_template.jinja beside the file, else the plain one."""
         from tokenizers import Tokenizer as _HFTokenizer
 
         if json_text is None:
@@ -49,8 +53,13 @@ class Tokenizer:
             if not self.path.is_file():
                 raise FileNotFoundError(f"tokenizer file not found: {self.path}")
             json_text = self.path.read_text(encoding="utf-8")
+            beside = self.path.parent / CHAT_TEMPLATE_FILE
+            if chat_template is None and beside.is_file():
+                chat_template = beside.read_text(encoding="utf-8")
         else:
             self.path = None  # type: ignore[assignment]
+        self.chat_template = chat_template or None
+        self._template = None
         self.json_text = json_text
         self._tok = _HFTokenizer.from_str(json_text)
         self.id = tokenizer_id_from_json(json_text)
@@ -66,15 +75,23 @@ class Tokenizer:
         return self._tok.token_to_id(token)
 
     def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
-        """Render (role, content) turns with the plain template, ending with the assistant's cue."""
+        """Render (role, content) turns, ending with the assistant's cue: with the model's own chat
+        template (sandboxed Jinja, as Hugging Face renders it) or the plain one. Raises
+        InvalidArgument naming the message whose role is unknown."""
         if not messages:
             raise InvalidArgument("messages", "at least one message is required")
-        lines = []
-        for i, (role, content) in enumerate(messages):
+        for i, (role, _) in enumerate(messages):
             if role not in CHAT_ROLES:
                 raise InvalidArgument(f"messages[{i}].role", f"must be one of {', '.join(CHAT_ROLES)}, got {role!r}")
-            lines.append(f"{role}: {content}\n")
-        return "".join(lines) + "assistant:"
+        if self.chat_template:
+            if self._template is None:
+                from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+                env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+                self._template = env.from_string(self.chat_template)
+            return self._template.render(messages=[{"role": r, "content": c} for r, c in messages],
+                                         add_generation_prompt=True)
+        return "".join(f"{role}: {content}\n" for role, content in messages) + "assistant:"
 
 
 class Detokenizer:
