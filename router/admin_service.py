@@ -22,6 +22,13 @@ def _metadata(context) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
+def _changes(request: admin_pb2.SetPolicyRequest) -> dict:
+    """A SetPolicyRequest's changes (policy field → value); InvalidArgument naming the field at fault."""
+    if not request.HasField("policy"):
+        raise InvalidArgument("policy", "required")
+    return policy_changes_from_pb(request.policy, list(request.update_mask.paths))
+
+
 class AdminService(admin_pb2_grpc.AdminServicer):
     def __init__(self, registry: FleetRegistry, placer: Placer, admin_token: str = "") -> None:
         self.registry = registry
@@ -55,10 +62,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @map_errors
     async def SetPolicy(self, request, context):
         caller = self._caller(context)
-        if not request.HasField("policy"):
-            raise InvalidArgument("policy", "required")
-        changes = policy_changes_from_pb(request.policy, list(request.update_mask.paths))
-        v = self.placer.store.set(changes, caller, request.note, request.expected_version)
+        v = self.placer.store.set(_changes(request), caller, request.note, request.expected_version)
         return policy_version_to_pb(v)
 
     @map_errors
@@ -71,10 +75,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @map_errors
     async def SetShadowPolicy(self, request, context):
         caller = self._caller(context)
-        if not request.HasField("policy"):
-            raise InvalidArgument("policy", "required")
-        changes = policy_changes_from_pb(request.policy, list(request.update_mask.paths))
-        stats = self.placer.start_shadow(policy_from_dict(changes, self.placer.store.policy), caller, request.note)
+        stats = self.placer.start_shadow(policy_from_dict(_changes(request), self.placer.store.policy), caller,
+                                         request.note)
         return shadow_to_pb(stats)
 
     @map_errors

@@ -35,7 +35,8 @@ class Placer:
         self.metrics = metrics
         self.wall_clock = wall_clock
         self.shadow: ShadowStats | None = None
-        self.log: collections.deque[dict] = collections.deque(maxlen=LOG_SIZE)
+        # (wall time, chars per token, route): plain references on the decision path, dicts on reading
+        self._log: collections.deque[tuple[float, float, RouteRequest]] = collections.deque(maxlen=LOG_SIZE)
         store.on_change = self.policy_changed
         self.policy_changed(store.current)
 
@@ -50,8 +51,7 @@ class Placer:
         snap = build_snapshot(self.registry, self.estimates, policy, route.device_id)
         now = self.registry.now()
         if count:
-            self.log.append({"t_s": self.wall_clock(), "chars_per_token": snap.chars_per_token,
-                             **dataclasses.asdict(route)})
+            self._log.append((self.wall_clock(), snap.chars_per_token, route))
         try:
             d = decide(route, snap, policy, now, version)
         except (FailedPrecondition, ResourceExhausted) as exc:
@@ -67,6 +67,10 @@ class Placer:
                 if c.excluded:
                     self.metrics.exclusions.labels(c.placement, c.rule).inc()
         return d
+
+    def decision_log(self) -> list[dict]:
+        """The logged requests, oldest first, as loadtest.replay.entry_from_log reads them."""
+        return [{"t_s": t, "chars_per_token": cpt, **dataclasses.asdict(route)} for t, cpt, route in self._log]
 
     def _shadow(self, route: RouteRequest, snap, now: float, live: Decision | None) -> None:
         if self.shadow is None:

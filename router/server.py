@@ -85,7 +85,7 @@ class Router:
         self._expiry = asyncio.create_task(self._expire_loop(), name="fleet-expiry")
         if self.config.dashboard_port >= 0:
             self.dashboard = Dashboard(f"127.0.0.1:{self.port}" if self.config.host in ("0.0.0.0", "::") else self.address,
-                                       self._dashboard_inputs, decision_log=lambda: list(self.placer.log),
+                                       self._dashboard_inputs, decision_log=self.placer.decision_log,
                                        live_policy=lambda: self.placer.store.policy,
                                        changes_allowed=bool(self.config.admin_token))
             self.dashboard_port = await self.dashboard.start(self.config.dashboard_host, self.config.dashboard_port)

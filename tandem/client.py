@@ -114,6 +114,12 @@ class _Options:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
         self.credentials = credentials
 
+    def channel(self, grpc_module, options: Sequence[tuple[str, object]]):
+        """A channel to the target from `grpc_module` (grpc or grpc.aio), with TLS when asked for."""
+        if self.credentials:
+            return grpc_module.secure_channel(self.target, self.credentials, options=list(options))
+        return grpc_module.insecure_channel(self.target, options=list(options))
+
     def request(self, prompt: str | None, kwargs: dict) -> inference_pb2.GenerateRequest:
         request = build_request(prompt, **kwargs)
         if not request.request_id:  # one id for every attempt
@@ -152,8 +158,7 @@ class Client:
         self._o = _Options(target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s,
                            metadata)
         self.target, self.timeout = target, timeout
-        self._channel = (grpc.secure_channel(target, self._o.credentials, options=list(options))
-                         if self._o.credentials else grpc.insecure_channel(target, options=list(options)))
+        self._channel = self._o.channel(grpc, options)
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 
@@ -212,8 +217,7 @@ class AsyncClient:
         self._o = _Options(target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s,
                            metadata)
         self.target, self.timeout = target, timeout
-        self._channel = (grpc.aio.secure_channel(target, self._o.credentials, options=list(options))
-                         if self._o.credentials else grpc.aio.insecure_channel(target, options=list(options)))
+        self._channel = self._o.channel(grpc.aio, options)
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 

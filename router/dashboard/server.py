@@ -182,12 +182,16 @@ class Dashboard:
         return web.json_response({"status": err.code().name, "field": field, "message": message},
                                  status=HTTP_STATUS.get(err.code(), 500))
 
-    async def _get_policy(self, request: web.Request) -> web.Response:
+    async def _call(self, rpc: str, msg, request: web.Request | None = None) -> web.Response:
+        """Admin.`rpc`(msg), with the caller's token and name from `request`, as a JSON response."""
         try:
-            v = await self._admin().GetPolicy(admin_pb2.GetPolicyRequest(), timeout=5)
+            out = await getattr(self._admin(), rpc)(msg, timeout=5, metadata=self._metadata(request) if request else ())
         except grpc.RpcError as err:
             return self._error(err)
-        return web.json_response(_pb_json(v))
+        return web.json_response(_pb_json(out))
+
+    async def _get_policy(self, request: web.Request) -> web.Response:
+        return await self._call("GetPolicy", admin_pb2.GetPolicyRequest())
 
     async def _set_policy(self, request: web.Request) -> web.Response:
         if not self.changes_allowed:
@@ -200,13 +204,8 @@ class Dashboard:
                 raise InvalidArgument("policy", "nothing to change")
         except InvalidArgument as exc:
             return _invalid(exc)
-        req = admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
-                                         note=note, expected_version=int(body.get("expected_version") or 0))
-        try:
-            v = await self._admin().SetPolicy(req, timeout=5, metadata=self._metadata(request))
-        except grpc.RpcError as err:
-            return self._error(err)
-        return web.json_response(_pb_json(v))
+        return await self._call("SetPolicy", _set_request(changes, policy, note, int(body.get("expected_version") or 0)),
+                                request)
 
     async def _rollback(self, request: web.Request) -> web.Response:
         if not self.changes_allowed:
@@ -220,19 +219,10 @@ class Dashboard:
             note = _note(body)
         except InvalidArgument as exc:
             return _invalid(exc)
-        try:
-            v = await self._admin().RollbackPolicy(admin_pb2.RollbackPolicyRequest(version=version, note=note),
-                                                   timeout=5, metadata=self._metadata(request))
-        except grpc.RpcError as err:
-            return self._error(err)
-        return web.json_response(_pb_json(v))
+        return await self._call("RollbackPolicy", admin_pb2.RollbackPolicyRequest(version=version, note=note), request)
 
     async def _history(self, request: web.Request) -> web.Response:
-        try:
-            resp = await self._admin().ListPolicyHistory(admin_pb2.ListPolicyHistoryRequest(limit=200), timeout=5)
-        except grpc.RpcError as err:
-            return self._error(err)
-        return web.json_response({"versions": [_pb_json(v) for v in resp.versions]})
+        return await self._call("ListPolicyHistory", admin_pb2.ListPolicyHistoryRequest(limit=200))
 
     # -- shadow mode, through the Admin API
 
@@ -246,23 +236,12 @@ class Dashboard:
                 raise InvalidArgument("policy", "the shadow must differ from the live policy somewhere")
         except InvalidArgument as exc:
             return _invalid(exc)
-        req = admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
-                                         note=str(body.get("note") or ""))
-        try:
-            r = await self._admin().SetShadowPolicy(req, timeout=5, metadata=self._metadata(request))
-        except grpc.RpcError as err:
-            return self._error(err)
-        return web.json_response(_pb_json(r))
+        return await self._call("SetShadowPolicy", _set_request(changes, policy, str(body.get("note") or "")), request)
 
     async def _clear_shadow(self, request: web.Request) -> web.Response:
         if not self.changes_allowed:
             return self._read_only()
-        try:
-            r = await self._admin().ClearShadowPolicy(admin_pb2.ClearShadowPolicyRequest(), timeout=5,
-                                                      metadata=self._metadata(request))
-        except grpc.RpcError as err:
-            return self._error(err)
-        return web.json_response(_pb_json(r))
+        return await self._call("ClearShadowPolicy", admin_pb2.ClearShadowPolicyRequest(), request)
 
     # -- what-if replay (read-only: the simulator replays a trace; nothing in force changes)
 
@@ -330,6 +309,12 @@ def _policy_changes(body: dict) -> tuple[dict, admin_pb2.RoutingPolicy]:
     except json_format.ParseError as exc:
         field = next((f"policy.{k}" for k in changes if k in str(exc)), "policy")
         raise InvalidArgument(field, str(exc)) from None
+
+
+def _set_request(changes: dict, policy: admin_pb2.RoutingPolicy, note: str,
+                 expected_version: int = 0) -> admin_pb2.SetPolicyRequest:
+    return admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+                                      note=note, expected_version=expected_version)
 
 
 def _invalid(exc: InvalidArgument) -> web.Response:
