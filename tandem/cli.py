@@ -3,14 +3,15 @@
     tandem router [--config F] [--port N]
     tandem edge   [--config F] [--router HOST:PORT] [--device-id ID]
     tandem cloud  [--config F] [--router HOST:PORT] [--ray-address ADDR]
-    tandem demo   [--config F]
+    tandem demo   [--config F] [--model stdlib|smollm2]      (smollm2 by default once built)
     tandem up     [--config F] [--port N] [--device ID ...]   (a local stack until Ctrl-C)
     tandem models build smollm2 [--cache DIR]                 (needs the train extra)
     tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (see loadtest/command.py)
     tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet)
 
 Each component reads its table of the TOML config file (``[router]``, ``[edge]``, ``[cloud]``,
-``[model]``; see ``examples/tandem.toml``); flags override the file. Components import lazily,
+``[model]``; see ``examples/tandem.toml``); flags override the file. ``--model NAME`` picks a
+built-in model profile (stdlib, smollm2) for a component, as ``[model] name`` does. Components import lazily,
 so ``tandem --help`` needs nothing heavy.
 """
 
@@ -36,21 +37,10 @@ def _config(args: argparse.Namespace) -> tuple[dict, Path | None]:
     return data, base
 
 
-def _profile(data: dict, base: Path | None):
-    from tandem.configfile import ConfigError, build
-    from tandem.models import BUILTIN_PROFILES, ModelProfile
+def _profile(data: dict, base: Path | None, override: str | None = None):
+    from tandem.models import profile_from_config
 
-    table = dict(data.get("model", {}))
-    name = table.get("name", "stdlib")
-    if set(table) <= {"name"}:
-        if name not in BUILTIN_PROFILES:
-            raise ConfigError(f"model.name: unknown profile {name!r}; built in: {', '.join(BUILTIN_PROFILES)} "
-                              f"(or give model.tokenizer, model.draft and model.target paths)")
-        profile = BUILTIN_PROFILES[name]
-    else:
-        profile = build(ModelProfile, table, "model", base)
-    profile.check()
-    return profile
+    return profile_from_config(data, base, override)
 
 
 def _ready_writer(path: str | None) -> Callable[[dict], None]:
@@ -104,7 +94,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
             link[key] = getattr(args, f"link_{key}")
     table["link"] = link
     config = build(EdgeConfig, table, "edge", base)
-    profile = _profile(data, base)
+    profile = _profile(data, base, args.model)
     asyncio.run(_run_until_signal(lambda stop: serve(config, profile, _ready_writer(args.ready_file), stop)))
     return 0
 
@@ -120,7 +110,7 @@ def cmd_cloud(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             table[key] = getattr(args, key)
     config = build(CloudConfig, table, "cloud", base)
-    profile = _profile(data, base)
+    profile = _profile(data, base, args.model)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -178,7 +168,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with LocalStack(config=args.config, progress=say) as stack:
+    with LocalStack(config=args.config, progress=say, model=args.model) as stack:
         stack.start_router(port=args.port, dashboard_port=args.dashboard_port)
         for device in args.device:
             stack.start_edge(device)
@@ -203,7 +193,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     scenario = load(args.scenario)
     fleet = scenario.fleet if args.count is None else dataclasses.replace(scenario.fleet, devices=args.count)
     data, base = _config(args)
-    profile = _profile(data, base)
+    profile = _profile(data, base, args.model)
     asyncio.run(_run_until_signal(lambda stop: serve(fleet, args.router, scenario.seed, profile,
                                                      _ready_writer(args.ready_file), stop)))
     return 0
@@ -218,7 +208,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tandem.server.demo import run_demo
 
-    return run_demo(args.config, verbose=args.verbose, link_delay_ms=args.link_delay_ms)
+    return run_demo(args.config, verbose=args.verbose, link_delay_ms=args.link_delay_ms, model=args.model,
+                    max_new_tokens=args.max_new_tokens)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", type=Path, help="TOML config file")
         p.add_argument("--ready-file", help="write a JSON line with the bound ports here once serving")
+        p.add_argument("--model", help="model profile (stdlib or smollm2); overrides the config's [model]")
 
     p = sub.add_parser("router", help="run the router (Inference, Fleet, Admin)")
     common(p)
@@ -283,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", action="append", default=None, help="an edge worker's device id (repeatable; "
                                                                     "default: my-phone)")
     p.add_argument("--ready-file", help="write a JSON line with the router's address once up")
+    p.add_argument("--model", help="model profile (stdlib or smollm2); overrides the config's [model]")
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("devices", help="run a simulated device fleet (real edge workers) from a load-test scenario")
@@ -304,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verbose", action="store_true", help="show the components' logs")
     p.add_argument("--link-delay-ms", type=float, default=0.0,
                    help="emulate the device's network link with this one-way delay")
+    p.add_argument("--model", help="model profile: smollm2 (the default once built) or stdlib")
+    p.add_argument("--max-new-tokens", type=int, help="tokens per answer (default: 96 for chat, 40 for code)")
     p.set_defaults(fn=cmd_demo)
 
     args = ap.parse_args(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tandem.models import BUILTIN_PROFILES, ModelProfile
+from tandem.models import ModelProfile, builtin_profile
 from tandem.server.prompts import CODE_PROMPTS
 
 PROMPTS = CODE_PROMPTS[:8]
@@ -12,6 +12,6 @@ PROMPTS = CODE_PROMPTS[:8]
 
 @pytest.fixture(scope="session")
 def profile() -> ModelProfile:
-    p = BUILTIN_PROFILES["stdlib"]
+    p = builtin_profile("stdlib")
     p.check()  # the shipped pair must be present: a missing model is a failure, not a skip
     return p

@@ -194,3 +194,23 @@ class OnnxDecoder:
         for i in range(self.spec.num_layers):
             present += [by_name[f"present.{i}.key"], by_name[f"present.{i}.value"]]
         return logits, present
+
+    def next_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """The logits [vocab] after `ids`, from one uncached pass (a reference for checks)."""
+        x = np.asarray([list(ids)], dtype=np.int64)
+        logits, _ = self.forward(x, np.ones_like(x), np.arange(x.shape[1], dtype=np.int64)[None], self.empty_past())
+        return logits[0, -1]
+
+
+def divergence(decoder: OnnxDecoder, context: Sequence[int], reference: Sequence[int],
+               other: Sequence[int]) -> dict | None:
+    """Where `other` first differs from `reference` (both generated after `context`) and the gap
+    between `decoder`'s top two logits there; None when neither differs from the other within
+    their common length. A greedy output may differ from the target's own greedy output only where
+    that gap is a float-rounding near-tie."""
+    j = next((k for k, (a, b) in enumerate(zip(reference, other)) if a != b), None)
+    if j is None:
+        return None
+    top2 = np.sort(decoder.next_logits([*context, *reference[:j]]))[-2:]
+    return {"position": j, "top2_gap": float(top2[1] - top2[0]), "reference_token": int(reference[j]),
+            "other_token": int(other[j])}

@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 import tandem
+from tandem.configfile import ConfigError, load
+from tandem.models import builtin_profile, is_chat, profile_from_config
 from tandem.server.local_stack import LocalStack, StackError
 
 DEVICE = "demo-phone"
 
-# (title, prompt, options): the hints show each placement rule at work.
-REQUESTS = [
+# (title, prompt, options): the hints show each placement rule at work. The stdlib pair continues
+# code; the smollm2 profile answers chat messages (the prompt is the user's message).
+CODE_REQUESTS = [
     ("prefer the device", "def fibonacci(n):\n", dict(placement="prefer_device", device_id=DEVICE)),
     ("only the cloud", "import os\n\n\ndef main():\n", dict(placement="only_cloud")),
     ("auto: the policy weighs cost, latency and battery", "import os\n\n\ndef main():\n",
@@ -29,6 +32,33 @@ REQUESTS = [
      dict(device_id=DEVICE, temperature=0.8, seed=7, stop=["\n\n"])),
     ("only the device, but the device is unknown", "x = 1", dict(placement="only_device", device_id="no-such-phone")),
 ]
+CHAT_REQUESTS = [
+    ("prefer the device", "What is the capital of France?", dict(placement="prefer_device", device_id=DEVICE)),
+    ("only the cloud", "Give me three tips for staying focused while studying.", dict(placement="only_cloud")),
+    ("auto: the policy weighs cost, latency and battery", "Explain photosynthesis in simple terms.",
+     dict(placement="auto", device_id=DEVICE)),
+    ("private: never leaves the device", "Write a short note reminding me to water the plants.",
+     dict(privacy="local_only", device_id=DEVICE)),
+    ("tandem, sampled (temperature 0.7, seed 7)", "Write a haiku about the ocean.",
+     dict(device_id=DEVICE, temperature=0.7, seed=7, placement="prefer_tandem")),
+    ("only the device, but the device is unknown", "Hello!", dict(placement="only_device", device_id="no-such-phone")),
+]
+
+
+def choose_model(config: Path | None, requested: str | None) -> tuple[str | None, str]:
+    """The profile the demo runs and a line saying why. `requested` (--model) wins; then a config
+    file's own [model] table (None: the components read it); else smollm2 when it is built, and
+    the stdlib pair, with how to build smollm2, when it is not."""
+    if requested:
+        return requested, f"model profile {requested!r} (--model)"
+    if config and "model" in load(config):
+        return None, f"the model profile of {config}"
+    missing = builtin_profile("smollm2").missing()
+    if missing is None:
+        return "smollm2", "model profile 'smollm2': SmolLM2-135M-Instruct in the cloud, its distilled draft on the device"
+    return "stdlib", (f"model profile 'stdlib' (code continuations): the smollm2 profile is not built ({missing[0]} "
+                      f"missing at {missing[1]}). For an instruction-tuned model answering chat, run "
+                      f"`pip install -e '.[train]'` and `tandem models build smollm2` (≈5 min), then `tandem demo` again")
 
 
 def _say(msg: str) -> None:
@@ -43,16 +73,16 @@ def _pools(config: Path | None) -> list[str]:
     return [p.name for p in build(CloudConfig, data.get("cloud"), "cloud").pools]
 
 
-def _live_policy_change(router: str, client: tandem.Client) -> None:
+def _live_policy_change(router: str, client: tandem.Client, request: dict) -> None:
     """Explain one request, change the policy's weights through the Admin API, explain it again."""
-    ask = dict(max_new_tokens=64, device_id=DEVICE)
+    ask = dict(request, max_new_tokens=64, device_id=DEVICE)
     print("\n=== the policy, tuned live: the same request explained before and after a change")
     with tandem.AdminClient(router, caller="demo") as admin:
         for changes in ({}, {"cost_weight": 0.0, "latency_weight": 1.0}):
             if changes:
                 v = admin.set_policy(changes, note="demo: latency only")
                 print(f"--- policy v{v.version} by {v.caller}: {changes}")
-            d = client.explain("def main():\n", **ask)
+            d = client.explain(**ask)
             print(f"--- decision (policy v{d.policy_version}): {d.placement.upper()}"
                   f"{' on pool ' + d.pool if d.pool else ''}; {d.reason}")
             for c in d.candidates:
@@ -63,26 +93,39 @@ def _live_policy_change(router: str, client: tandem.Client) -> None:
                 print(f"      {where:14} {what}")
 
 
-def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int = 40,
-             link_delay_ms: float = 0.0) -> int:
-    """Run the demo; `link_delay_ms` > 0 puts an emulated link (that one-way delay) in front of the device."""
+def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int | None = None,
+             link_delay_ms: float = 0.0, model: str | None = None) -> int:
+    """Run the demo; `link_delay_ms` > 0 puts an emulated link (that one-way delay) in front of the device.
+    `model` picks the profile (see choose_model)."""
     t0 = time.monotonic()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops every component
+    model, why = choose_model(config, model)
+    _say(why)
     try:
-        with LocalStack(config, log_to_console=verbose, progress=_say) as stack:
+        data = load(config) if config else {}
+        profile = profile_from_config(data, Path(data["__dir__"]) if "__dir__" in data else None, model)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"[demo] {exc}", file=sys.stderr)
+        return 2
+    try:
+        with LocalStack(config, log_to_console=verbose, progress=_say, model=model) as stack:
             stack.start_router()
             stack.start_edge(DEVICE, ["--link-delay-ms", str(link_delay_ms)] if link_delay_ms else ())
             stack.start_cloud()
             members = stack.wait_fleet(edge=1, cloud=len(_pools(config)))
             _say(f"fleet ready in {time.monotonic() - t0:.0f}s: "
                  + ", ".join(f"{m.info.worker_id} ({m.info.model_name}, {m.info.execution_provider})" for m in members))
-            with tandem.Client(stack.router_address, timeout=60) as client:
-                for title, prompt, opts in REQUESTS:
-                    print(f"\n=== {title}\n--- prompt: {prompt!r}")
+            chat = is_chat(profile)
+            requests = CHAT_REQUESTS if chat else CODE_REQUESTS
+            tokens = max_new_tokens or (96 if chat else 40)
+            with tandem.Client(stack.router_address, timeout=120) as client:
+                for title, prompt, opts in requests:
+                    print(f"\n=== {title}\n--- {'user' if chat else 'prompt'}: {prompt!r}")
+                    ask = dict(messages=[("user", prompt)]) if chat else dict(prompt=prompt)
                     try:
                         chunks = []
                         sys.stdout.write("--- output: ")
-                        for chunk in client.generate(prompt, max_new_tokens=max_new_tokens, **opts):
+                        for chunk in client.generate(**ask, max_new_tokens=tokens, **opts):
                             chunks.append(chunk)
                             sys.stdout.write(chunk.text)
                             sys.stdout.flush()
@@ -102,7 +145,7 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
                             print(f"--- device energy: {r.device_energy_joules:.2f} J")
                     except tandem.TandemError as exc:
                         print(f"\n--- refused: {exc.status}: {exc}")
-                _live_policy_change(stack.router_address, client)
+                _live_policy_change(stack.router_address, client, ask)
             _say("shutting down")
     except StackError as exc:
         print(f"[demo] failed: {exc}", file=sys.stderr)

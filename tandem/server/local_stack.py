@@ -73,8 +73,10 @@ class LocalStack:
     """A router, edge workers and cloud pools as child processes. Use as a context manager."""
 
     def __init__(self, config: Path | None = None, workdir: Path | None = None, log_to_console: bool = False,
-                 progress: Callable[[str], None] = lambda msg: None) -> None:
+                 progress: Callable[[str], None] = lambda msg: None, model: str | None = None) -> None:
+        """`model` names the model profile every component runs (overriding the config's [model])."""
         self.config = config
+        self.model = model
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="tandem-stack-")
         self.workdir = Path(workdir or self._tmp.name)
         self.log_to_console = log_to_console
@@ -87,6 +89,8 @@ class LocalStack:
     def _start(self, name: str, args: list[str], with_config: bool = True) -> Component:
         if self.config and with_config:
             args = [*args, "--config", str(self.config)]
+        if self.model and with_config:
+            args = [*args, "--model", self.model]
         comp = Component(name, args, self.workdir, self.env, self.log_to_console)
         self.components[name] = comp
         return comp

@@ -1,4 +1,4 @@
-"""Prompts for the shipped stdlib pair (code continuations), shared by the benchmarks and the tests."""
+"""Prompts shared by the benchmarks, the demo and the tests: code continuations for the stdlib pair, chat for smollm2."""
 
 CODE_PROMPTS = [
     "def fibonacci(n):\n",
@@ -25,4 +25,29 @@ CODE_PROMPTS = [
     "_sentinel = object()\n\n\n",
     "    assert isinstance(",
     "    with self._lock:\n",
+]
+
+# Instruction prompts for the smollm2 profile (chat; each is one user message). Hand-written: none
+# is among the prompts the smollm2 draft was distilled on (models/instruct_prompts.py).
+CHAT_PROMPTS = [
+    "What is the capital of France?",
+    "Give me three tips for staying focused while studying.",
+    "Explain how a rainbow forms.",
+    "Write a short poem about autumn leaves.",
+    "What are the benefits of drinking water?",
+    "How do I make a cup of tea?",
+    "Describe a cat to someone who has never seen one.",
+    "What is the difference between a planet and a star?",
+    "Suggest a name for a bakery and explain why.",
+    "Why do we have day and night?",
+    "List four healthy breakfast ideas.",
+    "Explain what a computer program is.",
+    "Write a thank-you note to a teacher.",
+    "What should I pack for a weekend trip to the beach?",
+    "How does a bicycle work?",
+    "Why do birds sing in the morning?",
+    "Give me a simple recipe for pancakes.",
+    "Why is reading books good for you?",
+    "Explain the rules of tic-tac-toe.",
+    "What are some ways to reduce stress?",
 ]
