@@ -466,6 +466,9 @@ def write_model_card(report: dict, out: Path) -> Path:
         "the result depends on the interpreter's standard library (a different Python version gives a "
         "different corpus).",
         "",
+        "The `smollm2` profile (SmolLM2-135M-Instruct and the draft distilled for it) has its own card: "
+        "[`smollm2_draft/MODEL_CARD.md`](smollm2_draft/MODEL_CARD.md).",
+        "",
     ]
     path = out.parent / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
