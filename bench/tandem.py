@@ -35,10 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 import tandem  # noqa: E402
 from tandem.server.local_stack import LocalStack  # noqa: E402
-from tandem.models import builtin_profile, is_chat  # noqa: E402
+from tandem.configfile import load  # noqa: E402
+from tandem.llm.decoder import NEAR_TIE  # noqa: E402
+from tandem.models import is_chat, profile_from_config  # noqa: E402
 from tandem.server.prompts import CHAT_PROMPTS, CODE_PROMPTS  # noqa: E402
 
-NEAR_TIE = 1e-4
 
 
 # Latency alone prices a round (router.predict.RoundPrices): the adaptive γ is then the fastest one,
@@ -173,7 +174,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="stdlib", help="model profile: stdlib (code) or smollm2 (chat)")
+    ap.add_argument("--model", help="model profile: stdlib (code) or smollm2 (chat); default: the config's "
+                                    "[model], else stdlib")
     ap.add_argument("--prompts", type=int, default=20)
     ap.add_argument("--tokens", type=int, help="new tokens per request (default: 128 stdlib, 96 smollm2)")
     ap.add_argument("--rtts", default="0,10,30,80", help="round-trip times in ms, comma-separated")
@@ -185,14 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", help="output file stem (default: tandem, or tandem_<model>)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack's processes on kill
-    profile = builtin_profile(args.model)
-    profile.check()
+    data = load(args.config) if args.config else {}
+    profile = profile_from_config(data, Path(data["__dir__"]) if "__dir__" in data else None, args.model)
     chat = is_chat(profile)
-    stdlib = args.model == "stdlib"
+    stdlib = profile.name == "stdlib"
     args.tokens = args.tokens or (128 if stdlib else 96)
     args.gammas = args.gammas if args.gammas is not None else ("2,4,6,8" if stdlib else "4")
     overlaps = (False, True) if (args.overlap or ("both" if stdlib else "on")) == "both" else (True,)
-    args.name = args.name or ("tandem" if stdlib else f"tandem_{args.model}")
+    args.name = args.name or ("tandem" if stdlib else f"tandem_{profile.name}")
     rtts = [float(x) for x in args.rtts.split(",")]
     pool = CHAT_PROMPTS if chat else CODE_PROMPTS
     prompts = (pool * ((args.prompts + len(pool) - 1) // len(pool)))[: args.prompts]
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
             stack.stop_component(f"link-{device}")
             stack.stop_component(f"edge-{device}")
-    result = {"model": args.model, "prompts": args.prompts, "new_tokens": args.tokens, "rtts_ms": rtts, "rows": rows,
+    result = {"model": profile.name, "prompts": args.prompts, "new_tokens": args.tokens, "rtts_ms": rtts, "rows": rows,
               "seconds": round(time.time() - t_start, 1), "figures": figures(rows)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -254,8 +256,6 @@ def figures(rows: list[dict]) -> dict:
     out["max_mismatch_gap"] = max(gaps) if gaps else None
     # the rule: every difference from the target's greedy output is at a near-tie
     out["exact_or_near_tie"] = all(g < NEAR_TIE for g in gaps)
-    tandem_all = [r for r in rows if r["config"].startswith("TANDEM") and r["acceptance"] is not None]
-    out["acceptance"] = (statistics.mean(r["acceptance"] for r in tandem_all) if tandem_all else None)
     for rtt in sorted({r["rtt_ms"] for r in rows}):
         at = {r["config"]: r for r in tandem_rows if r["rtt_ms"] == rtt}
         fixed = [r for n, r in at.items() if "adaptive" not in n]

@@ -215,9 +215,9 @@ def write_config(dims: dict, path: Path) -> None:
         "eos_token_id": dims["eos"], "tie_word_embeddings": True, "torch_dtype": "float32"}, indent=2) + "\n")
 
 
-def check(reference, dims: dict, path: Path, ids: list[int]) -> dict:
-    """ONNX against `reference` (a torch model whose output has .logits, or is a tuple starting with
-    them), and cached (prefill, steps, a verify-sized pass) against uncached."""
+def check(reference_logits, dims: dict, path: Path, ids: list[int]) -> dict:
+    """ONNX against `reference_logits` (torch: ids [1, n] → logits [1, n, vocab]), and cached
+    (prefill, steps, a verify-sized pass) against uncached."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -238,11 +238,7 @@ def check(reference, dims: dict, path: Path, ids: list[int]) -> dict:
     empty = [np.zeros((1, dims["n_kv"], 0, dims["head_dim"]), np.float32) for _ in range(2 * dims["n_layer"])]
     full, _ = run(x, empty, 0)
     with torch.no_grad():
-        t = torch.from_numpy(x)
-        out = reference(t) if hasattr(reference, "config") else reference(
-            t, torch.ones_like(t), torch.arange(n)[None], [torch.zeros(1, dims["n_kv"], 0, dims["head_dim"])] * (
-                2 * dims["n_layer"]))
-        ref = (out.logits if hasattr(out, "logits") else out[0]).numpy()
+        ref = reference_logits(torch.from_numpy(x)).numpy()
     cut = n - 10
     a, past = run(x[:, :cut], empty, 0)
     pieces = [a]
@@ -289,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         target.mkdir(parents=True, exist_ok=True)
         log("exporting the target to ONNX (fp32)")
         export(model, dims, target / "model.onnx")
-        report = check(hf, dims, target / "model.onnx", sample)
+        report = check(lambda t: hf(t).logits, dims, target / "model.onnx", sample)
         log(f"target checks: {report}")
         tok.save_pretrained(str(root / "hf-tokenizer"))
         (root / "tokenizer.json").write_bytes((root / "hf-tokenizer" / "tokenizer.json").read_bytes())

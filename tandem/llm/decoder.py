@@ -202,6 +202,11 @@ class OnnxDecoder:
         return logits[0, -1]
 
 
+# A greedy output may differ from the target's own only where its top two logits are closer than
+# this: float rounding of a k-token verify pass and of a single step may order them differently.
+NEAR_TIE = 1e-4
+
+
 def divergence(decoder: OnnxDecoder, context: Sequence[int], reference: Sequence[int],
                other: Sequence[int]) -> dict | None:
     """Where `other` first differs from `reference` (both generated after `context`) and the gap

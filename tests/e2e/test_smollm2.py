@@ -15,14 +15,13 @@ import sys
 import pytest
 
 import tandem
-from tandem.llm.decoder import OnnxDecoder, divergence
+from tandem.llm.decoder import NEAR_TIE, OnnxDecoder, divergence
 from tandem.llm.tokenizer import Tokenizer
 from tandem.models import builtin_profile, is_chat
 from tandem.server.local_stack import LocalStack
 from tandem.server.prompts import CHAT_PROMPTS
 
 DEVICE = "smol-phone"
-NEAR_TIE = 1e-4
 CONFIG = """
 [[cloud.pools]]
 name = "gpu"
