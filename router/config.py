@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from router.policy_config import PolicyConfig
@@ -29,6 +30,10 @@ class RouterConfig:
     overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
     head_start: bool = True  # TANDEM: the cloud sends the first token while the device prefills
     draft_speed_slack: float = 0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
+    # TANDEM greedy: the device drafts a tree — the top k_d tokens at depth d for each entry k_d,
+    # a greedy chain below — and the replica verifies every path in one pass (a batch row each);
+    # e.g. [3, 2]: 6 paths. Fewer passes per token for more verify compute. Empty: one chain.
+    draft_tree: tuple[int, ...] = ()
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)  # the [router.policy] table
     policy_file: Path | None = None  # a TOML policy file, reloaded when it changes (on top of `policy`)
     policy_poll_ms: int = 1000
@@ -60,3 +65,7 @@ class RouterConfig:
             raise ValueError("max_inflight must be >= 1, worker_timeout_s and round_timeout_s > 0")
         if not 1 <= self.max_draft_length <= 64 or not 1 <= self.draft_support_size <= 4096:
             raise ValueError("max_draft_length must be in [1, 64] and draft_support_size in [1, 4096]")
+        if len(self.draft_tree) > 4 or any(not 1 <= k <= 8 for k in self.draft_tree) or \
+                math.prod(self.draft_tree) > 16:
+            raise ValueError(f"draft_tree {list(self.draft_tree)}: at most 4 entries, each in [1, 8], "
+                             "at most 16 paths in all")

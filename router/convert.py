@@ -75,11 +75,17 @@ def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
         max_cost_usd=_non_negative(h.max_cost_usd, "hints.max_cost_usd"),
         max_device_energy_joules=_non_negative(h.max_device_energy_joules, "hints.max_device_energy_joules"),
         draft_length=h.draft_length,
+        draft_tree=tuple(h.draft_tree),
         overlap=not h.disable_overlap,
         prompt_chars=len(msg.prompt) + sum(len(m.content) for m in msg.messages),
     )
     if route.draft_length < 0 or route.draft_length > 64:
         raise InvalidArgument("hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}")
+    tree = route.draft_tree
+    if len(tree) > 4 or any(not 1 <= k <= 8 for k in tree) or math.prod(tree) > 16:
+        raise InvalidArgument("hints.draft_tree", f"at most 4 entries, each in [1, 8], at most 16 paths: got {list(tree)}")
+    if not sampling.greedy and any(k > 1 for k in tree):
+        raise InvalidArgument("hints.draft_tree", "tree drafts are greedy only: sampling drafts one chain")
     return GenerateSpec(msg.request_id, msg.prompt, tuple(messages_from_pb(msg.messages)), sampling, route)
 
 

@@ -28,6 +28,7 @@ class RouteRequest:
     max_cost_usd: float = 0.0
     max_device_energy_joules: float = 0.0
     draft_length: int = 0
+    draft_tree: tuple[int, ...] = ()  # empty: the router's default
     overlap: bool = True
     prompt_chars: int = 0  # prompt length in characters (the router decides before tokenizing)
 

@@ -69,35 +69,38 @@ def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
 
 
 async def _draft_call(stub, session_id: str, sampling: common_pb2.SamplingParams, support_size: int,
-                      deadline: Deadline, committed: Sequence[int], n: int) -> Draft:
-    """One Draft rpc: `n` tokens continuing `committed` (the worker reuses the session's cache)."""
+                      deadline: Deadline, committed: Sequence[int], n: int, branching: Sequence[int] = ()) -> Draft:
+    """One Draft rpc: `n` tokens continuing `committed` (the worker reuses the session's cache);
+    a tree of that depth with `branching` (greedy)."""
     req = worker_pb2.DraftRequest(session_id=session_id, context=list(committed), num_tokens=n,
-                                  sampling=sampling, support_size=support_size)
+                                  sampling=sampling, support_size=support_size, branching=list(branching[:n]))
     try:
         resp = await stub.Draft(req, timeout=deadline.timeout())
     except grpc.RpcError as err:
         raise _device_error(err, deadline) from None
     return Draft(list(resp.token_ids), list(resp.distributions), compute_ms=resp.compute_ms,
-                 energy_j=resp.energy_joules)
+                 energy_j=resp.energy_joules, alternatives=[list(a.token_ids) for a in resp.alternatives])
 
 
 class RequestedDrafts:
-    """One Draft call per round."""
+    """One Draft call per round (a tree when `branching` is set: greedy requests only)."""
 
     def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
-                 sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline) -> None:
+                 sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline,
+                 branching: Sequence[int] = ()) -> None:
         self.stub = channels.stub(edge.endpoint)
         self.edge = edge
         self.session_id = session_id
         self.sampling = sampling
         self.support_size = support_size
         self.deadline = deadline
+        self.branching = tuple(branching)
         self.dropped = 0
         self.wasted_energy_j = 0.0
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
         return await _draft_call(self.stub, self.session_id, self.sampling, self.support_size, self.deadline,
-                                 committed, gamma)
+                                 committed, gamma, self.branching)
 
     async def head(self, committed: Sequence[int], n: int) -> Draft:
         return await self.block(committed, n)
@@ -127,8 +130,9 @@ class StreamedDrafts:
 
     def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
                  sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline,
-                 blocks_ahead: Callable[[int], int] = lambda gamma: 2) -> None:
+                 blocks_ahead: Callable[[int], int] = lambda gamma: 2, branching: Sequence[int] = ()) -> None:
         self.stub = channels.stub(edge.endpoint)
+        self.branching = tuple(branching)
         self.session_id = session_id
         self.sampling = sampling
         self.support_size = support_size
@@ -170,7 +174,7 @@ class StreamedDrafts:
     async def head(self, committed: Sequence[int], n: int) -> Draft:
         """A unary Draft call on the stream's session (the stream, opened later, reuses its cache)."""
         return await _draft_call(self.stub, self.session_id, self.sampling, self.support_size, self.deadline,
-                                 committed, n)
+                                 committed, n, self.branching)
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
         if self.call is None:
@@ -182,7 +186,7 @@ class StreamedDrafts:
             self.gamma = gamma
             await self._send(session_id=self.session_id, sampling=self.sampling, support_size=self.support_size,
                              context=list(committed), epoch=self.epoch, num_tokens=gamma,
-                             max_blocks_ahead=self.blocks_ahead(gamma))
+                             max_blocks_ahead=self.blocks_ahead(gamma), branching=list(self.branching))
         elif gamma != self.gamma:  # applies to blocks drafted from now on
             self.gamma = gamma
             await self._send(epoch=self.epoch, num_tokens=gamma, verified_blocks=self.verified)
@@ -201,7 +205,8 @@ class StreamedDrafts:
                 self.wasted_energy_j += item.energy_joules
                 continue
             return Draft(list(item.token_ids), list(item.distributions), bonus_guess=item.bonus_guess,
-                         compute_ms=item.compute_ms, energy_j=item.energy_joules, ahead=item.index > 0)
+                         compute_ms=item.compute_ms, energy_j=item.energy_joules, ahead=item.index > 0,
+                         alternatives=[list(a.token_ids) for a in item.alternatives])
 
     async def settle(self, committed: Sequence[int], hit: bool) -> None:
         if hit:  # the device's chain is the committed context: its next block stays valid
@@ -266,8 +271,9 @@ class GrpcVerifier:
     async def verify(self, context: Sequence[int], draft: Draft) -> Verdict:
         while True:
             t0 = time.perf_counter()
-            msg = worker_pb2.VerifyStreamRequest(draft_token_ids=draft.tokens, draft_distributions=draft.dists,
-                                                 context_length=len(context))
+            msg = worker_pb2.VerifyStreamRequest(
+                draft_token_ids=draft.tokens, draft_distributions=draft.dists, context_length=len(context),
+                draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives])
             if self._call is None:
                 self._call = self.channels.stub(self.replica.endpoint).VerifyStream(
                     timeout=self.deadline.timeout_total())
@@ -278,9 +284,12 @@ class GrpcVerifier:
                 msg.context.extend(context)
             try:
                 resp = await self._round(self._call, msg)
-                self._stream_context = [*context, *draft.tokens[: resp.accepted], resp.next_token_id]
+                if not 0 <= resp.path <= len(draft.alternatives):
+                    raise _rpc_error(grpc.StatusCode.INTERNAL, f"the replica committed path {resp.path} of "
+                                                               f"{len(draft.alternatives) + 1}")
+                self._stream_context = [*context, *draft.path(resp.path)[: resp.accepted], resp.next_token_id]
                 return Verdict(resp.accepted, resp.next_token_id, (time.perf_counter() - t0) * 1e3,
-                               resp.compute_ms, resp.forward_passes, self.replica.worker_id)
+                               resp.compute_ms, resp.forward_passes, self.replica.worker_id, resp.path)
             except grpc.RpcError as err:
                 self._call.cancel()
                 self._call = None

@@ -55,11 +55,38 @@ class Draft:
     compute_ms: float = 0.0  # device time spent drafting
     energy_j: float = 0.0
     ahead: bool = False  # drafted ahead, before the router asked for it
+    # greedy tree drafts: the tree's other root-to-leaf paths, each as long as `tokens` (the chain)
+    alternatives: list[list[int]] = dataclasses.field(default_factory=list)
 
     def head(self, n: int) -> "Draft":
         if n >= len(self.tokens):
             return self
-        return dataclasses.replace(self, tokens=self.tokens[:n], dists=self.dists[:n], bonus_guess=None)
+        return dataclasses.replace(self, tokens=self.tokens[:n], dists=self.dists[:n], bonus_guess=None,
+                                   alternatives=distinct_paths(self.tokens[:n], [a[:n] for a in self.alternatives]))
+
+    def path(self, i: int) -> list[int]:
+        """Path `i` of the tree: 0 the chain, i its alternative i − 1."""
+        return self.tokens if i == 0 else self.alternatives[i - 1]
+
+    def after(self, first: int) -> "Draft | None":
+        """What continues the committed token `first`: the paths that start with it, without it
+        (led by the chain when it does), or None when no path does."""
+        paths = [p[1:] for p in [self.tokens, *self.alternatives] if p[:1] == [first] and len(p) > 1]
+        if not paths:
+            return None
+        keep_dists = self.tokens[:1] == [first]
+        return dataclasses.replace(self, tokens=paths[0], dists=self.dists[1:] if keep_dists else [],
+                                   bonus_guess=None, alternatives=distinct_paths(paths[0], paths[1:]))
+
+
+def distinct_paths(chain: list[int], paths: list[list[int]]) -> list[list[int]]:
+    """`paths` without repeats and without `chain` (cutting a tree short merges paths)."""
+    seen, out = {tuple(chain)}, []
+    for p in paths:
+        if tuple(p) not in seen:
+            seen.add(tuple(p))
+            out.append(p)
+    return out
 
 
 EMPTY_DRAFT = Draft([])
@@ -73,6 +100,7 @@ class Verdict:
     compute_ms: float  # cloud accelerator time
     forward_passes: int
     worker_id: str
+    path: int = 0  # the tree path committed (Draft.path)
 
 
 class DraftSource(Protocol):
@@ -155,9 +183,9 @@ async def tandem_rounds(
             block = await head  # DeviceLost propagates: the caller continues from the committed tokens
         finally:
             await _cancel(head)
-        if block.tokens[:1] == new and len(block.tokens) > 1:
+        pending = block.after(new[0])
+        if pending is not None:
             stats.head_hits += 1
-            pending = dataclasses.replace(block, tokens=block.tokens[1:], dists=block.dists[1:], bonus_guess=None)
         else:
             stats.head_misses += 1
             stats.device_energy_j += block.energy_j
@@ -174,8 +202,8 @@ async def tandem_rounds(
         t1 = clock()
         verdict = await verifier.verify(committed, draft)
         gamma = len(draft.tokens)
-        new = draft.tokens[: verdict.accepted] + [verdict.next_token]  # accepted, then correction/bonus
-        hit = gamma > 0 and verdict.accepted == gamma and verdict.next_token == draft.bonus_guess
+        new = draft.path(verdict.path)[: verdict.accepted] + [verdict.next_token]  # accepted, then correction/bonus
+        hit = gamma > 0 and verdict.path == 0 and verdict.accepted == gamma and verdict.next_token == draft.bonus_guess
         eos = eos_token_id in new
         if eos:
             new = new[: new.index(eos_token_id) + 1]

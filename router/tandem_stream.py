@@ -181,12 +181,13 @@ class TandemStreamer:
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )
+        tree = (spec.route.draft_tree or self.config.draft_tree) if spec.sampling.greedy else ()  # sampling: one chain
         if overlap:
             drafts = StreamedDrafts(self.channels, edge, request_id, round_sampling, self.config.draft_support_size,
-                                    deadline, blocks_ahead=control.blocks_ahead)
+                                    deadline, blocks_ahead=control.blocks_ahead, branching=tree)
         else:
             drafts = RequestedDrafts(self.channels, edge, request_id, round_sampling,
-                                     self.config.draft_support_size, deadline)
+                                     self.config.draft_support_size, deadline, branching=tree)
         out = ChunkBuilder(request_id, decision_pb, tokenizer, prompt, spec, self.metrics, t_start, time.perf_counter())
         stats = TandemStats()
         committed = list(prompt)

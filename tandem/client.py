@@ -67,6 +67,7 @@ def build_request(
     draft_length: int = 0,
     overlap: bool = True,
     request_id: str = "",
+    draft_tree: Sequence[int] = (),
 ) -> inference_pb2.GenerateRequest:
     """The GenerateRequest for these arguments (the router validates values; enum names are checked here)."""
     msgs = []
@@ -90,6 +91,7 @@ def build_request(
         max_device_energy_joules=max_device_energy_joules,
         draft_length=draft_length,
         disable_overlap=not overlap,
+        draft_tree=list(draft_tree),
     )
     return inference_pb2.GenerateRequest(request_id=request_id, prompt=prompt or "", messages=msgs,
                                          sampling=sampling, hints=hints)

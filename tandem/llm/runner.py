@@ -22,7 +22,8 @@ from tandem.errors import InvalidArgument
 from tandem.llm.decoder import ContextOverflow, OnnxDecoder
 from tandem.llm.kv_cache import CacheEntry, SessionCache, common_prefix
 from tandem.llm.sampling import distribution, make_rng, pick, sample_from
-from tandem.llm.speculative import RoundResult, SparseDist, draft_distribution, greedy_round, sampling_round
+from tandem.llm.speculative import (RoundResult, SparseDist, draft_distribution, greedy_round, greedy_tree_round,
+                                     sampling_round)
 from tandem.llm.stopping import StopMatcher
 from tandem.llm.tokenizer import Detokenizer, Tokenizer
 from tandem.params import SamplingConfig, check_context
@@ -34,6 +35,7 @@ class ForwardResult:
     cached_tokens: int  # context tokens reused from the session cache
     computed_tokens: int  # tokens run through the model in this pass (0 when served from cache)
     compute_ms: float
+    alternatives: tuple[np.ndarray, ...] = ()  # per Pass.alternatives: its logits [n_out, vocab]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,9 @@ class DraftResult:
     cached_tokens: int  # context tokens reused from the session cache
     compute_ms: float
     forward_passes: int
+    # a tree draft's other root-to-leaf paths (token_ids is the greedy chain), each as long
+    alternatives: list[list[int]] = dataclasses.field(default_factory=list)
+    computed_tokens: int = 0  # tokens run through the model, all paths together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +69,7 @@ class VerifyResult:
     cached_tokens: int
     compute_ms: float
     forward_passes: int
+    path: int = 0  # the path committed: 0 the drafted chain, i its alternative i − 1
 
 
 def round_rng(seed: int | None, position: int, salt: int) -> np.random.Generator:
@@ -78,13 +84,16 @@ BATCH_MAX_NEW = 32  # rows with more new tokens (prefills) run alone: padding ot
 @dataclasses.dataclass(frozen=True)
 class Pass:
     """One row of a batched forward pass: the logits after the last `n_out` of `tokens`.
-    `steady`: the session passes again at once (decoding), so its cache may stay in the batch's arrays."""
+    `steady`: the session passes again at once (decoding), so its cache may stay in the batch's arrays.
+    `alternatives`: other token sequences as long as `tokens` (a draft tree's other paths), each
+    a row of the same forward pass on the prefix they share with `tokens`; never cached."""
 
     session_id: str
     tokens: Sequence[int]
     n_out: int = 1
     op: "_Operation | None" = None
     steady: bool = False
+    alternatives: tuple[Sequence[int], ...] = ()
 
 
 @dataclasses.dataclass
@@ -94,6 +103,7 @@ class _Row:
     past: list[np.ndarray] | None  # their keys and values (None: nothing cached)
     shared: tuple[list, int] | None  # CacheEntry.shared, when the whole entry is reused
     steady: bool
+    store: bool = True  # False: an alternative row, whose cache is not kept
 
     @property
     def new(self) -> int:
@@ -201,6 +211,8 @@ class ModelRunner:
         for p in passes:
             if not 1 <= p.n_out <= len(p.tokens):
                 raise ValueError(f"n_out must be in [1, {len(p.tokens)}], got {p.n_out}")
+            if any(len(a) != len(p.tokens) for a in p.alternatives):
+                raise ValueError("alternatives must be as long as the pass's tokens")
             if len(p.tokens) > self.spec.max_context:
                 raise ContextOverflow(len(p.tokens), self.spec.max_context)
         locks = [self._lock(sid) for sid in sorted(p.session_id for p in passes)]  # one order: no deadlock
@@ -210,48 +222,61 @@ class ModelRunner:
             t0 = time.perf_counter()
             results: list[ForwardResult | None] = [None] * len(passes)
             rows: list[tuple[int, _Row]] = []
+            units: list[list[int]] = []  # rows computed in the same forward pass: a pass and its alternatives
             for i, p in enumerate(passes):
                 tokens = list(p.tokens)
+                alts = [list(a) for a in p.alternatives]
                 entry = self.cache.get(p.session_id)
                 reuse = common_prefix(entry.tokens, tokens) if entry else 0
-                if entry and reuse == len(tokens) == len(entry.tokens) and p.n_out == 1 and entry.last_logits is not None:
+                if not alts and entry and reuse == len(tokens) == len(entry.tokens) and p.n_out == 1 \
+                        and entry.last_logits is not None:
                     self.cache.record_lookup(reuse)
                     results[i] = ForwardResult(entry.last_logits[None], reuse, 0, 0.0)
                     continue
-                start = min(reuse, len(tokens) - p.n_out)  # the pass must cover the last n_out positions
+                start = min([reuse, len(tokens) - p.n_out] + [common_prefix(a, tokens) for a in alts])
                 self.cache.record_lookup(start)
                 past = [a[:, :, :start, :] for a in entry.past] if entry and start else None
-                shared = entry.shared if entry and start == len(entry.tokens) else None
+                shared = entry.shared if entry and start == len(entry.tokens) and not alts else None
+                units.append(list(range(len(rows), len(rows) + 1 + len(alts))))
                 rows.append((i, _Row(tokens, start, past, shared, p.steady)))
+                rows += [(i, _Row(a, start, past, None, False, store=False)) for a in alts]
             if rows:
                 plain = [r for _, r in rows]
                 out: list = [None] * len(rows)
-                for group in self._groups(plain):
+                for group in self._groups(plain, units):
                     for g, res in zip(group, self._forward_rows([plain[g] for g in group])):
                         out[g] = res
                 ms = (time.perf_counter() - t0) * 1e3
+                alt_logits: dict[int, list[np.ndarray]] = {}
                 with self._locks_guard:  # so a concurrent release() cannot slip between check and put
                     for (i, row), (lg, present, shared) in zip(rows, out):
+                        if not row.store:
+                            alt_logits.setdefault(i, []).append(lg[-passes[i].n_out:])
+                            continue
                         op = passes[i].op
                         if op is None or not op.released:
                             self.cache.put(passes[i].session_id, CacheEntry(row.tokens, present, lg[-1], shared))
-                        results[i] = ForwardResult(lg[-passes[i].n_out:], row.start, len(row.tokens) - row.start, ms)
+                        computed = sum(len(r.tokens) - r.start for j, r in rows if j == i)
+                        results[i] = ForwardResult(lg[-passes[i].n_out:], row.start, computed, ms)
+                for i, alts in alt_logits.items():
+                    results[i] = dataclasses.replace(results[i], alternatives=tuple(alts))
             return results  # type: ignore[return-value]
 
-    def _groups(self, rows: list["_Row"]) -> list[list[int]]:
-        """Indices of `rows` in groups worth padding together: a long prompt's prefill (more than
-        BATCH_MAX_NEW new tokens) alone, the rest together while the padded pass fits the context."""
+    def _groups(self, rows: list["_Row"], units: list[list[int]]) -> list[list[int]]:
+        """Indices of `rows` in groups worth padding together, each unit (a pass and its
+        alternatives) whole: a long prompt's prefill (more than BATCH_MAX_NEW new tokens) alone,
+        the rest together while the padded pass fits the context."""
         groups: list[list[int]] = []
         batch: list[int] = []
-        for i, row in enumerate(rows):
-            if row.new > BATCH_MAX_NEW:
-                groups.append([i])
+        for unit in units:
+            if any(rows[j].new > BATCH_MAX_NEW for j in unit):
+                groups.append(list(unit))
                 continue
-            trial = batch + [i]
+            trial = batch + unit
             padded = max(rows[j].start for j in trial) + max(rows[j].new for j in trial)
             if batch and padded > self.spec.max_context:
                 groups.append(batch)
-                trial = [i]
+                trial = list(unit)
             batch = trial
         if batch:
             groups.append(batch)
@@ -303,7 +328,7 @@ class ModelRunner:
         out = []
         for i, r in enumerate(rows):
             views = [a[i:i + 1, :, P - r.start:P + r.new] for a in present]
-            out.append((logits[i, :r.new], views if keep else [v.copy() for v in views],
+            out.append((logits[i, :r.new], views if keep else [v.copy() for v in views] if r.store else [],
                         (present, i) if keep else None))
         return out
 
@@ -319,16 +344,24 @@ class ModelRunner:
     # ------------------------------------------------------------------ speculative decoding
 
     def draft(self, session_id: str, context: Sequence[int], n: int, cfg: SamplingConfig,
-              support_size: int = 32, cancel: threading.Event | None = None) -> DraftResult:
+              support_size: int = 32, cancel: threading.Event | None = None,
+              branching: Sequence[int] = ()) -> DraftResult:
         """Draft `n` tokens continuing `context` (one pass per token, cache reused).
 
         Greedy when cfg is greedy; otherwise each token is drawn from q = the request's sampling
         transform of the draft logits restricted to the top `support_size` tokens, returned in `dists`.
+        Greedy with `branching` (k_1, k_2, …): a tree — every path branches into its top k_d
+        tokens at depth d (1 past the list) — returned as the greedy chain and its alternatives,
+        all `n` long, each depth one forward pass over all paths (see draft_tree_paths).
         Raises ContextOverflow when context plus n − 1 drafted tokens do not fit. Stops early (with
         fewer tokens) once `cancel` is set: the caller no longer wants the block.
         """
         if n < 1:
             raise InvalidArgument("num_tokens", f"must be > 0, got {n}")
+        if any(k > 1 for k in branching):
+            if not cfg.greedy:
+                raise InvalidArgument("branching", "tree drafts are greedy only (sampling drafts one chain)")
+            return self._draft_tree(session_id, list(context), n, list(branching), cancel)
         rng = round_rng(cfg.seed, len(context), 1)
         tokens = list(context)
         out: list[int] = []
@@ -353,17 +386,40 @@ class ModelRunner:
                 tokens.append(tok)
         return DraftResult(out, None if cfg.greedy else dists, cached, ms, passes)
 
+    def _draft_tree(self, session_id: str, context: list[int], n: int, branching: list[int],
+                    cancel: threading.Event | None) -> DraftResult:
+        paths: list[list[int]] = [[]]
+        cached = passes = computed = 0
+        ms = 0.0
+        with self._operation(session_id) as op:
+            for depth in range(n):
+                if (cancel is not None and cancel.is_set()) or op.released:
+                    break
+                res = self.logits_after_many([Pass(session_id, context + paths[0], 1, op,
+                                                   alternatives=tuple(context + p for p in paths[1:]))])[0]
+                cached = res.cached_tokens if depth == 0 else cached
+                passes += 1 if res.computed_tokens else 0
+                computed += res.computed_tokens
+                ms += res.compute_ms
+                width = branching[depth] if depth < len(branching) else 1
+                rows = [res.logits[-1]] + [a[-1] for a in res.alternatives]
+                paths = [p + [t] for p, row in zip(paths, rows) for t in top_tokens(row, width)]
+        return DraftResult(paths[0], None, cached, ms, passes, paths[1:], computed)
+
     def verify(self, session_id: str, context: Sequence[int], drafted: Sequence[int],
-               dists: Sequence[SparseDist] | None, cfg: SamplingConfig) -> VerifyResult:
+               dists: Sequence[SparseDist] | None, cfg: SamplingConfig,
+               alternatives: Sequence[Sequence[int]] = ()) -> VerifyResult:
         """Score `drafted` after `context` in one target pass and apply the acceptance rule.
 
         Greedy: accept while drafted tokens equal the target's argmax. Sampling: speculative
-        sampling against q = `dists` (required then, one per drafted token).
+        sampling against q = `dists` (required then, one per drafted token). `alternatives`
+        (greedy only): a draft tree's other paths, as long as `drafted`, scored in the same pass;
+        the path accepted furthest is committed (VerifyResult.path).
         """
-        check_verify(drafted, dists, cfg)
+        check_verify(drafted, dists, cfg, alternatives)
         with self.operation(session_id) as op:
-            res = self.logits_after_many([verify_pass(session_id, context, drafted, op)])[0]
-        return finish_verify(res, context, drafted, dists, cfg)
+            res = self.logits_after_many([verify_pass(session_id, context, drafted, op, alternatives)])[0]
+        return finish_verify(res, context, drafted, dists, cfg, alternatives)
 
     @contextlib.contextmanager
     def operation(self, session_id: str) -> Iterator["_Operation"]:
@@ -442,23 +498,46 @@ class Generation:
                             res.cached_tokens if i == 0 else 0)
 
 
-def check_verify(drafted: Sequence[int], dists: Sequence[SparseDist] | None, cfg: SamplingConfig) -> None:
+def top_tokens(logits: np.ndarray, k: int) -> list[int]:
+    """The k highest-scoring token ids, best first; the first is np.argmax's (lowest id on ties)."""
+    if k <= 1:
+        return [int(np.argmax(logits))]
+    top = np.argpartition(-logits, k - 1)[:k]
+    return [int(t) for t in sorted(top.tolist(), key=lambda t: (-logits[t], t))]
+
+
+def check_verify(drafted: Sequence[int], dists: Sequence[SparseDist] | None, cfg: SamplingConfig,
+                 alternatives: Sequence[Sequence[int]] = ()) -> None:
     if not cfg.greedy and (dists is None or len(dists) != len(drafted)):
         raise InvalidArgument("draft_distributions", "sampling needs one draft distribution per drafted token")
+    if alternatives and not cfg.greedy:
+        raise InvalidArgument("draft_alternatives", "tree drafts are verified greedily only (sampling takes one chain)")
+    for i, alt in enumerate(alternatives):
+        if len(alt) != len(drafted):
+            raise InvalidArgument(f"draft_alternatives[{i}]", f"has {len(alt)} tokens, the draft {len(drafted)}: "
+                                                              "every path of a tree is as long")
 
 
-def verify_pass(session_id: str, context: Sequence[int], drafted: Sequence[int], op: "_Operation | None") -> Pass:
-    """The target pass a verify needs: the logits after the context and each drafted token."""
-    return Pass(session_id, list(context) + list(drafted), len(drafted) + 1, op)
+def verify_pass(session_id: str, context: Sequence[int], drafted: Sequence[int], op: "_Operation | None",
+                alternatives: Sequence[Sequence[int]] = ()) -> Pass:
+    """The target pass a verify needs: the logits after the context and each drafted token (and
+    after each alternative path's tokens, in rows of the same pass)."""
+    ctx = list(context)
+    return Pass(session_id, ctx + list(drafted), len(drafted) + 1, op,
+                alternatives=tuple(ctx + list(a) for a in alternatives))
 
 
 def finish_verify(res: ForwardResult, context: Sequence[int], drafted: Sequence[int],
-                  dists: Sequence[SparseDist] | None, cfg: SamplingConfig) -> VerifyResult:
-    """The acceptance rule over a verify pass's logits [γ+1, vocab]."""
+                  dists: Sequence[SparseDist] | None, cfg: SamplingConfig,
+                  alternatives: Sequence[Sequence[int]] = ()) -> VerifyResult:
+    """The acceptance rule over a verify pass's logits [γ+1, vocab] (and its alternatives')."""
     drafted = list(drafted)
-    if cfg.greedy:
+    path = 0
+    if alternatives:
+        path, rnd = greedy_tree_round([drafted] + [list(a) for a in alternatives], [res.logits, *res.alternatives])
+    elif cfg.greedy:
         rnd = greedy_round(drafted, res.logits)
     else:
         probs = np.stack([distribution(row, cfg) for row in res.logits])  # [γ+1, vocab]
         rnd = sampling_round(drafted, list(dists or ()), probs, round_rng(cfg.seed, len(context), 2))
-    return VerifyResult(rnd, res.cached_tokens, res.compute_ms, 1 if res.computed_tokens else 0)
+    return VerifyResult(rnd, res.cached_tokens, res.compute_ms, 1 if res.computed_tokens else 0, path)

@@ -91,6 +91,22 @@ def greedy_round(drafted: Sequence[int], target_logits: np.ndarray) -> RoundResu
     return RoundResult(k, int(argmax[k]))
 
 
+def greedy_tree_round(paths: Sequence[Sequence[int]], target_logits: Sequence[np.ndarray]) -> tuple[int, RoundResult]:
+    """Greedy verification of a draft tree given as its root-to-leaf paths (path 0 is the draft's
+    own greedy chain): each path verified like a chain (`target_logits[i]`: [len(path)+1, vocab]),
+    the one accepted furthest wins, the lowest index on ties. The committed tokens are the winner's
+    accepted prefix and the target's next token there: exactly what greedy decoding of the target
+    writes, whichever path wins. Returns (winning path, its round)."""
+    if len(paths) != len(target_logits) or not paths:
+        raise ValueError("one logits block per path, and at least one path")
+    best = 0, greedy_round(paths[0], target_logits[0])
+    for i in range(1, len(paths)):
+        rnd = greedy_round(paths[i], target_logits[i])
+        if rnd.accepted > best[1].accepted:
+            best = i, rnd
+    return best
+
+
 def sampling_round(
     drafted: Sequence[int],
     draft_dists: Sequence[SparseDist],

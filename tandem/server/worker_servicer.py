@@ -41,6 +41,24 @@ def _round_sampling(request) -> SamplingConfig:
     return sampling_from_pb(msg)
 
 
+MAX_BRANCHING = 8  # tokens a draft tree path branches into at one depth
+MAX_PATHS = 16  # paths of a draft tree (rows of its verify pass)
+
+
+def check_branching(branching, cfg: SamplingConfig) -> list[int]:
+    """A draft tree's shape (DraftRequest.branching), validated; [] for a chain."""
+    widths = list(branching)
+    if not widths:
+        return []
+    if len(widths) > 4 or any(not 1 <= k <= MAX_BRANCHING for k in widths):
+        raise InvalidArgument("branching", f"at most 4 entries, each in [1, {MAX_BRANCHING}]: got {widths}")
+    if int(np.prod(widths)) > MAX_PATHS:
+        raise InvalidArgument("branching", f"{widths} makes {int(np.prod(widths))} paths; at most {MAX_PATHS}")
+    if not cfg.greedy and any(k > 1 for k in widths):
+        raise InvalidArgument("branching", "tree drafts are greedy only (sampling drafts one chain)")
+    return widths
+
+
 class _RunAhead:
     """Device-side state of a DraftStream: the epoch's committed context plus the blocks (and bonus
     guesses) drafted on top of it, and how many of those the router has confirmed."""
@@ -55,6 +73,7 @@ class _RunAhead:
         self.produced = 0  # blocks sent in this epoch
         self.verified = 0
         self.gamma = 4
+        self.branching: list[int] = []
         self.max_ahead = 1
         self.closed = False
         self.error: Exception | None = None
@@ -68,6 +87,8 @@ class _RunAhead:
                 self.sampling = _round_sampling(msg)
             if msg.support_size:
                 self.support = msg.support_size
+            if msg.branching:
+                self.branching = check_branching(msg.branching, self.sampling)
             if msg.num_tokens:
                 if not 1 <= msg.num_tokens <= 64:
                     raise InvalidArgument("num_tokens", f"must be in [1, 64], got {msg.num_tokens}")
@@ -247,22 +268,24 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if len(ctx) + n - 1 > limit:
             raise InvalidArgument("num_tokens", f"{len(ctx)} context tokens plus {n} drafted exceed the context of {limit}")
         support = request.support_size or 32
+        branching = check_branching(request.branching, cfg)
         cancel = threading.Event()  # a pre-draft the router no longer wants stops at the next token
         with self._admit("Draft"):
             try:
-                res = await self._run(self.runner.draft, request.session_id, ctx, n, cfg, support, cancel)
+                res = await self._run(self.runner.draft, request.session_id, ctx, n, cfg, support, cancel, branching)
             except asyncio.CancelledError:
                 cancel.set()
                 raise
         self.metrics.tokens.inc(n)
         if res.forward_passes:
             self.metrics.forward_seconds.labels(self.metrics.kind, "Draft").observe(res.compute_ms / 1e3 / res.forward_passes)
-        # the first pass computes the uncached context; its last position yields the first drafted token
-        energy = self.host.spend_energy(max(0, len(ctx) - res.cached_tokens - 1), n)
+        energy = self.host.spend_energy(*_draft_work(ctx, res))
         out = worker_pb2.DraftResponse(token_ids=res.token_ids, cached_tokens=res.cached_tokens,
                                        compute_ms=res.compute_ms, energy_joules=energy)
         for q in res.dists or ():
             out.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
+        for alt in res.alternatives:
+            out.alternatives.add(token_ids=alt)
         return out
 
     @map_stream_errors
@@ -299,8 +322,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     continue
                 with self._admit("DraftStream"):
                     res = await self._run(self.runner.draft, state.session_id, ctx, gamma + 1, state.sampling,
-                                          state.support, state.cancel)
-                energy = self.host.spend_energy(max(0, len(ctx) - res.cached_tokens - 1), len(res.token_ids))
+                                          state.support, state.cancel, state.branching[:gamma])
+                energy = self.host.spend_energy(*_draft_work(ctx, res))
                 self.metrics.tokens.inc(len(res.token_ids))
                 if epoch != state.epoch or len(res.token_ids) < gamma + 1:
                     continue  # the router restarted drafting meanwhile: this block is stale
@@ -309,6 +332,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                                               compute_ms=res.compute_ms, energy_joules=energy)
                 for q in (res.dists or [])[:gamma]:
                     block.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
+                for alt in res.alternatives:  # paths that differ within the block (not only in the guess)
+                    if alt[:gamma] != res.token_ids[:gamma]:
+                        block.alternatives.add(token_ids=alt[:gamma])
                 state.extend(res.token_ids[: gamma + 1])
                 yield block
         finally:
@@ -320,8 +346,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         t_arrived = time.perf_counter()
         if not request.session_id:
             raise InvalidArgument("session_id", "required")
-        return await self._verify(request.session_id, self._context(request.context), request.draft_token_ids,
-                                  request.draft_distributions, _round_sampling(request), t_arrived)
+        resp, _ = await self._verify(request.session_id, self._context(request.context), request.draft_token_ids,
+                                     request.draft_distributions, _round_sampling(request), t_arrived,
+                                     request.draft_alternatives)
+        return resp
 
     @map_stream_errors
     async def VerifyStream(self, request_iterator, context):
@@ -342,8 +370,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 if msg.context_length and msg.context_length != len(ctx):
                     raise InvalidArgument("context_length", f"the stream's context holds {len(ctx)} tokens, "
                                                             f"not {msg.context_length}")
-                resp = await self._verify(sid, ctx, msg.draft_token_ids, msg.draft_distributions, cfg, t_arrived)
-                ctx = ctx + list(msg.draft_token_ids[: resp.accepted]) + [resp.next_token_id]
+                resp, path = await self._verify(sid, ctx, msg.draft_token_ids, msg.draft_distributions, cfg,
+                                                t_arrived, msg.draft_alternatives)
+                ctx = ctx + path[: resp.accepted] + [resp.next_token_id]
                 yield resp
         finally:
             if sid:
@@ -351,12 +380,19 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 self.released(sid)
 
     async def _verify(self, session_id: str, ctx: list[int], draft_ids, draft_dists, cfg: SamplingConfig,
-                      t_arrived: float) -> worker_pb2.VerifyResponse:
-        """One verification round of `draft_ids` continuing `ctx` (validated). Raises InvalidArgument
-        naming the field at fault, ResourceExhausted when the worker is full."""
+                      t_arrived: float, draft_alternatives=()) -> tuple[worker_pb2.VerifyResponse, list[int]]:
+        """One verification round of `draft_ids` (and a tree's other paths) continuing `ctx`
+        (validated); the verdict and the path it commits. Raises InvalidArgument naming the field at
+        fault, ResourceExhausted when the worker is full."""
         drafted = list(draft_ids)
         if drafted:
             self._context(drafted, "draft_token_ids")
+        alternatives = [list(a.token_ids) for a in draft_alternatives]
+        if len(alternatives) >= MAX_PATHS:
+            raise InvalidArgument("draft_alternatives", f"at most {MAX_PATHS - 1} alternatives, got {len(alternatives)}")
+        for i, alt in enumerate(alternatives):
+            if alt:
+                self._context(alt, f"draft_alternatives[{i}]")
         if len(drafted) > 64:
             raise InvalidArgument("draft_token_ids", f"at most 64 drafted tokens, got {len(drafted)}")
         limit = self.runner.spec.max_context
@@ -376,20 +412,20 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 if drafted[i] not in d.token_ids:
                     raise InvalidArgument(f"draft_distributions[{i}]", f"drafted token {drafted[i]} is not in its support")
                 dists.append(SparseDist(np.asarray(d.token_ids, np.int64), np.asarray(d.probs, np.float32)))
-        check_verify(drafted, dists, cfg)
+        check_verify(drafted, dists, cfg, alternatives)
         with self._admit("Verify"):
             t_start = time.perf_counter()
             with self.runner.operation(session_id) as op:
-                fwd = await self.forward(verify_pass(session_id, ctx, drafted, op))
-            res = finish_verify(fwd, ctx, drafted, dists, cfg)
+                fwd = await self.forward(verify_pass(session_id, ctx, drafted, op, alternatives))
+            res = finish_verify(fwd, ctx, drafted, dists, cfg, alternatives)
         if res.forward_passes:
             self.metrics.forward_seconds.labels(self.metrics.kind, "Verify").observe(res.compute_ms / 1e3)
         return worker_pb2.VerifyResponse(
             accepted=res.round.accepted, next_token_id=res.round.next_token,
-            all_accepted=res.round.accepted == len(drafted), cached_tokens=res.cached_tokens,
+            all_accepted=res.path == 0 and res.round.accepted == len(drafted), cached_tokens=res.cached_tokens,
             compute_ms=res.compute_ms, forward_passes=res.forward_passes,
-            queue_ms=(t_start - t_arrived) * 1e3,
-        )
+            queue_ms=(t_start - t_arrived) * 1e3, path=res.path,
+        ), ([drafted] + alternatives)[res.path]
 
     @map_errors
     async def GetTokenizer(self, request, context):
@@ -402,3 +438,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             raise InvalidArgument("session_id", "required")
         self.released(request.session_id)
         return worker_pb2.ReleaseResponse(released=self.runner.release(request.session_id))
+
+
+def _draft_work(ctx: list[int], res) -> tuple[int, int]:
+    """(prefill, generated) tokens a draft computed, for its energy: the first pass's uncached
+    context (its last position yields the first drafted token), then the drafted tokens — of
+    every path, for a tree."""
+    prefill = max(0, len(ctx) - res.cached_tokens - 1)
+    if not res.alternatives:
+        return prefill, len(res.token_ids)
+    return prefill, max(len(res.token_ids), res.computed_tokens - prefill - 1)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tandem.v1 import common_pb2 as tandem_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tandem/v1/inference.proto\x12\ttandem.v1\x1a\x16tandem/v1/common.proto\"\xb0\x02\n\x0cRoutingHints\x12\x31\n\tplacement\x18\x01 \x01(\x0e\x32\x1e.tandem.v1.PlacementPreference\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x13\n\x0bttft_slo_ms\x18\x03 \x01(\x01\x12\x14\n\x0ctoken_slo_ms\x18\x04 \x01(\x01\x12\x14\n\x0cmax_cost_usd\x18\x05 \x01(\x01\x12#\n\x07privacy\x18\x06 \x01(\x0e\x32\x12.tandem.v1.Privacy\x12#\n\x07quality\x18\x07 \x01(\x0e\x32\x12.tandem.v1.Quality\x12 \n\x18max_device_energy_joules\x18\x08 \x01(\x01\x12\x14\n\x0c\x64raft_length\x18\t \x01(\x05\x12\x17\n\x0f\x64isable_overlap\x18\n \x01(\x08\"\xb4\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.tandem.v1.ChatMessage\x12+\n\x08sampling\x18\x04 \x01(\x0b\x32\x19.tandem.v1.SamplingParams\x12&\n\x05hints\x18\x05 \x01(\x0b\x32\x17.tandem.v1.RoutingHints\"@\n\x06Timing\x12\x0f\n\x07ttft_ms\x18\x01 \x01(\x01\x12\x10\n\x08total_ms\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65\x63ision_ms\x18\x03 \x01(\x01\"\x90\x03\n\rGenerateChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\ttoken_ids\x18\x03 \x03(\x05\x12\'\n\tplacement\x18\x04 \x01(\x0e\x32\x14.tandem.v1.Placement\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x1d\n\x15\x61\x63\x63\x65pted_draft_tokens\x18\x06 \x01(\x05\x12\r\n\x05\x66inal\x18\x07 \x01(\x08\x12.\n\rfinish_reason\x18\x08 \x01(\x0e\x32\x17.tandem.v1.FinishReason\x12\x1f\n\x05usage\x18\t \x01(\x0b\x32\x10.tandem.v1.Usage\x12\x1d\n\x04\x63ost\x18\n \x01(\x0b\x32\x0f.tandem.v1.Cost\x12&\n\x06tandem\x18\x0b \x01(\x0b\x32\x16.tandem.v1.TandemStats\x12%\n\x08\x64\x65\x63ision\x18\x0c \x01(\x0b\x32\x13.tandem.v1.Decision\x12!\n\x06timing\x18\r \x01(\x0b\x32\x11.tandem.v1.Timing2O\n\tInference\x12\x42\n\x08Generate\x12\x1a.tandem.v1.GenerateRequest\x1a\x18.tandem.v1.GenerateChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tandem/v1/inference.proto\x12\ttandem.v1\x1a\x16tandem/v1/common.proto\"\xc4\x02\n\x0cRoutingHints\x12\x31\n\tplacement\x18\x01 \x01(\x0e\x32\x1e.tandem.v1.PlacementPreference\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x13\n\x0bttft_slo_ms\x18\x03 \x01(\x01\x12\x14\n\x0ctoken_slo_ms\x18\x04 \x01(\x01\x12\x14\n\x0cmax_cost_usd\x18\x05 \x01(\x01\x12#\n\x07privacy\x18\x06 \x01(\x0e\x32\x12.tandem.v1.Privacy\x12#\n\x07quality\x18\x07 \x01(\x0e\x32\x12.tandem.v1.Quality\x12 \n\x18max_device_energy_joules\x18\x08 \x01(\x01\x12\x14\n\x0c\x64raft_length\x18\t \x01(\x05\x12\x17\n\x0f\x64isable_overlap\x18\n \x01(\x08\x12\x12\n\ndraft_tree\x18\x0b \x03(\x05\"\xb4\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.tandem.v1.ChatMessage\x12+\n\x08sampling\x18\x04 \x01(\x0b\x32\x19.tandem.v1.SamplingParams\x12&\n\x05hints\x18\x05 \x01(\x0b\x32\x17.tandem.v1.RoutingHints\"@\n\x06Timing\x12\x0f\n\x07ttft_ms\x18\x01 \x01(\x01\x12\x10\n\x08total_ms\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65\x63ision_ms\x18\x03 \x01(\x01\"\x90\x03\n\rGenerateChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\ttoken_ids\x18\x03 \x03(\x05\x12\'\n\tplacement\x18\x04 \x01(\x0e\x32\x14.tandem.v1.Placement\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x1d\n\x15\x61\x63\x63\x65pted_draft_tokens\x18\x06 \x01(\x05\x12\r\n\x05\x66inal\x18\x07 \x01(\x08\x12.\n\rfinish_reason\x18\x08 \x01(\x0e\x32\x17.tandem.v1.FinishReason\x12\x1f\n\x05usage\x18\t \x01(\x0b\x32\x10.tandem.v1.Usage\x12\x1d\n\x04\x63ost\x18\n \x01(\x0b\x32\x0f.tandem.v1.Cost\x12&\n\x06tandem\x18\x0b \x01(\x0b\x32\x16.tandem.v1.TandemStats\x12%\n\x08\x64\x65\x63ision\x18\x0c \x01(\x0b\x32\x13.tandem.v1.Decision\x12!\n\x06timing\x18\r \x01(\x0b\x32\x11.tandem.v1.Timing2O\n\tInference\x12\x42\n\x08Generate\x12\x1a.tandem.v1.GenerateRequest\x1a\x18.tandem.v1.GenerateChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tandem.v1.inference_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROUTINGHINTS']._serialized_start=65
-  _globals['_ROUTINGHINTS']._serialized_end=369
-  _globals['_GENERATEREQUEST']._serialized_start=372
-  _globals['_GENERATEREQUEST']._serialized_end=552
-  _globals['_TIMING']._serialized_start=554
-  _globals['_TIMING']._serialized_end=618
-  _globals['_GENERATECHUNK']._serialized_start=621
-  _globals['_GENERATECHUNK']._serialized_end=1021
-  _globals['_INFERENCE']._serialized_start=1023
-  _globals['_INFERENCE']._serialized_end=1102
+  _globals['_ROUTINGHINTS']._serialized_end=389
+  _globals['_GENERATEREQUEST']._serialized_start=392
+  _globals['_GENERATEREQUEST']._serialized_end=572
+  _globals['_TIMING']._serialized_start=574
+  _globals['_TIMING']._serialized_end=638
+  _globals['_GENERATECHUNK']._serialized_start=641
+  _globals['_GENERATECHUNK']._serialized_end=1041
+  _globals['_INFERENCE']._serialized_start=1043
+  _globals['_INFERENCE']._serialized_end=1122
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RoutingHints(_message.Message):
-    __slots__ = ("placement", "device_id", "ttft_slo_ms", "token_slo_ms", "max_cost_usd", "privacy", "quality", "max_device_energy_joules", "draft_length", "disable_overlap")
+    __slots__ = ("placement", "device_id", "ttft_slo_ms", "token_slo_ms", "max_cost_usd", "privacy", "quality", "max_device_energy_joules", "draft_length", "disable_overlap", "draft_tree")
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     TTFT_SLO_MS_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class RoutingHints(_message.Message):
     MAX_DEVICE_ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
     DRAFT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DISABLE_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TREE_FIELD_NUMBER: _ClassVar[int]
     placement: _common_pb2.PlacementPreference
     device_id: str
     ttft_slo_ms: float
@@ -29,7 +30,8 @@ class RoutingHints(_message.Message):
     max_device_energy_joules: float
     draft_length: int
     disable_overlap: bool
-    def __init__(self, placement: _Optional[_Union[_common_pb2.PlacementPreference, str]] = ..., device_id: _Optional[str] = ..., ttft_slo_ms: _Optional[float] = ..., token_slo_ms: _Optional[float] = ..., max_cost_usd: _Optional[float] = ..., privacy: _Optional[_Union[_common_pb2.Privacy, str]] = ..., quality: _Optional[_Union[_common_pb2.Quality, str]] = ..., max_device_energy_joules: _Optional[float] = ..., draft_length: _Optional[int] = ..., disable_overlap: _Optional[bool] = ...) -> None: ...
+    draft_tree: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, placement: _Optional[_Union[_common_pb2.PlacementPreference, str]] = ..., device_id: _Optional[str] = ..., ttft_slo_ms: _Optional[float] = ..., token_slo_ms: _Optional[float] = ..., max_cost_usd: _Optional[float] = ..., privacy: _Optional[_Union[_common_pb2.Privacy, str]] = ..., quality: _Optional[_Union[_common_pb2.Quality, str]] = ..., max_device_energy_joules: _Optional[float] = ..., draft_length: _Optional[int] = ..., disable_overlap: _Optional[bool] = ..., draft_tree: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("request_id", "prompt", "messages", "sampling", "hints")

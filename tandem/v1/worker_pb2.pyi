@@ -72,65 +72,79 @@ class TokenDistribution(_message.Message):
     def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., probs: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DraftRequest(_message.Message):
-    __slots__ = ("session_id", "context", "num_tokens", "sampling", "support_size")
+    __slots__ = ("session_id", "context", "num_tokens", "sampling", "support_size", "branching")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     SUPPORT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BRANCHING_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     context: _containers.RepeatedScalarFieldContainer[int]
     num_tokens: int
     sampling: _common_pb2.SamplingParams
     support_size: int
-    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., num_tokens: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., support_size: _Optional[int] = ...) -> None: ...
+    branching: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., num_tokens: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., support_size: _Optional[int] = ..., branching: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class TokenPath(_message.Message):
+    __slots__ = ("token_ids",)
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DraftResponse(_message.Message):
-    __slots__ = ("token_ids", "distributions", "cached_tokens", "compute_ms", "energy_joules")
+    __slots__ = ("token_ids", "distributions", "cached_tokens", "compute_ms", "energy_joules", "alternatives")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     DISTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     distributions: _containers.RepeatedCompositeFieldContainer[TokenDistribution]
     cached_tokens: int
     compute_ms: float
     energy_joules: float
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., energy_joules: _Optional[float] = ...) -> None: ...
+    alternatives: _containers.RepeatedCompositeFieldContainer[TokenPath]
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., energy_joules: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("session_id", "context", "draft_token_ids", "draft_distributions", "sampling")
+    __slots__ = ("session_id", "context", "draft_token_ids", "draft_distributions", "sampling", "draft_alternatives")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     DRAFT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     DRAFT_DISTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     context: _containers.RepeatedScalarFieldContainer[int]
     draft_token_ids: _containers.RepeatedScalarFieldContainer[int]
     draft_distributions: _containers.RepeatedCompositeFieldContainer[TokenDistribution]
     sampling: _common_pb2.SamplingParams
-    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
+    draft_alternatives: _containers.RepeatedCompositeFieldContainer[TokenPath]
+    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., draft_alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...
 
 class VerifyStreamRequest(_message.Message):
-    __slots__ = ("session_id", "sampling", "context", "context_length", "draft_token_ids", "draft_distributions")
+    __slots__ = ("session_id", "sampling", "context", "context_length", "draft_token_ids", "draft_distributions", "draft_alternatives")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DRAFT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     DRAFT_DISTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sampling: _common_pb2.SamplingParams
     context: _containers.RepeatedScalarFieldContainer[int]
     context_length: int
     draft_token_ids: _containers.RepeatedScalarFieldContainer[int]
     draft_distributions: _containers.RepeatedCompositeFieldContainer[TokenDistribution]
-    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ...) -> None: ...
+    draft_alternatives: _containers.RepeatedCompositeFieldContainer[TokenPath]
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., draft_alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms")
+    __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms", "path")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     NEXT_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +153,7 @@ class VerifyResponse(_message.Message):
     COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     FORWARD_PASSES_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     next_token_id: int
     all_accepted: bool
@@ -147,7 +162,8 @@ class VerifyResponse(_message.Message):
     compute_ms: float
     forward_passes: int
     queue_ms: float
-    def __init__(self, accepted: _Optional[int] = ..., next_token_id: _Optional[int] = ..., all_accepted: _Optional[bool] = ..., text: _Optional[str] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., forward_passes: _Optional[int] = ..., queue_ms: _Optional[float] = ...) -> None: ...
+    path: int
+    def __init__(self, accepted: _Optional[int] = ..., next_token_id: _Optional[int] = ..., all_accepted: _Optional[bool] = ..., text: _Optional[str] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., forward_passes: _Optional[int] = ..., queue_ms: _Optional[float] = ..., path: _Optional[int] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -174,7 +190,7 @@ class GetTokenizerResponse(_message.Message):
     def __init__(self, tokenizer_id: _Optional[str] = ..., tokenizer_json: _Optional[bytes] = ...) -> None: ...
 
 class DraftStreamRequest(_message.Message):
-    __slots__ = ("session_id", "sampling", "support_size", "context", "epoch", "num_tokens", "max_blocks_ahead", "verified_blocks")
+    __slots__ = ("session_id", "sampling", "support_size", "context", "epoch", "num_tokens", "max_blocks_ahead", "verified_blocks", "branching")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     SUPPORT_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +199,7 @@ class DraftStreamRequest(_message.Message):
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_BLOCKS_AHEAD_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    BRANCHING_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sampling: _common_pb2.SamplingParams
     support_size: int
@@ -191,10 +208,11 @@ class DraftStreamRequest(_message.Message):
     num_tokens: int
     max_blocks_ahead: int
     verified_blocks: int
-    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., support_size: _Optional[int] = ..., context: _Optional[_Iterable[int]] = ..., epoch: _Optional[int] = ..., num_tokens: _Optional[int] = ..., max_blocks_ahead: _Optional[int] = ..., verified_blocks: _Optional[int] = ...) -> None: ...
+    branching: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., support_size: _Optional[int] = ..., context: _Optional[_Iterable[int]] = ..., epoch: _Optional[int] = ..., num_tokens: _Optional[int] = ..., max_blocks_ahead: _Optional[int] = ..., verified_blocks: _Optional[int] = ..., branching: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DraftBlock(_message.Message):
-    __slots__ = ("epoch", "index", "start_length", "token_ids", "distributions", "bonus_guess", "compute_ms", "energy_joules")
+    __slots__ = ("epoch", "index", "start_length", "token_ids", "distributions", "bonus_guess", "compute_ms", "energy_joules", "alternatives")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     START_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +221,7 @@ class DraftBlock(_message.Message):
     BONUS_GUESS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     index: int
     start_length: int
@@ -211,4 +230,5 @@ class DraftBlock(_message.Message):
     bonus_guess: int
     compute_ms: float
     energy_joules: float
-    def __init__(self, epoch: _Optional[int] = ..., index: _Optional[int] = ..., start_length: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., bonus_guess: _Optional[int] = ..., compute_ms: _Optional[float] = ..., energy_joules: _Optional[float] = ...) -> None: ...
+    alternatives: _containers.RepeatedCompositeFieldContainer[TokenPath]
+    def __init__(self, epoch: _Optional[int] = ..., index: _Optional[int] = ..., start_length: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., bonus_guess: _Optional[int] = ..., compute_ms: _Optional[float] = ..., energy_joules: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...

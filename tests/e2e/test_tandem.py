@@ -53,6 +53,34 @@ def test_tandem_greedy_output_is_the_targets(client, target, gamma, overlap):
             assert stats.overlap_hits == stats.overlap_misses == 0
 
 
+@pytest.mark.parametrize("tree,gamma,overlap", [((3, 2), 4, False), ((3, 2), 0, True), ((4,), 2, True)])
+def test_tandem_tree_drafts_keep_the_targets_output_in_fewer_passes(client, target, tree, gamma, overlap):
+    """Greedy tree drafts (hints.draft_tree) commit exactly the target's tokens; side by side with
+    the chain at the same γ, they take no more target passes, and fewer over the prompts."""
+    passes = {"tree": 0, "chain": 0}
+    for prompt in PROMPTS:
+        ids, text = greedy(target, prompt)
+        for kind, shape in (("tree", tree), ("chain", (1,))):
+            chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma or 4,
+                                          overlap=overlap, placement="prefer_tandem", draft_tree=shape))
+            r = tandem.Result.collect(chunks)
+            assert r.placements == ("tandem",), r.decision
+            assert list(r.token_ids) == ids and r.text == text, (prompt, kind)
+            stats = chunks[-1].raw.tandem
+            assert stats.accepted_tokens + stats.rounds == len(ids) or ids[-1] == 0
+            passes[kind] += r.target_forward_passes
+    assert passes["tree"] < passes["chain"], passes
+
+
+def test_tandem_tree_hint_is_validated(client):
+    for tree, temperature, why in (((3, 9), 0.0, "each in"), ((4, 4, 2), 0.0, "16 paths"),
+                                   ((2,), 0.8, "greedy only")):
+        with pytest.raises(tandem.InvalidArgument) as err:
+            list(client.generate("def f(", max_new_tokens=4, device_id=DEVICE, placement="prefer_tandem",
+                                 draft_tree=tree, temperature=temperature))
+        assert err.value.field == "hints.draft_tree" and why in str(err.value), (tree, err.value)
+
+
 def test_tandem_stop_string_and_chat(client, target):
     ids, text = greedy(target, PROMPTS[1], 40)
     stop = text.strip()[:3]
@@ -117,3 +145,49 @@ def test_tandem_sessions_are_released_on_completion_and_cancellation(stack, clie
     next(stream)
     stream.close()  # the client cancels mid-stream
     wait_released()
+
+
+def test_workers_check_tree_fields(stack):
+    """Draft `branching` and Verify `draft_alternatives` are validated by the workers themselves:
+    INVALID_ARGUMENT naming the field, and a valid tree verifies in one pass."""
+    import grpc
+
+    from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
+
+    with grpc.insecure_channel(stack.router_address) as ch:
+        members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
+    edge = next(m.endpoint for m in members if m.info.kind == common_pb2.WORKER_KIND_EDGE)
+    cloud = next(m.endpoint for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD)
+    ctx = list(range(100, 120))
+    hot = common_pb2.SamplingParams(temperature=0.8, max_new_tokens=1)
+
+    def status(call) -> tuple[grpc.StatusCode, str]:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        return err.value.code(), err.value.details()
+
+    with grpc.insecure_channel(edge) as ch:
+        stub = worker_pb2_grpc.WorkerStub(ch)
+        for branching, sampling, why in (([9], None, "each in"), ([4, 4, 2], None, "16"),
+                                         ([2], hot, "greedy only")):
+            req = worker_pb2.DraftRequest(session_id="tree-bad", context=ctx, num_tokens=3, branching=branching)
+            if sampling is not None:
+                req.sampling.CopyFrom(sampling)
+            code, details = status(lambda: stub.Draft(req, timeout=30))
+            assert code == grpc.StatusCode.INVALID_ARGUMENT and "branching" in details and why in details
+        tree = stub.Draft(worker_pb2.DraftRequest(session_id="tree", context=ctx, num_tokens=3, branching=[3, 2]),
+                          timeout=30)
+        stub.Release(worker_pb2.ReleaseRequest(session_id="tree"), timeout=10)
+    assert len(tree.alternatives) == 5 and all(len(a.token_ids) == 3 for a in tree.alternatives)
+    with grpc.insecure_channel(cloud) as ch:
+        stub = worker_pb2_grpc.WorkerStub(ch)
+        for alts, sampling, field in (([[1, 2]], None, "draft_alternatives[0]"), ([[10 ** 6, 1, 2]], None,
+                                      "draft_alternatives[0]"), ([[1, 2, 3]] * 16, None, "draft_alternatives")):
+            req = worker_pb2.VerifyRequest(session_id="tree-bad", context=ctx, draft_token_ids=list(tree.token_ids),
+                                           draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in alts])
+            code, details = status(lambda: stub.Verify(req, timeout=30))
+            assert code == grpc.StatusCode.INVALID_ARGUMENT and field in details, details
+        v = stub.Verify(worker_pb2.VerifyRequest(session_id="tree", context=ctx, draft_token_ids=list(tree.token_ids),
+                                                 draft_alternatives=tree.alternatives), timeout=30)
+        stub.Release(worker_pb2.ReleaseRequest(session_id="tree"), timeout=10)
+    assert v.forward_passes == 1 and 0 <= v.path <= 5 and 0 <= v.accepted <= 3

@@ -229,6 +229,57 @@ def test_greedy_draft_and_verify_reproduce_target_greedy_output(target, draft, g
         target.release(f"t{p_i}")
 
 
+@pytest.mark.parametrize("branching,gamma", [((3, 2), 4), ((4,), 1), ((2, 2, 2), 3)])
+def test_tree_draft_and_verify_reproduce_target_greedy_output(target, draft, branching, gamma):
+    """A draft tree: its paths are distinct, all γ long, led by the plain greedy chain and holding
+    the draft's top-k at each branching depth; verifying them in one pass commits exactly the
+    target's greedy tokens, and never fewer than the chain alone would."""
+    tree_won = 0
+    for p_i, prompt in enumerate(PROMPTS[:4]):
+        context = target.prompt_ids(text=prompt)
+        want = greedy_tokens(target, context, 30)
+        committed: list[int] = []
+        while len(committed) < 30:
+            g = min(gamma, 30 - len(committed) - 1)
+            if not g:
+                v = target.verify(f"t{p_i}", context + committed, [], None, SamplingConfig())
+                committed.append(v.round.next_token)
+                continue
+            res = draft.draft(f"d{p_i}", context + committed, g, SamplingConfig(), branching=branching)
+            chain = draft.draft(f"c{p_i}", context + committed, g, SamplingConfig()).token_ids
+            paths = [res.token_ids] + res.alternatives
+            assert res.token_ids == chain
+            assert all(len(p) == g for p in paths) and len({tuple(p) for p in paths}) == len(paths)
+            assert len(paths) == int(np.prod([branching[d] if d < len(branching) else 1 for d in range(g)]))
+            firsts = sorted({p[0] for p in paths})
+            top = np.argsort(-uncached(draft, context + committed)[-1])[:branching[0]]
+            assert firsts == sorted(top.tolist())
+            v = target.verify(f"t{p_i}", context + committed, res.token_ids, None, SamplingConfig(), res.alternatives)
+            alone = target.verify(f"u{p_i}", context + committed, chain, None, SamplingConfig())
+            assert v.forward_passes == 1 and v.round.accepted >= alone.round.accepted
+            tree_won += v.path > 0
+            committed += paths[v.path][: v.round.accepted] + [v.round.next_token]
+        assert committed[:30] == want[: len(committed[:30])]
+        for sid in (f"d{p_i}", f"c{p_i}", f"t{p_i}", f"u{p_i}"):
+            draft.release(sid)
+            target.release(sid)
+    assert tree_won > 0  # some round committed a path the chain does not hold
+
+
+def test_tree_verify_rejects_bad_alternatives(target):
+    context = target.prompt_ids(text=PROMPTS[0])
+    with pytest.raises(InvalidArgument) as err:
+        target.verify("bad", context, [1, 2], None, SamplingConfig(), [[1]])
+    assert err.value.field == "draft_alternatives[0]"
+    with pytest.raises(InvalidArgument) as err:
+        target.verify("bad", context, [1], [], SamplingConfig(temperature=0.7), [[2]])
+    assert err.value.field in ("draft_alternatives", "draft_distributions")
+    with pytest.raises(InvalidArgument) as err:
+        target.draft("bad", context, 2, SamplingConfig(temperature=0.7), branching=(2,))
+    assert err.value.field == "branching"
+    assert target.cache.get("bad") is None
+
+
 def test_sampled_draft_reports_its_distribution(draft):
     context = draft.prompt_ids(text=PROMPTS[0])
     cfg = SamplingConfig(temperature=0.8, seed=11)
