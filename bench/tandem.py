@@ -10,6 +10,12 @@ emulated link (both directions); the router and the cloud replica sit together (
 So CLOUD pays the round trip once per request, EDGE twice (the decision is the router's), and
 TANDEM once plus once per draft/verify round.
 
+Configurations: CLOUD, EDGE, TANDEM at fixed γ and adaptive γ, and (smollm2 by default) TANDEM with
+greedy draft trees (--trees 3x2,4x2: the device drafts the top-3 or top-4 first tokens and the top-2
+under each, a chain below; the replica verifies every path in one pass) with adaptive γ. The router's
+policy (--policy) prices adaptive γ's rounds: latency alone (stdlib default) or the router's default
+weights, which also price target passes and device energy (smollm2 default).
+
 Per configuration and RTT: tokens per second (completion tokens / end-to-end time at the client),
 time to first token, target forward passes per output token, acceptance, mean draft length,
 overlap hits, and exact-match count against the target's greedy output (CLOUD's). Greedy decoding.
@@ -42,15 +48,17 @@ from tandem.server.prompts import CHAT_PROMPTS, CODE_PROMPTS  # noqa: E402
 
 
 
-# Latency alone prices a round (router.predict.RoundPrices): the adaptive γ is then the fastest one,
-# which is what it is measured against fixed draft lengths for. The default policy also prices target
-# passes and device energy and drafts longer for fewer passes (bench/policy.py measures that trade).
-BENCH_CONFIG = """
+# --policy latency: time alone prices a round (router.predict.RoundPrices), so the adaptive γ is the
+# fastest one, which is what it is measured against fixed draft lengths for. --policy default: the
+# router's default weights, which also price target passes (cloud money) and device energy, so
+# adaptive γ drafts longer for fewer passes (bench/policy.py measures that trade).
+LATENCY_POLICY = """
 [router.policy]
 cost_weight = 0.0
 latency_weight = 1.0
 battery_weight = 0.0
-
+"""
+BENCH_POOL = """
 [[cloud.pools]]
 name = "gpu"
 accelerator = "gpu"
@@ -64,17 +72,26 @@ price_per_replica_hour_usd = 3.0
 SMOLLM2_POOL_THREADS = "threads = 2\n"
 
 
-def configs(gammas: list[int], overlaps: tuple[bool, ...] = (False, True)) -> list[dict]:
+def configs(gammas: list[int], overlaps: tuple[bool, ...] = (False, True),
+            trees: tuple[tuple[int, ...], ...] = ()) -> list[dict]:
+    """CLOUD, EDGE, then TANDEM with each overlap setting: a chain at each fixed γ and adaptive,
+    and each draft tree (hints.draft_tree) with adaptive γ."""
     out = [{"name": "CLOUD", "kwargs": {"placement": "only_cloud"}},
            {"name": "EDGE", "kwargs": {"placement": "only_device"}}]
     for overlap in overlaps:
         suffix = " +overlap" if overlap else ""
-        for g in gammas:
-            out.append({"name": f"TANDEM γ={g}{suffix}",
-                        "kwargs": {"draft_length": g, "overlap": overlap, "placement": "prefer_tandem"}})
-        out.append({"name": f"TANDEM adaptive{suffix}",
-                    "kwargs": {"draft_length": 0, "overlap": overlap, "placement": "prefer_tandem"}})
+        for tree in ((1,),) + tuple(trees):
+            shape = "" if tree == (1,) else " tree " + "×".join(map(str, tree))
+            for g in (list(gammas) if tree == (1,) else []) + [0]:
+                out.append({"name": f"TANDEM {'adaptive' if g == 0 else f'γ={g}'}{shape}{suffix}",
+                            "kwargs": {"draft_length": g, "overlap": overlap, "placement": "prefer_tandem",
+                                       "draft_tree": tree}})
     return out
+
+
+def tree_shapes(text: str) -> tuple[tuple[int, ...], ...]:
+    """'3x2,4' → ((3, 2), (4,))."""
+    return tuple(tuple(int(k) for k in part.split("x")) for part in text.split(",") if part)
 
 
 def run_one(client: tandem.Client, prompt: str, tokens: int, device: str, kwargs: dict, chat: bool = False) -> dict:
@@ -180,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens", type=int, help="new tokens per request (default: 128 stdlib, 96 smollm2)")
     ap.add_argument("--rtts", default="0,10,30,80", help="round-trip times in ms, comma-separated")
     ap.add_argument("--gammas", help="fixed draft lengths beside adaptive (default: 2,4,6,8 stdlib, 4 smollm2)")
+    ap.add_argument("--trees", help="draft trees beside the chain, e.g. 3x2 (top-3, then top-2 under each: "
+                                    "6 paths), with adaptive γ — comma-separated (default: none stdlib, 3x2,4x2 smollm2)")
     ap.add_argument("--overlap", choices=["both", "on"], help="TANDEM with overlap off and on, or on only "
                                                                "(default: both stdlib, on smollm2)")
+    ap.add_argument("--policy", choices=["latency", "default"],
+                    help="the router's policy weights, which price adaptive γ's rounds: latency alone, or the "
+                         "default weights (cost, latency, energy); default: latency stdlib, default smollm2")
     ap.add_argument("--config", type=Path, help="Tandem config file (model profile, pools)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", help="output file stem (default: tandem, or tandem_<model>)")
@@ -193,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     stdlib = profile.name == "stdlib"
     args.tokens = args.tokens or (128 if stdlib else 96)
     args.gammas = args.gammas if args.gammas is not None else ("2,4,6,8" if stdlib else "4")
+    trees = tree_shapes(args.trees if args.trees is not None else ("" if stdlib else "3x2,4x2"))
     overlaps = (False, True) if (args.overlap or ("both" if stdlib else "on")) == "both" else (True,)
     args.name = args.name or ("tandem" if stdlib else f"tandem_{profile.name}")
     rtts = [float(x) for x in args.rtts.split(",")]
@@ -204,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                     model=args.model) as stack:
         if args.config is None:  # one pool: TANDEM is measured against the same replicas' CLOUD
             config = stack.workdir / "bench.toml"
-            config.write_text(BENCH_CONFIG + ("" if stdlib else SMOLLM2_POOL_THREADS))
+            policy = args.policy or ("latency" if stdlib else "default")
+            config.write_text((LATENCY_POLICY if policy == "latency" else "") + BENCH_POOL
+                              + ("" if stdlib else SMOLLM2_POOL_THREADS))
             stack.config = config
         stack.start_router()
         stack.start_cloud()
@@ -214,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.wait_fleet(edge=1, cloud=1)
             client_link = stack.start_link(device, stack.router_address, rtt / 2)
             with tandem.Client(client_link, timeout=600) as client:
-                cfgs = configs([int(g) for g in args.gammas.split(",") if g], overlaps)
+                cfgs = configs([int(g) for g in args.gammas.split(",") if g], overlaps, trees)
                 for cfg in cfgs:  # warm caches and the router's per-device estimates
                     run_one(client, prompts[0], 16, device, cfg["kwargs"], chat)
                 # Side by side: every configuration runs on a prompt before the next prompt, so the
@@ -235,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
             stack.stop_component(f"link-{device}")
             stack.stop_component(f"edge-{device}")
-    result = {"model": profile.name, "prompts": args.prompts, "new_tokens": args.tokens, "rtts_ms": rtts, "rows": rows,
+    result = {"model": profile.name, "policy": None if args.config else policy, "prompts": args.prompts, "new_tokens": args.tokens, "rtts_ms": rtts, "rows": rows,
               "seconds": round(time.time() - t_start, 1), "figures": figures(rows)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -261,6 +286,7 @@ def figures(rows: list[dict]) -> dict:
         fixed = [r for n, r in at.items() if "adaptive" not in n]
         best = max(fixed, key=lambda r: r["tokens_per_s"]) if fixed else None
         adaptive = at.get("TANDEM adaptive +overlap") or at.get("TANDEM adaptive")
+        trees = {n: r for n, r in at.items() if " tree " in n}
         cloud = next((r for r in rows if r["rtt_ms"] == rtt and r["config"] == "CLOUD"), None)
         gains = []
         for name, r in at.items():
@@ -270,6 +296,9 @@ def figures(rows: list[dict]) -> dict:
             "best_fixed": best["config"] if best else None,
             "adaptive_vs_best_fixed": adaptive["tokens_per_s"] / best["tokens_per_s"] if best and adaptive else None,
             "adaptive_passes_per_token": adaptive["target_passes_per_token"] if adaptive else None,
+            # draft trees (adaptive γ): the fewest target passes per token, and which tree
+            "tree_passes_per_token": min((r["target_passes_per_token"] for r in trees.values()), default=None),
+            "tree_acceptance": {n: r["acceptance"] for n, r in trees.items()},
             "overlap_gain_min": min(gains) if gains else None,
             "overlap_gain_max": max(gains) if gains else None,
             # cloud accelerator time per token, CLOUD ÷ TANDEM adaptive: the cost-efficiency gain
@@ -288,13 +317,14 @@ def figures_md(f: dict) -> str:
                   f"({'every one a near-tie' if f['exact_or_near_tie'] else 'NOT all near-ties: a bug'}).")
     lines = [exact, "",
              "| RTT ms | best fixed γ | adaptive ÷ best fixed (tokens/s) | adaptive passes/token | "
-             "cloud compute per token, CLOUD ÷ TANDEM | overlap gain (min–max) |",
-             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+             "adaptive tree passes/token (best) | cloud compute per token, CLOUD ÷ TANDEM | overlap gain (min–max) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for rtt, v in f["per_rtt"].items():
         saving = v.get("cloud_compute_saving")
         gain = "–" if v["overlap_gain_min"] is None else f"{v['overlap_gain_min']:.3f}–{v['overlap_gain_max']:.3f}"
         lines.append(f"| {rtt} | {v['best_fixed'] or '–'} | {fmt(v['adaptive_vs_best_fixed'], '.3f')} | "
-                     f"{fmt(v['adaptive_passes_per_token'], '.3f')} | {'–' if saving is None else f'{saving:.2f}×'} | "
+                     f"{fmt(v['adaptive_passes_per_token'], '.3f')} | {fmt(v.get('tree_passes_per_token'), '.3f')} | "
+                     f"{'–' if saving is None else f'{saving:.2f}×'} | "
                      f"{gain} |")
     return "\n".join(lines)
 

@@ -20,6 +20,12 @@ second round's draft (exactness is kept: each drafted token was drawn from the d
 the committed tokens before it); otherwise it is dropped and the second round drafts anew, from a
 device whose cache already holds the prompt.
 
+*Trees* (greedy): a draft may carry alternative paths beside its chain (Draft.alternatives, all
+as long); the verifier scores all in one pass and names the path it committed (Verdict.path), whose
+accepted prefix and next token the round commits. A round that committed an alternative is never
+a hit (the device ran ahead on its chain). A head block serves round two through whichever of its
+paths starts with the target's first token.
+
 A failing device raises :class:`DeviceLost` and a pool with no replica left raises
 :class:`CloudLost`, so the caller can continue elsewhere from the committed tokens.
 Pure orchestration: no gRPC here.

@@ -33,10 +33,17 @@ def test_example_config_builds_every_component():
     ({"policy": {"costweight": 1}}, "router.policy: unknown key"),
     ({"port": True}, "router.port: expected an integer"),
     ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
+    ({"draft_tree": [3, 9]}, "draft_tree"),
+    ({"draft_tree": [4, 4, 2]}, "16 paths"),
 ])
 def test_bad_router_config_is_named(table, match):
     with pytest.raises(ConfigError, match=match):
         build(RouterConfig, table, "router")
+
+
+def test_draft_tree_setting():
+    assert build(RouterConfig, {"draft_tree": [3, 2]}, "router").draft_tree == (3, 2)
+    assert build(RouterConfig, {}, "router").draft_tree == ()
 
 
 def test_nested_tables_and_lists():

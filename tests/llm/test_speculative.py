@@ -80,3 +80,25 @@ def test_sampling_round_needs_draft_probability():
     p = np.full((2, 3), 1 / 3)
     with pytest.raises(ValueError):
         sampling_round([2], [q], p, np.random.default_rng(0))
+
+
+def test_greedy_tree_round_commits_the_path_accepted_furthest():
+    from tandem.llm.speculative import greedy_tree_round
+
+    vocab = 6
+
+    def rows(*argmaxes):  # logits whose row i peaks at argmaxes[i]
+        out = np.zeros((len(argmaxes), vocab), np.float32)
+        out[np.arange(len(argmaxes)), argmaxes] = 1.0
+        return out
+
+    target = rows(2, 3, 4)  # the target writes 2, 3, 4 after the context
+    paths = [[1, 3], [2, 5], [2, 3]]
+    path, rnd = greedy_tree_round(paths, [target] * 3)
+    assert (path, rnd.accepted, rnd.next_token) == (2, 2, 4)  # the bonus after the full path
+    path, rnd = greedy_tree_round([[2, 5], [2, 1]], [target] * 2)
+    assert (path, rnd.accepted, rnd.next_token) == (0, 1, 3)  # a tie: the lowest index (the chain)
+    path, rnd = greedy_tree_round([[0, 0]], [target])
+    assert (path, rnd.accepted, rnd.next_token) == (0, 0, 2)
+    with pytest.raises(ValueError):
+        greedy_tree_round([[1], [2]], [target])

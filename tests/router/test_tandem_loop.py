@@ -233,3 +233,59 @@ def test_a_caller_that_stops_after_the_first_token_cancels_the_head_block():
 
     asyncio.run(go())
     assert cancelled == [True]
+
+
+class TreeSource(RequestedSource):
+    """Drafts a chain that goes wrong at every `wrong_every`-th position, plus one alternative path
+    holding the right token there (what a draft's second guess gives a tree)."""
+
+    def _paths(self, committed, n):
+        ctx, chain, alt = list(committed), [], []
+        for _ in range(n):
+            chain.append(draft_next(ctx, self.wrong_every))
+            alt.append(target_next(ctx))
+            ctx.append(alt[-1])
+        return chain, ([alt] if alt != chain else [])
+
+    async def block(self, committed, gamma):
+        chain, alts = self._paths(committed, gamma)
+        return Draft(chain, alternatives=alts)
+
+    async def head(self, committed, n):
+        chain, alts = self._paths(committed, n)
+        return Draft(chain, alternatives=alts)
+
+
+class TreeVerifier(Verifier):
+    async def verify(self, context, draft):
+        best = (-1, 0, 0)
+        for i, path in enumerate([draft.tokens, *draft.alternatives]):
+            ctx, k = list(context), 0
+            while k < len(path) and path[k] == self.truth(ctx):
+                ctx.append(path[k])
+                k += 1
+            if k > best[0]:
+                best = (k, i, self.truth(ctx))
+        return Verdict(best[0], best[2], 1.0, 0.5, 1, "replica-1", path=best[1])
+
+
+@pytest.mark.parametrize("head_start", [False, True])
+def test_a_tree_commits_the_path_the_verifier_chose(head_start):
+    """The loop commits the winning path's tokens (not the chain's), and a head block whose
+    alternative — not its chain — starts with the target's first token still serves round two."""
+    commits, stats = run([5, 6, 7], 60, TreeSource(wrong_every=2), TreeVerifier(), 4, head_start=head_start)
+    assert [t for c in commits for t in c.tokens] == truth_sequence([5, 6, 7], 60)
+    assert stats.accepted + stats.rounds == 60
+    chain_only, _ = run([5, 6, 7], 60, RequestedSource(wrong_every=2), Verifier(), 4, head_start=head_start)
+    assert stats.rounds < len(chain_only)  # the alternatives were committed
+    if head_start:
+        assert stats.head_hits == 1
+
+
+def test_draft_paths_cut_short_and_after_a_token():
+    d = Draft([1, 2, 3], alternatives=[[1, 2, 4], [5, 6, 7], [5, 6, 8]])
+    assert d.head(2).alternatives == [[5, 6]]  # cut to two, [1, 2] repeats the chain
+    assert d.path(2) == [5, 6, 7]
+    after = d.after(5)
+    assert after.tokens == [6, 7] and after.alternatives == [[6, 8]]
+    assert d.after(9) is None
