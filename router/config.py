@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from router.policy_config import PolicyConfig
+from tandem.params import tree_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,6 @@ class RouterConfig:
             raise ValueError("max_inflight must be >= 1, worker_timeout_s and round_timeout_s > 0")
         if not 1 <= self.max_draft_length <= 64 or not 1 <= self.draft_support_size <= 4096:
             raise ValueError("max_draft_length must be in [1, 64] and draft_support_size in [1, 4096]")
-        if len(self.draft_tree) > 4 or any(not 1 <= k <= 8 for k in self.draft_tree) or \
-                math.prod(self.draft_tree) > 16:
-            raise ValueError(f"draft_tree {list(self.draft_tree)}: at most 4 entries, each in [1, 8], "
-                             "at most 16 paths in all")
+        problem = tree_problem(self.draft_tree)
+        if problem:
+            raise ValueError(f"draft_tree: {problem}")

@@ -11,7 +11,7 @@ from router.policy_config import PolicyConfig, policy_to_dict
 from router.policy_store import PolicyVersion
 from tandem.convert import PLACEMENTS, check_enum, messages_from_pb, sampling_from_pb
 from tandem.errors import InvalidArgument
-from tandem.params import SamplingConfig
+from tandem.params import SamplingConfig, tree_problem
 from tandem.v1 import admin_pb2, common_pb2, fleet_pb2, inference_pb2
 
 PREFERENCES = {
@@ -81,11 +81,9 @@ def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
     )
     if route.draft_length < 0 or route.draft_length > 64:
         raise InvalidArgument("hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}")
-    tree = route.draft_tree
-    if len(tree) > 4 or any(not 1 <= k <= 8 for k in tree) or math.prod(tree) > 16:
-        raise InvalidArgument("hints.draft_tree", f"at most 4 entries, each in [1, 8], at most 16 paths: got {list(tree)}")
-    if not sampling.greedy and any(k > 1 for k in tree):
-        raise InvalidArgument("hints.draft_tree", "tree drafts are greedy only: sampling drafts one chain")
+    problem = tree_problem(route.draft_tree, sampling.greedy)
+    if problem:
+        raise InvalidArgument("hints.draft_tree", problem)
     return GenerateSpec(msg.request_id, msg.prompt, tuple(messages_from_pb(msg.messages)), sampling, route)
 
 

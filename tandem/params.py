@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
 
 from tandem.errors import InvalidArgument
 
 MAX_STOP_STRINGS = 8
 MAX_STOP_LENGTH = 64
+MAX_TREE_DEPTH = 4  # branching entries of a draft tree
+MAX_BRANCHING = 8  # tokens a draft tree path branches into at one depth
+MAX_PATHS = 16  # paths of a draft tree (rows of its verify pass)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,3 +64,15 @@ def check_context(prompt_tokens: int, max_new_tokens: int, max_context: int, pre
         raise InvalidArgument(name, f"{max_new_tokens} new tokens after a {prompt_tokens}-token prompt exceed "
                                     f"the model's context of {max_context} tokens (at most "
                                     f"{max_context - prompt_tokens} fit)")
+
+
+def tree_problem(branching: Sequence[int], greedy: bool = True) -> str | None:
+    """What is wrong with a draft tree's shape (branching widths per depth), or None."""
+    widths = list(branching)
+    if len(widths) > MAX_TREE_DEPTH or any(not 1 <= k <= MAX_BRANCHING for k in widths):
+        return f"at most {MAX_TREE_DEPTH} entries, each in [1, {MAX_BRANCHING}]: got {widths}"
+    if math.prod(widths) > MAX_PATHS:
+        return f"{widths} makes {math.prod(widths)} paths; at most {MAX_PATHS}"
+    if not greedy and any(k > 1 for k in widths):
+        return "tree drafts are greedy only (sampling drafts one chain)"
+    return None

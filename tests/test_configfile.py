@@ -34,7 +34,7 @@ def test_example_config_builds_every_component():
     ({"port": True}, "router.port: expected an integer"),
     ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
     ({"draft_tree": [3, 9]}, "draft_tree"),
-    ({"draft_tree": [4, 4, 2]}, "16 paths"),
+    ({"draft_tree": [4, 4, 2]}, "32 paths; at most 16"),
 ])
 def test_bad_router_config_is_named(table, match):
     with pytest.raises(ConfigError, match=match):

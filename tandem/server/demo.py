@@ -39,6 +39,8 @@ CHAT_REQUESTS = [
      dict(placement="auto", device_id=DEVICE)),
     ("private: never leaves the device", "Write a short note reminding me to water the plants.",
      dict(privacy="local_only", device_id=DEVICE)),
+    ("tandem with a draft tree (the device's top-3 first tokens, top-2 under each: 6 paths per verify pass)",
+     "Explain how a rainbow forms.", dict(device_id=DEVICE, placement="prefer_tandem", draft_tree=(3, 2))),
     ("tandem, sampled (temperature 0.7, seed 7)", "Write a haiku about the ocean.",
      dict(device_id=DEVICE, temperature=0.7, seed=7, placement="prefer_tandem")),
     ("only the device, but the device is unknown", "Hello!", dict(placement="only_device", device_id="no-such-phone")),

@@ -21,7 +21,7 @@ import numpy as np
 from tandem.convert import FINISH_REASONS, messages_from_pb, sampling_from_pb
 from tandem.errors import InvalidArgument, ResourceExhausted
 from tandem.grpc_status import map_errors, map_stream_errors
-from tandem.params import SamplingConfig
+from tandem.params import MAX_PATHS, SamplingConfig, tree_problem
 from tandem.llm.runner import ForwardResult, ModelRunner, Pass, check_verify, finish_verify, verify_pass
 from tandem.llm.speculative import SparseDist
 from tandem.server.worker_metrics import WorkerMetrics
@@ -41,22 +41,12 @@ def _round_sampling(request) -> SamplingConfig:
     return sampling_from_pb(msg)
 
 
-MAX_BRANCHING = 8  # tokens a draft tree path branches into at one depth
-MAX_PATHS = 16  # paths of a draft tree (rows of its verify pass)
-
-
 def check_branching(branching, cfg: SamplingConfig) -> list[int]:
     """A draft tree's shape (DraftRequest.branching), validated; [] for a chain."""
-    widths = list(branching)
-    if not widths:
-        return []
-    if len(widths) > 4 or any(not 1 <= k <= MAX_BRANCHING for k in widths):
-        raise InvalidArgument("branching", f"at most 4 entries, each in [1, {MAX_BRANCHING}]: got {widths}")
-    if int(np.prod(widths)) > MAX_PATHS:
-        raise InvalidArgument("branching", f"{widths} makes {int(np.prod(widths))} paths; at most {MAX_PATHS}")
-    if not cfg.greedy and any(k > 1 for k in widths):
-        raise InvalidArgument("branching", "tree drafts are greedy only (sampling drafts one chain)")
-    return widths
+    problem = tree_problem(branching, cfg.greedy)
+    if problem:
+        raise InvalidArgument("branching", problem)
+    return list(branching)
 
 
 class _RunAhead:

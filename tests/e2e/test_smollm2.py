@@ -104,15 +104,17 @@ def test_tandem_is_the_targets_greedy_output_and_readable(client, smollm2, promp
     cloud = client.complete(**ask, placement="only_cloud")
     edge = client.complete(**ask, placement="only_device")
     tan = client.complete(**ask, placement="prefer_tandem", draft_length=0)
-    assert (cloud.placement, edge.placement, tan.placement) == ("cloud", "edge", "tandem")
+    tree = client.complete(**ask, placement="prefer_tandem", draft_length=4, draft_tree=(3, 2))
+    assert (cloud.placement, edge.placement, tan.placement, tree.placement) == ("cloud", "edge", "tandem", "tandem")
     for r in (cloud, edge, tan):
         assert readable(r.text), f"{r.placement}: {r.text!r}"
-    assert tan.tandem.accepted_tokens > 0 and tan.target_forward_passes < len(tan.token_ids)
-    if tan.token_ids != cloud.token_ids:  # allowed only at a float-rounding near-tie of the target
-        tok = Tokenizer(smollm2.tokenizer)
-        d = divergence(OnnxDecoder(smollm2.target, threads=2), tok.encode(tok.render_chat([("user", prompt)])),
-                       cloud.token_ids, tan.token_ids)
-        assert d is not None and d["top2_gap"] < NEAR_TIE, d
+    for r in (tan, tree):
+        assert r.tandem.accepted_tokens > 0 and r.target_forward_passes < len(r.token_ids)
+        if r.token_ids != cloud.token_ids:  # allowed only at a float-rounding near-tie of the target
+            tok = Tokenizer(smollm2.tokenizer)
+            d = divergence(OnnxDecoder(smollm2.target, threads=2), tok.encode(tok.render_chat([("user", prompt)])),
+                           cloud.token_ids, r.token_ids)
+            assert d is not None and d["top2_gap"] < NEAR_TIE, d
 
 
 def test_the_demo_uses_smollm2_once_built(smollm2):

@@ -73,7 +73,7 @@ def test_tandem_tree_drafts_keep_the_targets_output_in_fewer_passes(client, targ
 
 
 def test_tandem_tree_hint_is_validated(client):
-    for tree, temperature, why in (((3, 9), 0.0, "each in"), ((4, 4, 2), 0.0, "16 paths"),
+    for tree, temperature, why in (((3, 9), 0.0, "each in"), ((4, 4, 2), 0.0, "at most 16"),
                                    ((2,), 0.8, "greedy only")):
         with pytest.raises(tandem.InvalidArgument) as err:
             list(client.generate("def f(", max_new_tokens=4, device_id=DEVICE, placement="prefer_tandem",
