@@ -211,22 +211,32 @@ def test_prompt_ids_validation(target):
     assert target.prompt_ids(messages=[("user", "hi")])
 
 
+def check_rounds(target: ModelRunner, draft: ModelRunner, gamma: int, one_round, n: int = 30) -> None:
+    """Per prompt, rounds of `one_round(prompt index, context, g)` → the tokens it commits, drafting
+    g ≤ γ tokens (0 when one token is left), until n tokens: they must be the target's greedy ones."""
+    for p_i, prompt in enumerate(PROMPTS[:4]):
+        context = target.prompt_ids(text=prompt)
+        want = greedy_tokens(target, context, n)
+        committed: list[int] = []
+        while len(committed) < n:
+            committed += one_round(p_i, context + committed, min(gamma, n - len(committed) - 1))
+        assert committed == want
+        for runner in (draft, target):
+            for kind in "dctu":  # the sessions the rounds use: f"{kind}{prompt index}"
+                runner.release(f"{kind}{p_i}")
+
+
 @pytest.mark.parametrize("gamma", [1, 3, 6])
 def test_greedy_draft_and_verify_reproduce_target_greedy_output(target, draft, gamma):
     """Rounds of draft + verify commit exactly the target's greedy tokens (runtime level)."""
-    for p_i, prompt in enumerate(PROMPTS[:4]):
-        context = target.prompt_ids(text=prompt)
-        want = greedy_tokens(target, context, 30)
-        committed: list[int] = []
-        while len(committed) < 30:
-            g = min(gamma, 30 - len(committed) - 1)
-            drafted = draft.draft(f"d{p_i}", context + committed, g, SamplingConfig()).token_ids if g else []
-            v = target.verify(f"t{p_i}", context + committed, drafted, None, SamplingConfig())
-            committed += drafted[: v.round.accepted] + [v.round.next_token]
-            assert v.forward_passes == 1
-        assert committed == want
-        draft.release(f"d{p_i}")
-        target.release(f"t{p_i}")
+
+    def one_round(p_i, ctx, g):
+        drafted = draft.draft(f"d{p_i}", ctx, g, SamplingConfig()).token_ids if g else []
+        v = target.verify(f"t{p_i}", ctx, drafted, None, SamplingConfig())
+        assert v.forward_passes == 1
+        return drafted[: v.round.accepted] + [v.round.next_token]
+
+    check_rounds(target, draft, gamma, one_round)
 
 
 @pytest.mark.parametrize("branching,gamma", [((3, 2), 4), ((4,), 1), ((2, 2, 2), 3)])
@@ -235,34 +245,26 @@ def test_tree_draft_and_verify_reproduce_target_greedy_output(target, draft, bra
     the draft's top-k at each branching depth; verifying them in one pass commits exactly the
     target's greedy tokens, and never fewer than the chain alone would."""
     tree_won = 0
-    for p_i, prompt in enumerate(PROMPTS[:4]):
-        context = target.prompt_ids(text=prompt)
-        want = greedy_tokens(target, context, 30)
-        committed: list[int] = []
-        while len(committed) < 30:
-            g = min(gamma, 30 - len(committed) - 1)
-            if not g:
-                v = target.verify(f"t{p_i}", context + committed, [], None, SamplingConfig())
-                committed.append(v.round.next_token)
-                continue
-            res = draft.draft(f"d{p_i}", context + committed, g, SamplingConfig(), branching=branching)
-            chain = draft.draft(f"c{p_i}", context + committed, g, SamplingConfig()).token_ids
-            paths = [res.token_ids] + res.alternatives
-            assert res.token_ids == chain
-            assert all(len(p) == g for p in paths) and len({tuple(p) for p in paths}) == len(paths)
-            assert len(paths) == int(np.prod([branching[d] if d < len(branching) else 1 for d in range(g)]))
-            firsts = sorted({p[0] for p in paths})
-            top = np.argsort(-uncached(draft, context + committed)[-1])[:branching[0]]
-            assert firsts == sorted(top.tolist())
-            v = target.verify(f"t{p_i}", context + committed, res.token_ids, None, SamplingConfig(), res.alternatives)
-            alone = target.verify(f"u{p_i}", context + committed, chain, None, SamplingConfig())
-            assert v.forward_passes == 1 and v.round.accepted >= alone.round.accepted
-            tree_won += v.path > 0
-            committed += paths[v.path][: v.round.accepted] + [v.round.next_token]
-        assert committed[:30] == want[: len(committed[:30])]
-        for sid in (f"d{p_i}", f"c{p_i}", f"t{p_i}", f"u{p_i}"):
-            draft.release(sid)
-            target.release(sid)
+
+    def one_round(p_i, ctx, g):
+        nonlocal tree_won
+        if not g:
+            return [target.verify(f"t{p_i}", ctx, [], None, SamplingConfig()).round.next_token]
+        res = draft.draft(f"d{p_i}", ctx, g, SamplingConfig(), branching=branching)
+        chain = draft.draft(f"c{p_i}", ctx, g, SamplingConfig()).token_ids
+        paths = [res.token_ids] + res.alternatives
+        assert res.token_ids == chain
+        assert all(len(p) == g for p in paths) and len({tuple(p) for p in paths}) == len(paths)
+        assert len(paths) == int(np.prod([branching[d] if d < len(branching) else 1 for d in range(g)]))
+        top = np.argsort(-uncached(draft, ctx)[-1])[:branching[0]]
+        assert sorted({p[0] for p in paths}) == sorted(top.tolist())
+        v = target.verify(f"t{p_i}", ctx, res.token_ids, None, SamplingConfig(), res.alternatives)
+        alone = target.verify(f"u{p_i}", ctx, chain, None, SamplingConfig())
+        assert v.forward_passes == 1 and v.round.accepted >= alone.round.accepted
+        tree_won += v.path > 0
+        return paths[v.path][: v.round.accepted] + [v.round.next_token]
+
+    check_rounds(target, draft, gamma, one_round)
     assert tree_won > 0  # some round committed a path the chain does not hold
 
 
