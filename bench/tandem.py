@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", help="output file stem (default: tandem, or tandem_<model>)")
     args = ap.parse_args(argv)
+    if args.config and args.policy:
+        ap.error("--policy sets the bench's own config; with --config, set [router.policy] there")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack's processes on kill
     data = load(args.config) if args.config else {}
     profile = profile_from_config(data, Path(data["__dir__"]) if "__dir__" in data else None, args.model)

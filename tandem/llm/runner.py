@@ -26,7 +26,7 @@ from tandem.llm.speculative import (RoundResult, SparseDist, draft_distribution,
                                      sampling_round)
 from tandem.llm.stopping import StopMatcher
 from tandem.llm.tokenizer import Detokenizer, Tokenizer
-from tandem.params import SamplingConfig, check_context
+from tandem.params import SamplingConfig, check_context, tree_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +248,9 @@ class ModelRunner:
                         out[g] = res
                 ms = (time.perf_counter() - t0) * 1e3
                 alt_logits: dict[int, list[np.ndarray]] = {}
+                computed: dict[int, int] = {}  # per pass: new tokens of its rows, alternatives included
+                for i, row in rows:
+                    computed[i] = computed.get(i, 0) + row.new
                 with self._locks_guard:  # so a concurrent release() cannot slip between check and put
                     for (i, row), (lg, present, shared) in zip(rows, out):
                         if not row.store:
@@ -256,8 +259,7 @@ class ModelRunner:
                         op = passes[i].op
                         if op is None or not op.released:
                             self.cache.put(passes[i].session_id, CacheEntry(row.tokens, present, lg[-1], shared))
-                        computed = sum(len(r.tokens) - r.start for j, r in rows if j == i)
-                        results[i] = ForwardResult(lg[-passes[i].n_out:], row.start, computed, ms)
+                        results[i] = ForwardResult(lg[-passes[i].n_out:], row.start, computed[i], ms)
                 for i, alts in alt_logits.items():
                     results[i] = dataclasses.replace(results[i], alternatives=tuple(alts))
             return results  # type: ignore[return-value]
@@ -352,15 +354,16 @@ class ModelRunner:
         transform of the draft logits restricted to the top `support_size` tokens, returned in `dists`.
         Greedy with `branching` (k_1, k_2, …): a tree — every path branches into its top k_d
         tokens at depth d (1 past the list) — returned as the greedy chain and its alternatives,
-        all `n` long, each depth one forward pass over all paths (see draft_tree_paths).
+        all `n` long, each depth one forward pass over all paths (rows of one Pass).
         Raises ContextOverflow when context plus n − 1 drafted tokens do not fit. Stops early (with
         fewer tokens) once `cancel` is set: the caller no longer wants the block.
         """
         if n < 1:
             raise InvalidArgument("num_tokens", f"must be > 0, got {n}")
+        problem = tree_problem(branching, cfg.greedy)
+        if problem:
+            raise InvalidArgument("branching", problem)
         if any(k > 1 for k in branching):
-            if not cfg.greedy:
-                raise InvalidArgument("branching", "tree drafts are greedy only (sampling drafts one chain)")
             return self._draft_tree(session_id, list(context), n, list(branching), cancel)
         rng = round_rng(cfg.seed, len(context), 1)
         tokens = list(context)

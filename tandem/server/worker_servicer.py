@@ -412,7 +412,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             self.metrics.forward_seconds.labels(self.metrics.kind, "Verify").observe(res.compute_ms / 1e3)
         return worker_pb2.VerifyResponse(
             accepted=res.round.accepted, next_token_id=res.round.next_token,
-            all_accepted=res.path == 0 and res.round.accepted == len(drafted), cached_tokens=res.cached_tokens,
+            all_accepted=res.round.accepted == len(drafted), cached_tokens=res.cached_tokens,
             compute_ms=res.compute_ms, forward_passes=res.forward_passes,
             queue_ms=(t_start - t_arrived) * 1e3, path=res.path,
         ), ([drafted] + alternatives)[res.path]
