@@ -42,12 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loadtest.traces import VerifyCall, greedy_tandem_trace  # noqa: E402
-from tandem.llm.decoder import OnnxDecoder  # noqa: E402
-from tandem.llm.runner import ModelRunner  # noqa: E402
-from tandem.llm.tokenizer import Tokenizer  # noqa: E402
-from tandem.models import ModelProfile  # noqa: E402
-from tandem.server.local_stack import LocalStack  # noqa: E402
-from tandem.server.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
+from runtime.llm.decoder import OnnxDecoder  # noqa: E402
+from runtime.llm.runner import ModelRunner  # noqa: E402
+from runtime.llm.tokenizer import Tokenizer  # noqa: E402
+from runtime.profiles import ModelProfile  # noqa: E402
+from stack.local_stack import LocalStack  # noqa: E402
+from runtime.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc  # noqa: E402
 
 POOLS = ("batched", "unbatched")

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from loadtest import command  # noqa: E402
 from loadtest.records import summary_table  # noqa: E402
-from tandem.server.local_stack import LocalStack  # noqa: E402
+from stack.local_stack import LocalStack  # noqa: E402
 
 SCENARIO = ROOT / "loadtest" / "scenarios" / "bench.toml"
 

@@ -30,9 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadtest.fleet_sim import (AlwaysCloud, AlwaysDevice, RandomPlacement, RouterPolicy,  # noqa: E402
+from router.policy.sim import (AlwaysCloud, AlwaysDevice, RandomPlacement, RouterPolicy,  # noqa: E402
                                 load_scenario, peak_arrival_rate, simulate, time_decisions)
-from router.policy_config import PolicyConfig, policy_from_dict  # noqa: E402
+from router.policy.config import PolicyConfig, policy_from_dict  # noqa: E402
+from router.policy.replay import REFERENCE  # noqa: E402
 from tandem.errors import InvalidArgument  # noqa: E402
 
 # what the default policy is expected to reach on the reference scenario
@@ -148,7 +149,7 @@ def plot(rows: list[dict[str, Any]], curve: list[dict[str, Any]], path: Path, ti
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scenario", default=str(ROOT / "loadtest/scenarios/reference.toml"))
+    ap.add_argument("--scenario", default=str(REFERENCE))
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
     ap.add_argument("--devices", type=int, help="override the scenario's device count (the arrival rate stays the "
                                                 "scenario's: it is set by the cloud's capacity)")

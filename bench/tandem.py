@@ -40,15 +40,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tandem  # noqa: E402
-from tandem.server.local_stack import LocalStack  # noqa: E402
-from tandem.configfile import load  # noqa: E402
-from tandem.llm.decoder import NEAR_TIE  # noqa: E402
-from tandem.models import is_chat, profile_from_config  # noqa: E402
-from tandem.server.prompts import CHAT_PROMPTS, CODE_PROMPTS  # noqa: E402
+from stack.local_stack import LocalStack  # noqa: E402
+from runtime.configfile import load  # noqa: E402
+from runtime.llm.decoder import NEAR_TIE  # noqa: E402
+from runtime.profiles import is_chat, profile_from_config  # noqa: E402
+from runtime.prompts import CHAT_PROMPTS, CODE_PROMPTS  # noqa: E402
 
 
 
-# --policy latency: time alone prices a round (router.predict.RoundPrices), so the adaptive γ is the
+# --policy latency: time alone prices a round (router.policy.predict.RoundPrices), so the adaptive γ is the
 # fastest one, which is what it is measured against fixed draft lengths for. --policy default: the
 # router's default weights, which also price target passes (cloud money) and device energy, so
 # adaptive γ drafts longer for fewer passes (bench/policy.py measures that trade).
@@ -154,8 +154,8 @@ def summarise(name: str, rtt: float, runs: list[dict], reference: list[list[int]
 def near_ties(rows: list[dict], runs: dict[str, list[dict]], prompts: list[str], profile, chat: bool) -> None:
     """For each TANDEM output that differs from CLOUD's: the first differing position and the target's
     top-two logit gap there (one uncached pass), into row["mismatches"]."""
-    from tandem.llm.decoder import OnnxDecoder, divergence
-    from tandem.llm.tokenizer import Tokenizer
+    from runtime.llm.decoder import OnnxDecoder, divergence
+    from runtime.llm.tokenizer import Tokenizer
 
     decoder = tok = None
     reference = [r["tokens"] for r in runs["CLOUD"]]

@@ -1,5 +1,5 @@
 """Batched target passes in a replica: concurrent Verify calls and CLOUD decode steps of different
-sessions run as one padded forward pass (tandem.llm.runner.ModelRunner.logits_after_many).
+sessions run as one padded forward pass (runtime.llm.runner.ModelRunner.logits_after_many).
 
 Batches are formed by Ray Serve's ``@serve.batch`` over the calls arriving at the replica's own
 gRPC server: up to `max_batch_size` passes, one batch on the model thread at a time (the next one
@@ -19,7 +19,7 @@ from ray import serve
 
 ACTIVE_S = 0.1  # a session that submitted a pass this recently is active
 
-from tandem.llm.runner import ForwardResult, ModelRunner, Pass
+from runtime.llm.runner import ForwardResult, ModelRunner, Pass
 
 
 class PassBatcher:

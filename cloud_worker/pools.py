@@ -9,8 +9,8 @@ import time
 from prometheus_client import CollectorRegistry, Gauge
 
 from cloud_worker.config import CloudConfig, PoolConfig
-from tandem.models import ModelProfile
-from tandem.server.standard import serve_metrics
+from runtime.profiles import ModelProfile
+from runtime.serving import serve_metrics
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,15 @@ import tandem
 from cloud_worker.autoscale import OCCUPANCY, QUEUE
 from cloud_worker.batching import PassBatcher
 from cloud_worker.config import CloudConfig, PoolConfig
-from tandem.llm.decoder import OnnxDecoder
-from tandem.llm.kv_cache import SessionCache
-from tandem.llm.runner import ModelRunner
-from tandem.llm.tokenizer import Tokenizer
-from tandem.models import ModelProfile
-from tandem.server.fleet_client import FleetMembership
-from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
-from tandem.server.worker_metrics import WorkerMetrics
-from tandem.server.worker_servicer import WorkerServicer
+from runtime.llm.decoder import OnnxDecoder
+from runtime.llm.kv_cache import SessionCache
+from runtime.llm.runner import ModelRunner
+from runtime.llm.tokenizer import Tokenizer
+from runtime.profiles import ModelProfile
+from runtime.fleet_client import FleetMembership
+from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from runtime.worker_metrics import WorkerMetrics
+from runtime.worker_servicer import WorkerServicer
 from tandem.v1 import common_pb2, fleet_pb2, worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger("tandem.cloud.replica")

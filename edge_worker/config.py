@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tandem.llm.decoder import NPU_FIRST_PROVIDERS
-from tandem.server.link_emulator import LinkProfile
+from runtime.llm.decoder import NPU_FIRST_PROVIDERS
+from runtime.link_emulator import LinkProfile
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ import grpc
 from loadtest import harness, report
 from loadtest.records import summarise, summary_table
 from loadtest.scenario import Scenario, load, prompt_set
-from tandem.configfile import ConfigError
+from runtime.configfile import ConfigError
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
 
@@ -123,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or Path("loadtest-runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
 
-    from tandem.server.local_stack import LocalStack
+    from stack.local_stack import LocalStack
 
     with LocalStack(config=args.config, progress=log) as stack:
         if args.target:

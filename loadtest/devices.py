@@ -14,7 +14,7 @@ from typing import Callable
 from edge_worker.config import BatteryConfig, EdgeConfig
 from edge_worker.worker import EdgeWorker
 from loadtest.scenario import Fleet
-from tandem.models import ModelProfile
+from runtime.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
 

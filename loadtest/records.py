@@ -42,7 +42,7 @@ class RequestRecord:
     itl_ms: list[float] = dataclasses.field(default_factory=list)  # inter-token latency: the raw gaps between chunks
     ttft_slo_ms: float = 0.0  # the SLOs this request is held to
     token_slo_ms: float = 0.0
-    # its hints and size, so that a run's records are a trace to replay (loadtest.replay)
+    # its hints and size, so that a run's records are a trace to replay (router.policy.replay)
     placement_hint: str = "auto"
     privacy: str = "standard"
     quality: str = "unspecified"

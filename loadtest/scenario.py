@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from tandem.configfile import ConfigError, build, load as load_toml
-from tandem.server.link_emulator import LinkProfile
+from runtime.configfile import ConfigError, build, load as load_toml
+from runtime.link_emulator import LinkProfile
 
 PROCESSES = ("poisson", "gamma", "constant")
 CHARGING = ("never", "always", "cycle")
@@ -149,7 +149,7 @@ def load(path: Path | str) -> Scenario:
 
 def prompt_set(spec: str, base: Path | None = None) -> list[str]:
     """The prompts a scenario names: a built-in set or a file of blank-line-separated prompts."""
-    from tandem.server.prompts import CODE_PROMPTS
+    from runtime.prompts import CODE_PROMPTS
 
     if spec == "code":
         return list(CODE_PROMPTS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tandem.llm.runner import ModelRunner
-from tandem.params import SamplingConfig
+from runtime.llm.runner import ModelRunner
+from runtime.params import SamplingConfig
 
 
 @dataclasses.dataclass(frozen=True)

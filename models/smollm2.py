@@ -39,7 +39,7 @@ def log(msg: str) -> None:
 
 
 def cache_dir(arg: str | None) -> Path:
-    from tandem.models import models_cache
+    from runtime.profiles import models_cache
 
     return Path(arg) if arg else models_cache()
 

@@ -60,7 +60,7 @@ def load_target(root: Path):
 
 
 def runtime_tokenizer(root: Path):
-    from tandem.llm.tokenizer import Tokenizer
+    from runtime.llm.tokenizer import Tokenizer
 
     return Tokenizer(root / "tokenizer.json")
 
@@ -589,7 +589,7 @@ def draft_built(root: Path) -> bool:
 
 def onnx_agreement(model_dir: Path, rows: list[dict]) -> float:
     """Held-out greedy agreement of the exported draft (onnxruntime, one pass per example)."""
-    from tandem.llm.decoder import OnnxDecoder
+    from runtime.llm.decoder import OnnxDecoder
 
     dec = OnnxDecoder(model_dir, threads=2)
     hit = n = 0
@@ -607,7 +607,7 @@ def step_ms(model_dir: Path, context: int = 128, steps: int = 32) -> float:
     """Median onnxruntime time of one cached decode step after `context` tokens (2 threads)."""
     import statistics
 
-    from tandem.llm.decoder import OnnxDecoder
+    from runtime.llm.decoder import OnnxDecoder
 
     dec = OnnxDecoder(model_dir, threads=2)
     x = np.arange(100, 100 + context, dtype=np.int64)[None]

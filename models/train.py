@@ -458,7 +458,7 @@ def write_model_card(report: dict, out: Path) -> Path:
         "",
         "```bash",
         ".venv/bin/pip install -e '.[train]'",
-        ".venv/bin/python models/train.py          # writes models/stdlib/ and this card",
+        ".venv/bin/python models/train.py          # writes runtime/shipped/stdlib/, models/stdlib/report.json and this card",
         "```",
         "",
         f"Measured here: {tm['total_s'] / 60:.0f} minutes of wall time on 2 CPU cores shared with other work "
@@ -477,7 +477,12 @@ def write_model_card(report: dict, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "stdlib")
+    here = Path(__file__).resolve().parent
+    ap.add_argument("--out", type=Path, default=here.parent / "runtime" / "shipped" / "stdlib",
+                    help="where the tokenizer and the two models go (default: the package data the profile ships)")
+    ap.add_argument("--report-dir", type=Path, default=None,
+                    help="where report.json goes, MODEL_CARD.md beside this folder (default: models/stdlib "
+                         "for the shipped pair, else --out)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target-steps", type=int, default=1000)
@@ -487,8 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny step counts, for a smoke test of the pipeline")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from an existing report.json")
     args = ap.parse_args(argv)
+    if args.report_dir is None:
+        args.report_dir = here / "stdlib" if args.out == ap.get_default("out") else args.out
     if args.card_only:
-        print(write_model_card(json.loads((args.out / "report.json").read_text()), args.out))
+        print(write_model_card(json.loads((args.report_dir / "report.json").read_text()), args.report_dir))
         return 0
     if args.quick:
         args.target_steps, args.draft_steps, args.distill_steps = 3, 3, 2
@@ -562,10 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     report["steps"] = {"target": args.target_steps, "draft": args.draft_steps, "distill": args.distill_steps,
                        "batch": args.batch, "context": TARGET.n_ctx}
     report["timings"] = timings | {"total_s": round(time.time() - t_start, 1)}
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    (args.report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     if not args.quick:
-        print(f"model card: {write_model_card(report, args.out)}")
+        print(f"model card: {write_model_card(report, args.report_dir)}")
     return 0
 
 

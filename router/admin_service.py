@@ -9,9 +9,9 @@ from router.convert import (KINDS, decision_to_pb, member_to_pb, parse_generate,
                             policy_version_to_pb, shadow_to_pb)
 from router.fleet import FleetRegistry
 from router.placer import Placer
-from router.policy_config import policy_from_dict
+from router.policy.config import policy_from_dict
 from tandem.errors import InvalidArgument, Unauthenticated
-from tandem.grpc_status import map_errors
+from runtime.grpc_errors import map_errors
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
 CALLER_KEY = "x-tandem-caller"

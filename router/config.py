@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from router.policy_config import PolicyConfig
-from tandem.params import tree_problem
+from router.policy.config import PolicyConfig
+from runtime.params import tree_problem
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,12 +6,13 @@ import dataclasses
 import math
 
 from router.fleet import CLOUD, EDGE, DeviceState, PoolInfo, WorkerRecord
-from router.placement import Decision, RouteRequest
-from router.policy_config import PolicyConfig, policy_to_dict
+from router.policy.placement import Decision, RouteRequest
+from router.policy.config import PolicyConfig, policy_to_dict
 from router.policy_store import PolicyVersion
-from tandem.convert import PLACEMENTS, check_enum, messages_from_pb, sampling_from_pb
+from runtime.convert import check_enum, messages_from_pb, sampling_from_pb
+from tandem.convert import PLACEMENTS
 from tandem.errors import InvalidArgument
-from tandem.params import SamplingConfig, tree_problem
+from runtime.params import SamplingConfig, tree_problem
 from tandem.v1 import admin_pb2, common_pb2, fleet_pb2, inference_pb2
 
 PREFERENCES = {
@@ -184,7 +185,7 @@ def policy_version_to_pb(v: PolicyVersion) -> admin_pb2.PolicyVersion:
 
 
 def shadow_to_pb(stats) -> admin_pb2.ShadowReport:
-    """A router.shadow.ShadowStats (None: no shadow runs) as the Admin API's report."""
+    """A router.policy.shadow.ShadowStats (None: no shadow runs) as the Admin API's report."""
     if stats is None:
         return admin_pb2.ShadowReport(active=False)
     r = stats.report()

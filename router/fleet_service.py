@@ -15,7 +15,7 @@ from router.health_checks import FailureCounts
 from router.metrics import RouterMetrics
 from router.worker_channels import WorkerChannels
 from tandem.errors import InvalidArgument
-from tandem.grpc_status import map_errors
+from runtime.grpc_errors import map_errors
 from tandem.v1 import fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)

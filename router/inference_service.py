@@ -10,17 +10,18 @@ import grpc
 
 from router.config import RouterConfig
 from router.convert import GenerateSpec, decision_to_pb, parse_generate
-from router.costs import cloud_cost_usd, priced
+from router.policy.costs import cloud_cost_usd, priced
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
-from router.placement import Decision
+from router.policy.placement import Decision
 from router.placer import Placer
 from router.tandem_io import BUSY_S, replica_lost
 from router.tandem_stream import TandemStreamer
 from router.worker_channels import WorkerChannels
 from tandem.convert import PLACEMENTS
 from tandem.errors import FailedPrecondition, ResourceExhausted, Unauthenticated
-from tandem.grpc_status import from_rpc_error, map_stream_errors
+from runtime.grpc_errors import map_stream_errors
+from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, inference_pb2, inference_pb2_grpc, worker_pb2
 
 

@@ -56,7 +56,7 @@ class RouterMetrics:
                                  ["kind"], registry=registry)
 
     def observe_tandem(self, stats) -> None:
-        """Record a finished TANDEM request's statistics (router.tandem_loop.TandemStats)."""
+        """Record a finished TANDEM request's statistics (router.tandem.loop.TandemStats)."""
         if stats.rounds:
             committed = stats.accepted + stats.rounds
             self.tokens_per_round.observe(committed / stats.rounds)

@@ -8,15 +8,15 @@ import dataclasses
 import time
 from typing import Callable
 
-from router.estimates import Estimates
+from router.policy.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.metrics import RouterMetrics
-from router.placement import Decision, RouteRequest
-from router.policy import decide
-from router.policy_config import PolicyConfig
+from router.policy.placement import Decision, RouteRequest
+from router.policy.decide import decide
+from router.policy.config import PolicyConfig
 from router.policy_store import PolicyStore, PolicyVersion
-from router.shadow import ShadowStats
-from router.snapshot import build_snapshot
+from router.policy.shadow import ShadowStats
+from router.policy.snapshot import build_snapshot
 from tandem.errors import FailedPrecondition, ResourceExhausted
 
 
@@ -69,7 +69,7 @@ class Placer:
         return d
 
     def decision_log(self) -> list[dict]:
-        """The logged requests, oldest first, as loadtest.replay.entry_from_log reads them."""
+        """The logged requests, oldest first, as router.policy.replay.entry_from_log reads them."""
         return [{"t_s": t, "chars_per_token": cpt, **dataclasses.asdict(route)} for t, cpt, route in self._log]
 
     def _shadow(self, route: RouteRequest, snap, now: float, live: Decision | None) -> None:

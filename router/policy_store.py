@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from router.policy_config import PolicyConfig, policy_from_dict
+from router.policy.config import PolicyConfig, policy_from_dict
 from tandem.errors import Aborted, InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)

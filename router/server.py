@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from router.admin_service import AdminService
 from router.config import RouterConfig
 from router.dashboard.server import Dashboard
-from router.estimates import Estimates
+from router.policy.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.fleet_service import FleetService
 from router.inference_service import InferenceService
@@ -22,7 +22,7 @@ from router.metrics import RouterMetrics
 from router.placer import Placer
 from router.policy_store import PolicyFileWatcher, PolicyStore
 from router.worker_channels import WorkerChannels
-from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
 from tandem.v1 import admin_pb2, admin_pb2_grpc, fleet_pb2, fleet_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import grpc
 
 from router.fleet import WorkerRecord
-from router.tandem_loop import CloudLost, DeviceLost, Draft, Verdict
+from router.tandem.loop import CloudLost, DeviceLost, Draft, Verdict
 from router.worker_channels import WorkerChannels
 from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
@@ -121,7 +121,7 @@ class RequestedDrafts:
 
 
 class StreamedDrafts:
-    """A DraftStream on which the device drafts ahead (see worker.proto and router.tandem_loop).
+    """A DraftStream on which the device drafts ahead (see worker.proto and router.tandem.loop).
 
     The router's view: the current epoch, the context length the next block must continue, and
     the blocks received. A block of an older epoch, or one that does not continue the committed

@@ -19,21 +19,21 @@ import grpc
 
 from router.config import RouterConfig
 from router.convert import GenerateSpec
-from router.costs import cloud_cost_usd, priced
-from router.draft_control import DraftControlConfig, DraftLengthController
+from router.policy.costs import cloud_cost_usd, priced
+from router.tandem.control import DraftControlConfig, DraftLengthController
 from router.fleet import CLOUD, FleetRegistry, WorkerRecord
 from router.metrics import RouterMetrics
-from router.placement import ONLY_CLOUD, Decision
+from router.policy.placement import ONLY_CLOUD, Decision
 from router.placer import Placer
 from router.tandem_io import BUSY_S, Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
-from router.tandem_loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
+from router.tandem.loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.worker_channels import WorkerChannels
 from tandem.convert import FINISH_REASONS, PLACEMENTS
 from tandem.errors import Unavailable
 from tandem.grpc_status import from_rpc_error
-from tandem.llm.stopping import StopMatcher
-from tandem.llm.tokenizer import Detokenizer, Tokenizer
-from tandem.params import check_context
+from runtime.llm.stopping import StopMatcher
+from runtime.llm.tokenizer import Detokenizer, Tokenizer
+from runtime.params import check_context
 from tandem.v1 import common_pb2, inference_pb2, worker_pb2
 
 

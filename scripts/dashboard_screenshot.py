@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tandem.server.local_stack import LocalStack  # noqa: E402
+from stack.local_stack import LocalStack  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
         stack.start_router()
         stack.start_cloud()
         stack.wait_fleet(edge=0, cloud=2)
-        load = subprocess.Popen([sys.executable, "-m", "tandem.cli", "loadtest", str(ROOT / "loadtest/scenarios/smoke.toml"),
+        load = subprocess.Popen([sys.executable, "-m", "stack.cli", "loadtest", str(ROOT / "loadtest/scenarios/smoke.toml"),
                                  "--target", stack.router_address, "--duration", str(args.after_s + 20), "--rate", "4",
                                  "--out", str(stack.workdir / "load")], stdout=subprocess.DEVNULL)
         try:

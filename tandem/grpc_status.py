@@ -1,23 +1,15 @@
-"""The one place where Tandem errors meet gRPC status codes, in both directions.
+"""Where Tandem errors meet gRPC status codes: the table of both, and the client side.
 
-Servers: wrap handlers with :func:`map_errors` (unary) / :func:`map_stream_errors` (server
-streaming); a :class:`~tandem.errors.TandemError` becomes its status, with the field of an
-``InvalidArgument`` in the trailing metadata key ``tandem-field``; any other exception becomes
-INTERNAL (and is logged). Clients: :func:`from_rpc_error` turns a ``grpc.RpcError`` back into the
-matching Tandem error.
+:func:`from_rpc_error` turns a failed call back into the matching Tandem error (the field of an
+``InvalidArgument`` travels in the trailing metadata key ``tandem-field``). The server side, which
+turns a raised error into its status, is :mod:`runtime.grpc_errors`, over this module's table.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-from typing import Any, AsyncIterator, Awaitable, Callable
-
 import grpc
 
 from tandem import errors
-
-log = logging.getLogger(__name__)
 
 FIELD_METADATA_KEY = "tandem-field"
 
@@ -38,52 +30,6 @@ _BY_STATUS: dict[grpc.StatusCode, type[errors.TandemError]] = {
 def status_code(exc: errors.TandemError) -> grpc.StatusCode:
     """The gRPC status code a Tandem error travels as."""
     return getattr(grpc.StatusCode, exc.status, grpc.StatusCode.UNKNOWN)
-
-
-async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    """Abort the call with the status matching `exc` (never returns)."""
-    if isinstance(exc, errors.TandemError):
-        if isinstance(exc, errors.InvalidArgument) and exc.field:
-            context.set_trailing_metadata(((FIELD_METADATA_KEY, exc.field),))
-        await context.abort(status_code(exc), exc.message)
-    log.exception("unexpected error in handler", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-
-
-def map_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Decorate an async unary(-response) handler ``(self, request, context)``."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await fn(self, request, context)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
-            if _is_abort(exc):
-                raise
-            await abort(context, exc)
-
-    return wrapper
-
-
-def map_stream_errors(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    """Decorate an async-generator (server-streaming) handler ``(self, request, context)``."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            async for item in fn(self, request, context):
-                yield item
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
-            if _is_abort(exc):
-                raise
-            await abort(context, exc)
-
-    return wrapper
-
-
-def _is_abort(exc: BaseException) -> bool:
-    # grpc.aio raises AbortError from context.abort(); let it pass through untouched.
-    return type(exc).__name__ == "AbortError"
 
 
 def from_rpc_error(err: grpc.RpcError) -> errors.TandemError:

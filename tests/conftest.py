@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tandem.models import ModelProfile, builtin_profile
-from tandem.server.prompts import CODE_PROMPTS
+from runtime.profiles import ModelProfile, builtin_profile
+from runtime.prompts import CODE_PROMPTS
 
 PROMPTS = CODE_PROMPTS[:8]
 

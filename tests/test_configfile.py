@@ -7,8 +7,8 @@ import pytest
 from cloud_worker.config import CloudConfig
 from edge_worker.config import EdgeConfig
 from router.config import RouterConfig
-from router.policy_config import PolicyConfig
-from tandem.configfile import ConfigError, build, load
+from router.policy.config import PolicyConfig
+from runtime.configfile import ConfigError, build, load
 
 
 def test_example_config_builds_every_component():

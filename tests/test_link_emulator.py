@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tandem.server.link_emulator import LinkEmulator, LinkProfile
+from runtime.link_emulator import LinkEmulator, LinkProfile
 
 
 @pytest.fixture

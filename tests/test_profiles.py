@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tandem.configfile import ConfigError
-from tandem.models import builtin_profile, is_chat, models_cache, profile_from_config
-from tandem.server.demo import choose_model
+from runtime.configfile import ConfigError
+from runtime.profiles import builtin_profile, is_chat, models_cache, profile_from_config
+from stack.demo import choose_model
 
 
 def test_the_models_cache_follows_the_environment(tmp_path):

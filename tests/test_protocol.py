@@ -53,7 +53,7 @@ def test_every_element_is_commented(tmp_path):
 
 
 def test_sdk_imports_with_grpc_and_protobuf_alone():
-    """The SDK (tandem minus tandem.llm and the server parts) must not need the server dependencies."""
+    """The SDK (tandem minus runtime.llm and the server parts) must not need the server dependencies."""
     code = r"""
 import sys
 BLOCKED = ("numpy", "onnxruntime", "ray", "prometheus_client", "tokenizers", "psutil", "torch",
@@ -63,8 +63,8 @@ class Block:
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"blocked: {name}")
 sys.meta_path.insert(0, Block())
-import tandem, tandem.client, tandem.errors, tandem.grpc_status, tandem.results, tandem.convert, tandem.params
-import tandem.configfile, tandem.models
+import tandem, tandem.client, tandem.errors, tandem.grpc_status, tandem.results, tandem.convert, runtime.params
+import runtime.configfile, runtime.profiles
 from tandem.v1 import inference_pb2_grpc, worker_pb2_grpc, fleet_pb2_grpc, admin_pb2_grpc
 assert tandem.Client and tandem.AsyncClient
 print("ok")

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Callable, Iterable, Sequence
 
-from router.policy_config import pool_price
+from router.policy.config import pool_price
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from google.protobuf import field_mask_pb2, json_format
 
 from router.dashboard.live import LiveView
-from router.policy_config import PolicyConfig, policy_from_dict
+from router.policy.config import PolicyConfig, policy_from_dict
 from tandem.errors import InvalidArgument
 from tandem.grpc_status import FIELD_METADATA_KEY
 from tandem.v1 import admin_pb2, admin_pb2_grpc
@@ -246,7 +246,7 @@ class Dashboard:
     # -- what-if replay (read-only: the simulator replays a trace; nothing in force changes)
 
     async def _whatif(self, request: web.Request) -> web.Response:
-        from loadtest.replay import entry_from_log, load_records, whatif
+        from router.policy.replay import entry_from_log, load_records, whatif
 
         try:
             body = await _body(request)

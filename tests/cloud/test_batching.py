@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cloud_worker.batching import PassBatcher, run_all
-from tandem.llm.decoder import ContextOverflow, OnnxDecoder
-from tandem.llm.runner import ModelRunner, Pass
-from tandem.llm.tokenizer import Tokenizer
+from runtime.llm.decoder import ContextOverflow, OnnxDecoder
+from runtime.llm.runner import ModelRunner, Pass
+from runtime.llm.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from tandem.server.local_stack import LocalStack
+from stack.local_stack import LocalStack
 
 DEVICE = "e2e-phone"
 

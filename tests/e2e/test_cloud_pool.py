@@ -12,10 +12,10 @@ import grpc
 import pytest
 
 import tandem
-from tandem.llm.decoder import OnnxDecoder
-from tandem.llm.runner import ModelRunner
-from tandem.llm.tokenizer import Tokenizer
-from tandem.params import SamplingConfig
+from runtime.llm.decoder import OnnxDecoder
+from runtime.llm.runner import ModelRunner
+from runtime.llm.tokenizer import Tokenizer
+from runtime.params import SamplingConfig
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
 from loadtest.traces import greedy_tandem_trace
 from tests.conftest import PROMPTS

@@ -46,7 +46,7 @@ def stack(profile, tmp_path_factory):
 def load(stack, tmp_path):
     """A real load test against the stack, from its registered device, running through the test."""
     out = tmp_path / "load"
-    proc = subprocess.Popen([sys.executable, "-m", "tandem.cli", "loadtest", str(SMOKE), "--target",
+    proc = subprocess.Popen([sys.executable, "-m", "stack.cli", "loadtest", str(SMOKE), "--target",
                              stack.router_address, "--attach", "--rate", "3", "--duration", "300", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     yield proc

@@ -17,14 +17,14 @@ def ray_processes() -> set[int]:
             text = " ".join([p.info["name"] or ""] + (p.info["cmdline"] or []))
         except psutil.Error:
             continue
-        if any(n in text for n in RAY_PROCESS_NAMES) or "ray::" in text or "tandem.cli" in text:
+        if any(n in text for n in RAY_PROCESS_NAMES) or "ray::" in text or "stack.cli" in text:
             found.add(p.pid)
     return found
 
 
 def test_demo_streams_from_device_and_cloud_and_exits_cleanly(profile):
     before = ray_processes()
-    res = subprocess.run([sys.executable, "-m", "tandem.cli", "demo", "--model", "stdlib"], capture_output=True, text=True, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "stack.cli", "demo", "--model", "stdlib"], capture_output=True, text=True, timeout=600)
     out = res.stdout
     assert res.returncode == 0, f"demo failed:\n{out}\n{res.stderr[-3000:]}"
     assert "--- placement: EDGE on demo-phone" in out

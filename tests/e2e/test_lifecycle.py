@@ -15,8 +15,8 @@ from edge_worker.worker import EdgeWorker
 from router.config import RouterConfig
 from router.health_checks import FailureCounts
 from router.server import create_server
-from tandem.server.local_stack import LocalStack
-from tandem.server.standard import add_health_and_reflection, mark_not_serving, mark_serving
+from stack.local_stack import LocalStack
+from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, fleet_pb2, fleet_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tests.conftest import PROMPTS
 

@@ -23,7 +23,7 @@ def stack(profile, tmp_path_factory):
 
 
 def tandem(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tandem.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stack.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 

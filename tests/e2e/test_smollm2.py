@@ -15,11 +15,11 @@ import sys
 import pytest
 
 import tandem
-from tandem.llm.decoder import NEAR_TIE, OnnxDecoder, divergence
-from tandem.llm.tokenizer import Tokenizer
-from tandem.models import builtin_profile, is_chat
-from tandem.server.local_stack import LocalStack
-from tandem.server.prompts import CHAT_PROMPTS
+from runtime.llm.decoder import NEAR_TIE, OnnxDecoder, divergence
+from runtime.llm.tokenizer import Tokenizer
+from runtime.profiles import builtin_profile, is_chat
+from stack.local_stack import LocalStack
+from runtime.prompts import CHAT_PROMPTS
 
 DEVICE = "smol-phone"
 CONFIG = """
@@ -33,7 +33,7 @@ price_per_replica_hour_usd = 3.0
 
 
 def build_cmd() -> list[str]:
-    return [sys.executable, "-m", "tandem.cli", "models", "build", "smollm2"]
+    return [sys.executable, "-m", "stack.cli", "models", "build", "smollm2"]
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +118,7 @@ def test_tandem_is_the_targets_greedy_output_and_readable(client, smollm2, promp
 
 
 def test_the_demo_uses_smollm2_once_built(smollm2):
-    res = subprocess.run([sys.executable, "-m", "tandem.cli", "demo", "--max-new-tokens", "24"],
+    res = subprocess.run([sys.executable, "-m", "stack.cli", "demo", "--max-new-tokens", "24"],
                          capture_output=True, text=True, timeout=900)
     out = res.stdout
     assert res.returncode == 0, f"demo failed:\n{out}\n{res.stderr[-3000:]}"

@@ -13,10 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import tandem
-from tandem.llm.decoder import OnnxDecoder
-from tandem.llm.runner import ModelRunner
-from tandem.llm.tokenizer import Tokenizer
-from tandem.params import SamplingConfig
+from runtime.llm.decoder import OnnxDecoder
+from runtime.llm.runner import ModelRunner
+from runtime.llm.tokenizer import Tokenizer
+from runtime.params import SamplingConfig
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, inference_pb2_grpc
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import DEVICE
@@ -212,7 +212,7 @@ def test_every_server_has_health_and_reflection(stack):
 def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_path):
     from edge_worker.config import EdgeConfig
     from edge_worker.worker import EdgeWorker
-    from tandem.models import ModelProfile
+    from runtime.profiles import ModelProfile
 
     data = json.loads(profile.tokenizer.read_text())
     vocab = data["model"]["vocab"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import tandem
-from tandem.llm.decoder import OnnxDecoder
-from tandem.llm.runner import ModelRunner
-from tandem.llm.tokenizer import Tokenizer
-from tandem.params import SamplingConfig
+from runtime.llm.decoder import OnnxDecoder
+from runtime.llm.runner import ModelRunner
+from runtime.llm.tokenizer import Tokenizer
+from runtime.params import SamplingConfig
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import DEVICE
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tandem.llm.decoder import ContextOverflow, OnnxDecoder
-from tandem.llm.runner import ModelRunner, Pass
-from tandem.llm.tokenizer import Tokenizer
+from runtime.llm.decoder import ContextOverflow, OnnxDecoder
+from runtime.llm.runner import ModelRunner, Pass
+from runtime.llm.tokenizer import Tokenizer
 from tests.conftest import PROMPTS
 
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from tandem.errors import InvalidArgument
-from tandem.llm.tokenizer import CHAT_TEMPLATE_FILE, Tokenizer
+from runtime.llm.tokenizer import CHAT_TEMPLATE_FILE, Tokenizer
 
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
           "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tandem.llm.kv_cache import CacheEntry, SessionCache
+from runtime.llm.kv_cache import CacheEntry, SessionCache
 
 
 def entry(n_tokens: int) -> CacheEntry:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from tandem.errors import InvalidArgument
-from tandem.llm.decoder import ContextOverflow, OnnxDecoder, choose_providers
-from tandem.llm.runner import ModelRunner
-from tandem.llm.tokenizer import Tokenizer
-from tandem.llm.sampling import distribution
-from tandem.params import SamplingConfig
+from runtime.llm.decoder import ContextOverflow, OnnxDecoder, choose_providers
+from runtime.llm.runner import ModelRunner
+from runtime.llm.tokenizer import Tokenizer
+from runtime.llm.sampling import distribution
+from runtime.params import SamplingConfig
 from tests.conftest import PROMPTS
 
 

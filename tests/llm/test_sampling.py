@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tandem.errors import InvalidArgument
-from tandem.llm.sampling import distribution, make_rng, pick, sample_from
-from tandem.llm.stopping import StopMatcher
-from tandem.params import SamplingConfig, validate_sampling
+from runtime.llm.sampling import distribution, make_rng, pick, sample_from
+from runtime.llm.stopping import StopMatcher
+from runtime.params import SamplingConfig, validate_sampling
 
 
 def test_greedy_takes_argmax_lowest_id_on_ties():

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tandem.llm.sampling import distribution
-from tandem.llm.speculative import (
+from runtime.llm.sampling import distribution
+from runtime.llm.speculative import (
     SparseDist,
     expected_tokens_per_round,
     greedy_round,
     sampling_round,
     wire_distribution,
 )
-from tandem.params import SamplingConfig
+from runtime.params import SamplingConfig
 
 
 def onehot_logits(tokens, vocab=8):
@@ -83,7 +83,7 @@ def test_sampling_round_needs_draft_probability():
 
 
 def test_greedy_tree_round_commits_the_path_accepted_furthest():
-    from tandem.llm.speculative import greedy_tree_round
+    from runtime.llm.speculative import greedy_tree_round
 
     vocab = 6
 

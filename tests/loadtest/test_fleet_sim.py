@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.fleet_sim import (AlwaysCloud, AlwaysDevice, RandomPlacement, RouterPolicy, SimDevice, cloud_truth,
+from router.policy.sim import (AlwaysCloud, AlwaysDevice, RandomPlacement, RouterPolicy, SimDevice, cloud_truth,
                                 edge_truth, latency_multiplier, load_scenario, peak_arrival_rate,
                                 scenario_from_dict, simulate, tandem_truth, time_decisions)
-from router.predict import expected_tokens
+from router.policy.predict import expected_tokens
 from tandem.errors import InvalidArgument
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT / "loadtest/scenarios/reference.toml"
+from router.policy.replay import REFERENCE
 REF = load_scenario(REFERENCE)
 # a quarter of an hour at the evening peak, 20 devices: ~1,700 requests
 TINY = dataclasses.replace(REF, devices=20, hours=0.25, start_hour=19)

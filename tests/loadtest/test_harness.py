@@ -16,7 +16,7 @@ from loadtest.harness import plan
 from loadtest.records import RequestRecord, percentile, summarise, summary_table
 from loadtest.report import compare
 from loadtest.scenario import Fleet, Link, load
-from tandem.configfile import ConfigError
+from runtime.configfile import ConfigError
 
 SMOKE = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios" / "smoke.toml"
 

@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 from prometheus_client import CollectorRegistry
 
-from loadtest.fleet_sim import load_scenario
-from loadtest.replay import REFERENCE, entry_from_log, entry_from_record, sim_requests, whatif
+from router.policy.sim import load_scenario
+from router.policy.replay import REFERENCE, entry_from_log, entry_from_record, sim_requests, whatif
 from router.dashboard.live import LiveView, histogram_quantile
 from router.metrics import RouterMetrics
-from router.placement import Decision
-from router.policy_config import PolicyConfig
-from router.shadow import ShadowStats
+from router.policy.placement import Decision
+from router.policy.config import PolicyConfig
+from router.policy.shadow import ShadowStats
 
 
 class Clock:

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from router.draft_control import DraftControlConfig, DraftLengthController
-from router.predict import RoundPrices, best_gamma
-from tandem.llm.speculative import expected_tokens_per_round
+from router.tandem.control import DraftControlConfig, DraftLengthController
+from router.policy.predict import RoundPrices, best_gamma
+from runtime.llm.speculative import expected_tokens_per_round
 
 
 def brute_force(alpha, a, c, max_gamma=64):

@@ -70,11 +70,11 @@ def test_empty_fleet_accepts_a_new_tokenizer():
 
 
 def test_the_policy_can_override_a_pools_reported_price():
-    from router.costs import cloud_cost_usd, priced
-    from router.estimates import Estimates
+    from router.policy.costs import cloud_cost_usd, priced
+    from router.policy.estimates import Estimates
     from router.fleet import PoolInfo
-    from router.policy_config import PolicyConfig, policy_from_dict
-    from router.snapshot import build_snapshot
+    from router.policy.config import PolicyConfig, policy_from_dict
+    from router.policy.snapshot import build_snapshot
 
     reg = FleetRegistry(Clock(), lease_s=5)
     for name, price in (("asic", 1.0), ("gpu", 3.0)):

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from router.metrics import RouterMetrics
-from tandem.server.worker_metrics import WorkerMetrics
+from runtime.worker_metrics import WorkerMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "tandem-dashboard.json"
 SUFFIXES = ("_bucket", "_sum", "_count", "_total")

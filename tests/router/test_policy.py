@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 
 from router.fleet import PoolInfo
-from router.placement import RouteRequest
-from router.policy import FleetSnapshot, battery_pressure, decide
-from router.policy_config import PolicyConfig, policy_from_dict
-from router.predict import (DeviceEstimate, PoolEstimate, RoundPrices, best_gamma, expected_tokens, predict_cloud,
+from router.policy.placement import RouteRequest
+from router.policy.decide import FleetSnapshot, battery_pressure, decide
+from router.policy.config import PolicyConfig, policy_from_dict
+from router.policy.predict import (DeviceEstimate, PoolEstimate, RoundPrices, best_gamma, expected_tokens, predict_cloud,
                             predict_tandem)
 from tandem.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from router.policy_config import PolicyConfig
+from router.policy.config import PolicyConfig
 from router.policy_store import PolicyFileWatcher, PolicyStore
 from tandem.errors import Aborted, InvalidArgument, NotFound
 
@@ -75,7 +75,7 @@ def test_policy_file_is_reloaded_on_change_and_a_bad_file_keeps_the_policy(tmp_p
 
 
 def test_estimates_start_at_priors_and_pair_related_figures():
-    from router.estimates import Estimates
+    from router.policy.estimates import Estimates
 
     p = PolicyConfig()
     est = Estimates(p)
@@ -93,7 +93,7 @@ def test_estimates_start_at_priors_and_pair_related_figures():
 
 
 def test_a_newcomer_starts_at_its_measured_peers_mean():
-    from router.estimates import Estimates
+    from router.policy.estimates import Estimates
 
     est = Estimates(PolicyConfig())
     est.observe_cloud("asic", ttft_ms=10.0, token_ms=4.0, compute_ms_per_token=4.0)
@@ -108,7 +108,7 @@ def test_a_newcomer_starts_at_its_measured_peers_mean():
 
 
 def test_time_to_first_token_is_learnt_as_a_line_in_the_prompt_length():
-    from router.estimates import Estimates
+    from router.policy.estimates import Estimates
 
     est = Estimates(PolicyConfig())
     for x in (50, 400, 900, 120, 700, 300) * 4:  # 20 ms plus 0.3 ms per prompt token
@@ -122,7 +122,7 @@ def test_time_to_first_token_is_learnt_as_a_line_in_the_prompt_length():
 
 
 def test_characters_per_prompt_token_are_measured():
-    from router.estimates import Estimates
+    from router.policy.estimates import Estimates
 
     est = Estimates(PolicyConfig(prompt_chars_per_token=3.5))
     assert est.chars_per_token() == 3.5
@@ -134,8 +134,8 @@ def test_characters_per_prompt_token_are_measured():
 
 
 def test_requests_in_flight_hold_pool_slots_and_device_energy():
-    from router.estimates import Estimates
-    from router.placement import Decision
+    from router.policy.estimates import Estimates
+    from router.policy.placement import Decision
 
     est = Estimates(PolicyConfig())
     t = Decision("tandem", "", edge_worker_id="phone", pool="asic", predicted_slot_share=0.3, predicted_energy_j=12.0)

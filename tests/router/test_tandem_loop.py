@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from router.draft_control import DraftControlConfig, DraftLengthController
-from router.tandem_loop import DeviceLost, Draft, TandemStats, Verdict, tandem_rounds
+from router.tandem.control import DraftControlConfig, DraftLengthController
+from router.tandem.loop import DeviceLost, Draft, TandemStats, Verdict, tandem_rounds
 
 EOS = 0
 

@@ -18,13 +18,14 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 import numpy as np
 
-from tandem.convert import FINISH_REASONS, messages_from_pb, sampling_from_pb
+from runtime.convert import messages_from_pb, sampling_from_pb
+from tandem.convert import FINISH_REASONS
 from tandem.errors import InvalidArgument, ResourceExhausted
-from tandem.grpc_status import map_errors, map_stream_errors
-from tandem.params import MAX_PATHS, SamplingConfig, tree_problem
-from tandem.llm.runner import ForwardResult, ModelRunner, Pass, check_verify, finish_verify, verify_pass
-from tandem.llm.speculative import SparseDist
-from tandem.server.worker_metrics import WorkerMetrics
+from runtime.grpc_errors import map_errors, map_stream_errors
+from runtime.params import MAX_PATHS, SamplingConfig, tree_problem
+from runtime.llm.runner import ForwardResult, ModelRunner, Pass, check_verify, finish_verify, verify_pass
+from runtime.llm.speculative import SparseDist
+from runtime.worker_metrics import WorkerMetrics
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 
 

@@ -1,6 +1,6 @@
 """The TANDEM loop: the device drafts, the cloud verifies, the router commits — until a stop.
 
-Vocabulary (see :mod:`tandem.llm.speculative`): each *round* the device *drafts* γ tokens
+Vocabulary (see :mod:`runtime.llm.speculative`): each *round* the device *drafts* γ tokens
 continuing the *committed* context; the cloud verifies them in one forward pass and returns how
 many it *accepted* plus one token of its own — the *correction* after a rejection, or the *bonus*
 token when all were accepted. The round commits accepted + 1 tokens.
@@ -38,7 +38,7 @@ import dataclasses
 import time
 from typing import AsyncIterator, Callable, Protocol, Sequence
 
-from router.draft_control import DraftLengthController
+from router.tandem.control import DraftLengthController
 
 
 class DeviceLost(Exception):

@@ -1,7 +1,7 @@
 """Run a whole Tandem stack on this machine as real processes: router, edge worker(s), cloud pools.
 
 Used by ``tandem demo``, the end-to-end tests and the benchmarks. Every component is started with
-``python -m tandem.cli`` on free ports (port 0) and reports its bound ports through a ready file;
+``python -m stack.cli`` on free ports (port 0) and reports its bound ports through a ready file;
 ``stop()`` sends SIGTERM (the cloud process then shuts Serve and Ray down), waits, and kills any
 process of the tree still alive, so nothing is left behind — Ray's processes included.
 """
@@ -34,7 +34,7 @@ class Component:
         self.ready_file = workdir / f"{name}.ready.json"
         self.log_path = workdir / f"{name}.log"
         self._log = None if log_to_console else open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "tandem.cli", *args, "--ready-file", str(self.ready_file)]
+        cmd = [sys.executable, "-m", "stack.cli", *args, "--ready-file", str(self.ready_file)]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
                                      env=env, start_new_session=True)
         self.info: dict = {}

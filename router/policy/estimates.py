@@ -17,8 +17,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from router.placement import Decision
-from router.policy_config import PolicyConfig
+from router.policy.placement import Decision
+from router.policy.config import PolicyConfig
 
 WEIGHT = 0.2  # of each new observation
 LINE_DECAY = 0.9  # a line's older observations keep this weight per new one (≈10 in memory)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 
 def _config(args: argparse.Namespace) -> tuple[dict, Path | None]:
-    from tandem.configfile import load
+    from runtime.configfile import load
 
     data = load(args.config) if args.config else {}
     base = Path(data["__dir__"]) if "__dir__" in data else None
@@ -38,7 +38,7 @@ def _config(args: argparse.Namespace) -> tuple[dict, Path | None]:
 
 
 def _profile(data: dict, base: Path | None, override: str | None = None):
-    from tandem.models import profile_from_config
+    from runtime.profiles import profile_from_config
 
     return profile_from_config(data, base, override)
 
@@ -66,7 +66,7 @@ async def _run_until_signal(main: Callable[[asyncio.Event], Any]) -> None:
 def cmd_router(args: argparse.Namespace) -> int:
     from router.config import RouterConfig
     from router.server import serve
-    from tandem.configfile import build
+    from runtime.configfile import build
 
     data, base = _config(args)
     table = dict(data.get("router", {}))
@@ -81,7 +81,7 @@ def cmd_router(args: argparse.Namespace) -> int:
 def cmd_edge(args: argparse.Namespace) -> int:
     from edge_worker.config import EdgeConfig
     from edge_worker.worker import serve
-    from tandem.configfile import build
+    from runtime.configfile import build
 
     data, base = _config(args)
     table = dict(data.get("edge", {}))
@@ -102,7 +102,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
 def cmd_cloud(args: argparse.Namespace) -> int:
     from cloud_worker.config import CloudConfig
     from cloud_worker.pools import CloudPools
-    from tandem.configfile import build
+    from runtime.configfile import build
 
     data, base = _config(args)
     table = dict(data.get("cloud", {}))
@@ -126,7 +126,7 @@ def cmd_cloud(args: argparse.Namespace) -> int:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from tandem.server.link_emulator import LinkEmulator, LinkProfile
+    from runtime.link_emulator import LinkEmulator, LinkProfile
 
     profile = LinkProfile(args.delay_ms, args.jitter_ms, args.bandwidth_mbps, args.loss)
     host, _, port = args.listen.rpartition(":")
@@ -160,7 +160,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     """A whole local stack (router on --port, an edge worker per --device, the cloud pools) until Ctrl-C."""
     import time
 
-    from tandem.server.local_stack import LocalStack
+    from stack.local_stack import LocalStack
 
     def say(msg: str) -> None:
         print(f"[up] {msg}", file=sys.stderr, flush=True)
@@ -206,7 +206,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tandem.server.demo import run_demo
+    from stack.demo import run_demo
 
     return run_demo(args.config, verbose=args.verbose, link_delay_ms=args.link_delay_ms, model=args.model,
                     max_new_tokens=args.max_new_tokens)
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up" and args.device is None:
         args.device = ["my-phone"]
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tandem.configfile import ConfigError
+    from runtime.configfile import ConfigError
     from tandem.errors import TandemError
 
     try:

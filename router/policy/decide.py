@@ -1,7 +1,7 @@
 """The routing policy: (request, fleet snapshot, policy config, now) → Decision. Pure.
 
 Candidates: EDGE on the caller's device, CLOUD on each pool, TANDEM on the device with each pool.
-Each gets a prediction (router.predict) and then, in order:
+Each gets a prediction (router.policy.predict) and then, in order:
 
 1. Hard rules — the first that applies excludes the candidate, and its text is the reason:
    privacy LOCAL_ONLY and ONLY_DEVICE keep everything on the device; ONLY_CLOUD never drafts on it;
@@ -22,7 +22,7 @@ Each gets a prediction (router.predict) and then, in order:
    excluded or not: the scales do not depend on who survived) total time and J the energy of the
    whole request on the device; pressure = ((100 − charge)/(100 − reserve))² clamped to [0, 1], 0
    while charging or without a battery. TANDEM's draft length and overlap are chosen by the same
-   prices (router.predict.RoundPrices), among the variants that meet the SLOs.
+   prices (router.policy.predict.RoundPrices), among the variants that meet the SLOs.
 
 No survivor → FailedPrecondition listing every candidate's exclusion.
 """
@@ -32,11 +32,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping
 
-from router.placement import (LOCAL_ONLY, ONLY_CLOUD, ONLY_DEVICE, PREFER_CLOUD, PREFER_DEVICE, PREFER_TANDEM,
+from router.policy.placement import (LOCAL_ONLY, ONLY_CLOUD, ONLY_DEVICE, PREFER_CLOUD, PREFER_DEVICE, PREFER_TANDEM,
                               Candidate, Decision, RouteRequest)
-from router.policy_config import PolicyConfig
-from router.costs import cloud_cost_usd
-from router.predict import (FASTEST, DeviceEstimate, PoolEstimate, Prediction, RoundPrices, predict_cloud,
+from router.policy.config import PolicyConfig
+from router.policy.costs import cloud_cost_usd
+from router.policy.predict import (FASTEST, DeviceEstimate, PoolEstimate, Prediction, RoundPrices, predict_cloud,
                             predict_edge, predict_tandem)
 from tandem.errors import FailedPrecondition, ResourceExhausted
 

@@ -35,8 +35,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tandem.llm.sampling import distribution, sample_from
-from tandem.params import SamplingConfig
+from runtime.llm.sampling import distribution, sample_from
+from runtime.params import SamplingConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,14 +19,14 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from tandem.errors import InvalidArgument
-from tandem.llm.decoder import ContextOverflow, OnnxDecoder
-from tandem.llm.kv_cache import CacheEntry, SessionCache, common_prefix
-from tandem.llm.sampling import distribution, make_rng, pick, sample_from
-from tandem.llm.speculative import (RoundResult, SparseDist, draft_distribution, greedy_round, greedy_tree_round,
+from runtime.llm.decoder import ContextOverflow, OnnxDecoder
+from runtime.llm.kv_cache import CacheEntry, SessionCache, common_prefix
+from runtime.llm.sampling import distribution, make_rng, pick, sample_from
+from runtime.llm.speculative import (RoundResult, SparseDist, draft_distribution, greedy_round, greedy_tree_round,
                                      sampling_round)
-from tandem.llm.stopping import StopMatcher
-from tandem.llm.tokenizer import Detokenizer, Tokenizer
-from tandem.params import SamplingConfig, check_context, tree_problem
+from runtime.llm.stopping import StopMatcher
+from runtime.llm.tokenizer import Detokenizer, Tokenizer
+from runtime.params import SamplingConfig, check_context, tree_problem
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from router.placement import Decision
-from router.policy_config import PolicyConfig
+from router.policy.placement import Decision
+from router.policy.config import PolicyConfig
 
 
 @dataclasses.dataclass

@@ -4,8 +4,8 @@ A profile names the shared tokenizer.json, the draft (edge) model folder and the
 model folder, each holding a decoder-with-past ``model.onnx`` and optionally ``config.json``.
 Built in:
 
-- ``stdlib``: the small pair shipped in the repository's ``models/stdlib`` (code continuations;
-  for tests and CI);
+- ``stdlib``: the small pair shipped as this package's data in ``runtime/shipped/stdlib`` (code
+  continuations; for tests and CI; its card and training script are in the repository's ``models/``);
 - ``smollm2``: SmolLM2-135M-Instruct as the target and a draft distilled for it, built into the
   models cache by ``tandem models build smollm2`` (``$TANDEM_MODELS``, default
   ``~/.cache/tandem/models``).
@@ -18,8 +18,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODELS = REPO_ROOT / "models"
+SHIPPED_MODELS = Path(__file__).resolve().parent / "shipped"  # package data: works from any install
 MODELS_ENV = "TANDEM_MODELS"
 
 
@@ -29,8 +28,8 @@ class ModelProfile:
     tokenizer: Path = SHIPPED_MODELS / "stdlib" / "tokenizer.json"
     draft: Path = SHIPPED_MODELS / "stdlib" / "draft"
     target: Path = SHIPPED_MODELS / "stdlib" / "target"
-    build_hint: str = ("the stdlib pair ships in the repository's models/stdlib (rebuild it with "
-                       "`python models/train.py`)")
+    build_hint: str = ("the stdlib pair ships inside the tandem-llm package (runtime/shipped/stdlib; "
+                       "rebuild it from a checkout with `python models/train.py`)")
 
     def check(self) -> None:
         """Raise FileNotFoundError naming the first missing file, with a hint on how to get it."""
@@ -81,7 +80,7 @@ def profile_from_config(data: Mapping, base: Path | None = None, override: str |
     """The profile a component runs: `override` (a --model flag) if given, else the config's [model]
     table (a built-in `name`, or tokenizer/draft/target paths relative to `base`). Files are checked.
     Raises ConfigError for an unknown name and FileNotFoundError, with how to get it, for a missing file."""
-    from tandem.configfile import ConfigError, build
+    from runtime.configfile import ConfigError, build
 
     table = {"name": override} if override else dict(data.get("model", {}))
     name = table.get("name", "stdlib")

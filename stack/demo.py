@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import tandem
-from tandem.configfile import ConfigError, load
-from tandem.models import builtin_profile, is_chat, profile_from_config
-from tandem.server.local_stack import LocalStack, StackError
+from runtime.configfile import ConfigError, load
+from runtime.profiles import builtin_profile, is_chat, profile_from_config
+from stack.local_stack import LocalStack, StackError
 
 DEVICE = "demo-phone"
 
@@ -69,7 +69,7 @@ def _say(msg: str) -> None:
 
 def _pools(config: Path | None) -> list[str]:
     from cloud_worker.config import CloudConfig
-    from tandem.configfile import build, load
+    from runtime.configfile import build, load
 
     data = load(config) if config else {}
     return [p.name for p in build(CloudConfig, data.get("cloud"), "cloud").pools]

@@ -22,7 +22,7 @@ class CacheEntry:
     past: list[np.ndarray]  # 2 × layers arrays [1, kv_heads, len(tokens), head_dim]
     last_logits: np.ndarray | None  # [vocab]: logits after tokens[-1]
     # (a batch's present arrays, row): `past` is that row's end of them, viewed, not copied — the
-    # next batch of the same sessions takes them as its past as they are (tandem.llm.runner)
+    # next batch of the same sessions takes them as its past as they are (runtime.llm.runner)
     shared: tuple[list, int] | None = None
 
     @property

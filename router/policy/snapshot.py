@@ -5,12 +5,12 @@ O(replicas): the caller's device is looked up by id, so 10,000s of registered de
 
 from __future__ import annotations
 
-from router.costs import priced
-from router.estimates import Estimates
+from router.policy.costs import priced
+from router.policy.estimates import Estimates
 from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
-from router.policy import FleetSnapshot
-from router.policy_config import PolicyConfig
-from router.predict import DeviceEstimate, PoolEstimate
+from router.policy.decide import FleetSnapshot
+from router.policy.config import PolicyConfig
+from router.policy.predict import DeviceEstimate, PoolEstimate
 
 
 def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> DeviceEstimate:

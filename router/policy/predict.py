@@ -1,6 +1,6 @@
 """What a placement would cost: predicted latency, cloud money and device energy — pure functions.
 
-Inputs are the fleet snapshot's online estimates (see router.estimates): per pool the time to first
+Inputs are the fleet snapshot's online estimates (see router.policy.estimates): per pool the time to first
 token, per-token latency, verify-call time and accelerator milliseconds per token or per verify
 pass; per device its token time, draft time, energy per token and round trip to the router; per
 (device, pool) the acceptance rate α. Every figure is for the whole request of `n` new tokens.
@@ -8,7 +8,7 @@ pass; per device its token time, draft time, energy per token and round trip to 
 The client sits on the device, so every placement pays the device's round trip to the router once
 (the request and the stream back). EDGE pays it twice (the router calls back into the device).
 
-TANDEM (router.tandem_loop with its head start): the first token is the cloud's — the replica
+TANDEM (router.tandem.loop with its head start): the first token is the cloud's — the replica
 prefills the prompt while the device prefills it too and drafts γ + 1 tokens, so the time to first
 token is CLOUD's; the rounds start when the device's block is in (a *stall* when the device's
 prefill takes longer than the cloud's), and that block is round two's draft when its first token
@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from router.costs import cloud_cost_usd
+from router.policy.costs import cloud_cost_usd
 from router.fleet import PoolInfo
 
 
@@ -138,7 +138,7 @@ def round_ms(alpha: float, gamma: int, draft_ms: float, link_ms: float, verify_m
 
 def blocks_ahead(gamma: int, draft_ms: float, link_ms: float, verify_ms: float, limit: int = 8) -> int:
     """Blocks a run-ahead device keeps in flight: the link over a hit round's time, plus one
-    (router.draft_control.DraftLengthController.blocks_ahead, over estimates)."""
+    (router.tandem.control.DraftLengthController.blocks_ahead, over estimates)."""
     return max(1, min(limit, math.ceil(link_ms / max(verify_ms, gamma * draft_ms, 0.5)) + 1))
 
 
@@ -160,7 +160,7 @@ def drafted_per_round(alpha: float, gamma: int, draft_ms: float, link_ms: float,
 
 def best_gamma(alpha: float, draft_ms: float, link_ms: float, verify_ms: float, max_gamma: int,
                overlap: bool = False, prices: RoundPrices = FASTEST) -> int:
-    """The γ in [1, max_gamma] minimising a round's price per committed token (router.draft_control
+    """The γ in [1, max_gamma] minimising a round's price per committed token (router.tandem.control
     minimises the same over its measured figures)."""
     per_token = [prices.of(drafted_per_round(alpha, g, draft_ms, link_ms, verify_ms, overlap),
                            round_ms(alpha, g, draft_ms, link_ms, verify_ms, overlap)) / expected_tokens(alpha, g)

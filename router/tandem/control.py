@@ -21,7 +21,7 @@ A fixed γ (benchmarks) bypasses the optimisation but not the budget.
 
 Cost and energy: each round is one target pass, which the pool bills, and γ drafted tokens, which
 the battery pays. The routing policy prices all three in its score's units (`prices`: per ms, per
-pass, per drafted token — router.predict.RoundPrices) and the controller minimises a round's
+pass, per drafted token — router.policy.predict.RoundPrices) and the controller minimises a round's
 price per committed token, price(γ) / E(γ): the policy's own objective, so the session keeps to
 the trade-off it was placed for. Time alone (the default) is the fastest γ; a dear cloud drafts
 longer for fewer passes per token, a draining battery shorter.
@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from router.predict import FASTEST, RoundPrices
+from router.policy.predict import FASTEST, RoundPrices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ class DraftControlConfig:
     # Give up at most this share of the estimated speed for a longer draft (at most twice the fastest
     # one): fewer target passes per token, i.e. less cloud compute — the rate is flat near its optimum.
     speed_slack: float = 0.0
-    prices: RoundPrices = FASTEST  # what a round's time, pass and drafts cost (router.policy sets them per request)
+    prices: RoundPrices = FASTEST  # what a round's time, pass and drafts cost (router.policy.decide sets them per request)
 
 
 class DraftLengthController:
@@ -116,7 +116,7 @@ class DraftLengthController:
 
     def drafted_per_round(self, gamma: int, betas: list[float] | None = None) -> float:
         """Tokens a round drafts: γ, plus — with overlap — those drafted ahead past a block that
-        misses and then dropped (router.predict.dropped_ahead)."""
+        misses and then dropped (router.policy.predict.dropped_ahead)."""
         if not self.config.overlap:
             return float(gamma)
         betas = betas or self.position_acceptance()

@@ -16,7 +16,7 @@ from tandem.errors import InvalidArgument
 @dataclasses.dataclass(frozen=True)
 class PolicyConfig:
     # score = cost_weight·cost + latency_weight·slowdown + battery_weight·pressure·energy (see
-    # router.policy for the scales); lower wins. The defaults buy cost within the SLOs, which guard
+    # router.policy.decide for the scales); lower wins. The defaults buy cost within the SLOs, which guard
     # latency: twice a request's fastest time weighs as 7% of its cheapest cloud cost; a device's
     # whole request, at its battery reserve, as 40%. Measured on the reference fleet (bench/policy.py).
     cost_weight: float = 1.0

@@ -4,7 +4,7 @@ fleet simulator under candidate policies, for the cost / SLO attainment / batter
 A trace entry is plain data — when the request arrived, from which device, its hints and sizes —
 so both sources convert to the same thing (``entry_from_record``, ``entry_from_log``). The
 simulated world (device speeds, links, pools, acceptance) is a fleet-simulator scenario's, by
-default loadtest/scenarios/reference.toml; the trace sets the arrivals and the devices.
+default router/policy/reference.toml; the trace sets the arrivals and the devices.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import random
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from loadtest.fleet_sim import RouterPolicy, Scenario, SimRequest, Simulation, load_scenario
-from router.placement import RouteRequest
-from router.policy_config import PolicyConfig
+from router.policy.sim import RouterPolicy, Scenario, SimRequest, Simulation, load_scenario
+from router.policy.placement import RouteRequest
+from router.policy.config import PolicyConfig
 
-REFERENCE = Path(__file__).resolve().parent / "scenarios" / "reference.toml"
+REFERENCE = Path(__file__).resolve().parent / "reference.toml"  # package data
 MAX_ENTRIES = 20_000
 
 

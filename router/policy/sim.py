@@ -13,7 +13,7 @@ scenario's seed) — the workload first, then one seed per device for its chargi
 processes — so every strategy sees the same requests and the same charging sessions, and a seed
 reproduces a run exactly. The random baseline draws from its own generator.
 
-TANDEM's truth follows router.tandem_loop as the router runs it: the head start (the pool's first
+TANDEM's truth follows router.tandem.loop as the router runs it: the head start (the pool's first
 token while the device prefills), rounds with or without overlap (as decided) and the blocks a
 run-ahead device drops. The draft length is the decision's for the whole request (the router's
 controller adapts it to what it measures; here the estimates it starts from are already right).
@@ -45,14 +45,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from router.costs import cloud_cost_usd
-from router.estimates import Estimates
+from router.policy.costs import cloud_cost_usd
+from router.policy.estimates import Estimates
 from router.fleet import CLOUD, EDGE, DeviceState, FleetRegistry, PoolInfo, WorkerRecord
-from router.placement import LOCAL_ONLY, STANDARD, Decision, RouteRequest
-from router.policy import decide
-from router.policy_config import PolicyConfig
-from router.predict import best_gamma, dropped_ahead, expected_tokens
-from router.snapshot import build_snapshot
+from router.policy.placement import LOCAL_ONLY, STANDARD, Decision, RouteRequest
+from router.policy.decide import decide
+from router.policy.config import PolicyConfig
+from router.policy.predict import best_gamma, dropped_ahead, expected_tokens
+from router.policy.snapshot import build_snapshot
 from tandem.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
 TOKENIZER_ID = "sim-tokenizer-v1"  # one tokenizer for the whole fleet (the registry enforces it)
@@ -361,7 +361,7 @@ def tandem_truth(n: int, prompt_tokens: int, rtt_ms: float, alpha: float, gamma:
                  device_token_ms: float, prefill_ms_per_token: float, energy_per_token_j: float,
                  prefill_fraction: float, pool: PoolModel, m: float, wait_ms: float,
                  verify_compute_factor: float, overlap: bool = True) -> Outcome:
-    """TANDEM as router.tandem_loop runs it, in expectation. Head start: the pool prefills and
+    """TANDEM as router.tandem.loop runs it, in expectation. Head start: the pool prefills and
     sends the first token while the device prefills and drafts γ + 1 tokens; that block is the
     second round's draft when its first token was the target's (probability α), else the device
     drafts anew. Then rounds of γ drafts and a verify call across the device link, committing E(γ)
@@ -745,7 +745,7 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, strategy: Strategy, rng: random.Random | None = None,
                  progress: Callable[[str], None] | None = None, requests: list[SimRequest] | None = None) -> None:
-        """`requests`: a recorded workload to replay (loadtest.replay) instead of the scenario's own."""
+        """`requests`: a recorded workload to replay (router.policy.replay) instead of the scenario's own."""
         self.scenario = scenario
         self.strategy = strategy
         self.progress = progress

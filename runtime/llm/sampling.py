@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tandem.params import SamplingConfig
+from runtime.params import SamplingConfig
 
 
 def make_rng(seed: int | None) -> np.random.Generator:

@@ -1,13 +1,13 @@
 """The plain data of routing: what a request asks for, the candidates considered, the decision.
 
-The policy that fills them in is router.policy.
+The policy that fills them in is router.policy.decide.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from router.predict import FASTEST, RoundPrices
+from router.policy.predict import FASTEST, RoundPrices
 
 AUTO, PREFER_DEVICE, ONLY_DEVICE, PREFER_CLOUD, ONLY_CLOUD, PREFER_TANDEM = (
     "auto", "prefer_device", "only_device", "prefer_cloud", "only_cloud", "prefer_tandem")
@@ -65,7 +65,7 @@ class Decision:
     predicted_ttft_ms: float = 0.0
     predicted_token_ms: float = 0.0
     predicted_energy_j: float = 0.0
-    predicted_slot_share: float = 0.0  # of one pool slot, while it runs (router.predict)
+    predicted_slot_share: float = 0.0  # of one pool slot, while it runs (router.policy.predict)
     draft_prices: RoundPrices = FASTEST  # TANDEM: what the session's draft length control minimises
     overlap: bool = True  # TANDEM: run-ahead drafting (off where its dropped drafts cost more than it saves)
     rule: str = ""  # what settled it: device_only | preference | only_candidate | score
