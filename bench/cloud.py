@@ -46,8 +46,8 @@ from runtime.llm.decoder import OnnxDecoder  # noqa: E402
 from runtime.llm.runner import ModelRunner  # noqa: E402
 from runtime.llm.tokenizer import Tokenizer  # noqa: E402
 from runtime.profiles import ModelProfile  # noqa: E402
-from stack.local_stack import LocalStack  # noqa: E402
 from runtime.prompts import CODE_PROMPTS as PROMPTS  # noqa: E402
+from stack.local_stack import LocalStack  # noqa: E402
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc  # noqa: E402
 
 POOLS = ("batched", "unbatched")
@@ -102,8 +102,11 @@ def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 
 
 async def cloud_session(stub, sid: str, prompt: list[int], n: int, gaps: list[float]) -> int:
-    req = worker_pb2.WorkerGenerateRequest(session_id=sid, input=common_pb2.PromptInput(token_ids=prompt),
-                                           sampling=common_pb2.SamplingParams(max_new_tokens=n))
+    req = worker_pb2.WorkerGenerateRequest(
+        session_id=sid,
+        input=common_pb2.PromptInput(token_ids=prompt),
+        sampling=common_pb2.SamplingParams(max_new_tokens=n),
+    )
     produced, last = 0, None
     async for chunk in stub.Generate(req, timeout=600):
         now = time.perf_counter()
@@ -120,8 +123,11 @@ async def tandem_session(stub, sid: str, rounds: list[VerifyCall], gaps: list[fl
     stream = stub.VerifyStream(timeout=600)
     for k, r in enumerate(rounds):
         t0 = time.perf_counter()
-        await stream.write(worker_pb2.VerifyStreamRequest(session_id=sid, context=r.context if k == 0 else (),
-                                                          draft_token_ids=r.drafted))
+        await stream.write(
+            worker_pb2.VerifyStreamRequest(
+                session_id=sid, context=r.context if k == 0 else (), draft_token_ids=r.drafted
+            )
+        )
         v = await stream.read()
         if v is grpc.aio.EOF or (v.accepted, v.next_token_id) != (r.accepted, r.next_token):
             raise AssertionError(f"{sid}: verdict {v} != the target's {(r.accepted, r.next_token)}")
@@ -131,8 +137,15 @@ async def tandem_session(stub, sid: str, rounds: list[VerifyCall], gaps: list[fl
     return committed
 
 
-async def run(endpoint: str, mode: str, sessions: int, prompts: list[list[int]], traces: list[list[VerifyCall]],
-              n: int, tag: str) -> dict:
+async def run(
+    endpoint: str,
+    mode: str,
+    sessions: int,
+    prompts: list[list[int]],
+    traces: list[list[VerifyCall]],
+    n: int,
+    tag: str,
+) -> dict:
     """`sessions` concurrent sessions, each running session after session over the prompt set until
     every prompt ran at least once (so that one session's figures are not one prompt's)."""
     total = -(-max(sessions, len(prompts)) // sessions) * sessions
@@ -153,24 +166,39 @@ async def run(endpoint: str, mode: str, sessions: int, prompts: list[list[int]],
         tokens = sum(await asyncio.gather(*[worker(w) for w in range(sessions)]))
         wall = time.perf_counter() - t0
     gaps.sort()
-    return {"sessions_run": total, "tokens": tokens, "wall_s": round(wall, 3),
-            "tokens_per_replica_s": round(tokens / wall, 1),
-            "token_ms_p50": round(statistics.median(gaps), 3) if gaps else None,
-            "token_ms_p99": round(gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))], 3) if gaps else None}
+    return {
+        "sessions_run": total,
+        "tokens": tokens,
+        "wall_s": round(wall, 3),
+        "tokens_per_replica_s": round(tokens / wall, 1),
+        "token_ms_p50": round(statistics.median(gaps), 3) if gaps else None,
+        "token_ms_p99": round(gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))], 3) if gaps else None,
+    }
 
 
 def markdown(rows: list[dict], figures: dict, header: str) -> str:
-    lines = [header, "", "| sessions | mode | batching | committed tok/replica-s | token ms p50 | token ms p99 | batches by size |",
-             "| ---: | --- | --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        header,
+        "",
+        "| sessions | mode | batching | committed tok/replica-s | token ms p50 | token ms p99 | batches by size |",
+        "| ---: | --- | --- | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
         sizes = ", ".join(f"{k}: {v}" for k, v in r["batch_sizes"].items()) or "—"
-        lines.append(f"| {r['sessions']} | {r['mode'].upper()} | {'on' if r['pool'] == 'batched' else 'off'} "
-                     f"| {r['tokens_per_replica_s']:.0f} | {r['token_ms_p50']:.2f} | {r['token_ms_p99']:.2f} | {sizes} |")
-    lines += ["", "| sessions | CLOUD batching on ÷ off | TANDEM batching on ÷ off | TANDEM ÷ CLOUD (both batched) |",
-              "| ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {r['sessions']} | {r['mode'].upper()} | {'on' if r['pool'] == 'batched' else 'off'} "
+            f"| {r['tokens_per_replica_s']:.0f} | {r['token_ms_p50']:.2f} | {r['token_ms_p99']:.2f} | {sizes} |"
+        )
+    lines += [
+        "",
+        "| sessions | CLOUD batching on ÷ off | TANDEM batching on ÷ off | TANDEM ÷ CLOUD (both batched) |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
     for s, f in figures["by_sessions"].items():
-        lines.append(f"| {s} | {f['cloud_batching_gain']:.2f}× | {f['tandem_batching_gain']:.2f}× "
-                     f"| {f['tandem_over_cloud']:.2f}× |")
+        lines.append(
+            f"| {s} | {f['cloud_batching_gain']:.2f}× | {f['tandem_batching_gain']:.2f}× "
+            f"| {f['tandem_over_cloud']:.2f}× |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -187,9 +215,14 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = ModelProfile()
     tok = Tokenizer(profile.tokenizer)
-    target, draft = ModelRunner(OnnxDecoder(profile.target), tok), ModelRunner(OnnxDecoder(profile.draft), tok)
+    target, draft = (
+        ModelRunner(OnnxDecoder(profile.target), tok),
+        ModelRunner(OnnxDecoder(profile.draft), tok),
+    )
     prompts = [target.prompt_ids(text=p) for p in PROMPTS]
-    log(f"tracing {len(prompts)} TANDEM sessions (γ = {args.gamma}, {args.tokens} tokens) with the shipped pair")
+    log(
+        f"tracing {len(prompts)} TANDEM sessions (γ = {args.gamma}, {args.tokens} tokens) with the shipped pair"
+    )
     traces = [greedy_tandem_trace(target, draft, p, args.tokens, args.gamma) for p in prompts]
     accepted = sum(r.accepted for t in traces for r in t)
     drafted = sum(len(r.drafted) for t in traces for r in t)
@@ -211,14 +244,22 @@ def main(argv: list[str] | None = None) -> int:
                     for pool in POOLS:
                         m = replicas[pool]
                         before = batch_histogram(m.info.metrics_port)
-                        r = asyncio.run(run(m.endpoint, mode, s, prompts, traces, args.tokens,
-                                            f"{mode}-{pool}-{s}-{rep}"))
-                        r.update(sessions=s, mode=mode, pool=pool, repeat=rep,
-                                 batch_sizes=batch_sizes(before, batch_histogram(m.info.metrics_port)))
+                        r = asyncio.run(
+                            run(m.endpoint, mode, s, prompts, traces, args.tokens, f"{mode}-{pool}-{s}-{rep}")
+                        )
+                        r.update(
+                            sessions=s,
+                            mode=mode,
+                            pool=pool,
+                            repeat=rep,
+                            batch_sizes=batch_sizes(before, batch_histogram(m.info.metrics_port)),
+                        )
                         runs.append(r)
-                        log(f"{s} sessions, {mode.upper()}, batching {'on' if pool == 'batched' else 'off'} "
+                        log(
+                            f"{s} sessions, {mode.upper()}, batching {'on' if pool == 'batched' else 'off'} "
                             f"(run {rep + 1}/{args.repeat}): {r['tokens_per_replica_s']:.0f} tok/s, "
-                            f"p50 {r['token_ms_p50']} ms/token")
+                            f"p50 {r['token_ms_p50']} ms/token"
+                        )
                 for mode in ("cloud", "tandem"):
                     for pool in POOLS:
                         mine = [r for r in runs if (r["sessions"], r["mode"], r["pool"]) == (s, mode, pool)]
@@ -227,21 +268,40 @@ def main(argv: list[str] | None = None) -> int:
         rows.sort(key=lambda r: (r["sessions"], r["mode"], POOLS.index(r["pool"])))
 
     def rate(s, mode, pool):
-        return next(r["tokens_per_replica_s"] for r in rows if (r["sessions"], r["mode"], r["pool"]) == (s, mode, pool))
+        return next(
+            r["tokens_per_replica_s"]
+            for r in rows
+            if (r["sessions"], r["mode"], r["pool"]) == (s, mode, pool)
+        )
 
-    by = {s: {"cloud_batching_gain": round(rate(s, "cloud", "batched") / rate(s, "cloud", "unbatched"), 3),
-              "tandem_batching_gain": round(rate(s, "tandem", "batched") / rate(s, "tandem", "unbatched"), 3),
-              "tandem_over_cloud": round(rate(s, "tandem", "batched") / rate(s, "cloud", "batched"), 3)}
-          for s in levels}
-    figures = {"by_sessions": by, "trace_acceptance": round(accepted / drafted, 3) if drafted else 0.0,
-               # the tokens the sessions asked for over the passes that produced them
-               "trace_tokens_per_pass": round(len(traces) * args.tokens / passes, 3)}
-    result = {"tokens_per_session": args.tokens, "gamma": args.gamma, "repeat": args.repeat, "rows": rows,
-              "runs": runs, "figures": figures,
-              "wall_s": round(time.perf_counter() - wall, 1)}
-    header = (f"One replica of the shipped target per pool; {args.tokens} new tokens per session; TANDEM traces "
-              f"drafted by the shipped draft with γ = {args.gamma} (acceptance {figures['trace_acceptance']:.2f}, "
-              f"{figures['trace_tokens_per_pass']:.2f} tokens per target pass).")
+    by = {
+        s: {
+            "cloud_batching_gain": round(rate(s, "cloud", "batched") / rate(s, "cloud", "unbatched"), 3),
+            "tandem_batching_gain": round(rate(s, "tandem", "batched") / rate(s, "tandem", "unbatched"), 3),
+            "tandem_over_cloud": round(rate(s, "tandem", "batched") / rate(s, "cloud", "batched"), 3),
+        }
+        for s in levels
+    }
+    figures = {
+        "by_sessions": by,
+        "trace_acceptance": round(accepted / drafted, 3) if drafted else 0.0,
+        # the tokens the sessions asked for over the passes that produced them
+        "trace_tokens_per_pass": round(len(traces) * args.tokens / passes, 3),
+    }
+    result = {
+        "tokens_per_session": args.tokens,
+        "gamma": args.gamma,
+        "repeat": args.repeat,
+        "rows": rows,
+        "runs": runs,
+        "figures": figures,
+        "wall_s": round(time.perf_counter() - wall, 1),
+    }
+    header = (
+        f"One replica of the shipped target per pool; {args.tokens} new tokens per session; TANDEM traces "
+        f"drafted by the shipped draft with γ = {args.gamma} (acceptance {figures['trace_acceptance']:.2f}, "
+        f"{figures['trace_tokens_per_pass']:.2f} tokens per target pass)."
+    )
     md = markdown(rows, figures, header)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.policy.sim import (AlwaysCloud, AlwaysDevice, RandomPlacement, RouterPolicy,  # noqa: E402
-                                load_scenario, peak_arrival_rate, simulate, time_decisions)
 from router.policy.config import PolicyConfig, policy_from_dict  # noqa: E402
 from router.policy.replay import REFERENCE  # noqa: E402
+from router.policy.sim import (
+    AlwaysCloud,
+    AlwaysDevice,
+    RandomPlacement,
+    RouterPolicy,
+    load_scenario,
+    peak_arrival_rate,
+    simulate,
+    time_decisions,
+)
 from tandem.errors import InvalidArgument  # noqa: E402
 
 # what the default policy is expected to reach on the reference scenario
@@ -81,13 +89,21 @@ def check_targets(policy_row: dict[str, Any], timing: dict[str, float]) -> dict[
     return out
 
 
-def markdown(rows: list[dict[str, Any]], curve: list[dict[str, Any]], timing: dict[str, float],
-             targets: dict[str, dict[str, Any]], header: str) -> str:
-    lines = [header, "",
-             "| strategy | cloud cost $ | cost vs always-cloud | SLO attainment | device energy kJ "
-             "| devices pushed below reserve | privacy violations | quality violations "
-             "| edge / cloud / tandem / refused | requests | TTFT mean ms | TTFT p95 ms |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+def markdown(
+    rows: list[dict[str, Any]],
+    curve: list[dict[str, Any]],
+    timing: dict[str, float],
+    targets: dict[str, dict[str, Any]],
+    header: str,
+) -> str:
+    lines = [
+        header,
+        "",
+        "| strategy | cloud cost $ | cost vs always-cloud | SLO attainment | device energy kJ "
+        "| devices pushed below reserve | privacy violations | quality violations "
+        "| edge / cloud / tandem / refused | requests | TTFT mean ms | TTFT p95 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
     for r in rows + curve:
         s = r["share"]
         lines.append(
@@ -95,20 +111,31 @@ def markdown(rows: list[dict[str, Any]], curve: list[dict[str, Any]], timing: di
             f"| {r['slo_attainment']:.1%} | {r['device_energy_j'] / 1e3:.0f} | {r['devices_pushed_below_reserve']} "
             f"| {r['privacy_violations']} | {r['quality_violations']} "
             f"| {s['edge']:.0%} / {s['cloud']:.0%} / {s['tandem']:.0%} / {s['refused']:.1%} | {r['requests']} "
-            f"| {r['ttft_mean_ms']:.0f} | {r['ttft_p95_ms']:.0f} |")
+            f"| {r['ttft_mean_ms']:.0f} | {r['ttft_p95_ms']:.0f} |"
+        )
     p = rows[-1]
-    lines += ["", f"Policy diagnostics: SLO ceiling {p['slo_attainment_ceiling']:.1%} (interactive requests no placement "
-              f"their privacy and quality allow could have served in time); misses "
-              f"{json.dumps({k: v for k, v in p['slo_missed_by_kind'].items() if v})}; refusals "
-              f"{json.dumps(p['refusal_causes'])}; pushed below the reserve {json.dumps(p['pushed_below_reserve_causes'])}; "
-              f"mean TANDEM draft length {p['mean_gamma']:g}, slot share {p['tandem_mean_slot_share']:g}."]
-    lines += ["", f"Decision time (build_snapshot + decide) with {timing['devices']:,} registered devices, "
-              f"{timing['decisions']:,} decisions: p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms.",
-              "", "| target (default policy) | value | target | met |", "| --- | ---: | --- | --- |"]
+    lines += [
+        "",
+        f"Policy diagnostics: SLO ceiling {p['slo_attainment_ceiling']:.1%} (interactive requests no placement "
+        f"their privacy and quality allow could have served in time); misses "
+        f"{json.dumps({k: v for k, v in p['slo_missed_by_kind'].items() if v})}; refusals "
+        f"{json.dumps(p['refusal_causes'])}; pushed below the reserve {json.dumps(p['pushed_below_reserve_causes'])}; "
+        f"mean TANDEM draft length {p['mean_gamma']:g}, slot share {p['tandem_mean_slot_share']:g}.",
+    ]
+    lines += [
+        "",
+        f"Decision time (build_snapshot + decide) with {timing['devices']:,} registered devices, "
+        f"{timing['decisions']:,} decisions: p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms.",
+        "",
+        "| target (default policy) | value | target | met |",
+        "| --- | ---: | --- | --- |",
+    ]
     for key, t in targets.items():
         op, bound = TARGETS[key]
         share = key in ("cost_share_of_always_cloud", "slo_attainment")
-        shown, want = (f"{t['value']:.1%}", f"{op} {bound:.0%}") if share else (f"{t['value']:g}", f"{op} {bound:g}")
+        shown, want = (
+            (f"{t['value']:.1%}", f"{op} {bound:.0%}") if share else (f"{t['value']:g}", f"{op} {bound:g}")
+        )
         lines.append(f"| {key} | {shown} | {want} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
 
@@ -126,14 +153,32 @@ def plot(rows: list[dict[str, Any]], curve: list[dict[str, Any]], path: Path, ti
         ax.annotate(r["strategy"], (x, y), textcoords="offset points", xytext=(6, 6))
     if curve:  # the policy at other latency weights, through the policy's own point
         pts = sorted(curve + [rows[-1]], key=lambda r: r["latency_weight"])
-        ax.plot([r["cost_share_of_always_cloud"] for r in pts], [r["slo_attainment"] for r in pts],
-                "--o", color="grey", markersize=4, zorder=2, label="policy by latency_weight")
+        ax.plot(
+            [r["cost_share_of_always_cloud"] for r in pts],
+            [r["slo_attainment"] for r in pts],
+            "--o",
+            color="grey",
+            markersize=4,
+            zorder=2,
+            label="policy by latency_weight",
+        )
         for r in pts:
-            ax.annotate(f"{r['latency_weight']:g}", (r["cost_share_of_always_cloud"], r["slo_attainment"]),
-                        textcoords="offset points", xytext=(4, -10), fontsize=8, color="grey")
+            ax.annotate(
+                f"{r['latency_weight']:g}",
+                (r["cost_share_of_always_cloud"], r["slo_attainment"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=8,
+                color="grey",
+            )
     ceiling = rows[-1]["slo_attainment_ceiling"]
-    ax.axhline(ceiling, color="red", lw=0.8, ls="--",
-               label=f"SLO ceiling {ceiling:.1%} (no allowed placement meets the rest)")
+    ax.axhline(
+        ceiling,
+        color="red",
+        lw=0.8,
+        ls="--",
+        label=f"SLO ceiling {ceiling:.1%} (no allowed placement meets the rest)",
+    )
     ax.legend(loc="lower right", fontsize=8)
     ax.axvline(TARGETS["cost_share_of_always_cloud"][1], color="green", lw=0.8, ls=":")
     ax.axhline(TARGETS["slo_attainment"][1], color="green", lw=0.8, ls=":")
@@ -151,34 +196,60 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default=str(REFERENCE))
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
-    ap.add_argument("--devices", type=int, help="override the scenario's device count (the arrival rate stays the "
-                                                "scenario's: it is set by the cloud's capacity)")
-    ap.add_argument("--hours", type=float, help="override the simulated span (from the scenario's start_hour)")
-    ap.add_argument("--seed", type=int, help="override the scenario's seed (another day of the same fleet and mix)")
-    ap.add_argument("--policy", action="append", default=[], metavar="KEY=VALUE",
-                    help="PolicyConfig override for the policy strategy (repeatable)")
-    ap.add_argument("--curve", default=CURVE, help=f"latency_weight values for the policy curve ('' for none; "
-                                                     f"default {CURVE})")
+    ap.add_argument(
+        "--devices",
+        type=int,
+        help="override the scenario's device count (the arrival rate stays the "
+        "scenario's: it is set by the cloud's capacity)",
+    )
+    ap.add_argument(
+        "--hours", type=float, help="override the simulated span (from the scenario's start_hour)"
+    )
+    ap.add_argument(
+        "--seed", type=int, help="override the scenario's seed (another day of the same fleet and mix)"
+    )
+    ap.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="PolicyConfig override for the policy strategy (repeatable)",
+    )
+    ap.add_argument(
+        "--curve",
+        default=CURVE,
+        help=f"latency_weight values for the policy curve ('' for none; default {CURVE})",
+    )
     ap.add_argument("--timing-devices", type=int, default=10_000)
     ap.add_argument("--timing-decisions", type=int, default=5_000)
     args = ap.parse_args(argv)
 
     try:
         sc = load_scenario(args.scenario)
-        sc = dataclasses.replace(sc, devices=args.devices or sc.devices, hours=args.hours or sc.hours,
-                                 seed=sc.seed if args.seed is None else args.seed)
+        sc = dataclasses.replace(
+            sc,
+            devices=args.devices or sc.devices,
+            hours=args.hours or sc.hours,
+            seed=sc.seed if args.seed is None else args.seed,
+        )
         sc.check()
         overrides = parse_overrides(args.policy)
         policy = policy_from_dict(overrides)
     except InvalidArgument as e:
         raise SystemExit(f"error: {e}") from None
     wall = time.perf_counter()
-    log(f"scenario {args.scenario}: {sc.devices} devices, {sc.hours:g} h, "
-        f"peak {peak_arrival_rate(sc):.2f} requests/s")
+    log(
+        f"scenario {args.scenario}: {sc.devices} devices, {sc.hours:g} h, "
+        f"peak {peak_arrival_rate(sc):.2f} requests/s"
+    )
 
     rows = []
-    for strategy in (AlwaysCloud(), AlwaysDevice(), RandomPlacement(random.Random(sc.seed + 1)),
-                     RouterPolicy(policy)):
+    for strategy in (
+        AlwaysCloud(),
+        AlwaysDevice(),
+        RandomPlacement(random.Random(sc.seed + 1)),
+        RouterPolicy(policy),
+    ):
         t0 = time.perf_counter()
         rows.append(simulate(sc, strategy, progress=log))
         log(f"{strategy.name}: done in {time.perf_counter() - t0:.1f} s")
@@ -186,8 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     for w in (float(x) for x in args.curve.split(",") if x.strip()):
         if w == policy.latency_weight:
             continue  # that point is the policy row
-        r = simulate(sc, RouterPolicy(dataclasses.replace(policy, latency_weight=w), name=f"policy lw={w:g}"),
-                     progress=None)
+        r = simulate(
+            sc,
+            RouterPolicy(dataclasses.replace(policy, latency_weight=w), name=f"policy lw={w:g}"),
+            progress=None,
+        )
         r["latency_weight"] = w
         curve.append(r)
         log(f"policy latency_weight={w:g}: done")
@@ -200,9 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     targets = check_targets(rows[-1], timing)
 
     result = {
-        "scenario": {"path": shown_path(args.scenario), "seed": sc.seed, "devices": sc.devices,
-                     "hours": sc.hours, "start_hour": sc.start_hour,
-                     "peak_arrival_rate_per_s": round(peak_arrival_rate(sc), 4)},
+        "scenario": {
+            "path": shown_path(args.scenario),
+            "seed": sc.seed,
+            "devices": sc.devices,
+            "hours": sc.hours,
+            "start_hour": sc.start_hour,
+            "peak_arrival_rate_per_s": round(peak_arrival_rate(sc), 4),
+        },
         "policy_overrides": overrides,
         "policy_is_default": policy == PolicyConfig(),
         "strategies": rows,
@@ -211,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "wall_s": round(time.perf_counter() - wall, 1),
     }
-    header = (f"Policy vs baselines: {sc.devices} devices, {sc.hours:g} simulated hours, seed {sc.seed} "
-              f"({result['scenario']['path']}{', policy ' + json.dumps(overrides) if overrides else ''}).")
+    header = (
+        f"Policy vs baselines: {sc.devices} devices, {sc.hours:g} simulated hours, seed {sc.seed} "
+        f"({result['scenario']['path']}{', policy ' + json.dumps(overrides) if overrides else ''})."
+    )
     md = markdown(rows, curve, timing, targets, header)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

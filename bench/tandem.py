@@ -40,13 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tandem  # noqa: E402
-from stack.local_stack import LocalStack  # noqa: E402
 from runtime.configfile import load  # noqa: E402
 from runtime.llm.decoder import NEAR_TIE  # noqa: E402
 from runtime.profiles import is_chat, profile_from_config  # noqa: E402
 from runtime.prompts import CHAT_PROMPTS, CODE_PROMPTS  # noqa: E402
-
-
+from stack.local_stack import LocalStack  # noqa: E402
 
 # --policy latency: time alone prices a round (router.policy.predict.RoundPrices), so the adaptive γ is the
 # fastest one, which is what it is measured against fixed draft lengths for. --policy default: the
@@ -72,20 +70,31 @@ price_per_replica_hour_usd = 3.0
 SMOLLM2_POOL_THREADS = "threads = 2\n"
 
 
-def configs(gammas: list[int], overlaps: tuple[bool, ...] = (False, True),
-            trees: tuple[tuple[int, ...], ...] = ()) -> list[dict]:
+def configs(
+    gammas: list[int], overlaps: tuple[bool, ...] = (False, True), trees: tuple[tuple[int, ...], ...] = ()
+) -> list[dict]:
     """CLOUD, EDGE, then TANDEM with each overlap setting: a chain at each fixed γ and adaptive,
     and each draft tree (hints.draft_tree) with adaptive γ."""
-    out = [{"name": "CLOUD", "kwargs": {"placement": "only_cloud"}},
-           {"name": "EDGE", "kwargs": {"placement": "only_device"}}]
+    out = [
+        {"name": "CLOUD", "kwargs": {"placement": "only_cloud"}},
+        {"name": "EDGE", "kwargs": {"placement": "only_device"}},
+    ]
     for overlap in overlaps:
         suffix = " +overlap" if overlap else ""
         for tree in ((1,),) + tuple(trees):
             shape = "" if tree == (1,) else " tree " + "×".join(map(str, tree))
             for g in (list(gammas) if tree == (1,) else []) + [0]:
-                out.append({"name": f"TANDEM {'adaptive' if g == 0 else f'γ={g}'}{shape}{suffix}",
-                            "kwargs": {"draft_length": g, "overlap": overlap, "placement": "prefer_tandem",
-                                       "draft_tree": tree}})
+                out.append(
+                    {
+                        "name": f"TANDEM {'adaptive' if g == 0 else f'γ={g}'}{shape}{suffix}",
+                        "kwargs": {
+                            "draft_length": g,
+                            "overlap": overlap,
+                            "placement": "prefer_tandem",
+                            "draft_tree": tree,
+                        },
+                    }
+                )
     return out
 
 
@@ -94,7 +103,9 @@ def tree_shapes(text: str) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(k) for k in part.split("x")) for part in text.split(",") if part)
 
 
-def run_one(client: tandem.Client, prompt: str, tokens: int, device: str, kwargs: dict, chat: bool = False) -> dict:
+def run_one(
+    client: tandem.Client, prompt: str, tokens: int, device: str, kwargs: dict, chat: bool = False
+) -> dict:
     t0 = time.perf_counter()
     first = None
     chunks = []
@@ -127,7 +138,9 @@ def summarise(name: str, rtt: float, runs: list[dict], reference: list[list[int]
     want = name.split()[0].lower()
     wrong = [r["placements"] for r in runs if r["placements"] != [want]]
     if wrong:
-        raise SystemExit(f"{name}: the router placed runs as {wrong[0]}, not {want}; check the policy in the config")
+        raise SystemExit(
+            f"{name}: the router placed runs as {wrong[0]}, not {want}; check the policy in the config"
+        )
     tokens = sum(len(r["tokens"]) for r in runs)
     seconds = sum(r["seconds"] for r in runs)
     drafted = sum(r["drafted"] for r in runs)
@@ -144,7 +157,9 @@ def summarise(name: str, rtt: float, runs: list[dict], reference: list[list[int]
         "mean_gamma": (sum(r["mean_gamma"] * r["rounds"] for r in runs) / rounds) if rounds else None,
         "overlap_hits": sum(r["overlap_hits"] for r in runs),
         "overlap_misses": sum(r["overlap_misses"] for r in runs),
-        "exact": (sum(r["tokens"] == ref for r, ref in zip(runs, reference)) if reference is not None else None),
+        "exact": (
+            sum(r["tokens"] == ref for r, ref in zip(runs, reference)) if reference is not None else None
+        ),
         "mismatches": [],  # filled by near_ties
         "prompts": len(runs),
         "fallbacks": sum(r["placements"] not in (["tandem"], ["cloud"], ["edge"]) for r in runs),
@@ -170,13 +185,18 @@ def near_ties(rows: list[dict], runs: dict[str, list[dict]], prompts: list[str],
             context = tok.encode(tok.render_chat([("user", prompts[i])]) if chat else prompts[i])
             d = divergence(decoder, context, ref, r["tokens"])
             # equal up to the shorter one: a length difference (a stop) is not a near-tie
-            row["mismatches"].append(dict(d, prompt=i) if d else {"prompt": i, "position": min(len(ref), len(
-                r["tokens"])), "top2_gap": float("inf")})
+            row["mismatches"].append(
+                dict(d, prompt=i)
+                if d
+                else {"prompt": i, "position": min(len(ref), len(r["tokens"])), "top2_gap": float("inf")}
+            )
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | cloud ms/token | acceptance | "
-            "tokens/round | mean γ | overlap hits | exact |")
+    head = (
+        "| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | cloud ms/token | acceptance | "
+        "tokens/round | mean γ | overlap hits | exact |"
+    )
     lines = [head, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
     for r in rows:
@@ -185,25 +205,39 @@ def table(rows: list[dict]) -> str:
             f"{r['target_passes_per_token']:.3f} | {r.get('cloud_compute_ms_per_token', 0):.3f} | "
             f"{fmt(r['acceptance'], '.2f')} | {fmt(r['tokens_per_round'], '.2f')} | "
             f"{fmt(r['mean_gamma'], '.1f')} | {r['overlap_hits'] if r['tokens_per_round'] else '–'} | "
-            f"{'–' if r['exact'] is None else str(r['exact']) + '/' + str(r['prompts'])} |")
+            f"{'–' if r['exact'] is None else str(r['exact']) + '/' + str(r['prompts'])} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model profile: stdlib (code) or smollm2 (chat); default: the config's "
-                                    "[model], else stdlib")
+    ap.add_argument(
+        "--model",
+        help="model profile: stdlib (code) or smollm2 (chat); default: the config's [model], else stdlib",
+    )
     ap.add_argument("--prompts", type=int, default=20)
     ap.add_argument("--tokens", type=int, help="new tokens per request (default: 128 stdlib, 96 smollm2)")
     ap.add_argument("--rtts", default="0,10,30,80", help="round-trip times in ms, comma-separated")
-    ap.add_argument("--gammas", help="fixed draft lengths beside adaptive (default: 2,4,6,8 stdlib, 4 smollm2)")
-    ap.add_argument("--trees", help="draft trees beside the chain, e.g. 3x2 (top-3, then top-2 under each: "
-                                    "6 paths), with adaptive γ — comma-separated (default: none stdlib, 3x2,4x2 smollm2)")
-    ap.add_argument("--overlap", choices=["both", "on"], help="TANDEM with overlap off and on, or on only "
-                                                               "(default: both stdlib, on smollm2)")
-    ap.add_argument("--policy", choices=["latency", "default"],
-                    help="the router's policy weights, which price adaptive γ's rounds: latency alone, or the "
-                         "default weights (cost, latency, energy); default: latency stdlib, default smollm2")
+    ap.add_argument(
+        "--gammas", help="fixed draft lengths beside adaptive (default: 2,4,6,8 stdlib, 4 smollm2)"
+    )
+    ap.add_argument(
+        "--trees",
+        help="draft trees beside the chain, e.g. 3x2 (top-3, then top-2 under each: "
+        "6 paths), with adaptive γ — comma-separated (default: none stdlib, 3x2,4x2 smollm2)",
+    )
+    ap.add_argument(
+        "--overlap",
+        choices=["both", "on"],
+        help="TANDEM with overlap off and on, or on only (default: both stdlib, on smollm2)",
+    )
+    ap.add_argument(
+        "--policy",
+        choices=["latency", "default"],
+        help="the router's policy weights, which price adaptive γ's rounds: latency alone, or the "
+        "default weights (cost, latency, energy); default: latency stdlib, default smollm2",
+    )
     ap.add_argument("--config", type=Path, help="Tandem config file (model profile, pools)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", help="output file stem (default: tandem, or tandem_<model>)")
@@ -225,13 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     prompts = (pool * ((args.prompts + len(pool) - 1) // len(pool)))[: args.prompts]
     rows: list[dict] = []
     t_start = time.time()
-    with LocalStack(args.config, progress=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True),
-                    model=args.model) as stack:
+    with LocalStack(
+        args.config, progress=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True), model=args.model
+    ) as stack:
         if args.config is None:  # one pool: TANDEM is measured against the same replicas' CLOUD
             config = stack.workdir / "bench.toml"
             policy = args.policy or ("latency" if stdlib else "default")
-            config.write_text((LATENCY_POLICY if policy == "latency" else "") + BENCH_POOL
-                              + ("" if stdlib else SMOLLM2_POOL_THREADS))
+            config.write_text(
+                (LATENCY_POLICY if policy == "latency" else "")
+                + BENCH_POOL
+                + ("" if stdlib else SMOLLM2_POOL_THREADS)
+            )
             stack.config = config
         stack.start_router()
         stack.start_cloud()
@@ -250,20 +288,37 @@ def main(argv: list[str] | None = None) -> int:
                 for i, p in enumerate(prompts):
                     for cfg in cfgs:
                         runs[cfg["name"]].append(run_one(client, p, args.tokens, device, cfg["kwargs"], chat))
-                    print(f"[bench] RTT {rtt:g} ms: prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)
+                    print(
+                        f"[bench] RTT {rtt:g} ms: prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True
+                    )
                 reference = [r["tokens"] for r in runs["CLOUD"]]
-                at_rtt = [summarise(cfg["name"], rtt, runs[cfg["name"]], None if cfg["name"] == "EDGE" else reference)
-                          for cfg in cfgs]
+                at_rtt = [
+                    summarise(
+                        cfg["name"], rtt, runs[cfg["name"]], None if cfg["name"] == "EDGE" else reference
+                    )
+                    for cfg in cfgs
+                ]
                 near_ties(at_rtt, runs, prompts, profile, chat)
                 for cfg, row in zip(cfgs, at_rtt):
                     rows.append(row)
-                    print(f"[bench] RTT {rtt:g} ms {cfg['name']}: {row['tokens_per_s']:.0f} tok/s, "
-                          f"{row['target_passes_per_token']:.3f} passes/token, exact {row['exact']}", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"[bench] RTT {rtt:g} ms {cfg['name']}: {row['tokens_per_s']:.0f} tok/s, "
+                        f"{row['target_passes_per_token']:.3f} passes/token, exact {row['exact']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             stack.stop_component(f"link-{device}")
             stack.stop_component(f"edge-{device}")
-    result = {"model": profile.name, "policy": None if args.config else policy, "prompts": args.prompts, "new_tokens": args.tokens, "rtts_ms": rtts, "rows": rows,
-              "seconds": round(time.time() - t_start, 1), "figures": figures(rows)}
+    result = {
+        "model": profile.name,
+        "policy": None if args.config else policy,
+        "prompts": args.prompts,
+        "new_tokens": args.tokens,
+        "rtts_ms": rtts,
+        "rows": rows,
+        "seconds": round(time.time() - t_start, 1),
+        "figures": figures(rows),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = table(rows) + "\n\n" + figures_md(result["figures"]) + "\n"
@@ -296,16 +351,23 @@ def figures(rows: list[dict]) -> dict:
                 gains.append(r["tokens_per_s"] / at[name.replace(" +overlap", "")]["tokens_per_s"])
         out["per_rtt"][f"{rtt:g}"] = {
             "best_fixed": best["config"] if best else None,
-            "adaptive_vs_best_fixed": adaptive["tokens_per_s"] / best["tokens_per_s"] if best and adaptive else None,
+            "adaptive_vs_best_fixed": adaptive["tokens_per_s"] / best["tokens_per_s"]
+            if best and adaptive
+            else None,
             "adaptive_passes_per_token": adaptive["target_passes_per_token"] if adaptive else None,
             # draft trees (adaptive γ): the fewest target passes per token, and which tree
-            "tree_passes_per_token": min((r["target_passes_per_token"] for r in trees.values()), default=None),
+            "tree_passes_per_token": min(
+                (r["target_passes_per_token"] for r in trees.values()), default=None
+            ),
             "tree_acceptance": {n: r["acceptance"] for n, r in trees.items()},
             "overlap_gain_min": min(gains) if gains else None,
             "overlap_gain_max": max(gains) if gains else None,
             # cloud accelerator time per token, CLOUD ÷ TANDEM adaptive: the cost-efficiency gain
-            "cloud_compute_saving": (cloud["cloud_compute_ms_per_token"] / adaptive["cloud_compute_ms_per_token"]
-                                     if cloud and adaptive and adaptive.get("cloud_compute_ms_per_token") else None),
+            "cloud_compute_saving": (
+                cloud["cloud_compute_ms_per_token"] / adaptive["cloud_compute_ms_per_token"]
+                if cloud and adaptive and adaptive.get("cloud_compute_ms_per_token")
+                else None
+            ),
         }
     return out
 
@@ -314,20 +376,31 @@ def figures_md(f: dict) -> str:
     fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
     exact = f"Exact match on every prompt in every TANDEM configuration: **{'yes' if f['exact_everywhere'] else 'NO'}**."
     if f.get("mismatches"):
-        exact += (f" {f['mismatches']} outputs differ from CLOUD's; at the first differing token the target's top "
-                  f"two logits are at most {f['max_mismatch_gap']:.2e} apart "
-                  f"({'every one a near-tie' if f['exact_or_near_tie'] else 'NOT all near-ties: a bug'}).")
-    lines = [exact, "",
-             "| RTT ms | best fixed γ | adaptive ÷ best fixed (tokens/s) | adaptive passes/token | "
-             "adaptive tree passes/token (best) | cloud compute per token, CLOUD ÷ TANDEM | overlap gain (min–max) |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        exact += (
+            f" {f['mismatches']} outputs differ from CLOUD's; at the first differing token the target's top "
+            f"two logits are at most {f['max_mismatch_gap']:.2e} apart "
+            f"({'every one a near-tie' if f['exact_or_near_tie'] else 'NOT all near-ties: a bug'})."
+        )
+    lines = [
+        exact,
+        "",
+        "| RTT ms | best fixed γ | adaptive ÷ best fixed (tokens/s) | adaptive passes/token | "
+        "adaptive tree passes/token (best) | cloud compute per token, CLOUD ÷ TANDEM | overlap gain (min–max) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for rtt, v in f["per_rtt"].items():
         saving = v.get("cloud_compute_saving")
-        gain = "–" if v["overlap_gain_min"] is None else f"{v['overlap_gain_min']:.3f}–{v['overlap_gain_max']:.3f}"
-        lines.append(f"| {rtt} | {v['best_fixed'] or '–'} | {fmt(v['adaptive_vs_best_fixed'], '.3f')} | "
-                     f"{fmt(v['adaptive_passes_per_token'], '.3f')} | {fmt(v.get('tree_passes_per_token'), '.3f')} | "
-                     f"{'–' if saving is None else f'{saving:.2f}×'} | "
-                     f"{gain} |")
+        gain = (
+            "–"
+            if v["overlap_gain_min"] is None
+            else f"{v['overlap_gain_min']:.3f}–{v['overlap_gain_max']:.3f}"
+        )
+        lines.append(
+            f"| {rtt} | {v['best_fixed'] or '–'} | {fmt(v['adaptive_vs_best_fixed'], '.3f')} | "
+            f"{fmt(v['adaptive_passes_per_token'], '.3f')} | {fmt(v.get('tree_passes_per_token'), '.3f')} | "
+            f"{'–' if saving is None else f'{saving:.2f}×'} | "
+            f"{gain} |"
+        )
     return "\n".join(lines)
 
 

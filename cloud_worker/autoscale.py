@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 QUEUE = "queue_depth"  # calls in flight on a replica (Verify, Generate, Draft)
 OCCUPANCY = "batch_occupancy"  # mean batch size ÷ max batch size over the last interval, 0..1
@@ -24,8 +25,14 @@ class ScalePolicy:
     max_step: int = 2  # replicas added or removed per decision
 
 
-def desired_replicas(current: int, queue_depths: list[float], occupancies: list[float], lo: int, hi: int,
-                     policy: ScalePolicy = ScalePolicy()) -> int:
+def desired_replicas(
+    current: int,
+    queue_depths: list[float],
+    occupancies: list[float],
+    lo: int,
+    hi: int,
+    policy: ScalePolicy = ScalePolicy(),
+) -> int:
     """Replicas the pool should run, in [lo, hi], moving at most `max_step` from `current`.
 
     Up when the calls in flight per replica exceed the target, or batches are nearly full (the
@@ -40,8 +47,10 @@ def desired_replicas(current: int, queue_depths: list[float], occupancies: list[
     want = math.ceil(total / policy.target_queue_per_replica) if total > 0 else lo
     if occupancy >= policy.scale_up_occupancy:
         want = max(want, current + 1)
-    elif want < current and (occupancy > policy.scale_down_occupancy
-                             or total / max(current - 1, 1) > policy.target_queue_per_replica):
+    elif want < current and (
+        occupancy > policy.scale_down_occupancy
+        or total / max(current - 1, 1) > policy.target_queue_per_replica
+    ):
         want = current  # the load would not fit one replica fewer
     want = min(max(want, current - policy.max_step), current + policy.max_step)
     return min(max(want, lo), hi)
@@ -58,7 +67,12 @@ class ServePolicy:
 
     def __call__(self, ctx: Any) -> tuple[int, dict]:
         metrics: Mapping[str, Mapping[Any, float]] = ctx.aggregated_metrics or {}
-        n = desired_replicas(ctx.current_num_replicas, list(metrics.get(QUEUE, {}).values()),
-                             list(metrics.get(OCCUPANCY, {}).values()), ctx.capacity_adjusted_min_replicas,
-                             ctx.capacity_adjusted_max_replicas, self.policy)
+        n = desired_replicas(
+            ctx.current_num_replicas,
+            list(metrics.get(QUEUE, {}).values()),
+            list(metrics.get(OCCUPANCY, {}).values()),
+            ctx.capacity_adjusted_min_replicas,
+            ctx.capacity_adjusted_max_replicas,
+            self.policy,
+        )
         return n, dict(ctx.policy_state or {})

@@ -13,7 +13,7 @@ batch are served.
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ray import serve
 
@@ -25,8 +25,14 @@ from runtime.llm.runner import ForwardResult, ModelRunner, Pass
 class PassBatcher:
     """``await batcher(pass)`` → that pass's ForwardResult, computed in a batch."""
 
-    def __init__(self, runner: ModelRunner, run_on_model_thread: Callable[..., Awaitable], max_batch_size: int,
-                 wait_ms: float, observe_batch: Callable[[int], None] = lambda n: None) -> None:
+    def __init__(
+        self,
+        runner: ModelRunner,
+        run_on_model_thread: Callable[..., Awaitable],
+        max_batch_size: int,
+        wait_ms: float,
+        observe_batch: Callable[[int], None] = lambda n: None,
+    ) -> None:
         if max_batch_size < 1 or wait_ms < 0:
             raise ValueError("max_batch_size must be >= 1 and wait_ms >= 0")
         self.runner = runner
@@ -99,11 +105,11 @@ def run_all(runner: ModelRunner, passes: Sequence[Pass]) -> list[ForwardResult |
         try:
             for i, r in zip(now, runner.logits_after_many([passes[i] for i in now])):
                 out[i] = r
-        except Exception:  # noqa: BLE001 - find the pass at fault: run each alone
+        except Exception:
             for i in now:
                 try:
                     out[i] = runner.logits_after_many([passes[i]])[0]
-                except Exception as exc:  # noqa: BLE001 - returned to that pass's caller
+                except Exception as exc:
                     out[i] = exc
         left = later
     return out  # type: ignore[return-value]

@@ -45,7 +45,6 @@ class PoolConfig:
         if self.max_batch_size < 1 or self.batch_wait_ms < 0:
             raise ValueError(f"pool {self.name!r}: max_batch_size must be >= 1 and batch_wait_ms >= 0")
 
-
     @property
     def replica_bounds(self) -> tuple[int, int]:
         return self.min_replicas or self.replicas, self.max_replicas or self.replicas
@@ -68,7 +67,9 @@ class CloudConfig:
     log_to_driver: bool = False  # stream replica logs to this process
     # the default: a cheaper-per-token, slower ASIC pool and a dearer, faster GPU pool
     pools: tuple[PoolConfig, ...] = (
-        PoolConfig(name="asic", accelerator="asic", resource="asic", price_per_replica_hour_usd=1.0, slowdown=2.0),
+        PoolConfig(
+            name="asic", accelerator="asic", resource="asic", price_per_replica_hour_usd=1.0, slowdown=2.0
+        ),
         PoolConfig(name="gpu", accelerator="gpu", resource="gpu", price_per_replica_hour_usd=3.0),
     )
 

@@ -23,11 +23,21 @@ def autoscaling_options(pool: PoolConfig) -> dict:
     from ray.serve.config import AutoscalingConfig, AutoscalingPolicy
 
     lo, hi = pool.replica_bounds
-    return {"autoscaling_config": AutoscalingConfig(
-        min_replicas=lo, max_replicas=hi, initial_replicas=pool.replicas, metrics_interval_s=1.0,
-        look_back_period_s=5.0, upscale_delay_s=3.0, downscale_delay_s=30.0,
-        policy=AutoscalingPolicy(policy_function="cloud_worker.autoscale:ServePolicy",
-                                 policy_kwargs={"target_queue_per_replica": pool.target_queue_per_replica}))}
+    return {
+        "autoscaling_config": AutoscalingConfig(
+            min_replicas=lo,
+            max_replicas=hi,
+            initial_replicas=pool.replicas,
+            metrics_interval_s=1.0,
+            look_back_period_s=5.0,
+            upscale_delay_s=3.0,
+            downscale_delay_s=30.0,
+            policy=AutoscalingPolicy(
+                policy_function="cloud_worker.autoscale:ServePolicy",
+                policy_kwargs={"target_queue_per_replica": pool.target_queue_per_replica},
+            ),
+        )
+    }
 
 
 class CloudPools:
@@ -39,8 +49,12 @@ class CloudPools:
         self._started_ray = False
         self.replicas: list[dict] = []
         self.registry = CollectorRegistry()
-        self._configured = Gauge("tandem_cloud_pool_replicas_configured", "Replicas each pool is configured to run",
-                                 ["pool", "accelerator"], registry=self.registry)
+        self._configured = Gauge(
+            "tandem_cloud_pool_replicas_configured",
+            "Replicas each pool is configured to run",
+            ["pool", "accelerator"],
+            registry=self.registry,
+        )
         self.metrics_port = 0
         self._httpd = None
 
@@ -54,7 +68,9 @@ class CloudPools:
         t0 = time.monotonic()
         for p in self.config.pools:
             self._configured.labels(p.name, p.accelerator).set(p.replicas)
-        self._httpd, self.metrics_port = serve_metrics(self.registry, self.config.host, self.config.metrics_port)
+        self._httpd, self.metrics_port = serve_metrics(
+            self.registry, self.config.host, self.config.metrics_port
+        )
         if self.config.ray_address:
             ray.init(address=self.config.ray_address, log_to_driver=self.config.log_to_driver)
         else:
@@ -70,8 +86,11 @@ class CloudPools:
                 configure_logging=False,
             )
             self._started_ray = True
-        log.info("ray ready in %.1fs (%s)", time.monotonic() - t0,
-                 self.config.ray_address or "local, resources declared for the pools")
+        log.info(
+            "ray ready in %.1fs (%s)",
+            time.monotonic() - t0,
+            self.config.ray_address or "local, resources declared for the pools",
+        )
         # Serve's HTTP/gRPC proxies are not needed: replicas serve gRPC themselves.
         serve.start(proxy_location=ProxyLocation.Disabled)
         for pool in self.config.pools:
@@ -79,8 +98,9 @@ class CloudPools:
             if pool.resource:
                 actor_options["resources"] = {pool.resource: 1}
             scaling = autoscaling_options(pool)
-            app = TargetReplica.options(name=f"target-{pool.name}", ray_actor_options=actor_options,
-                                        **scaling).bind(self.config, pool, self.profile)
+            app = TargetReplica.options(
+                name=f"target-{pool.name}", ray_actor_options=actor_options, **scaling
+            ).bind(self.config, pool, self.profile)
             handle = serve.run(app, name=pool.name, route_prefix=None, blocking=False)
             info = handle.describe.remote().result(timeout_s=120)
             self.replicas.append(info)

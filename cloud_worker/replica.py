@@ -19,12 +19,12 @@ import tandem
 from cloud_worker.autoscale import OCCUPANCY, QUEUE
 from cloud_worker.batching import PassBatcher
 from cloud_worker.config import CloudConfig, PoolConfig
+from runtime.fleet_client import FleetMembership
 from runtime.llm.decoder import OnnxDecoder
 from runtime.llm.kv_cache import SessionCache
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import ModelProfile
-from runtime.fleet_client import FleetMembership
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
 from runtime.worker_metrics import WorkerMetrics
 from runtime.worker_servicer import WorkerServicer
@@ -54,26 +54,40 @@ class ReplicaHost:
     def info(self) -> common_pb2.WorkerInfo:
         spec = self.runner.spec
         return common_pb2.WorkerInfo(
-            worker_id=self.worker_id, kind=common_pb2.WORKER_KIND_CLOUD, model_name=spec.name,
-            tokenizer_id=self.runner.tokenizer.id, vocab_size=spec.vocab_size, max_context=spec.max_context,
-            execution_provider=self.runner.decoder.execution_provider, pool=self.pool.name,
-            accelerator=self.pool.accelerator, metrics_port=self.metrics_port, version=tandem.__version__,
+            worker_id=self.worker_id,
+            kind=common_pb2.WORKER_KIND_CLOUD,
+            model_name=spec.name,
+            tokenizer_id=self.runner.tokenizer.id,
+            vocab_size=spec.vocab_size,
+            max_context=spec.max_context,
+            execution_provider=self.runner.decoder.execution_provider,
+            pool=self.pool.name,
+            accelerator=self.pool.accelerator,
+            metrics_port=self.metrics_port,
+            version=tandem.__version__,
             eos_token_id=spec.eos_token_id if spec.eos_token_id is not None else -1,
         )
 
     def state(self) -> common_pb2.WorkerState:
         return common_pb2.WorkerState(
-            battery_source=common_pb2.BATTERY_SOURCE_NONE, thermal=common_pb2.THERMAL_STATE_NOMINAL,
-            queue_depth=self.servicer.inflight if self.servicer else 0, active_sessions=len(self.runner.cache),
-            rtt_ms=self.rtt_ms, kv_cache_bytes=self.runner.cache.nbytes,
+            battery_source=common_pb2.BATTERY_SOURCE_NONE,
+            thermal=common_pb2.THERMAL_STATE_NOMINAL,
+            queue_depth=self.servicer.inflight if self.servicer else 0,
+            active_sessions=len(self.runner.cache),
+            rtt_ms=self.rtt_ms,
+            kv_cache_bytes=self.runner.cache.nbytes,
         )
 
     def profile(self) -> common_pb2.PoolProfile:
         p = self.pool
-        return common_pb2.PoolProfile(name=p.name, accelerator=p.accelerator,
-                                      price_per_replica_hour_usd=p.price_per_replica_hour_usd,
-                                      price_per_1k_tokens_usd=p.price_per_1k_tokens_usd, replicas=p.replicas,
-                                      slots_per_replica=p.slots_per_replica)
+        return common_pb2.PoolProfile(
+            name=p.name,
+            accelerator=p.accelerator,
+            price_per_replica_hour_usd=p.price_per_replica_hour_usd,
+            price_per_1k_tokens_usd=p.price_per_1k_tokens_usd,
+            replicas=p.replicas,
+            slots_per_replica=p.slots_per_replica,
+        )
 
     def spend_energy(self, prefill_tokens: int, generated_tokens: int) -> float:
         return 0.0  # mains-powered; its cost is accelerator time, accounted by the router
@@ -82,16 +96,21 @@ class ReplicaHost:
         self.rtt_ms = ms
 
 
-@serve.deployment(max_ongoing_requests=1000, health_check_period_s=5, health_check_timeout_s=10,
-                  graceful_shutdown_timeout_s=5)
+@serve.deployment(
+    max_ongoing_requests=1000,
+    health_check_period_s=5,
+    health_check_timeout_s=10,
+    graceful_shutdown_timeout_s=5,
+)
 class TargetReplica:
     """One replica of a pool. Serve calls are control-plane only (endpoint, health)."""
 
     async def __init__(self, cloud: CloudConfig, pool: PoolConfig, profile: ModelProfile) -> None:
         logging.basicConfig(level=logging.INFO)
         self.worker_id = _replica_id(pool.name)
-        decoder = OnnxDecoder(profile.target, threads=pool.threads, name=f"{profile.name}-target",
-                              slowdown=pool.slowdown)
+        decoder = OnnxDecoder(
+            profile.target, threads=pool.threads, name=f"{profile.name}-target", slowdown=pool.slowdown
+        )
         runner = ModelRunner(decoder, Tokenizer(profile.tokenizer), SessionCache(pool.kv_cache_mb * 2**20))
         self.registry = CollectorRegistry()
         self.host = ReplicaHost(self.worker_id, pool, runner)
@@ -99,8 +118,13 @@ class TargetReplica:
         self.servicer = WorkerServicer(runner, self.host, metrics, pool.max_inflight)
         self.batcher: PassBatcher | None = None
         if pool.max_batch_size > 1:
-            self.batcher = PassBatcher(runner, self.servicer.run_on_model_thread, pool.max_batch_size,
-                                       pool.batch_wait_ms, metrics.batch_size.observe)
+            self.batcher = PassBatcher(
+                runner,
+                self.servicer.run_on_model_thread,
+                pool.max_batch_size,
+                pool.batch_wait_ms,
+                metrics.batch_size.observe,
+            )
             self.servicer.forward = self.batcher
             self.servicer.released = self.batcher.forget
         self.host.servicer = self.servicer
@@ -108,7 +132,9 @@ class TargetReplica:
         worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)
         self.health = add_health_and_reflection(self.server, SERVICES)
         self.port = self.server.add_insecure_port(f"{cloud.host}:0")
-        advertise = cloud.advertise_host or (cloud.host if cloud.host not in ("0.0.0.0", "::") else _node_ip())
+        advertise = cloud.advertise_host or (
+            cloud.host if cloud.host not in ("0.0.0.0", "::") else _node_ip()
+        )
         self.endpoint = f"{advertise}:{self.port}"
         self._httpd = None
         if cloud.metrics:
@@ -117,8 +143,12 @@ class TargetReplica:
         await mark_serving(self.health, SERVICES)
         self.membership = FleetMembership(
             cloud.router,
-            lambda: fleet_pb2.RegisterRequest(info=self.host.info(), endpoint=self.endpoint, state=self.host.state(),
-                                              pool=self.host.profile()),
+            lambda: fleet_pb2.RegisterRequest(
+                info=self.host.info(),
+                endpoint=self.endpoint,
+                state=self.host.state(),
+                pool=self.host.profile(),
+            ),
             self.host.state,
             on_rtt=self.host.set_rtt,
         )
@@ -126,13 +156,19 @@ class TargetReplica:
         log.info("replica %s of pool %s serving on %s", self.worker_id, pool.name, self.endpoint)
 
     async def describe(self) -> dict:
-        return {"worker_id": self.worker_id, "endpoint": self.endpoint, "metrics_port": self.host.metrics_port}
+        return {
+            "worker_id": self.worker_id,
+            "endpoint": self.endpoint,
+            "metrics_port": self.host.metrics_port,
+        }
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
         """This replica's load for the pool's autoscaling policy (cloud_worker.autoscale): Serve
         does not see the calls, which come straight to the replica's own gRPC server."""
-        return {QUEUE: float(self.servicer.inflight),
-                OCCUPANCY: self.batcher.occupancy() if self.batcher else min(1.0, float(self.servicer.inflight))}
+        return {
+            QUEUE: float(self.servicer.inflight),
+            OCCUPANCY: self.batcher.occupancy() if self.batcher else min(1.0, float(self.servicer.inflight)),
+        }
 
     async def check_health(self) -> None:
         """Serve restarts the replica when this raises."""
@@ -152,5 +188,5 @@ def _node_ip() -> str:
 
     try:
         return ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001 - outside a Ray worker
+    except Exception:
         return socket.gethostbyname(socket.gethostname())

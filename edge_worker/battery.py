@@ -7,8 +7,8 @@ energy of each token computed, recharged at a fixed power while charging.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 POWER_SUPPLY = Path("/sys/class/power_supply")
 
@@ -45,8 +45,14 @@ def read_os_battery(power_supply: Path = POWER_SUPPLY) -> BatteryReading | None:
 class ModelledBattery:
     """A battery of `capacity_j` joules. Not thread-safe; the worker calls it from its event loop."""
 
-    def __init__(self, capacity_j: float, percent: float, charging: bool, charge_watts: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        capacity_j: float,
+        percent: float,
+        charging: bool,
+        charge_watts: float,
+        clock: Callable[[], float],
+    ) -> None:
         self.capacity_j = capacity_j
         self._level_j = capacity_j * percent / 100.0
         self.charging = charging

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from runtime.llm.decoder import NPU_FIRST_PROVIDERS
 from runtime.link_emulator import LinkProfile
+from runtime.llm.decoder import NPU_FIRST_PROVIDERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +47,8 @@ class EdgeConfig:
 
     def __post_init__(self) -> None:
         if self.thermal_override not in ("", "nominal", "fair", "serious", "critical"):
-            raise ValueError(f"thermal_override must be nominal, fair, serious or critical, got {self.thermal_override!r}")
+            raise ValueError(
+                f"thermal_override must be nominal, fair, serious or critical, got {self.thermal_override!r}"
+            )
         if self.threads < 1 or self.max_inflight < 1:
             raise ValueError("threads and max_inflight must be >= 1")

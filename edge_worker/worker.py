@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -16,13 +16,13 @@ from edge_worker.battery import ModelledBattery, read_os_battery
 from edge_worker.config import EdgeConfig
 from edge_worker.metrics import EdgeMetrics
 from edge_worker.thermal import read_max_temp_c, state_for
+from runtime.fleet_client import FleetMembership
+from runtime.link_emulator import LinkEmulator, LinkProfile
 from runtime.llm.decoder import OnnxDecoder, available_providers, choose_providers
 from runtime.llm.kv_cache import SessionCache
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import ModelProfile
-from runtime.fleet_client import FleetMembership
-from runtime.link_emulator import LinkEmulator, LinkProfile
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
 from runtime.worker_metrics import WorkerMetrics
 from runtime.worker_servicer import WorkerServicer
@@ -43,8 +43,14 @@ SERVICES = (worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name,)
 class EdgeHost:
     """Identity, live state and energy accounting of this device (the servicer's WorkerHost)."""
 
-    def __init__(self, config: EdgeConfig, runner: ModelRunner, available: list[str],
-                 metrics: EdgeMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        runner: ModelRunner,
+        available: list[str],
+        metrics: EdgeMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.runner = runner
         self.available = available
@@ -58,10 +64,13 @@ class EdgeHost:
         bc = config.battery
         os_battery = read_os_battery() if bc.mode in ("auto", "real") else None
         if bc.mode == "real" and os_battery is None:
-            raise RuntimeError("battery.mode = 'real' but the OS reports no battery; use 'auto' or 'modelled'")
+            raise RuntimeError(
+                "battery.mode = 'real' but the OS reports no battery; use 'auto' or 'modelled'"
+            )
         self.real_battery = os_battery is not None
-        self.battery = ModelledBattery(bc.capacity_wh * 3600.0, bc.initial_percent, bc.charging,
-                                       bc.charge_watts, clock)
+        self.battery = ModelledBattery(
+            bc.capacity_wh * 3600.0, bc.initial_percent, bc.charging, bc.charge_watts, clock
+        )
         metrics.provider.info({"provider": runner.decoder.execution_provider})
 
     def info(self) -> common_pb2.WorkerInfo:
@@ -129,11 +138,14 @@ class EdgeWorker:
         self.registry = CollectorRegistry()
         available = available_providers()
         providers = choose_providers(config.providers, available)
-        decoder = OnnxDecoder(profile.draft, providers=providers, threads=config.threads,
-                              name=f"{profile.name}-draft")
+        decoder = OnnxDecoder(
+            profile.draft, providers=providers, threads=config.threads, name=f"{profile.name}-draft"
+        )
         runner = ModelRunner(decoder, Tokenizer(profile.tokenizer), SessionCache(config.kv_cache_mb * 2**20))
         self.host = EdgeHost(config, runner, available, EdgeMetrics(self.registry))
-        self.servicer = WorkerServicer(runner, self.host, WorkerMetrics(self.registry, "edge"), config.max_inflight)
+        self.servicer = WorkerServicer(
+            runner, self.host, WorkerMetrics(self.registry, "edge"), config.max_inflight
+        )
         self.host.servicer = self.servicer
         self.server = grpc.aio.server()
         worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)
@@ -160,24 +172,34 @@ class EdgeWorker:
         return self.host.device_id
 
     async def start(self, register_retry_s: float = 60.0) -> None:
-        self._httpd, self.host.metrics_port = serve_metrics(self.registry, self.config.host, self.config.metrics_port)
+        self._httpd, self.host.metrics_port = serve_metrics(
+            self.registry, self.config.host, self.config.metrics_port
+        )
         await self.server.start()
         await mark_serving(self.health, SERVICES)
         router = self.config.router
         if self.emulated_link:
-            inbound = await LinkEmulator(f"{self.config.host}:{self.port}", self.config.link, self.config.host).start()
+            inbound = await LinkEmulator(
+                f"{self.config.host}:{self.port}", self.config.link, self.config.host
+            ).start()
             self.links.append(inbound)
             if router:
                 outbound = await LinkEmulator(router, self.config.link, self.config.host).start()
                 self.links.append(outbound)
                 router = outbound.address
-        log.info("edge worker %s serving on %s with %s%s", self.device_id, self.endpoint,
-                 self.host.runner.decoder.execution_provider,
-                 f" behind an emulated link ({self.config.link})" if self.links else "")
+        log.info(
+            "edge worker %s serving on %s with %s%s",
+            self.device_id,
+            self.endpoint,
+            self.host.runner.decoder.execution_provider,
+            f" behind an emulated link ({self.config.link})" if self.links else "",
+        )
         if router:
             self.membership = FleetMembership(
                 router,
-                lambda: fleet_pb2.RegisterRequest(info=self.host.info(), endpoint=self.endpoint, state=self.host.state()),
+                lambda: fleet_pb2.RegisterRequest(
+                    info=self.host.info(), endpoint=self.endpoint, state=self.host.state()
+                ),
                 self.host.state,
                 on_rtt=self.host.set_rtt,
             )
@@ -202,15 +224,26 @@ class EdgeWorker:
             self._httpd = None
 
 
-async def serve(config: EdgeConfig, profile: ModelProfile, ready: Callable[[dict], None] | None = None,
-                stop_event: asyncio.Event | None = None) -> None:
+async def serve(
+    config: EdgeConfig,
+    profile: ModelProfile,
+    ready: Callable[[dict], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
     """Run an edge worker until `stop_event` is set (or the task is cancelled)."""
     worker = EdgeWorker(config, profile)
     await worker.start()
     if ready:
-        ready({"component": "edge", "port": worker.port, "endpoint": worker.endpoint,
-               "metrics_port": worker.host.metrics_port,
-               "device_id": worker.device_id, "execution_provider": worker.host.runner.decoder.execution_provider})
+        ready(
+            {
+                "component": "edge",
+                "port": worker.port,
+                "endpoint": worker.endpoint,
+                "metrics_port": worker.host.metrics_port,
+                "device_id": worker.device_id,
+                "execution_provider": worker.host.runner.decoder.execution_provider,
+            }
+        )
     try:
         await (stop_event or asyncio.Event()).wait()
     finally:

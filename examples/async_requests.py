@@ -1,6 +1,6 @@
 """Several requests at once with the asyncio client, each with different routing hints.
 
-    .venv/bin/python examples/async_requests.py [HOST:PORT] [DEVICE_ID]
+.venv/bin/python examples/async_requests.py [HOST:PORT] [DEVICE_ID]
 """
 
 import asyncio
@@ -22,7 +22,9 @@ REQUESTS = {
 async def one(client: tandem.AsyncClient, label: str, hints: dict) -> str:
     chunks = [c async for c in client.generate("import os\n", max_new_tokens=24, device_id=DEVICE, **hints)]
     r = tandem.Result.collect(chunks)
-    return f"{label:32} → {r.placement:6} {r.usage.completion_tokens:3} tokens  ${r.cloud_usd:.6f}  {r.reason}"
+    return (
+        f"{label:32} → {r.placement:6} {r.usage.completion_tokens:3} tokens  ${r.cloud_usd:.6f}  {r.reason}"
+    )
 
 
 async def main() -> None:

@@ -1,6 +1,6 @@
 """Ask the router where a request would go without running it, and handle its typed errors.
 
-    .venv/bin/python examples/errors_and_explain.py [HOST:PORT] [DEVICE_ID]
+.venv/bin/python examples/errors_and_explain.py [HOST:PORT] [DEVICE_ID]
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Stream one generation, then look at where it ran and why.
 
-    .venv/bin/tandem up &                      # a local router, device and cloud pools
-    .venv/bin/python examples/quickstart.py    # or: examples/quickstart.py HOST:PORT DEVICE_ID
+.venv/bin/tandem up &                      # a local router, device and cloud pools
+.venv/bin/python examples/quickstart.py    # or: examples/quickstart.py HOST:PORT DEVICE_ID
 """
 
 import sys
@@ -19,8 +19,12 @@ with tandem.Client(target, timeout=60) as client:
     result = tandem.Result.collect(chunks)
     print()
     print(f"placement: {result.placement} ({', '.join(result.placements)}); reason: {result.reason}")
-    print(f"tokens: {result.usage.completion_tokens}, cloud cost: ${result.cloud_usd:.6f}, "
-          f"device energy: {result.device_energy_joules:.2f} J, time to first token: {result.ttft_ms:.0f} ms")
+    print(
+        f"tokens: {result.usage.completion_tokens}, cloud cost: ${result.cloud_usd:.6f}, "
+        f"device energy: {result.device_energy_joules:.2f} J, time to first token: {result.ttft_ms:.0f} ms"
+    )
     if result.tandem:
-        print(f"TANDEM: {result.tandem.rounds} rounds, acceptance {result.tandem.acceptance_rate:.2f}, "
-              f"{result.tandem.tokens_per_round:.1f} tokens per round")
+        print(
+            f"TANDEM: {result.tandem.rounds} rounds, acceptance {result.tandem.acceptance_rate:.2f}, "
+            f"{result.tandem.tokens_per_round:.1f} tokens per round"
+        )

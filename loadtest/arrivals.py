@@ -9,8 +9,14 @@ from __future__ import annotations
 import random
 
 
-def schedule(process: str, rate: float, duration_s: float, max_requests: int = 0, burstiness: float = 1.0,
-             rng: random.Random | None = None) -> list[float]:
+def schedule(
+    process: str,
+    rate: float,
+    duration_s: float,
+    max_requests: int = 0,
+    burstiness: float = 1.0,
+    rng: random.Random | None = None,
+) -> list[float]:
     """Send times in [0, duration_s) for `rate` requests per second on average.
 
     poisson: exponential gaps; gamma: gamma gaps with mean 1/rate and squared coefficient of

@@ -36,12 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", type=Path, help="scenario TOML file (see loadtest/scenarios/)")
     p.add_argument("--target", help="router host:port (default: start a local stack)")
     p.add_argument("--config", type=Path, help="Tandem config for the local stack it starts")
-    p.add_argument("--attach", action="store_true", help="use the edge workers registered with the target "
-                                                          "instead of starting simulated devices")
+    p.add_argument(
+        "--attach",
+        action="store_true",
+        help="use the edge workers registered with the target instead of starting simulated devices",
+    )
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not loopback")
     p.add_argument("--rate", type=float, help="requests per second (overrides the scenario)")
     p.add_argument("--rates", help="a sweep, e.g. 1,2,4 (overrides the scenario)")
-    p.add_argument("--process", choices=("poisson", "gamma", "constant"), help="arrival process (overrides the scenario)")
+    p.add_argument(
+        "--process", choices=("poisson", "gamma", "constant"), help="arrival process (overrides the scenario)"
+    )
     p.add_argument("--duration", type=float, help="seconds of sending per rate")
     p.add_argument("--max-requests", type=int, help="stop sending after this many per rate")
     p.add_argument("--concurrency", type=int, help="requests in flight at most (0: no cap)")
@@ -90,9 +95,14 @@ def with_overrides(s: Scenario, args: argparse.Namespace) -> Scenario:
 
 def edge_ids(target: str, prefix: str | None = None) -> list[str]:
     with grpc.insecure_channel(target) as ch:
-        members = admin_pb2_grpc.AdminStub(ch).ListFleet(
-            admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE), timeout=10).members
-    return sorted(m.info.worker_id for m in members if prefix is None or m.info.worker_id.startswith(prefix + "-"))
+        members = (
+            admin_pb2_grpc.AdminStub(ch)
+            .ListFleet(admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE), timeout=10)
+            .members
+        )
+    return sorted(
+        m.info.worker_id for m in members if prefix is None or m.info.worker_id.startswith(prefix + "-")
+    )
 
 
 def wait_devices(target: str, prefix: str, n: int, timeout_s: float = 120.0) -> list[str]:
@@ -117,8 +127,10 @@ def main(args: argparse.Namespace) -> int:
     scenario = with_overrides(load(args.scenario), args)
     prompts = prompt_set(scenario.requests.prompts, args.scenario.parent)
     if args.target and not args.allow_remote and not is_loopback(args.target):
-        print(f"tandem loadtest: {args.target} is not a loopback address; pass --allow-remote to load it",
-              file=sys.stderr)
+        print(
+            f"tandem loadtest: {args.target} is not a loopback address; pass --allow-remote to load it",
+            file=sys.stderr,
+        )
         return 2
     out = args.out or Path("loadtest-runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
@@ -146,25 +158,40 @@ def main(args: argparse.Namespace) -> int:
         runs = []
         for rate in scenario.arrivals.sweep:
             planned = harness.plan(scenario, rate, prompts, devices)
-            log(f"{len(planned)} requests at {rate:g}/s ({scenario.arrivals.process}) for "
-                f"{scenario.arrivals.duration_s:g} s against {target}")
+            log(
+                f"{len(planned)} requests at {rate:g}/s ({scenario.arrivals.process}) for "
+                f"{scenario.arrivals.duration_s:g} s against {target}"
+            )
 
             def on_sample(t: float, members: list, rate: float = rate) -> None:
                 for m in members:
                     if m.info.worker_id in devices:
-                        samples.append({"rate": rate, "t_s": round(t, 3), "device_id": m.info.worker_id,
-                                        "battery_percent": m.state.battery_percent, "charging": m.state.charging,
-                                        "thermal": common_pb2.ThermalState.Name(m.state.thermal),
-                                        "rtt_ms": m.state.rtt_ms, "queue_depth": m.state.queue_depth})
+                        samples.append(
+                            {
+                                "rate": rate,
+                                "t_s": round(t, 3),
+                                "device_id": m.info.worker_id,
+                                "battery_percent": m.state.battery_percent,
+                                "charging": m.state.charging,
+                                "thermal": common_pb2.ThermalState.Name(m.state.thermal),
+                                "rtt_ms": m.state.rtt_ms,
+                                "queue_depth": m.state.queue_depth,
+                            }
+                        )
 
             creds = {"api_key": args.api_key} if args.api_key else {}
             records = asyncio.run(harness.run(target, scenario, planned, f"{rate:g}/s", creds, on_sample))
             runs.append((rate, records))
             report.write_records(out, runs)  # after every rate: a long sweep keeps what it measured
-    summary = {"scenario": scenario.name, "target": "local stack" if not args.target else args.target,
-               "devices": len(devices), "process": scenario.arrivals.process,
-               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "scenario_config": dataclasses.asdict(scenario),
-               "runs": [summarise(records, rate, scenario.arrivals.duration_s) for rate, records in runs]}
+    summary = {
+        "scenario": scenario.name,
+        "target": "local stack" if not args.target else args.target,
+        "devices": len(devices),
+        "process": scenario.arrivals.process,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "scenario_config": dataclasses.asdict(scenario),
+        "runs": [summarise(records, rate, scenario.arrivals.duration_s) for rate, records in runs],
+    }
     report.write_fleet(out, samples)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     images = report.charts(out, runs, samples)
@@ -172,6 +199,8 @@ def main(args: argparse.Namespace) -> int:
     for run in summary["runs"]:
         print(f"\n{run['requested_rate']:g} requests/s\n")
         print(summary_table(run), end="")
-    log(f"wrote {out}/: requests.jsonl, requests.csv, fleet.jsonl, summary.json, report.html"
-        + (f", {', '.join(images)}" if images else " (no charts: matplotlib is not installed)"))
+    log(
+        f"wrote {out}/: requests.jsonl, requests.csv, fleet.jsonl, summary.json, report.html"
+        + (f", {', '.join(images)}" if images else " (no charts: matplotlib is not installed)")
+    )
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from edge_worker.config import BatteryConfig, EdgeConfig
 from edge_worker.worker import EdgeWorker
@@ -33,11 +33,24 @@ def device_configs(fleet: Fleet, router: str, seed: int) -> list[EdgeConfig]:
             if point < acc:
                 link = candidate
                 break
-        battery = BatteryConfig(mode="modelled", capacity_wh=fleet.capacity_wh, initial_percent=rng.uniform(lo, hi),
-                                charging=charging_at(fleet, i, 0.0), charge_watts=fleet.charge_watts,
-                                energy_per_token_joules=fleet.energy_per_token_joules)
-        out.append(EdgeConfig(device_id=f"{fleet.id_prefix}-{i:03d}", router=router, port=0, metrics_port=-1,
-                              battery=battery, link=link.profile()))
+        battery = BatteryConfig(
+            mode="modelled",
+            capacity_wh=fleet.capacity_wh,
+            initial_percent=rng.uniform(lo, hi),
+            charging=charging_at(fleet, i, 0.0),
+            charge_watts=fleet.charge_watts,
+            energy_per_token_joules=fleet.energy_per_token_joules,
+        )
+        out.append(
+            EdgeConfig(
+                device_id=f"{fleet.id_prefix}-{i:03d}",
+                router=router,
+                port=0,
+                metrics_port=-1,
+                battery=battery,
+                link=link.profile(),
+            )
+        )
     return out
 
 
@@ -50,8 +63,15 @@ def charging_at(fleet: Fleet, i: int, t_s: float) -> bool:
     return ((t_s / fleet.charge_period_s + phase) % 1.0) < fleet.charging_share
 
 
-async def serve(fleet: Fleet, router: str, seed: int, profile: ModelProfile, ready: Callable[[dict], None],
-                stop: asyncio.Event, clock: Callable[[], float] | None = None) -> None:
+async def serve(
+    fleet: Fleet,
+    router: str,
+    seed: int,
+    profile: ModelProfile,
+    ready: Callable[[dict], None],
+    stop: asyncio.Event,
+    clock: Callable[[], float] | None = None,
+) -> None:
     """Start the fleet's workers, report them through `ready`, follow the charging pattern until
     `stop` is set, then stop the workers (deregistering them)."""
     loop = asyncio.get_running_loop()
@@ -67,7 +87,7 @@ async def serve(fleet: Fleet, router: str, seed: int, profile: ModelProfile, rea
                 w.host.battery.set_charging(charging_at(fleet, i, clock() - t0))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)

@@ -12,7 +12,7 @@ import dataclasses
 import random
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -43,7 +43,9 @@ def plan(scenario: Scenario, rate: float, prompts: Sequence[str], device_ids: Se
     for i, t in enumerate(times):
         h = rng.choices(scenario.hints, weights)[0]
         device = rng.choice(device_ids) if device_ids and h.on_device else ""
-        out.append(Planned(i, t, prompts[i % len(prompts)], rng.choice(scenario.requests.max_new_tokens), h, device))
+        out.append(
+            Planned(i, t, prompts[i % len(prompts)], rng.choice(scenario.requests.max_new_tokens), h, device)
+        )
     return out
 
 
@@ -65,9 +67,11 @@ class Progress:
         width = 24
         filled = int(width * min(1.0, sent / self.total)) if self.total else width
         bar = "#" * filled + "." * (width - filled)
-        line = (f"[loadtest] {self.label} [{bar}] {elapsed_s:5.1f}/{self.duration_s:.0f} s  sent {sent}/{self.total}"
-                f"  done {len(done)}  errors {errors}  TTFT p50 {'—' if ttft is None else f'{ttft:.0f} ms'}"
-                f"  {len(done) / elapsed_s if elapsed_s > 0 else 0:.1f} req/s")
+        line = (
+            f"[loadtest] {self.label} [{bar}] {elapsed_s:5.1f}/{self.duration_s:.0f} s  sent {sent}/{self.total}"
+            f"  done {len(done)}  errors {errors}  TTFT p50 {'—' if ttft is None else f'{ttft:.0f} ms'}"
+            f"  {len(done) / elapsed_s if elapsed_s > 0 else 0:.1f} req/s"
+        )
         if self.tty:
             self.stream.write("\r" + line + ("\n" if final else ""))
         else:
@@ -80,18 +84,36 @@ def _tightest(*slos: float) -> float:
     return min((x for x in slos if x), default=0.0)
 
 
-async def _one(client: tandem.AsyncClient, p: Planned, scenario: Scenario, t0: float,
-               slots: asyncio.Semaphore | None) -> RequestRecord:
+async def _one(
+    client: tandem.AsyncClient, p: Planned, scenario: Scenario, t0: float, slots: asyncio.Semaphore | None
+) -> RequestRecord:
     slo = scenario.slo
-    rec = RequestRecord(p.index, p.hints.name, p.device_id, p.max_new_tokens, p.at_s,
-                        ttft_slo_ms=_tightest(p.hints.ttft_slo_ms, slo.ttft_ms),
-                        token_slo_ms=_tightest(p.hints.token_slo_ms, slo.token_ms),
-                        placement_hint=p.hints.placement, privacy=p.hints.privacy, quality=p.hints.quality,
-                        prompt_chars=len(p.prompt))
+    rec = RequestRecord(
+        p.index,
+        p.hints.name,
+        p.device_id,
+        p.max_new_tokens,
+        p.at_s,
+        ttft_slo_ms=_tightest(p.hints.ttft_slo_ms, slo.ttft_ms),
+        token_slo_ms=_tightest(p.hints.token_slo_ms, slo.token_ms),
+        placement_hint=p.hints.placement,
+        privacy=p.hints.privacy,
+        quality=p.hints.quality,
+        prompt_chars=len(p.prompt),
+    )
     h = p.hints
-    kwargs = dict(max_new_tokens=p.max_new_tokens, temperature=scenario.requests.temperature, placement=h.placement,
-                  device_id=p.device_id, privacy=h.privacy, quality=h.quality, ttft_slo_ms=h.ttft_slo_ms,
-                  token_slo_ms=h.token_slo_ms, max_cost_usd=h.max_cost_usd, timeout=scenario.requests.timeout_s)
+    kwargs = dict(
+        max_new_tokens=p.max_new_tokens,
+        temperature=scenario.requests.temperature,
+        placement=h.placement,
+        device_id=p.device_id,
+        privacy=h.privacy,
+        quality=h.quality,
+        ttft_slo_ms=h.ttft_slo_ms,
+        token_slo_ms=h.token_slo_ms,
+        max_cost_usd=h.max_cost_usd,
+        timeout=scenario.requests.timeout_s,
+    )
     try:
         if slots:
             await slots.acquire()
@@ -112,7 +134,11 @@ async def _one(client: tandem.AsyncClient, p: Planned, scenario: Scenario, t0: f
         rec.placement, rec.placements = result.placement, list(result.placements)
         rec.pool = result.decision.pool if result.decision else ""
         rec.reason = result.reason
-        rec.tokens, rec.prompt_tokens, rec.chunks = len(result.token_ids), result.usage.prompt_tokens, result.chunks
+        rec.tokens, rec.prompt_tokens, rec.chunks = (
+            len(result.token_ids),
+            result.usage.prompt_tokens,
+            result.chunks,
+        )
         rec.cost_usd, rec.device_energy_j = result.cloud_usd, result.device_energy_joules
         if result.tandem:
             rec.tandem_rounds, rec.tandem_acceptance = result.tandem.rounds, result.tandem.acceptance_rate
@@ -129,9 +155,15 @@ async def _one(client: tandem.AsyncClient, p: Planned, scenario: Scenario, t0: f
     return rec
 
 
-async def run(target: str, scenario: Scenario, planned: Sequence[Planned], label: str,
-              credentials: dict | None = None, on_sample: Callable[[float, list], None] = lambda t, m: None,
-              sample_every_s: float = 1.0) -> list[RequestRecord]:
+async def run(
+    target: str,
+    scenario: Scenario,
+    planned: Sequence[Planned],
+    label: str,
+    credentials: dict | None = None,
+    on_sample: Callable[[float, list], None] = lambda t, m: None,
+    sample_every_s: float = 1.0,
+) -> list[RequestRecord]:
     """Send `planned` to the router at `target` on schedule; returns one record per request, in
     order. Samples ListFleet every `sample_every_s` into `on_sample(t, members)`."""
     a = scenario.arrivals
@@ -139,16 +171,19 @@ async def run(target: str, scenario: Scenario, planned: Sequence[Planned], label
     progress = Progress(len(planned), a.duration_s, label)
     done: list[RequestRecord] = []
     opts = dict(credentials or {})
-    async with tandem.AsyncClient(target, retries=scenario.requests.retries, **opts) as client, \
-            grpc.aio.insecure_channel(target) as admin_channel:
+    async with (
+        tandem.AsyncClient(target, retries=scenario.requests.retries, **opts) as client,
+        grpc.aio.insecure_channel(target) as admin_channel,
+    ):
         admin = admin_pb2_grpc.AdminStub(admin_channel)
         t0 = time.perf_counter() + 0.05  # a moment to set up before the first send
 
         async def sample() -> None:
             while True:
                 try:
-                    resp = await admin.ListFleet(admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE),
-                                                 timeout=2)
+                    resp = await admin.ListFleet(
+                        admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE), timeout=2
+                    )
                     on_sample(time.perf_counter() - t0, list(resp.members))
                 except grpc.RpcError:
                     pass
@@ -175,8 +210,17 @@ async def run(target: str, scenario: Scenario, planned: Sequence[Planned], label
             try:
                 records.append(await t)
             except asyncio.CancelledError:  # cancelled before it ever ran
-                records.append(RequestRecord(p.index, p.hints.name, p.device_id, p.max_new_tokens, p.at_s,
-                                             status="CANCELLED", error="never started"))
+                records.append(
+                    RequestRecord(
+                        p.index,
+                        p.hints.name,
+                        p.device_id,
+                        p.max_new_tokens,
+                        p.at_s,
+                        status="CANCELLED",
+                        error="never started",
+                    )
+                )
         sampler.cancel()
         progress.update(time.perf_counter() - t0, len(tasks), records, final=True)
     return records

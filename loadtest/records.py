@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 PERCENTILES = (50, 90, 99)
 
@@ -38,8 +38,12 @@ class RequestRecord:
     device_energy_j: float = 0.0
     tandem_rounds: int = 0
     tandem_acceptance: float | None = None
-    token_ms: list[float] = dataclasses.field(default_factory=list)  # per-token latency of each chunk after the first
-    itl_ms: list[float] = dataclasses.field(default_factory=list)  # inter-token latency: the raw gaps between chunks
+    token_ms: list[float] = dataclasses.field(
+        default_factory=list
+    )  # per-token latency of each chunk after the first
+    itl_ms: list[float] = dataclasses.field(
+        default_factory=list
+    )  # inter-token latency: the raw gaps between chunks
     ttft_slo_ms: float = 0.0  # the SLOs this request is held to
     token_slo_ms: float = 0.0
     # its hints and size, so that a run's records are a trace to replay (router.policy.replay)
@@ -82,9 +86,29 @@ class RequestRecord:
         return d
 
 
-CSV_FIELDS = ("index", "hint_class", "device_id", "status", "placement", "pool", "scheduled_s", "sent_s",
-              "ttft_ms", "tpot_ms", "e2e_ms", "tokens", "prompt_tokens", "chunks", "cost_usd", "device_energy_j",
-              "tandem_rounds", "tandem_acceptance", "meets_slo", "reason", "error")
+CSV_FIELDS = (
+    "index",
+    "hint_class",
+    "device_id",
+    "status",
+    "placement",
+    "pool",
+    "scheduled_s",
+    "sent_s",
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "tokens",
+    "prompt_tokens",
+    "chunks",
+    "cost_usd",
+    "device_energy_j",
+    "tandem_rounds",
+    "tandem_acceptance",
+    "meets_slo",
+    "reason",
+    "error",
+)
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -124,15 +148,21 @@ def summarise(records: Sequence[RequestRecord], requested_rate: float, duration_
     for placement in sorted({r.placement for r in ok}):
         mine = [r for r in ok if r.placement == placement]
         by_placement[placement] = {
-            "requests": len(mine), "share": len(mine) / len(ok),
-            "ttft_ms": _dist(r.ttft_ms for r in mine), "tpot_ms": _dist(r.tpot_ms for r in mine),
-            "token_ms": _dist(t for r in mine for t in r.token_ms), "itl_ms": _dist(t for r in mine for t in r.itl_ms),
+            "requests": len(mine),
+            "share": len(mine) / len(ok),
+            "ttft_ms": _dist(r.ttft_ms for r in mine),
+            "tpot_ms": _dist(r.tpot_ms for r in mine),
+            "token_ms": _dist(t for r in mine for t in r.token_ms),
+            "itl_ms": _dist(t for r in mine for t in r.itl_ms),
             "e2e_ms": _dist(r.e2e_ms for r in mine),
         }
     acceptance = [r.tandem_acceptance for r in ok if r.tandem_acceptance is not None]
     return {
-        "requests": n, "ok": len(ok), "errors": errors,
-        "requested_rate": requested_rate, "duration_s": duration_s,
+        "requests": n,
+        "ok": len(ok),
+        "errors": errors,
+        "requested_rate": requested_rate,
+        "duration_s": duration_s,
         # the rate of the drawn schedule (a Poisson sample's differs from the nominal rate) and the
         # rate the harness kept: sends from the first to the last, over the gaps between them
         "scheduled_rate": _rate(sorted(r.scheduled_s for r in records)),
@@ -142,8 +172,10 @@ def summarise(records: Sequence[RequestRecord], requested_rate: float, duration_
         "output_tokens_per_s": tokens / span if span else 0.0,
         "goodput_rps": len(good) / span if span else 0.0,
         "slo_attainment": len(good) / n if n else None,
-        "ttft_ms": _dist(r.ttft_ms for r in ok), "tpot_ms": _dist(r.tpot_ms for r in ok),
-        "token_ms": _dist(t for r in ok for t in r.token_ms), "itl_ms": _dist(t for r in ok for t in r.itl_ms),
+        "ttft_ms": _dist(r.ttft_ms for r in ok),
+        "tpot_ms": _dist(r.tpot_ms for r in ok),
+        "token_ms": _dist(t for r in ok for t in r.token_ms),
+        "itl_ms": _dist(t for r in ok for t in r.itl_ms),
         "e2e_ms": _dist(r.e2e_ms for r in ok),
         "tokens": tokens,
         "cost_usd": sum(r.cost_usd for r in ok),
@@ -161,28 +193,35 @@ def _fmt(v: float | None, fmt: str) -> str:
 
 def summary_table(s: dict) -> str:
     """A markdown table of a summary's headline figures."""
+
     def three(d: dict, fmt: str = "{:.1f}") -> str:
         return " / ".join(_fmt(d.get(k), fmt) for k in ("p50", "p90", "p99"))
 
     attainment = None if s["slo_attainment"] is None else 100 * s["slo_attainment"]
-    lines = ["| figure | value |", "| --- | ---: |",
-             f"| requests (ok / errors) | {s['ok']} / {s['requests'] - s['ok']} |",
-             f"| send rate requested → scheduled → achieved (/s) | {s['requested_rate']:.2f} → "
-             f"{_fmt(s.get('scheduled_rate'), '{:.3f}')} → {_fmt(s['achieved_send_rate'], '{:.3f}')} |",
-             f"| send lag p50 / p99 (ms) | {_fmt(s['send_lag_ms']['p50'], '{:.2f}')} / "
-             f"{_fmt(s['send_lag_ms']['p99'], '{:.2f}')} |",
-             f"| throughput / goodput (req/s) | {s['throughput_rps']:.2f} / {s['goodput_rps']:.2f} |",
-             f"| SLO attainment | {_fmt(attainment, '{:.1f}%')} |",
-             f"| output tokens/s | {s['output_tokens_per_s']:.1f} |",
-             f"| TTFT p50 / p90 / p99 (ms) | {three(s['ttft_ms'], '{:.0f}')} |",
-             f"| per-token p50 / p90 / p99 (ms) | {three(s['token_ms'])} |",
-             f"| inter-chunk p50 / p90 / p99 (ms) | {three(s['itl_ms'])} |",
-             f"| end-to-end p50 / p90 / p99 (ms) | {three(s['e2e_ms'], '{:.0f}')} |",
-             f"| cost per 1k tokens | {_fmt(s['cost_per_1k_tokens_usd'], '${:.5f}')} |",
-             f"| device energy per request | {_fmt(s['energy_per_request_j'], '{:.2f} J')} |",
-             f"| TANDEM acceptance | {_fmt(s['tandem_acceptance'], '{:.2f}')} |",
-             "| placements | " + (", ".join(f"{p} {100 * v['share']:.0f}%" for p, v in s["by_placement"].items())
-                                   or "—") + " |"]
+    lines = [
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| requests (ok / errors) | {s['ok']} / {s['requests'] - s['ok']} |",
+        f"| send rate requested → scheduled → achieved (/s) | {s['requested_rate']:.2f} → "
+        f"{_fmt(s.get('scheduled_rate'), '{:.3f}')} → {_fmt(s['achieved_send_rate'], '{:.3f}')} |",
+        f"| send lag p50 / p99 (ms) | {_fmt(s['send_lag_ms']['p50'], '{:.2f}')} / "
+        f"{_fmt(s['send_lag_ms']['p99'], '{:.2f}')} |",
+        f"| throughput / goodput (req/s) | {s['throughput_rps']:.2f} / {s['goodput_rps']:.2f} |",
+        f"| SLO attainment | {_fmt(attainment, '{:.1f}%')} |",
+        f"| output tokens/s | {s['output_tokens_per_s']:.1f} |",
+        f"| TTFT p50 / p90 / p99 (ms) | {three(s['ttft_ms'], '{:.0f}')} |",
+        f"| per-token p50 / p90 / p99 (ms) | {three(s['token_ms'])} |",
+        f"| inter-chunk p50 / p90 / p99 (ms) | {three(s['itl_ms'])} |",
+        f"| end-to-end p50 / p90 / p99 (ms) | {three(s['e2e_ms'], '{:.0f}')} |",
+        f"| cost per 1k tokens | {_fmt(s['cost_per_1k_tokens_usd'], '${:.5f}')} |",
+        f"| device energy per request | {_fmt(s['energy_per_request_j'], '{:.2f} J')} |",
+        f"| TANDEM acceptance | {_fmt(s['tandem_acceptance'], '{:.2f}')} |",
+        "| placements | "
+        + (", ".join(f"{p} {100 * v['share']:.0f}%" for p, v in s["by_placement"].items()) or "—")
+        + " |",
+    ]
     if s["errors"]:
-        lines.append("| errors by status | " + ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) + " |")
+        lines.append(
+            "| errors by status | " + ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) + " |"
+        )
     return "\n".join(lines) + "\n"

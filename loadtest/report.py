@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from loadtest.records import CSV_FIELDS, RequestRecord, summary_table
 
@@ -38,7 +38,9 @@ def write_fleet(out: Path, samples: Sequence[dict]) -> None:
             f.write(json.dumps(s) + "\n")
 
 
-def charts(out: Path, runs: Sequence[tuple[float, list[RequestRecord]]], samples: Sequence[dict]) -> list[str]:
+def charts(
+    out: Path, runs: Sequence[tuple[float, list[RequestRecord]]], samples: Sequence[dict]
+) -> list[str]:
     """Write the PNG charts; returns their file names (none without matplotlib)."""
     try:
         import matplotlib
@@ -51,12 +53,22 @@ def charts(out: Path, runs: Sequence[tuple[float, list[RequestRecord]]], samples
     written = []
     # latency CDFs by placement
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, what, label in ((axes[0], "ttft", "time to first token (ms)"), (axes[1], "token", "per-token latency (ms)")):
+    for ax, what, label in (
+        (axes[0], "ttft", "time to first token (ms)"),
+        (axes[1], "token", "per-token latency (ms)"),
+    ):
         for placement in sorted({r.placement for r in records}):
-            vals = sorted(v for r in records if r.placement == placement
-                          for v in ([r.ttft_ms] if what == "ttft" else r.token_ms) if v is not None)
+            vals = sorted(
+                v
+                for r in records
+                if r.placement == placement
+                for v in ([r.ttft_ms] if what == "ttft" else r.token_ms)
+                if v is not None
+            )
             if vals:
-                ax.plot(vals, [(i + 1) / len(vals) for i in range(len(vals))], label=f"{placement} ({len(vals)})")
+                ax.plot(
+                    vals, [(i + 1) / len(vals) for i in range(len(vals))], label=f"{placement} ({len(vals)})"
+                )
         ax.set_xlabel(label)
         ax.set_ylabel("fraction")
         ax.set_xscale("log")
@@ -78,8 +90,12 @@ def charts(out: Path, runs: Sequence[tuple[float, list[RequestRecord]]], samples
             counts[r.placement][int(r.scheduled_s // width)] += 1
         totals = [sum(counts[p][b] for p in placements) or 1 for b in range(bins)]
         fig, ax = plt.subplots(figsize=(10, 3.2))
-        ax.stackplot([b * width for b in range(bins)], *[[counts[p][b] / totals[b] for b in range(bins)] for p in placements],
-                     labels=placements, alpha=0.85)
+        ax.stackplot(
+            [b * width for b in range(bins)],
+            *[[counts[p][b] / totals[b] for b in range(bins)] for p in placements],
+            labels=placements,
+            alpha=0.85,
+        )
         ax.set_xlabel("scheduled send time (s)")
         ax.set_ylabel("share of requests")
         ax.set_ylim(0, 1)
@@ -97,8 +113,10 @@ def charts(out: Path, runs: Sequence[tuple[float, list[RequestRecord]]], samples
             ax.plot([s["t_s"] for s in mine], [s["battery_percent"] for s in mine], lw=1)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("battery (%)")
-        ax.set_title(f"Battery of the {len({s['device_id'] for s in samples})} devices, as the router saw it",
-                     fontsize=10)
+        ax.set_title(
+            f"Battery of the {len({s['device_id'] for s in samples})} devices, as the router saw it",
+            fontsize=10,
+        )
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(out / CHARTS[2], dpi=110)
@@ -116,23 +134,32 @@ def _md_table_html(md: str) -> str:
 
 
 def write_html(out: Path, summary: dict, images: Sequence[str]) -> None:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Tandem load test: "
-             f"{html.escape(summary['scenario'])}</title><style>body{{font-family:sans-serif;max-width:1100px;"
-             f"margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;"
-             f"padding:3px 8px;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}"
-             f"</style></head><body>",
-             f"<h1>Load test: {html.escape(summary['scenario'])}</h1>",
-             f"<p>Target {html.escape(summary['target'])}; {summary['devices']} simulated devices; "
-             f"arrivals {html.escape(summary['process'])}; started {html.escape(summary['started'])}.</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Tandem load test: "
+        f"{html.escape(summary['scenario'])}</title><style>body{{font-family:sans-serif;max-width:1100px;"
+        f"margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;"
+        f"padding:3px 8px;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}"
+        f"</style></head><body>",
+        f"<h1>Load test: {html.escape(summary['scenario'])}</h1>",
+        f"<p>Target {html.escape(summary['target'])}; {summary['devices']} simulated devices; "
+        f"arrivals {html.escape(summary['process'])}; started {html.escape(summary['started'])}.</p>",
+    ]
     for run in summary["runs"]:
         parts.append(f"<h2>{run['requested_rate']:g} requests/s</h2>")
         parts.append(_md_table_html(summary_table(run)))
     if images:
-        parts += [f"<p><img src='{html.escape(i)}' alt='{html.escape(i)}' style='max-width:100%'></p>" for i in images]
+        parts += [
+            f"<p><img src='{html.escape(i)}' alt='{html.escape(i)}' style='max-width:100%'></p>"
+            for i in images
+        ]
     else:
-        parts.append("<p>No charts: install matplotlib (<code>pip install 'tandem-llm[loadtest]'</code>).</p>")
-    parts.append("<p>Files: <a href='requests.jsonl'>requests.jsonl</a>, <a href='requests.csv'>requests.csv</a>, "
-                 "<a href='summary.json'>summary.json</a>, <a href='fleet.jsonl'>fleet.jsonl</a>.</p></body></html>")
+        parts.append(
+            "<p>No charts: install matplotlib (<code>pip install 'tandem-llm[loadtest]'</code>).</p>"
+        )
+    parts.append(
+        "<p>Files: <a href='requests.jsonl'>requests.jsonl</a>, <a href='requests.csv'>requests.csv</a>, "
+        "<a href='summary.json'>summary.json</a>, <a href='fleet.jsonl'>fleet.jsonl</a>.</p></body></html>"
+    )
     (out / "report.html").write_text("\n".join(parts))
 
 
@@ -142,7 +169,11 @@ COMPARED = (
     ("achieved send rate /s", lambda s: s["achieved_send_rate"], "{:.2f}"),
     ("throughput req/s", lambda s: s["throughput_rps"], "{:.2f}"),
     ("goodput req/s", lambda s: s["goodput_rps"], "{:.2f}"),
-    ("SLO attainment %", lambda s: None if s["slo_attainment"] is None else 100 * s["slo_attainment"], "{:.1f}"),
+    (
+        "SLO attainment %",
+        lambda s: None if s["slo_attainment"] is None else 100 * s["slo_attainment"],
+        "{:.1f}",
+    ),
     ("TTFT p50 ms", lambda s: s["ttft_ms"]["p50"], "{:.1f}"),
     ("TTFT p99 ms", lambda s: s["ttft_ms"]["p99"], "{:.1f}"),
     ("per-token p50 ms", lambda s: s["token_ms"]["p50"], "{:.2f}"),
@@ -164,17 +195,29 @@ def load_summary(path: Path) -> dict:
 
 def compare(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
     """Two runs side by side (markdown), rate by rate, with B ÷ A."""
-    lines = [f"A: {name_a} ({a['scenario']}, {a['started']})", f"B: {name_b} ({b['scenario']}, {b['started']})", ""]
+    lines = [
+        f"A: {name_a} ({a['scenario']}, {a['started']})",
+        f"B: {name_b} ({b['scenario']}, {b['started']})",
+        "",
+    ]
     for ra, rb in zip(a["runs"], b["runs"]):
-        lines += [f"### {ra['requested_rate']:g} vs {rb['requested_rate']:g} requests/s", "",
-                  "| figure | A | B | B ÷ A |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            f"### {ra['requested_rate']:g} vs {rb['requested_rate']:g} requests/s",
+            "",
+            "| figure | A | B | B ÷ A |",
+            "| --- | ---: | ---: | ---: |",
+        ]
         for label, get, fmt in COMPARED:
             va, vb = get(ra), get(rb)
             ratio = f"{vb / va:.2f}×" if va and vb is not None else "—"
-            lines.append(f"| {label} | {'—' if va is None else fmt.format(va)} | "
-                         f"{'—' if vb is None else fmt.format(vb)} | {ratio} |")
+            lines.append(
+                f"| {label} | {'—' if va is None else fmt.format(va)} | "
+                f"{'—' if vb is None else fmt.format(vb)} | {ratio} |"
+            )
         lines.append("")
     if len(a["runs"]) != len(b["runs"]):
-        lines.append(f"(A has {len(a['runs'])} rates, B {len(b['runs'])}: only the first "
-                     f"{min(len(a['runs']), len(b['runs']))} are compared)")
+        lines.append(
+            f"(A has {len(a['runs'])} rates, B {len(b['runs'])}: only the first "
+            f"{min(len(a['runs']), len(b['runs']))} are compared)"
+        )
     return "\n".join(lines) + "\n"

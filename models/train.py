@@ -248,8 +248,12 @@ def train(
             with torch.no_grad():
                 t_logp = F.log_softmax(teacher.forward_train(x), dim=-1)
             logp = F.log_softmax(logits, dim=-1)
-            loss = F.kl_div(logp.reshape(-1, logp.shape[-1]), t_logp.reshape(-1, logp.shape[-1]),
-                            log_target=True, reduction="batchmean")
+            loss = F.kl_div(
+                logp.reshape(-1, logp.shape[-1]),
+                t_logp.reshape(-1, logp.shape[-1]),
+                log_target=True,
+                reduction="batchmean",
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -257,8 +261,11 @@ def train(
         if step % 25 == 0 or step == steps - 1:
             el = time.time() - t0
             eta = el / (step + 1) * (steps - step - 1)
-            print(f"[{label}] step {step + 1}/{steps} loss {loss.item():.3f} "
-                  f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min", flush=True)
+            print(
+                f"[{label}] step {step + 1}/{steps} loss {loss.item():.3f} "
+                f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min",
+                flush=True,
+            )
     model.eval()
 
 
@@ -372,20 +379,26 @@ def check_onnx(model: GPT, path: Path, seed: int) -> dict:
 
 def write_config(cfg: GPTConfig, tok, path: Path) -> None:
     eos = tok.token_to_id(EOS)
-    path.write_text(json.dumps({
-        "architectures": ["TandemGPT"],
-        "model_type": "tandem-gpt",
-        "vocab_size": cfg.vocab_size,
-        "num_hidden_layers": cfg.n_layer,
-        "num_attention_heads": cfg.n_head,
-        "num_key_value_heads": cfg.n_head,
-        "hidden_size": cfg.d_model,
-        "head_dim": cfg.head_dim,
-        "max_position_embeddings": cfg.n_ctx,
-        "bos_token_id": eos,
-        "eos_token_id": eos,
-        "torch_dtype": "float32",
-    }, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "architectures": ["TandemGPT"],
+                "model_type": "tandem-gpt",
+                "vocab_size": cfg.vocab_size,
+                "num_hidden_layers": cfg.n_layer,
+                "num_attention_heads": cfg.n_head,
+                "num_key_value_heads": cfg.n_head,
+                "hidden_size": cfg.d_model,
+                "head_dim": cfg.head_dim,
+                "max_position_embeddings": cfg.n_ctx,
+                "bos_token_id": eos,
+                "eos_token_id": eos,
+                "torch_dtype": "float32",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def write_model_card(report: dict, out: Path) -> Path:
@@ -478,11 +491,19 @@ def write_model_card(report: dict, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parent
-    ap.add_argument("--out", type=Path, default=here.parent / "runtime" / "shipped" / "stdlib",
-                    help="where the tokenizer and the two models go (default: the package data the profile ships)")
-    ap.add_argument("--report-dir", type=Path, default=None,
-                    help="where report.json goes, MODEL_CARD.md beside this folder (default: models/stdlib "
-                         "for the shipped pair, else --out)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=here.parent / "runtime" / "shipped" / "stdlib",
+        help="where the tokenizer and the two models go (default: the package data the profile ships)",
+    )
+    ap.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="where report.json goes, MODEL_CARD.md beside this folder (default: models/stdlib "
+        "for the shipped pair, else --out)",
+    )
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target-steps", type=int, default=1000)
@@ -490,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distill-steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="tiny step counts, for a smoke test of the pipeline")
-    ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from an existing report.json")
+    ap.add_argument(
+        "--card-only", action="store_true", help="rewrite MODEL_CARD.md from an existing report.json"
+    )
     args = ap.parse_args(argv)
     if args.report_dir is None:
         args.report_dir = here / "stdlib" if args.out == ap.get_default("out") else args.out
@@ -510,24 +533,39 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(sysconfig.get_paths()["stdlib"])
     train_txt, held_txt = [], []
     for f in files:
-        (held_txt if is_held_out(f, root) else train_txt).append(f.read_text(encoding="utf-8", errors="replace"))
-    print(f"corpus: {len(files)} files ({len(train_txt)} train, {len(held_txt)} held out) "
-          f"from {root}", flush=True)
+        (held_txt if is_held_out(f, root) else train_txt).append(
+            f.read_text(encoding="utf-8", errors="replace")
+        )
+    print(
+        f"corpus: {len(files)} files ({len(train_txt)} train, {len(held_txt)} held out) from {root}",
+        flush=True,
+    )
 
     t0 = time.time()
     tok = train_tokenizer(train_txt, args.out / "tokenizer.json")
     train_ids = encode_stream(tok, train_txt)
     held_ids = encode_stream(tok, held_txt)
     chars = sum(len(t) for t in train_txt)
-    print(f"tokenizer: {tok.get_vocab_size()} entries in {time.time() - t0:.1f}s; "
-          f"{len(train_ids):,} train tokens, {len(held_ids):,} held out, "
-          f"{chars / len(train_ids):.2f} chars/token", flush=True)
+    print(
+        f"tokenizer: {tok.get_vocab_size()} entries in {time.time() - t0:.1f}s; "
+        f"{len(train_ids):,} train tokens, {len(held_ids):,} held out, "
+        f"{chars / len(train_ids):.2f} chars/token",
+        flush=True,
+    )
     windows = eval_windows(held_ids, TARGET.n_ctx, 64)
 
-    report: dict = {"seed": args.seed, "python": sys.version.split()[0], "torch": torch.__version__,
-                    "corpus_files": len(files), "train_files": len(train_txt), "held_out_files": len(held_txt),
-                    "train_tokens": int(len(train_ids)), "held_out_tokens": int(len(held_ids)),
-                    "chars_per_token": round(chars / len(train_ids), 3), "vocab_size": tok.get_vocab_size()}
+    report: dict = {
+        "seed": args.seed,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "corpus_files": len(files),
+        "train_files": len(train_txt),
+        "held_out_files": len(held_txt),
+        "train_tokens": len(train_ids),
+        "held_out_tokens": len(held_ids),
+        "chars_per_token": round(chars / len(train_ids), 3),
+        "vocab_size": tok.get_vocab_size(),
+    }
 
     timings = {}
     target = GPT(TARGET)
@@ -539,8 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     train(draft, train_ids, args.draft_steps, args.batch, 3e-3, args.seed + 2, "draft")
     timings["draft_train_s"] = round(time.time() - t0, 1)
-    report["draft_before_distill"] = {"held_out_loss": round(held_out_loss(draft, windows), 4),
-                                      "greedy_agreement": round(greedy_agreement(draft, target, windows), 4)}
+    report["draft_before_distill"] = {
+        "held_out_loss": round(held_out_loss(draft, windows), 4),
+        "greedy_agreement": round(greedy_agreement(draft, target, windows), 4),
+    }
     print(f"draft before distillation: {report['draft_before_distill']}", flush=True)
 
     t0 = time.time()
@@ -559,15 +599,23 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{name}: cached and uncached logits disagree: {checks}")
         report[name] = {
             "parameters": m.n_params(),
-            "layers": m.cfg.n_layer, "width": m.cfg.d_model, "heads": m.cfg.n_head, "context": m.cfg.n_ctx,
+            "layers": m.cfg.n_layer,
+            "width": m.cfg.d_model,
+            "heads": m.cfg.n_head,
+            "context": m.cfg.n_ctx,
             "held_out_loss": round(held_out_loss(m, windows), 4),
             "onnx_bytes": (d / "model.onnx").stat().st_size,
             **checks,
         }
     report["greedy_agreement"] = round(greedy_agreement(draft, target, windows), 4)
     report["held_out_eval_tokens"] = int(windows[:, 1:].numel())
-    report["steps"] = {"target": args.target_steps, "draft": args.draft_steps, "distill": args.distill_steps,
-                       "batch": args.batch, "context": TARGET.n_ctx}
+    report["steps"] = {
+        "target": args.target_steps,
+        "draft": args.draft_steps,
+        "distill": args.distill_steps,
+        "batch": args.batch,
+        "context": TARGET.n_ctx,
+    }
     report["timings"] = timings | {"total_s": round(time.time() - t_start, 1)}
     args.report_dir.mkdir(parents=True, exist_ok=True)
     (args.report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")

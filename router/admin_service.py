@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import hmac
 
-from router.convert import (KINDS, decision_to_pb, member_to_pb, parse_generate, policy_changes_from_pb,
-                            policy_version_to_pb, shadow_to_pb)
+from router.convert import (
+    KINDS,
+    decision_to_pb,
+    member_to_pb,
+    parse_generate,
+    policy_changes_from_pb,
+    policy_version_to_pb,
+    shadow_to_pb,
+)
 from router.fleet import FleetRegistry
 from router.placer import Placer
 from router.policy.config import policy_from_dict
-from tandem.errors import InvalidArgument, Unauthenticated
 from runtime.grpc_errors import map_errors
+from tandem.errors import InvalidArgument, Unauthenticated
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
 CALLER_KEY = "x-tandem-caller"
@@ -75,8 +82,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @map_errors
     async def SetShadowPolicy(self, request, context):
         caller = self._caller(context)
-        stats = self.placer.start_shadow(policy_from_dict(_changes(request), self.placer.store.policy), caller,
-                                         request.note)
+        stats = self.placer.start_shadow(
+            policy_from_dict(_changes(request), self.placer.store.policy), caller, request.note
+        )
         return shadow_to_pb(stats)
 
     @map_errors
@@ -96,4 +104,5 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if request.limit < 0:
             raise InvalidArgument("limit", f"must be >= 0, got {request.limit}")
         return admin_pb2.ListPolicyHistoryResponse(
-            versions=[policy_version_to_pb(v) for v in self.placer.store.history(request.limit)])
+            versions=[policy_version_to_pb(v) for v in self.placer.store.history(request.limit)]
+        )

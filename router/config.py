@@ -25,11 +25,12 @@ class RouterConfig:
     max_inflight: int = 256  # Generate calls served at once before RESOURCE_EXHAUSTED
     worker_timeout_s: float = 120.0  # upper bound on a worker call when the client set no deadline
     round_timeout_s: float = 5.0  # TANDEM: a draft or verify call slower than this counts as a failure
-    max_draft_length: int = 16  # TANDEM: upper bound of the adaptive draft length
     draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
     overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
     head_start: bool = True  # TANDEM: the cloud sends the first token while the device prefills
-    draft_speed_slack: float = 0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
+    draft_speed_slack: float = (
+        0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
+    )
     # TANDEM greedy: the device drafts a tree — the top k_d tokens at depth d for each entry k_d,
     # a greedy chain below — and the replica verifies every path in one pass (a batch row each);
     # e.g. [3, 2]: 6 paths. Fewer passes per token for more verify compute. Empty: one chain.
@@ -52,19 +53,30 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
-        if self.dashboard_port >= 0 and not self.dashboard_allow_remote and self.dashboard_host not in (
-                "127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"dashboard_host {self.dashboard_host!r} is not loopback: set dashboard_allow_remote = true "
-                             "to serve the dashboard there (and set admin_token)")
+        if (
+            self.dashboard_port >= 0
+            and not self.dashboard_allow_remote
+            and self.dashboard_host not in ("127.0.0.1", "localhost", "::1")
+        ):
+            raise ValueError(
+                f"dashboard_host {self.dashboard_host!r} is not loopback: set dashboard_allow_remote = true "
+                "to serve the dashboard there (and set admin_token)"
+            )
         if self.tls_port >= 0 and not (self.tls_cert_file and self.tls_key_file):
             raise ValueError("tls_port needs tls_cert_file and tls_key_file")
-        if self.health_check_interval_ms < 0 or self.health_check_timeout_ms <= 0 or self.health_check_failures < 1:
-            raise ValueError("health_check_interval_ms must be >= 0, health_check_timeout_ms > 0 and "
-                             "health_check_failures >= 1")
+        if (
+            self.health_check_interval_ms < 0
+            or self.health_check_timeout_ms <= 0
+            or self.health_check_failures < 1
+        ):
+            raise ValueError(
+                "health_check_interval_ms must be >= 0, health_check_timeout_ms > 0 and "
+                "health_check_failures >= 1"
+            )
         if self.max_inflight < 1 or self.worker_timeout_s <= 0 or self.round_timeout_s <= 0:
             raise ValueError("max_inflight must be >= 1, worker_timeout_s and round_timeout_s > 0")
-        if not 1 <= self.max_draft_length <= 64 or not 1 <= self.draft_support_size <= 4096:
-            raise ValueError("max_draft_length must be in [1, 64] and draft_support_size in [1, 4096]")
+        if not 1 <= self.draft_support_size <= 4096:
+            raise ValueError("draft_support_size must be in [1, 4096]")
         problem = tree_problem(self.draft_tree)
         if problem:
             raise ValueError(f"draft_tree: {problem}")

@@ -6,31 +6,41 @@ import dataclasses
 import math
 
 from router.fleet import CLOUD, EDGE, DeviceState, PoolInfo, WorkerRecord
-from router.policy.placement import Decision, RouteRequest
 from router.policy.config import PolicyConfig, policy_to_dict
+from router.policy.placement import Decision, Preference, Privacy, Quality, RouteRequest
 from router.policy_store import PolicyVersion
 from runtime.convert import check_enum, messages_from_pb, sampling_from_pb
+from runtime.params import SamplingConfig, tree_problem
 from tandem.convert import PLACEMENTS
 from tandem.errors import InvalidArgument
-from runtime.params import SamplingConfig, tree_problem
 from tandem.v1 import admin_pb2, common_pb2, fleet_pb2, inference_pb2
 
 PREFERENCES = {
-    common_pb2.PLACEMENT_PREFERENCE_AUTO: "auto",
-    common_pb2.PLACEMENT_PREFERENCE_PREFER_DEVICE: "prefer_device",
-    common_pb2.PLACEMENT_PREFERENCE_ONLY_DEVICE: "only_device",
-    common_pb2.PLACEMENT_PREFERENCE_PREFER_CLOUD: "prefer_cloud",
-    common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD: "only_cloud",
-    common_pb2.PLACEMENT_PREFERENCE_PREFER_TANDEM: "prefer_tandem",
+    common_pb2.PLACEMENT_PREFERENCE_AUTO: Preference.AUTO,
+    common_pb2.PLACEMENT_PREFERENCE_PREFER_DEVICE: Preference.PREFER_DEVICE,
+    common_pb2.PLACEMENT_PREFERENCE_ONLY_DEVICE: Preference.ONLY_DEVICE,
+    common_pb2.PLACEMENT_PREFERENCE_PREFER_CLOUD: Preference.PREFER_CLOUD,
+    common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD: Preference.ONLY_CLOUD,
+    common_pb2.PLACEMENT_PREFERENCE_PREFER_TANDEM: Preference.PREFER_TANDEM,
 }
-PRIVACY = {common_pb2.PRIVACY_STANDARD: "standard", common_pb2.PRIVACY_LOCAL_ONLY: "local_only"}
-QUALITY = {common_pb2.QUALITY_UNSPECIFIED: "unspecified", common_pb2.QUALITY_SMALL_OK: "small_ok",
-           common_pb2.QUALITY_LARGE_REQUIRED: "large_required"}
-THERMAL = {common_pb2.THERMAL_STATE_UNKNOWN: "unknown", common_pb2.THERMAL_STATE_NOMINAL: "nominal",
-           common_pb2.THERMAL_STATE_FAIR: "fair", common_pb2.THERMAL_STATE_SERIOUS: "serious",
-           common_pb2.THERMAL_STATE_CRITICAL: "critical"}
-BATTERY = {common_pb2.BATTERY_SOURCE_NONE: "none", common_pb2.BATTERY_SOURCE_REAL: "real",
-           common_pb2.BATTERY_SOURCE_MODELLED: "modelled"}
+PRIVACY = {common_pb2.PRIVACY_STANDARD: Privacy.STANDARD, common_pb2.PRIVACY_LOCAL_ONLY: Privacy.LOCAL_ONLY}
+QUALITY = {
+    common_pb2.QUALITY_UNSPECIFIED: Quality.UNSPECIFIED,
+    common_pb2.QUALITY_SMALL_OK: Quality.SMALL_OK,
+    common_pb2.QUALITY_LARGE_REQUIRED: Quality.LARGE_REQUIRED,
+}
+THERMAL = {
+    common_pb2.THERMAL_STATE_UNKNOWN: "unknown",
+    common_pb2.THERMAL_STATE_NOMINAL: "nominal",
+    common_pb2.THERMAL_STATE_FAIR: "fair",
+    common_pb2.THERMAL_STATE_SERIOUS: "serious",
+    common_pb2.THERMAL_STATE_CRITICAL: "critical",
+}
+BATTERY = {
+    common_pb2.BATTERY_SOURCE_NONE: "none",
+    common_pb2.BATTERY_SOURCE_REAL: "real",
+    common_pb2.BATTERY_SOURCE_MODELLED: "modelled",
+}
 KINDS = {common_pb2.WORKER_KIND_EDGE: EDGE, common_pb2.WORKER_KIND_CLOUD: CLOUD}
 KIND_PB = {v: k for k, v in KINDS.items()}
 
@@ -79,9 +89,12 @@ def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
         draft_tree=tuple(h.draft_tree),
         overlap=not h.disable_overlap,
         prompt_chars=len(msg.prompt) + sum(len(m.content) for m in msg.messages),
+        greedy=sampling.greedy,
     )
     if route.draft_length < 0 or route.draft_length > 64:
-        raise InvalidArgument("hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}")
+        raise InvalidArgument(
+            "hints.draft_length", f"must be in [0, 64] (0 = adaptive), got {route.draft_length}"
+        )
     problem = tree_problem(route.draft_tree, sampling.greedy)
     if problem:
         raise InvalidArgument("hints.draft_tree", problem)
@@ -132,8 +145,14 @@ def record_from_register(msg: fleet_pb2.RegisterRequest) -> WorkerRecord:
         available_providers=tuple(info.available_providers),
         vocab_size=info.vocab_size,
         version=info.version,
-        pool=PoolInfo(p.name, p.accelerator or info.accelerator, p.price_per_replica_hour_usd,
-                      p.price_per_1k_tokens_usd, p.replicas, p.slots_per_replica or 8),
+        pool=PoolInfo(
+            p.name,
+            p.accelerator or info.accelerator,
+            p.price_per_replica_hour_usd,
+            p.price_per_1k_tokens_usd,
+            p.replicas,
+            p.slots_per_replica or 8,
+        ),
         state=state_from_pb(msg.state),
         metrics_port=info.metrics_port,
     )
@@ -153,11 +172,18 @@ def decision_to_pb(d: Decision) -> common_pb2.Decision:
         predicted_token_ms=d.predicted_token_ms,
         predicted_device_energy_joules=d.predicted_energy_j,
         candidates=[
-            common_pb2.Candidate(placement=PLACEMENTS[c.placement], edge_worker_id=c.edge_worker_id, pool=c.pool,
-                                 score=c.score, excluded=c.excluded, reason=c.reason,
-                                 predicted_cost_usd=c.predicted_cost_usd, predicted_ttft_ms=c.predicted_ttft_ms,
-                                 predicted_token_ms=c.predicted_token_ms,
-                                 predicted_device_energy_joules=c.predicted_energy_j)
+            common_pb2.Candidate(
+                placement=PLACEMENTS[c.placement],
+                edge_worker_id=c.edge_worker_id,
+                pool=c.pool,
+                score=c.score,
+                excluded=c.excluded,
+                reason=c.reason,
+                predicted_cost_usd=c.predicted_cost_usd,
+                predicted_ttft_ms=c.predicted_ttft_ms,
+                predicted_token_ms=c.predicted_token_ms,
+                predicted_device_energy_joules=c.predicted_energy_j,
+            )
             for c in d.candidates
         ],
     )
@@ -174,14 +200,22 @@ def policy_changes_from_pb(msg: admin_pb2.RoutingPolicy, paths: list[str]) -> di
     for path in paths:
         if path not in names:
             raise InvalidArgument("update_mask", f"unknown policy field {path!r}; known: {', '.join(names)}")
-    return {name: dict(getattr(msg, name)) if name == "pool_prices" else getattr(msg, name)
-            for name in (paths or names)}
+    return {
+        name: dict(getattr(msg, name)) if name == "pool_prices" else getattr(msg, name)
+        for name in (paths or names)
+    }
 
 
 def policy_version_to_pb(v: PolicyVersion) -> admin_pb2.PolicyVersion:
-    return admin_pb2.PolicyVersion(version=v.version, policy=policy_to_pb(v.policy), caller=v.caller,
-                                   created_unix_s=v.created_unix_s, note=v.note, source=v.source,
-                                   restored_version=v.restored_version)
+    return admin_pb2.PolicyVersion(
+        version=v.version,
+        policy=policy_to_pb(v.policy),
+        caller=v.caller,
+        created_unix_s=v.created_unix_s,
+        note=v.note,
+        source=v.source,
+        restored_version=v.restored_version,
+    )
 
 
 def shadow_to_pb(stats) -> admin_pb2.ShadowReport:
@@ -190,37 +224,62 @@ def shadow_to_pb(stats) -> admin_pb2.ShadowReport:
         return admin_pb2.ShadowReport(active=False)
     r = stats.report()
     return admin_pb2.ShadowReport(
-        active=True, policy=policy_to_pb(stats.policy), note=r["note"], caller=r["caller"],
-        started_unix_s=r["started_unix_s"], decisions=r["decisions"], same_placement=r["same_placement"],
+        active=True,
+        policy=policy_to_pb(stats.policy),
+        note=r["note"],
+        caller=r["caller"],
+        started_unix_s=r["started_unix_s"],
+        decisions=r["decisions"],
+        same_placement=r["same_placement"],
         same_target=r["same_target"],
-        differences=[admin_pb2.ShadowDifference(live=d["live"], shadow=d["shadow"], count=d["count"])
-                     for d in r["differences"]],
+        differences=[
+            admin_pb2.ShadowDifference(live=d["live"], shadow=d["shadow"], count=d["count"])
+            for d in r["differences"]
+        ],
         live=admin_pb2.ShadowPredictions(**{k: v or 0.0 for k, v in r["live"].items()}),
-        shadow=admin_pb2.ShadowPredictions(**{k: v or 0.0 for k, v in r["shadow"].items()}))
+        shadow=admin_pb2.ShadowPredictions(**{k: v or 0.0 for k, v in r["shadow"].items()}),
+    )
 
 
 def member_to_pb(w: WorkerRecord, now: float) -> admin_pb2.FleetMember:
     s = w.state
     return admin_pb2.FleetMember(
-        info=common_pb2.WorkerInfo(worker_id=w.worker_id, kind=KIND_PB[w.kind], model_name=w.model_name,
-                                   tokenizer_id=w.tokenizer_id, max_context=w.max_context,
-                                   execution_provider=w.execution_provider,
-                                   available_providers=list(w.available_providers), vocab_size=w.vocab_size,
-                                   version=w.version, pool=w.pool.name,
-                                   accelerator=w.pool.accelerator, metrics_port=w.metrics_port,
-                                   eos_token_id=w.eos_token_id),
+        info=common_pb2.WorkerInfo(
+            worker_id=w.worker_id,
+            kind=KIND_PB[w.kind],
+            model_name=w.model_name,
+            tokenizer_id=w.tokenizer_id,
+            max_context=w.max_context,
+            execution_provider=w.execution_provider,
+            available_providers=list(w.available_providers),
+            vocab_size=w.vocab_size,
+            version=w.version,
+            pool=w.pool.name,
+            accelerator=w.pool.accelerator,
+            metrics_port=w.metrics_port,
+            eos_token_id=w.eos_token_id,
+        ),
         endpoint=w.endpoint,
         state=common_pb2.WorkerState(
-            battery_percent=s.battery_percent, charging=s.charging,
+            battery_percent=s.battery_percent,
+            charging=s.charging,
             battery_source={v: k for k, v in BATTERY.items()}[s.battery_source],
             thermal={v: k for k, v in THERMAL.items()}[s.thermal],
-            energy_per_token_joules=s.energy_per_token_joules, queue_depth=s.queue_depth,
-            active_sessions=s.active_sessions, rtt_ms=s.rtt_ms, kv_cache_bytes=s.kv_cache_bytes,
-            battery_capacity_joules=s.battery_capacity_joules),
-        pool=common_pb2.PoolProfile(name=w.pool.name, accelerator=w.pool.accelerator,
-                                    price_per_replica_hour_usd=w.pool.price_per_replica_hour_usd,
-                                    price_per_1k_tokens_usd=w.pool.price_per_1k_tokens_usd,
-                                    replicas=w.pool.replicas, slots_per_replica=w.pool.slots_per_replica),
+            energy_per_token_joules=s.energy_per_token_joules,
+            queue_depth=s.queue_depth,
+            active_sessions=s.active_sessions,
+            rtt_ms=s.rtt_ms,
+            kv_cache_bytes=s.kv_cache_bytes,
+            battery_capacity_joules=s.battery_capacity_joules,
+        ),
+        pool=common_pb2.PoolProfile(
+            name=w.pool.name,
+            accelerator=w.pool.accelerator,
+            price_per_replica_hour_usd=w.pool.price_per_replica_hour_usd,
+            price_per_1k_tokens_usd=w.pool.price_per_1k_tokens_usd,
+            replicas=w.pool.replicas,
+            slots_per_replica=w.pool.slots_per_replica,
+        ),
         heartbeat_age_ms=(now - w.last_seen) * 1e3,
         registered_age_ms=(now - w.registered_at) * 1e3,
     )

@@ -8,12 +8,13 @@ refused with FailedPrecondition.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from tandem.errors import FailedPrecondition
 
 EDGE = "edge"
 CLOUD = "cloud"
+REPLICA_BUSY_S = 1.0  # a replica that refused a call as overloaded gets no new work for this long
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,14 @@ class WorkerRecord:
     busy_until: float = 0.0  # registry clock: it refused a call as overloaded (RESOURCE_EXHAUSTED) until then
 
 
+def least_loaded(
+    replicas: Iterable[WorkerRecord], busy: Callable[[WorkerRecord], bool] = lambda w: False
+) -> WorkerRecord:
+    """The one replica choice: not busy (refused work as overloaded lately) first, then the shortest
+    queue, then the fewest sessions, then the id (deterministic). Raises ValueError when empty."""
+    return min(replicas, key=lambda w: (busy(w), w.state.queue_depth, w.state.active_sessions, w.worker_id))
+
+
 class FleetRegistry:
     """Registered workers by id. Single-threaded use (the router's event loop)."""
 
@@ -90,8 +99,11 @@ class FleetRegistry:
         expected = self._pinned_tokenizer or next((w.tokenizer_id for w in others), "")
         if expected and record.tokenizer_id != expected:
             holders = [w for w in others if w.tokenizer_id == expected]
-            by = (f"{holders[0].kind} worker {holders[0].worker_id!r} ({holders[0].model_name})"
-                  if holders else "the router's configuration")
+            by = (
+                f"{holders[0].kind} worker {holders[0].worker_id!r} ({holders[0].model_name})"
+                if holders
+                else "the router's configuration"
+            )
             raise FailedPrecondition(
                 f"tokenizer mismatch: {record.kind} worker {record.worker_id!r} ({record.model_name}) uses tokenizer "
                 f"{record.tokenizer_id}, but the fleet uses {expected} (set by {by}); draft and target models must "
@@ -125,6 +137,24 @@ class FleetRegistry:
 
     def busy(self, w: WorkerRecord) -> bool:
         return w.busy_until > self._clock()
+
+    def replica_failed(self, worker_id: str, overloaded: bool) -> None:
+        """A replica failed a call: one that refused it as overloaded is avoided for REPLICA_BUSY_S;
+        one lost is dropped (it registers again with its next heartbeat if it is alive)."""
+        if overloaded:
+            self.mark_busy(worker_id, REPLICA_BUSY_S)
+        else:
+            self.deregister(worker_id)
+
+    def pick_replica(self, pool: str, exclude: Iterable[str] = ()) -> WorkerRecord | None:
+        """The least-loaded replica of `pool` that is not busy and not in `exclude` (None: none)."""
+        skip = set(exclude)
+        left = [
+            w
+            for w in self._by_kind[CLOUD].values()
+            if w.pool.name == pool and w.worker_id not in skip and not self.busy(w)
+        ]
+        return least_loaded(left) if left else None
 
     def deregister(self, worker_id: str) -> WorkerRecord | None:
         w = self._workers.pop(worker_id, None)

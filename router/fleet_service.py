@@ -14,16 +14,17 @@ from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
 from router.health_checks import FailureCounts
 from router.metrics import RouterMetrics
 from router.worker_channels import WorkerChannels
-from tandem.errors import InvalidArgument
 from runtime.grpc_errors import map_errors
+from tandem.errors import InvalidArgument
 from tandem.v1 import fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 
 class FleetService(fleet_pb2_grpc.FleetServicer):
-    def __init__(self, registry: FleetRegistry, config: RouterConfig, metrics: RouterMetrics,
-                 channels: WorkerChannels) -> None:
+    def __init__(
+        self, registry: FleetRegistry, config: RouterConfig, metrics: RouterMetrics, channels: WorkerChannels
+    ) -> None:
         self.registry = registry
         self.config = config
         self.metrics = metrics
@@ -61,11 +62,18 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.metrics.registrations.labels(kind, "OK").inc()
         self._battery(record)
         self.update_gauges()
-        log.info("registered %s worker %s at %s (%s)", record.kind, record.worker_id, record.endpoint,
-                 record.model_name)
-        return fleet_pb2.RegisterResponse(worker_id=record.worker_id,
-                                          heartbeat_interval_ms=self.config.heartbeat_interval_ms,
-                                          lease_ms=self.config.lease_ms)
+        log.info(
+            "registered %s worker %s at %s (%s)",
+            record.kind,
+            record.worker_id,
+            record.endpoint,
+            record.model_name,
+        )
+        return fleet_pb2.RegisterResponse(
+            worker_id=record.worker_id,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            lease_ms=self.config.lease_ms,
+        )
 
     @map_errors
     async def Heartbeat(self, request, context):
@@ -90,7 +98,9 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
     async def expire(self) -> None:
         """Drop silent workers (called periodically by the router)."""
         for w in self.registry.expire():
-            log.warning("%s worker %s missed heartbeats for %d ms: dropped", w.kind, w.worker_id, self.config.lease_ms)
+            log.warning(
+                "%s worker %s missed heartbeats for %d ms: dropped", w.kind, w.worker_id, self.config.lease_ms
+            )
             self.metrics.expired.labels(w.kind).inc()
             self._forget(w)
             await self.channels.drop(w.endpoint)
@@ -104,8 +114,13 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         results = await asyncio.gather(*[self._healthy(w) for w in replicas])
         for w, (ok, why) in zip(replicas, results):
             if self.health_failures.record(w.worker_id, ok) and self.registry.get(w.worker_id) is w:
-                log.warning("cloud replica %s at %s failed %d health checks in a row (%s): dropped", w.worker_id,
-                            w.endpoint, self.health_failures.failures, why)
+                log.warning(
+                    "cloud replica %s at %s failed %d health checks in a row (%s): dropped",
+                    w.worker_id,
+                    w.endpoint,
+                    self.health_failures.failures,
+                    why,
+                )
                 self.registry.deregister(w.worker_id)
                 self.metrics.unhealthy.labels(w.kind).inc()
                 self._forget(w)
@@ -115,8 +130,9 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
     async def _healthy(self, w: WorkerRecord) -> tuple[bool, str]:
         stub = health_pb2_grpc.HealthStub(self.channels.channel(w.endpoint))
         try:
-            resp = await stub.Check(health_pb2.HealthCheckRequest(service=""),
-                                    timeout=self.config.health_check_timeout_ms / 1e3)
+            resp = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=self.config.health_check_timeout_ms / 1e3
+            )
         except grpc.RpcError as err:
             return False, err.code().name
         ok = resp.status == health_pb2.HealthCheckResponse.SERVING

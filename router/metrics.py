@@ -12,48 +12,108 @@ TOKEN_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class RouterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter("tandem_requests", "Generate requests by placement and final status",
-                                ["placement", "status"], registry=registry)
-        self.ttft = Histogram("tandem_ttft_seconds", "Time to first token, at the router",
-                              ["placement"], buckets=TTFT_BUCKETS, registry=registry)
-        self.token_latency = Histogram("tandem_token_latency_seconds",
-                                       "Per-token latency after the first (chunk gap / tokens in chunk)",
-                                       ["placement"], buckets=TOKEN_BUCKETS, registry=registry)
-        self.tokens = Counter("tandem_generated_tokens", "Tokens streamed to clients", ["placement"],
-                              registry=registry)
-        self.decisions = Counter("tandem_decisions", "Placement decisions by placement and what settled them "
-                                 "(device_only, preference, only_candidate, score; no_candidate: none could serve)",
-                                 ["placement", "rule"], registry=registry)
-        self.exclusions = Counter("tandem_decision_exclusions", "Candidates excluded, by placement and hard rule",
-                                  ["placement", "rule"], registry=registry)
-        self.predicted_ratio = Histogram("tandem_latency_actual_over_predicted",
-                                         "Measured ÷ predicted latency of the chosen placement",
-                                         ["placement", "what"], buckets=RATIO_BUCKETS, registry=registry)
-        self.policy_version = Gauge("tandem_policy_version", "Version of the routing policy in force",
-                                    registry=registry)
-        self.battery = Gauge("tandem_device_battery_percent", "Battery charge reported by each device",
-                             ["device"], registry=registry)
-        self.cloud_cost = Counter("tandem_cloud_cost_usd", "Money spent in cloud pools", ["pool"], registry=registry)
-        self.pool_tokens = Counter("tandem_pool_tokens", "Tokens of the requests a pool served or verified (CLOUD "
-                                   "and TANDEM), the denominator of its cost per token", ["pool"], registry=registry)
+        self.requests = Counter(
+            "tandem_requests",
+            "Generate requests by placement and final status",
+            ["placement", "status"],
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "tandem_ttft_seconds",
+            "Time to first token, at the router",
+            ["placement"],
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.token_latency = Histogram(
+            "tandem_token_latency_seconds",
+            "Per-token latency after the first (chunk gap / tokens in chunk)",
+            ["placement"],
+            buckets=TOKEN_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "tandem_generated_tokens", "Tokens streamed to clients", ["placement"], registry=registry
+        )
+        self.decisions = Counter(
+            "tandem_decisions",
+            "Placement decisions by placement and what settled them "
+            "(device_only, preference, only_candidate, score; no_candidate: none could serve)",
+            ["placement", "rule"],
+            registry=registry,
+        )
+        self.exclusions = Counter(
+            "tandem_decision_exclusions",
+            "Candidates excluded, by placement and hard rule",
+            ["placement", "rule"],
+            registry=registry,
+        )
+        self.predicted_ratio = Histogram(
+            "tandem_latency_actual_over_predicted",
+            "Measured ÷ predicted latency of the chosen placement",
+            ["placement", "what"],
+            buckets=RATIO_BUCKETS,
+            registry=registry,
+        )
+        self.policy_version = Gauge(
+            "tandem_policy_version", "Version of the routing policy in force", registry=registry
+        )
+        self.battery = Gauge(
+            "tandem_device_battery_percent",
+            "Battery charge reported by each device",
+            ["device"],
+            registry=registry,
+        )
+        self.cloud_cost = Counter(
+            "tandem_cloud_cost_usd", "Money spent in cloud pools", ["pool"], registry=registry
+        )
+        self.pool_tokens = Counter(
+            "tandem_pool_tokens",
+            "Tokens of the requests a pool served or verified (CLOUD "
+            "and TANDEM), the denominator of its cost per token",
+            ["pool"],
+            registry=registry,
+        )
         self.device_energy = Counter("tandem_device_energy_joules", "Device energy spent", registry=registry)
         self.inflight = Gauge("tandem_inflight_requests", "Generate calls being served", registry=registry)
         self.fleet = Gauge("tandem_fleet_workers", "Registered workers", ["kind"], registry=registry)
-        self.registrations = Counter("tandem_fleet_registrations", "Register calls by result", ["kind", "result"],
-                                     registry=registry)
-        self.fallbacks = Counter("tandem_tandem_fallbacks", "Requests that continued elsewhere (TANDEM: device or replica lost; CLOUD: replica lost or busy), by cause",
-                                 ["cause"], registry=registry)
-        self.acceptance = Histogram("tandem_tandem_acceptance_rate", "Per-request share of drafted tokens accepted",
-                                    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0), registry=registry)
-        self.tokens_per_round = Histogram("tandem_tandem_tokens_per_round", "Per-request tokens committed per round",
-                                          buckets=(1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 12, 17), registry=registry)
+        self.registrations = Counter(
+            "tandem_fleet_registrations", "Register calls by result", ["kind", "result"], registry=registry
+        )
+        self.fallbacks = Counter(
+            "tandem_tandem_fallbacks",
+            "Requests that continued elsewhere (TANDEM: device or replica lost; CLOUD: replica lost or busy), by cause",
+            ["cause"],
+            registry=registry,
+        )
+        self.acceptance = Histogram(
+            "tandem_tandem_acceptance_rate",
+            "Per-request share of drafted tokens accepted",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+            registry=registry,
+        )
+        self.tokens_per_round = Histogram(
+            "tandem_tandem_tokens_per_round",
+            "Per-request tokens committed per round",
+            buckets=(1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 12, 17),
+            registry=registry,
+        )
         self.rounds = Counter("tandem_tandem_rounds", "Draft/verify rounds", registry=registry)
         self.drafted = Counter("tandem_tandem_drafted_tokens", "Tokens drafted by devices", registry=registry)
         self.accepted = Counter("tandem_tandem_accepted_tokens", "Drafted tokens accepted", registry=registry)
-        self.expired = Counter("tandem_fleet_expired", "Workers dropped after missing heartbeats", ["kind"],
-                               registry=registry)
-        self.unhealthy = Counter("tandem_fleet_unhealthy", "Cloud replicas dropped after failing health checks in a row",
-                                 ["kind"], registry=registry)
+        self.expired = Counter(
+            "tandem_fleet_expired", "Workers dropped after missing heartbeats", ["kind"], registry=registry
+        )
+        self.unhealthy = Counter(
+            "tandem_fleet_unhealthy",
+            "Cloud replicas dropped after failing health checks in a row",
+            ["kind"],
+            registry=registry,
+        )
+
+    def fallback(self, cause: str) -> None:
+        """A request continued elsewhere (router.failover's causes, TANDEM's device and pool losses)."""
+        self.fallbacks.labels(cause).inc()
 
     def observe_tandem(self, stats) -> None:
         """Record a finished TANDEM request's statistics (router.tandem.loop.TandemStats)."""

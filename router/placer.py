@@ -6,19 +6,19 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from router.policy.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.metrics import RouterMetrics
-from router.policy.placement import Decision, RouteRequest
-from router.policy.decide import decide
 from router.policy.config import PolicyConfig
-from router.policy_store import PolicyStore, PolicyVersion
+from router.policy.decide import decide
+from router.policy.estimates import Estimates
+from router.policy.outcome import Outcome, learn
+from router.policy.placement import Decision, RouteRequest
 from router.policy.shadow import ShadowStats
 from router.policy.snapshot import build_snapshot
+from router.policy_store import PolicyStore, PolicyVersion
 from tandem.errors import FailedPrecondition, ResourceExhausted
-
 
 LOG_SIZE = 5000  # decisions kept for what-if replay
 
@@ -27,8 +27,14 @@ class Placer:
     """Decides with the live policy; beside it, an optional shadow policy whose decisions are only
     counted; and a log of the last LOG_SIZE requests decided (the dashboard's what-if trace)."""
 
-    def __init__(self, registry: FleetRegistry, store: PolicyStore, estimates: Estimates,
-                 metrics: RouterMetrics, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        registry: FleetRegistry,
+        store: PolicyStore,
+        estimates: Estimates,
+        metrics: RouterMetrics,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.estimates = estimates
@@ -48,7 +54,7 @@ class Placer:
         """The decision for `route` now. Raises FailedPrecondition when nothing can serve, ResourceExhausted
         when only saturated pools could."""
         policy, version = self.store.policy, self.store.current.version
-        snap = build_snapshot(self.registry, self.estimates, policy, route.device_id)
+        snap = build_snapshot(self.registry, self.estimates, policy, route.device_id, route.greedy)
         now = self.registry.now()
         if count:
             self._log.append((self.wall_clock(), snap.chars_per_token, route))
@@ -56,8 +62,9 @@ class Placer:
             d = decide(route, snap, policy, now, version)
         except (FailedPrecondition, ResourceExhausted) as exc:
             if count:
-                self.metrics.decisions.labels("none", "saturated" if isinstance(exc, ResourceExhausted)
-                                              else "no_candidate").inc()
+                self.metrics.decisions.labels(
+                    "none", "saturated" if isinstance(exc, ResourceExhausted) else "no_candidate"
+                ).inc()
                 self._shadow(route, snap, now, None)
             raise
         if count:
@@ -70,7 +77,9 @@ class Placer:
 
     def decision_log(self) -> list[dict]:
         """The logged requests, oldest first, as router.policy.replay.entry_from_log reads them."""
-        return [{"t_s": t, "chars_per_token": cpt, **dataclasses.asdict(route)} for t, cpt, route in self._log]
+        return [
+            {"t_s": t, "chars_per_token": cpt, **dataclasses.asdict(route)} for t, cpt, route in self._log
+        ]
 
     def _shadow(self, route: RouteRequest, snap, now: float, live: Decision | None) -> None:
         if self.shadow is None:
@@ -90,8 +99,14 @@ class Placer:
         stats, self.shadow = self.shadow, None
         return stats
 
+    def finished(self, d: Decision, outcome: Outcome, client_rtt_ms: float) -> None:
+        """A request decided as `d` has finished: the estimates learn from its outcome
+        (router.policy.outcome.learn, the one place) and the calibration metrics see it."""
+        learn(self.estimates, outcome)
+        self.observe_latency(d, outcome.ttft_ms + client_rtt_ms, outcome.token_ms)
+
     def observe_latency(self, d: Decision, ttft_ms: float, token_ms: float | None) -> None:
-        """Actual ÷ predicted, for the dashboard's calibration view."""
+        """Actual (as the client sees it) ÷ predicted, for the dashboard's calibration view."""
         if d.predicted_ttft_ms > 0:
             self.metrics.predicted_ratio.labels(d.placement, "ttft").observe(ttft_ms / d.predicted_ttft_ms)
         if token_ms is not None and d.predicted_token_ms > 0:

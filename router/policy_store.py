@@ -10,8 +10,9 @@ import dataclasses
 import logging
 import time
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from router.policy.config import PolicyConfig, policy_from_dict
 from tandem.errors import Aborted, InvalidArgument, NotFound
@@ -35,8 +36,12 @@ class PolicyVersion:
 class PolicyStore:
     """Not thread-safe: the router's event loop owns it. `on_change` is called with each new version."""
 
-    def __init__(self, initial: PolicyConfig, wall_clock: Callable[[], float] = time.time,
-                 on_change: Callable[[PolicyVersion], None] | None = None) -> None:
+    def __init__(
+        self,
+        initial: PolicyConfig,
+        wall_clock: Callable[[], float] = time.time,
+        on_change: Callable[[PolicyVersion], None] | None = None,
+    ) -> None:
         self._wall = wall_clock
         self.on_change = on_change
         self._versions: list[PolicyVersion] = []
@@ -50,9 +55,18 @@ class PolicyStore:
     def policy(self) -> PolicyConfig:
         return self._versions[-1].policy
 
-    def _append(self, policy: PolicyConfig, caller: str, source: str, note: str, restored: int = 0) -> PolicyVersion:
-        v = PolicyVersion(self._versions[-1].version + 1 if self._versions else 1, policy, caller, self._wall(),
-                          note, source, restored)
+    def _append(
+        self, policy: PolicyConfig, caller: str, source: str, note: str, restored: int = 0
+    ) -> PolicyVersion:
+        v = PolicyVersion(
+            self._versions[-1].version + 1 if self._versions else 1,
+            policy,
+            caller,
+            self._wall(),
+            note,
+            source,
+            restored,
+        )
         self._versions.append(v)
         del self._versions[:-KEEP]
         log.info("policy v%d by %s (%s)%s", v.version, caller, source, f": {note}" if note else "")
@@ -60,23 +74,35 @@ class PolicyStore:
             self.on_change(v)
         return v
 
-    def set(self, changes: Mapping[str, Any], caller: str, note: str = "", expected_version: int = 0,
-            source: str = "admin") -> PolicyVersion:
+    def set(
+        self,
+        changes: Mapping[str, Any],
+        caller: str,
+        note: str = "",
+        expected_version: int = 0,
+        source: str = "admin",
+    ) -> PolicyVersion:
         """Apply `changes` (policy field → value) to the current policy as a new version.
         Raises InvalidArgument naming the field, Aborted on a stale expected_version."""
         if expected_version and expected_version != self.current.version:
-            raise Aborted(f"policy is at version {self.current.version}, not {expected_version}: re-read and retry")
+            raise Aborted(
+                f"policy is at version {self.current.version}, not {expected_version}: re-read and retry"
+            )
         return self._append(policy_from_dict(changes, self.policy), caller, source, note)
 
-    def replace(self, policy: PolicyConfig, caller: str, note: str = "", source: str = "admin") -> PolicyVersion:
+    def replace(
+        self, policy: PolicyConfig, caller: str, note: str = "", source: str = "admin"
+    ) -> PolicyVersion:
         return self._append(policy, caller, source, note)
 
     def rollback(self, version: int, caller: str, note: str = "") -> PolicyVersion:
         """Make `version`'s policy current again, as a new version. NotFound when it is not kept."""
         old = next((v for v in self._versions if v.version == version), None)
         if old is None:
-            raise NotFound(f"policy version {version} is unknown (kept: {self._versions[0].version}"
-                           f"..{self.current.version})")
+            raise NotFound(
+                f"policy version {version} is unknown (kept: {self._versions[0].version}"
+                f"..{self.current.version})"
+            )
         return self._append(old.policy, caller, "rollback", note, restored=version)
 
     def history(self, limit: int = 0) -> list[PolicyVersion]:
@@ -112,7 +138,9 @@ class PolicyFileWatcher:
             policy = policy_from_dict(table, self.base)
         except (OSError, tomllib.TOMLDecodeError, InvalidArgument) as exc:
             self.last_error = f"{self.path}: {exc}"
-            log.error("policy file not applied, keeping version %d: %s", self.store.current.version, self.last_error)
+            log.error(
+                "policy file not applied, keeping version %d: %s", self.store.current.version, self.last_error
+            )
             return None
         self.last_error = ""
         if policy == self.store.policy:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from router.admin_service import AdminService
 from router.config import RouterConfig
 from router.dashboard.server import Dashboard
-from router.policy.estimates import Estimates
 from router.fleet import FleetRegistry
 from router.fleet_service import FleetService
 from router.inference_service import InferenceService
 from router.metrics import RouterMetrics
 from router.placer import Placer
+from router.policy.estimates import Estimates
 from router.policy_store import PolicyFileWatcher, PolicyStore
 from router.worker_channels import WorkerChannels
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
@@ -45,8 +45,11 @@ class Router:
         self.channels = WorkerChannels()
         self.fleet_service = FleetService(self.fleet, config, self.metrics, self.channels)
         self.placer = Placer(self.fleet, PolicyStore(config.policy), Estimates(config.policy), self.metrics)
-        self.policy_file = (PolicyFileWatcher(config.policy_file, self.placer.store, config.policy)
-                            if config.policy_file else None)
+        self.policy_file = (
+            PolicyFileWatcher(config.policy_file, self.placer.store, config.policy)
+            if config.policy_file
+            else None
+        )
         if self.policy_file:
             self.policy_file.poll()  # a file present at start applies before the first request
         self.inference = InferenceService(self.fleet, self.channels, self.metrics, config, self.placer)
@@ -62,7 +65,9 @@ class Router:
         self.tls_port = 0
         if config.tls_port >= 0:
             assert config.tls_cert_file and config.tls_key_file  # RouterConfig checks it
-            creds = grpc.ssl_server_credentials([(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())])
+            creds = grpc.ssl_server_credentials(
+                [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
+            )
             self.tls_port = self.server.add_secure_port(f"{config.host}:{config.tls_port}", creds)
             if self.tls_port == 0:
                 raise OSError(f"cannot bind the router's TLS port {config.host}:{config.tls_port}")
@@ -79,16 +84,23 @@ class Router:
         return f"{self.config.host}:{self.port}"
 
     async def start(self) -> None:
-        self._httpd, self.metrics_port = serve_metrics(self.registry_metrics, self.config.host, self.config.metrics_port)
+        self._httpd, self.metrics_port = serve_metrics(
+            self.registry_metrics, self.config.host, self.config.metrics_port
+        )
         await self.server.start()
         await mark_serving(self.health, SERVICES)
         self._expiry = asyncio.create_task(self._expire_loop(), name="fleet-expiry")
         if self.config.dashboard_port >= 0:
-            self.dashboard = Dashboard(f"127.0.0.1:{self.port}" if self.config.host in ("0.0.0.0", "::") else self.address,
-                                       self._dashboard_inputs, decision_log=self.placer.decision_log,
-                                       live_policy=lambda: self.placer.store.policy,
-                                       changes_allowed=bool(self.config.admin_token))
-            self.dashboard_port = await self.dashboard.start(self.config.dashboard_host, self.config.dashboard_port)
+            self.dashboard = Dashboard(
+                f"127.0.0.1:{self.port}" if self.config.host in ("0.0.0.0", "::") else self.address,
+                self._dashboard_inputs,
+                decision_log=self.placer.decision_log,
+                live_policy=lambda: self.placer.store.policy,
+                changes_allowed=bool(self.config.admin_token),
+            )
+            self.dashboard_port = await self.dashboard.start(
+                self.config.dashboard_host, self.config.dashboard_port
+            )
             log.info("dashboard on http://%s:%d/", self.config.dashboard_host, self.dashboard_port)
         if self.config.health_check_interval_ms:
             self._health = asyncio.create_task(self._health_loop(), name="health-checks")
@@ -110,7 +122,7 @@ class Router:
             await asyncio.sleep(self.config.health_check_interval_ms / 1e3)
             try:
                 await self.fleet_service.check_health()
-            except Exception:  # noqa: BLE001 - a bad round of checks must not end the checking
+            except Exception:
                 log.exception("health checks failed")
 
     async def _watch_policy_file(self) -> None:
@@ -142,13 +154,22 @@ def create_server(config: RouterConfig) -> tuple[Router, int]:
     return router, router.port
 
 
-async def serve(config: RouterConfig, ready: Callable[[dict], None] | None = None,
-                stop_event: asyncio.Event | None = None) -> None:
+async def serve(
+    config: RouterConfig, ready: Callable[[dict], None] | None = None, stop_event: asyncio.Event | None = None
+) -> None:
     router, port = create_server(config)
     await router.start()
     if ready:
-        ready({"component": "router", "port": port, "metrics_port": router.metrics_port, "address": router.address,
-               "dashboard_port": router.dashboard_port, "tls_port": router.tls_port})
+        ready(
+            {
+                "component": "router",
+                "port": port,
+                "metrics_port": router.metrics_port,
+                "address": router.address,
+                "dashboard_port": router.dashboard_port,
+                "tls_port": router.tls_port,
+            }
+        )
     try:
         await (stop_event or asyncio.Event()).wait()
     finally:

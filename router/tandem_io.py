@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 
+from router.failover import ReplicaFailover
 from router.fleet import WorkerRecord
 from router.tandem.loop import CloudLost, DeviceLost, Draft, Verdict
 from router.worker_channels import WorkerChannels
@@ -26,10 +27,13 @@ from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, worker_pb2
 
-BUSY_S = 1.0  # a replica that refused a call as overloaded gets no new work for this long
-
-_LOST = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
-         grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+_LOST = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+}
 
 
 class Deadline:
@@ -57,7 +61,20 @@ class Deadline:
 
 def replica_lost(err: grpc.RpcError) -> bool:
     """Whether a failed cloud call is worth retrying on another replica of the pool."""
-    return err.code() in _LOST or err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    return err.code() in _LOST or overloaded(err)
+
+
+def overloaded(err: grpc.RpcError) -> bool:
+    """The worker refused the call as overloaded (it is alive: avoid it for a while)."""
+    return err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def release_session(stub, session_id: str) -> None:
+    """Release `session_id` on a worker, best effort (it expires there anyway)."""
+    try:
+        await stub.Release(worker_pb2.ReleaseRequest(session_id=session_id), timeout=1.0)
+    except grpc.RpcError:
+        pass
 
 
 def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
@@ -68,26 +85,52 @@ def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
     return from_rpc_error(err)
 
 
-async def _draft_call(stub, session_id: str, sampling: common_pb2.SamplingParams, support_size: int,
-                      deadline: Deadline, committed: Sequence[int], n: int, branching: Sequence[int] = ()) -> Draft:
+async def _draft_call(
+    stub,
+    session_id: str,
+    sampling: common_pb2.SamplingParams,
+    support_size: int,
+    deadline: Deadline,
+    committed: Sequence[int],
+    n: int,
+    branching: Sequence[int] = (),
+) -> Draft:
     """One Draft rpc: `n` tokens continuing `committed` (the worker reuses the session's cache);
     a tree of that depth with `branching` (greedy)."""
-    req = worker_pb2.DraftRequest(session_id=session_id, context=list(committed), num_tokens=n,
-                                  sampling=sampling, support_size=support_size, branching=list(branching[:n]))
+    req = worker_pb2.DraftRequest(
+        session_id=session_id,
+        context=list(committed),
+        num_tokens=n,
+        sampling=sampling,
+        support_size=support_size,
+        branching=list(branching[:n]),
+    )
     try:
         resp = await stub.Draft(req, timeout=deadline.timeout())
     except grpc.RpcError as err:
         raise _device_error(err, deadline) from None
-    return Draft(list(resp.token_ids), list(resp.distributions), compute_ms=resp.compute_ms,
-                 energy_j=resp.energy_joules, alternatives=[list(a.token_ids) for a in resp.alternatives])
+    return Draft(
+        list(resp.token_ids),
+        list(resp.distributions),
+        compute_ms=resp.compute_ms,
+        energy_j=resp.energy_joules,
+        alternatives=[list(a.token_ids) for a in resp.alternatives],
+    )
 
 
 class RequestedDrafts:
     """One Draft call per round (a tree when `branching` is set: greedy requests only)."""
 
-    def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
-                 sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline,
-                 branching: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        channels: WorkerChannels,
+        edge: WorkerRecord,
+        session_id: str,
+        sampling: common_pb2.SamplingParams,
+        support_size: int,
+        deadline: Deadline,
+        branching: Sequence[int] = (),
+    ) -> None:
         self.stub = channels.stub(edge.endpoint)
         self.edge = edge
         self.session_id = session_id
@@ -97,10 +140,19 @@ class RequestedDrafts:
         self.branching = tuple(branching)
         self.dropped = 0
         self.wasted_energy_j = 0.0
+        self._closed = False
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
-        return await _draft_call(self.stub, self.session_id, self.sampling, self.support_size, self.deadline,
-                                 committed, gamma, self.branching)
+        return await _draft_call(
+            self.stub,
+            self.session_id,
+            self.sampling,
+            self.support_size,
+            self.deadline,
+            committed,
+            gamma,
+            self.branching,
+        )
 
     async def head(self, committed: Sequence[int], n: int) -> Draft:
         return await self.block(committed, n)
@@ -109,15 +161,10 @@ class RequestedDrafts:
         return None
 
     async def close(self) -> None:
-        if not getattr(self, "_closed", False):
+        """Release the device's session (once)."""
+        if not self._closed:
             self._closed = True
-            await self.release()
-
-    async def release(self) -> None:
-        try:
-            await self.stub.Release(worker_pb2.ReleaseRequest(session_id=self.session_id), timeout=1.0)
-        except grpc.RpcError:
-            pass
+            await release_session(self.stub, self.session_id)
 
 
 class StreamedDrafts:
@@ -128,9 +175,17 @@ class StreamedDrafts:
     context, is stale and dropped.
     """
 
-    def __init__(self, channels: WorkerChannels, edge: WorkerRecord, session_id: str,
-                 sampling: common_pb2.SamplingParams, support_size: int, deadline: Deadline,
-                 blocks_ahead: Callable[[int], int] = lambda gamma: 2, branching: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        channels: WorkerChannels,
+        edge: WorkerRecord,
+        session_id: str,
+        sampling: common_pb2.SamplingParams,
+        support_size: int,
+        deadline: Deadline,
+        blocks_ahead: Callable[[int], int] = lambda gamma: 2,
+        branching: Sequence[int] = (),
+    ) -> None:
         self.stub = channels.stub(edge.endpoint)
         self.branching = tuple(branching)
         self.session_id = session_id
@@ -147,6 +202,7 @@ class StreamedDrafts:
         self.verified = 0
         self.dropped = 0  # blocks drafted and not used
         self.wasted_energy_j = 0.0
+        self._closed = False
 
     async def _open(self) -> None:
         self.call = self.stub.DraftStream(timeout=self.deadline.timeout_total())
@@ -173,8 +229,16 @@ class StreamedDrafts:
 
     async def head(self, committed: Sequence[int], n: int) -> Draft:
         """A unary Draft call on the stream's session (the stream, opened later, reuses its cache)."""
-        return await _draft_call(self.stub, self.session_id, self.sampling, self.support_size, self.deadline,
-                                 committed, n, self.branching)
+        return await _draft_call(
+            self.stub,
+            self.session_id,
+            self.sampling,
+            self.support_size,
+            self.deadline,
+            committed,
+            n,
+            self.branching,
+        )
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
         if self.call is None:
@@ -184,18 +248,28 @@ class StreamedDrafts:
             self.verified = 0
             self.expect_start = len(committed)
             self.gamma = gamma
-            await self._send(session_id=self.session_id, sampling=self.sampling, support_size=self.support_size,
-                             context=list(committed), epoch=self.epoch, num_tokens=gamma,
-                             max_blocks_ahead=self.blocks_ahead(gamma), branching=list(self.branching))
+            await self._send(
+                session_id=self.session_id,
+                sampling=self.sampling,
+                support_size=self.support_size,
+                context=list(committed),
+                epoch=self.epoch,
+                num_tokens=gamma,
+                max_blocks_ahead=self.blocks_ahead(gamma),
+                branching=list(self.branching),
+            )
         elif gamma != self.gamma:  # applies to blocks drafted from now on
             self.gamma = gamma
             await self._send(epoch=self.epoch, num_tokens=gamma, verified_blocks=self.verified)
         while True:
             try:
                 item = await asyncio.wait_for(self.blocks.get(), self.deadline.timeout())
-            except asyncio.TimeoutError:
-                raise (DeadlineExceeded("the request's deadline passed while drafting") if self.deadline.expired()
-                       else DeviceLost("device_timeout")) from None
+            except TimeoutError:
+                raise (
+                    DeadlineExceeded("the request's deadline passed while drafting")
+                    if self.deadline.expired()
+                    else DeviceLost("device_timeout")
+                ) from None
             if item is None:
                 raise DeviceLost("device_stream_closed")
             if isinstance(item, grpc.RpcError):
@@ -204,9 +278,15 @@ class StreamedDrafts:
                 self.dropped += 1
                 self.wasted_energy_j += item.energy_joules
                 continue
-            return Draft(list(item.token_ids), list(item.distributions), bonus_guess=item.bonus_guess,
-                         compute_ms=item.compute_ms, energy_j=item.energy_joules, ahead=item.index > 0,
-                         alternatives=[list(a.token_ids) for a in item.alternatives])
+            return Draft(
+                list(item.token_ids),
+                list(item.distributions),
+                bonus_guess=item.bonus_guess,
+                compute_ms=item.compute_ms,
+                energy_j=item.energy_joules,
+                ahead=item.index > 0,
+                alternatives=[list(a.token_ids) for a in item.alternatives],
+            )
 
     async def settle(self, committed: Sequence[int], hit: bool) -> None:
         if hit:  # the device's chain is the committed context: its next block stays valid
@@ -217,7 +297,8 @@ class StreamedDrafts:
             self.expect_start = -1  # the next block() restarts the device from the committed context
 
     async def close(self) -> None:
-        if getattr(self, "_closed", False):
+        """End the stream, count the blocks drafted and never used, release the session (once)."""
+        if self._closed:
             return
         self._closed = True
         if self.call is not None:
@@ -226,57 +307,54 @@ class StreamedDrafts:
             self.reader.cancel()
             try:
                 await self.reader
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing
+            except (asyncio.CancelledError, Exception):
                 pass
         while not self.blocks.empty():
             item = self.blocks.get_nowait()
             if isinstance(item, worker_pb2.DraftBlock):
                 self.dropped += 1
                 self.wasted_energy_j += item.energy_joules
-        try:
-            await self.stub.Release(worker_pb2.ReleaseRequest(session_id=self.session_id), timeout=1.0)
-        except grpc.RpcError:
-            pass
+        await release_session(self.stub, self.session_id)
 
 
 class GrpcVerifier:
     """Verifies on a replica of one pool over a VerifyStream; on failure moves the session to another
-    replica (a new stream there starts from the whole committed context, so it recomputes)."""
+    replica (router.failover: a new stream there starts from the whole committed context, so it
+    recomputes)."""
 
-    def __init__(self, channels: WorkerChannels, first: WorkerRecord,
-                 replicas: Callable[[], list[WorkerRecord]], session_id: str,
-                 sampling: common_pb2.SamplingParams, deadline: Deadline,
-                 on_failed: Callable[[WorkerRecord, grpc.RpcError], None] = lambda w, err: None) -> None:
-        """`on_failed` hears of every replica given up on, and why (the router drops lost ones)."""
-        self.on_failed = on_failed
+    def __init__(
+        self,
+        channels: WorkerChannels,
+        failover: ReplicaFailover,
+        session_id: str,
+        sampling: common_pb2.SamplingParams,
+        deadline: Deadline,
+    ) -> None:
         self.channels = channels
-        self.replica = first
-        self._replicas = replicas
-        self._failed: set[str] = set()
-        self._used: set[str] = {first.endpoint}
+        self.failover = failover
         self.session_id = session_id
         self.sampling = sampling
         self.deadline = deadline
-        self.retries = 0
         self._call: grpc.aio.StreamStreamCall | None = None  # the stream to self.replica
         self._stream_context: list[int] = []  # the committed context as the stream's replica holds it
 
-    def _next_replica(self) -> WorkerRecord:
-        left = [r for r in self._replicas() if r.worker_id not in self._failed]
-        if not left:
-            raise CloudLost(f"no replica of pool {self.replica.pool.name!r} left to verify "
-                            f"({len(self._failed)} failed)")
-        return min(left, key=lambda r: (r.state.queue_depth, r.worker_id))
+    @property
+    def replica(self) -> WorkerRecord:
+        return self.failover.current
 
     async def verify(self, context: Sequence[int], draft: Draft) -> Verdict:
         while True:
             t0 = time.perf_counter()
             msg = worker_pb2.VerifyStreamRequest(
-                draft_token_ids=draft.tokens, draft_distributions=draft.dists, context_length=len(context),
-                draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives])
+                draft_token_ids=draft.tokens,
+                draft_distributions=draft.dists,
+                context_length=len(context),
+                draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives],
+            )
             if self._call is None:
                 self._call = self.channels.stub(self.replica.endpoint).VerifyStream(
-                    timeout=self.deadline.timeout_total())
+                    timeout=self.deadline.timeout_total()
+                )
                 msg.session_id = self.session_id
                 msg.sampling.CopyFrom(self.sampling)
                 msg.context.extend(context)
@@ -285,11 +363,20 @@ class GrpcVerifier:
             try:
                 resp = await self._round(self._call, msg)
                 if not 0 <= resp.path <= len(draft.alternatives):
-                    raise _rpc_error(grpc.StatusCode.INTERNAL, f"the replica committed path {resp.path} of "
-                                                               f"{len(draft.alternatives) + 1}")
+                    raise _rpc_error(
+                        grpc.StatusCode.INTERNAL,
+                        f"the replica committed path {resp.path} of {len(draft.alternatives) + 1}",
+                    )
                 self._stream_context = [*context, *draft.path(resp.path)[: resp.accepted], resp.next_token_id]
-                return Verdict(resp.accepted, resp.next_token_id, (time.perf_counter() - t0) * 1e3,
-                               resp.compute_ms, resp.forward_passes, self.replica.worker_id, resp.path)
+                return Verdict(
+                    resp.accepted,
+                    resp.next_token_id,
+                    (time.perf_counter() - t0) * 1e3,
+                    resp.compute_ms,
+                    resp.forward_passes,
+                    self.replica.worker_id,
+                    resp.path,
+                )
             except grpc.RpcError as err:
                 self._call.cancel()
                 self._call = None
@@ -297,22 +384,29 @@ class GrpcVerifier:
                     raise DeadlineExceeded("the request's deadline passed while verifying") from None
                 if not replica_lost(err):
                     raise from_rpc_error(err) from None
-                self.on_failed(self.replica, err)
-                self.fail_over()
+                if self.failover.failed(overloaded(err)) is None:
+                    raise CloudLost(
+                        f"no replica of pool {self.failover.pool!r} left to verify "
+                        f"({len(self.failover.tried)} tried)"
+                    ) from None
 
     async def _round(self, call: grpc.aio.StreamStreamCall, msg: worker_pb2.VerifyStreamRequest):
         """Send one round and read its verdict; any failure (the per-round timeout included) is an RpcError."""
         try:
             await call.write(msg)
             resp = await asyncio.wait_for(call.read(), self.deadline.timeout())
-        except asyncio.TimeoutError:
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "no verdict within the round timeout") from None
+        except TimeoutError:
+            raise _rpc_error(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "no verdict within the round timeout"
+            ) from None
         except (grpc.aio.UsageError, asyncio.InvalidStateError):  # the stream had ended: its status says why
             resp = grpc.aio.EOF
         if resp is grpc.aio.EOF:
             code = await call.code()
-            raise _rpc_error(grpc.StatusCode.UNAVAILABLE if code == grpc.StatusCode.OK else code,
-                             await call.details() or "the replica ended the verify stream")
+            raise _rpc_error(
+                grpc.StatusCode.UNAVAILABLE if code == grpc.StatusCode.OK else code,
+                await call.details() or "the replica ended the verify stream",
+            )
         return resp
 
     def replace_after(self, err: grpc.RpcError, what: str) -> WorkerRecord:
@@ -321,19 +415,10 @@ class GrpcVerifier:
         retrying; UNAVAILABLE, prefixed with `what`, when no replica is left)."""
         if self.deadline.expired() or not replica_lost(err):
             raise from_rpc_error(err) from None
-        self.on_failed(self.replica, err)
-        try:
-            return self.fail_over()
-        except CloudLost as lost:
-            raise Unavailable(f"{what}: {lost}") from None
-
-    def fail_over(self) -> WorkerRecord:
-        """Mark the current replica failed and move to another; raises CloudLost when none is left."""
-        self._failed.add(self.replica.worker_id)
-        self.retries += 1
-        self.replica = self._next_replica()
-        self._used.add(self.replica.endpoint)
-        return self.replica
+        nxt = self.failover.failed(overloaded(err))
+        if nxt is None:
+            raise Unavailable(f"{what}: no replica of pool {self.failover.pool!r} left") from None
+        return nxt
 
     async def release(self) -> None:
         """End the stream (which releases the session on its replica) and release the session on
@@ -342,12 +427,8 @@ class GrpcVerifier:
             with contextlib.suppress(grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
                 await self._call.done_writing()
             self._call = None
-        for endpoint in self._used - {self.replica.endpoint}:
-            try:
-                await self.channels.stub(endpoint).Release(worker_pb2.ReleaseRequest(session_id=self.session_id),
-                                                           timeout=1.0)
-            except grpc.RpcError:
-                pass
+        for endpoint in self.failover.endpoints - {self.replica.endpoint}:
+            await release_session(self.channels.stub(endpoint), self.session_id)
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:

@@ -74,7 +74,9 @@ def _coerce(tp: Any, value: Any, where: str, base_dir: Path | None) -> Any:
         if origin is tuple and len(args) > 1 and args[-1] is not Ellipsis:  # a fixed shape: tuple[str, float]
             if len(value) != len(args):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(a, v, f"{where}[{i}]", base_dir) for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(
+                _coerce(a, v, f"{where}[{i}]", base_dir) for i, (a, v) in enumerate(zip(args, value))
+            )
         items = [_coerce(args[0], v, f"{where}[{i}]", base_dir) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:

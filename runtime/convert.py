@@ -6,13 +6,14 @@ Enum values outside the declared set (a newer or a broken client) are rejected h
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
 from runtime.params import SamplingConfig, validate_sampling
 from tandem.errors import InvalidArgument
 from tandem.v1 import common_pb2
+
 
 def check_enum(msg: Message, field: str, path: str) -> int:
     """The value of enum field `field` of `msg`, or InvalidArgument(path) if it is not declared."""

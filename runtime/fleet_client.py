@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
@@ -79,11 +79,14 @@ class FleetMembership:
             try:
                 t0 = time.perf_counter()
                 resp = await self._stub.Heartbeat(
-                    fleet_pb2.HeartbeatRequest(worker_id=self.worker_id, state=self._state()), timeout=self._timeout
+                    fleet_pb2.HeartbeatRequest(worker_id=self.worker_id, state=self._state()),
+                    timeout=self._timeout,
                 )
                 self._on_rtt((time.perf_counter() - t0) * 1e3)
                 if not resp.known:
-                    log.warning("router %s forgot worker %s; registering again", self.router_address, self.worker_id)
+                    log.warning(
+                        "router %s forgot worker %s; registering again", self.router_address, self.worker_id
+                    )
                     await self.register()
             except grpc.RpcError as err:
                 log.warning("heartbeat to %s failed: %s", self.router_address, err.code().name)
@@ -91,7 +94,7 @@ class FleetMembership:
                 log.error("re-registration refused: %s", err)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a heartbeat bug must not kill the worker
+            except Exception:
                 log.exception("heartbeat failed")
 
     async def stop(self) -> None:
@@ -105,7 +108,9 @@ class FleetMembership:
             self._task = None
         if self.worker_id:
             try:
-                await self._stub.Deregister(fleet_pb2.DeregisterRequest(worker_id=self.worker_id), timeout=1.0)
+                await self._stub.Deregister(
+                    fleet_pb2.DeregisterRequest(worker_id=self.worker_id), timeout=1.0
+                )
             except grpc.RpcError:
                 pass
         await self._channel.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -37,7 +38,7 @@ def map_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await fn(self, request, context)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
+        except Exception as exc:
             if _is_abort(exc):
                 raise
             await abort(context, exc)
@@ -53,7 +54,7 @@ def map_stream_errors(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., As
         try:
             async for item in fn(self, request, context):
                 yield item
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
+        except Exception as exc:
             if _is_abort(exc):
                 raise
             await abort(context, exc)

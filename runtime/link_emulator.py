@@ -46,8 +46,14 @@ class LinkProfile:
 class LinkEmulator:
     """Listens on host:port (0 = a free port) and forwards every connection to `upstream`."""
 
-    def __init__(self, upstream: str, profile: LinkProfile, host: str = "127.0.0.1", port: int = 0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        profile: LinkProfile,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+    ) -> None:
         up_host, _, up_port = upstream.rpartition(":")
         self.upstream = (up_host, int(up_port))
         self.profile = profile
@@ -63,7 +69,7 @@ class LinkEmulator:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> "LinkEmulator":
+    async def start(self) -> LinkEmulator:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("link %s -> %s:%d: %s", self.address, *self.upstream, self.profile)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from tandem.errors import InvalidArgument
 
@@ -54,16 +54,24 @@ def validate_sampling(cfg: SamplingConfig, prefix: str = "sampling") -> Sampling
     return cfg
 
 
-def check_context(prompt_tokens: int, max_new_tokens: int, max_context: int, prefix: str = "sampling") -> None:
+def check_context(
+    prompt_tokens: int, max_new_tokens: int, max_context: int, prefix: str = "sampling"
+) -> None:
     """Raise InvalidArgument when prompt plus new tokens cannot fit the model's context."""
     if prompt_tokens >= max_context:
-        raise InvalidArgument("prompt", f"the prompt has {prompt_tokens} tokens; the model's context "
-                                        f"holds {max_context} including at least one new token")
+        raise InvalidArgument(
+            "prompt",
+            f"the prompt has {prompt_tokens} tokens; the model's context "
+            f"holds {max_context} including at least one new token",
+        )
     if prompt_tokens + max_new_tokens > max_context:
         name = f"{prefix}.max_new_tokens" if prefix else "max_new_tokens"
-        raise InvalidArgument(name, f"{max_new_tokens} new tokens after a {prompt_tokens}-token prompt exceed "
-                                    f"the model's context of {max_context} tokens (at most "
-                                    f"{max_context - prompt_tokens} fit)")
+        raise InvalidArgument(
+            name,
+            f"{max_new_tokens} new tokens after a {prompt_tokens}-token prompt exceed "
+            f"the model's context of {max_context} tokens (at most "
+            f"{max_context - prompt_tokens} fit)",
+        )
 
 
 def tree_problem(branching: Sequence[int], greedy: bool = True) -> str | None:

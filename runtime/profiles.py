@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "shipped"  # package data: works from any install
 MODELS_ENV = "TANDEM_MODELS"
@@ -28,8 +28,10 @@ class ModelProfile:
     tokenizer: Path = SHIPPED_MODELS / "stdlib" / "tokenizer.json"
     draft: Path = SHIPPED_MODELS / "stdlib" / "draft"
     target: Path = SHIPPED_MODELS / "stdlib" / "target"
-    build_hint: str = ("the stdlib pair ships inside the tandem-llm package (runtime/shipped/stdlib; "
-                       "rebuild it from a checkout with `python models/train.py`)")
+    build_hint: str = (
+        "the stdlib pair ships inside the tandem-llm package (runtime/shipped/stdlib; "
+        "rebuild it from a checkout with `python models/train.py`)"
+    )
 
     def check(self) -> None:
         """Raise FileNotFoundError naming the first missing file, with a hint on how to get it."""
@@ -43,8 +45,11 @@ class ModelProfile:
 
     def missing(self) -> tuple[str, Path] | None:
         """The first missing (what, path), or None when every file is there."""
-        for what, p in (("tokenizer", self.tokenizer), ("draft", self.draft / "model.onnx"),
-                        ("target", self.target / "model.onnx")):
+        for what, p in (
+            ("tokenizer", self.tokenizer),
+            ("draft", self.draft / "model.onnx"),
+            ("target", self.target / "model.onnx"),
+        ):
             if not p.exists():
                 return what, p
         return None
@@ -58,10 +63,15 @@ def models_cache(env: Mapping[str, str] | None = None) -> Path:
 
 def smollm2_profile(cache: Path) -> ModelProfile:
     root = cache / "smollm2"
-    return ModelProfile("smollm2", root / "tokenizer.json", root / "draft", root / "target",
-                        build_hint="build it with `tandem models build smollm2` (needs the train extra: "
-                                   "pip install -e '.[train]'), which writes it into the models cache "
-                                   f"({MODELS_ENV}, default ~/.cache/tandem/models)")
+    return ModelProfile(
+        "smollm2",
+        root / "tokenizer.json",
+        root / "draft",
+        root / "target",
+        build_hint="build it with `tandem models build smollm2` (needs the train extra: "
+        "pip install -e '.[train]'), which writes it into the models cache "
+        f"({MODELS_ENV}, default ~/.cache/tandem/models)",
+    )
 
 
 def builtin_profile(name: str, env: Mapping[str, str] | None = None) -> ModelProfile:
@@ -87,8 +97,10 @@ def profile_from_config(data: Mapping, base: Path | None = None, override: str |
     if set(table) <= {"name"}:
         if name not in BUILTIN_PROFILES:
             where = "--model" if override else "model.name"
-            raise ConfigError(f"{where}: unknown profile {name!r}; built in: {', '.join(BUILTIN_PROFILES)} "
-                              f"(or give model.tokenizer, model.draft and model.target paths)")
+            raise ConfigError(
+                f"{where}: unknown profile {name!r}; built in: {', '.join(BUILTIN_PROFILES)} "
+                f"(or give model.tokenizer, model.draft and model.target paths)"
+            )
         profile = builtin_profile(name)
     else:
         profile = build(ModelProfile, table, "model", base)

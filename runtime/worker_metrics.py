@@ -12,25 +12,54 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry, kind: str) -> None:
         self.registry = registry
         labels = {"kind": kind}
-        self.requests = Counter("tandem_worker_requests", "Worker rpcs by method and status",
-                                ["kind", "method", "status"], registry=registry)
-        self.tokens = Counter("tandem_worker_generated_tokens", "Tokens generated (Generate and Draft)",
-                              ["kind"], registry=registry).labels(**labels)
-        self.forward_seconds = Histogram("tandem_worker_forward_seconds", "Model time per forward pass",
-                                         ["kind", "method"], buckets=LATENCY_BUCKETS, registry=registry)
-        self.inflight = Gauge("tandem_worker_inflight", "Calls being served", ["kind"],
-                              registry=registry).labels(**labels)
+        self.requests = Counter(
+            "tandem_worker_requests",
+            "Worker rpcs by method and status",
+            ["kind", "method", "status"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "tandem_worker_generated_tokens",
+            "Tokens generated (Generate and Draft)",
+            ["kind"],
+            registry=registry,
+        ).labels(**labels)
+        self.forward_seconds = Histogram(
+            "tandem_worker_forward_seconds",
+            "Model time per forward pass",
+            ["kind", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "tandem_worker_inflight", "Calls being served", ["kind"], registry=registry
+        ).labels(**labels)
         self.kind = kind
-        self._sessions = Gauge("tandem_worker_kv_sessions", "Sessions holding a KV cache", ["kind"],
-                               registry=registry).labels(**labels)
-        self._kv_bytes = Gauge("tandem_worker_kv_bytes", "Bytes held by KV caches", ["kind"],
-                               registry=registry).labels(**labels)
-        self._cache_lookups = Gauge("tandem_worker_kv_lookups", "KV cache lookups by result (hit: a prefix "
-                                    "was reused)", ["kind", "result"], registry=registry)
-        self._evictions = Gauge("tandem_worker_kv_evictions", "KV caches evicted to stay within the byte budget",
-                                ["kind"], registry=registry).labels(**labels)
-        self.batch_size = Histogram("tandem_worker_batch_size", "Target passes per batched forward pass",
-                                    ["kind"], buckets=BATCH_BUCKETS, registry=registry).labels(**labels)
+        self._sessions = Gauge(
+            "tandem_worker_kv_sessions", "Sessions holding a KV cache", ["kind"], registry=registry
+        ).labels(**labels)
+        self._kv_bytes = Gauge(
+            "tandem_worker_kv_bytes", "Bytes held by KV caches", ["kind"], registry=registry
+        ).labels(**labels)
+        self._cache_lookups = Gauge(
+            "tandem_worker_kv_lookups",
+            "KV cache lookups by result (hit: a prefix was reused)",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self._evictions = Gauge(
+            "tandem_worker_kv_evictions",
+            "KV caches evicted to stay within the byte budget",
+            ["kind"],
+            registry=registry,
+        ).labels(**labels)
+        self.batch_size = Histogram(
+            "tandem_worker_batch_size",
+            "Target passes per batched forward pass",
+            ["kind"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        ).labels(**labels)
 
     def watch_cache(self, cache) -> None:
         """Read the cache's live figures at scrape time."""

@@ -13,21 +13,21 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from runtime.convert import messages_from_pb, sampling_from_pb
-from tandem.convert import FINISH_REASONS
-from tandem.errors import InvalidArgument, ResourceExhausted
 from runtime.grpc_errors import map_errors, map_stream_errors
-from runtime.params import MAX_PATHS, SamplingConfig, tree_problem
 from runtime.llm.runner import ForwardResult, ModelRunner, Pass, check_verify, finish_verify, verify_pass
 from runtime.llm.speculative import SparseDist
+from runtime.params import MAX_PATHS, SamplingConfig, tree_problem
 from runtime.worker_metrics import WorkerMetrics
+from tandem.convert import FINISH_REASONS
+from tandem.errors import InvalidArgument, ResourceExhausted
 from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc
-
 
 _GREEDY = SamplingConfig(max_new_tokens=1)
 
@@ -162,14 +162,18 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def _admit(self, method: str):
         if self.inflight >= self.max_inflight:
             self.metrics.count(method, "RESOURCE_EXHAUSTED")
-            raise ResourceExhausted(f"worker busy: {self.inflight} calls in flight (limit {self.max_inflight})")
+            raise ResourceExhausted(
+                f"worker busy: {self.inflight} calls in flight (limit {self.max_inflight})"
+            )
         self.inflight += 1
         self.metrics.inflight.inc()
         status = "OK"
         try:
             yield
         except BaseException as exc:
-            status = getattr(exc, "status", "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "INTERNAL")
+            status = getattr(
+                exc, "status", "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "INTERNAL"
+            )
             raise
         finally:
             self.inflight -= 1
@@ -213,7 +217,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     prefill = len(prompt) - step.cached_tokens if produced == len(step.token_ids) else 0
                     self.metrics.tokens.inc(len(step.token_ids))
                     if step.forward_passes:
-                        self.metrics.forward_seconds.labels(self.metrics.kind, "Generate").observe(step.compute_ms / 1e3)
+                        self.metrics.forward_seconds.labels(self.metrics.kind, "Generate").observe(
+                            step.compute_ms / 1e3
+                        )
                     chunk = worker_pb2.WorkerGenerateChunk(
                         token_ids=step.token_ids,
                         text=step.text,
@@ -257,22 +263,32 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if not 1 <= n <= 64:
             raise InvalidArgument("num_tokens", f"must be in [1, 64], got {n}")
         if len(ctx) + n - 1 > limit:
-            raise InvalidArgument("num_tokens", f"{len(ctx)} context tokens plus {n} drafted exceed the context of {limit}")
+            raise InvalidArgument(
+                "num_tokens", f"{len(ctx)} context tokens plus {n} drafted exceed the context of {limit}"
+            )
         support = request.support_size or 32
         branching = check_branching(request.branching, cfg)
         cancel = threading.Event()  # a pre-draft the router no longer wants stops at the next token
         with self._admit("Draft"):
             try:
-                res = await self._run(self.runner.draft, request.session_id, ctx, n, cfg, support, cancel, branching)
+                res = await self._run(
+                    self.runner.draft, request.session_id, ctx, n, cfg, support, cancel, branching
+                )
             except asyncio.CancelledError:
                 cancel.set()
                 raise
         self.metrics.tokens.inc(n)
         if res.forward_passes:
-            self.metrics.forward_seconds.labels(self.metrics.kind, "Draft").observe(res.compute_ms / 1e3 / res.forward_passes)
+            self.metrics.forward_seconds.labels(self.metrics.kind, "Draft").observe(
+                res.compute_ms / 1e3 / res.forward_passes
+            )
         energy = self.host.spend_energy(*_draft_work(ctx, res))
-        out = worker_pb2.DraftResponse(token_ids=res.token_ids, cached_tokens=res.cached_tokens,
-                                       compute_ms=res.compute_ms, energy_joules=energy)
+        out = worker_pb2.DraftResponse(
+            token_ids=res.token_ids,
+            cached_tokens=res.cached_tokens,
+            compute_ms=res.compute_ms,
+            energy_joules=energy,
+        )
         for q in res.dists or ():
             out.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
         for alt in res.alternatives:
@@ -312,15 +328,29 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     await wake.wait()
                     continue
                 with self._admit("DraftStream"):
-                    res = await self._run(self.runner.draft, state.session_id, ctx, gamma + 1, state.sampling,
-                                          state.support, state.cancel, state.branching[:gamma])
+                    res = await self._run(
+                        self.runner.draft,
+                        state.session_id,
+                        ctx,
+                        gamma + 1,
+                        state.sampling,
+                        state.support,
+                        state.cancel,
+                        state.branching[:gamma],
+                    )
                 energy = self.host.spend_energy(*_draft_work(ctx, res))
                 self.metrics.tokens.inc(len(res.token_ids))
                 if epoch != state.epoch or len(res.token_ids) < gamma + 1:
                     continue  # the router restarted drafting meanwhile: this block is stale
-                block = worker_pb2.DraftBlock(epoch=epoch, index=state.produced, start_length=len(ctx),
-                                              token_ids=res.token_ids[:gamma], bonus_guess=res.token_ids[gamma],
-                                              compute_ms=res.compute_ms, energy_joules=energy)
+                block = worker_pb2.DraftBlock(
+                    epoch=epoch,
+                    index=state.produced,
+                    start_length=len(ctx),
+                    token_ids=res.token_ids[:gamma],
+                    bonus_guess=res.token_ids[gamma],
+                    compute_ms=res.compute_ms,
+                    energy_joules=energy,
+                )
                 for q in (res.dists or [])[:gamma]:
                     block.distributions.add(token_ids=q.ids.tolist(), probs=q.probs.tolist())
                 for alt in res.alternatives:  # paths that differ within the block (not only in the guess)
@@ -337,9 +367,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         t_arrived = time.perf_counter()
         if not request.session_id:
             raise InvalidArgument("session_id", "required")
-        resp, _ = await self._verify(request.session_id, self._context(request.context), request.draft_token_ids,
-                                     request.draft_distributions, _round_sampling(request), t_arrived,
-                                     request.draft_alternatives)
+        resp, _ = await self._verify(
+            request.session_id,
+            self._context(request.context),
+            request.draft_token_ids,
+            request.draft_distributions,
+            _round_sampling(request),
+            t_arrived,
+            request.draft_alternatives,
+        )
         return resp
 
     @map_stream_errors
@@ -359,10 +395,19 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 if msg.context:
                     ctx = self._context(msg.context)
                 if msg.context_length and msg.context_length != len(ctx):
-                    raise InvalidArgument("context_length", f"the stream's context holds {len(ctx)} tokens, "
-                                                            f"not {msg.context_length}")
-                resp, path = await self._verify(sid, ctx, msg.draft_token_ids, msg.draft_distributions, cfg,
-                                                t_arrived, msg.draft_alternatives)
+                    raise InvalidArgument(
+                        "context_length",
+                        f"the stream's context holds {len(ctx)} tokens, not {msg.context_length}",
+                    )
+                resp, path = await self._verify(
+                    sid,
+                    ctx,
+                    msg.draft_token_ids,
+                    msg.draft_distributions,
+                    cfg,
+                    t_arrived,
+                    msg.draft_alternatives,
+                )
                 ctx = ctx + path[: resp.accepted] + [resp.next_token_id]
                 yield resp
         finally:
@@ -370,8 +415,16 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 self.runner.release(sid)
                 self.released(sid)
 
-    async def _verify(self, session_id: str, ctx: list[int], draft_ids, draft_dists, cfg: SamplingConfig,
-                      t_arrived: float, draft_alternatives=()) -> tuple[worker_pb2.VerifyResponse, list[int]]:
+    async def _verify(
+        self,
+        session_id: str,
+        ctx: list[int],
+        draft_ids,
+        draft_dists,
+        cfg: SamplingConfig,
+        t_arrived: float,
+        draft_alternatives=(),
+    ) -> tuple[worker_pb2.VerifyResponse, list[int]]:
         """One verification round of `draft_ids` (and a tree's other paths) continuing `ctx`
         (validated); the verdict and the path it commits. Raises InvalidArgument naming the field at
         fault, ResourceExhausted when the worker is full."""
@@ -380,7 +433,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             self._context(drafted, "draft_token_ids")
         alternatives = [list(a.token_ids) for a in draft_alternatives]
         if len(alternatives) >= MAX_PATHS:
-            raise InvalidArgument("draft_alternatives", f"at most {MAX_PATHS - 1} alternatives, got {len(alternatives)}")
+            raise InvalidArgument(
+                "draft_alternatives", f"at most {MAX_PATHS - 1} alternatives, got {len(alternatives)}"
+            )
         for i, alt in enumerate(alternatives):
             if alt:
                 self._context(alt, f"draft_alternatives[{i}]")
@@ -388,20 +443,33 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             raise InvalidArgument("draft_token_ids", f"at most 64 drafted tokens, got {len(drafted)}")
         limit = self.runner.spec.max_context
         if len(ctx) + len(drafted) > limit:
-            raise InvalidArgument("draft_token_ids", f"{len(ctx)} context plus {len(drafted)} drafted tokens exceed "
-                                                     f"the context of {limit}")
+            raise InvalidArgument(
+                "draft_token_ids",
+                f"{len(ctx)} context plus {len(drafted)} drafted tokens exceed the context of {limit}",
+            )
         dists = None
         if not cfg.greedy:
             if len(draft_dists) != len(drafted):
-                raise InvalidArgument("draft_distributions", f"sampling needs one per drafted token: got "
-                                      f"{len(draft_dists)} for {len(drafted)} tokens")
+                raise InvalidArgument(
+                    "draft_distributions",
+                    f"sampling needs one per drafted token: got {len(draft_dists)} for {len(drafted)} tokens",
+                )
             dists = []
             for i, d in enumerate(draft_dists):
-                if len(d.token_ids) != len(d.probs) or not d.token_ids or min(d.probs) < 0 or sum(d.probs) <= 0:
-                    raise InvalidArgument(f"draft_distributions[{i}]", "needs matching, non-empty token_ids and "
-                                          "non-negative probs with a positive sum")
+                if (
+                    len(d.token_ids) != len(d.probs)
+                    or not d.token_ids
+                    or min(d.probs) < 0
+                    or sum(d.probs) <= 0
+                ):
+                    raise InvalidArgument(
+                        f"draft_distributions[{i}]",
+                        "needs matching, non-empty token_ids and non-negative probs with a positive sum",
+                    )
                 if drafted[i] not in d.token_ids:
-                    raise InvalidArgument(f"draft_distributions[{i}]", f"drafted token {drafted[i]} is not in its support")
+                    raise InvalidArgument(
+                        f"draft_distributions[{i}]", f"drafted token {drafted[i]} is not in its support"
+                    )
                 dists.append(SparseDist(np.asarray(d.token_ids, np.int64), np.asarray(d.probs, np.float32)))
         check_verify(drafted, dists, cfg, alternatives)
         with self._admit("Verify"):
@@ -412,16 +480,22 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if res.forward_passes:
             self.metrics.forward_seconds.labels(self.metrics.kind, "Verify").observe(res.compute_ms / 1e3)
         return worker_pb2.VerifyResponse(
-            accepted=res.round.accepted, next_token_id=res.round.next_token,
-            all_accepted=res.round.accepted == len(drafted), cached_tokens=res.cached_tokens,
-            compute_ms=res.compute_ms, forward_passes=res.forward_passes,
-            queue_ms=(t_start - t_arrived) * 1e3, path=res.path,
+            accepted=res.round.accepted,
+            next_token_id=res.round.next_token,
+            all_accepted=res.round.accepted == len(drafted),
+            cached_tokens=res.cached_tokens,
+            compute_ms=res.compute_ms,
+            forward_passes=res.forward_passes,
+            queue_ms=(t_start - t_arrived) * 1e3,
+            path=res.path,
         ), ([drafted] + alternatives)[res.path]
 
     @map_errors
     async def GetTokenizer(self, request, context):
         tok = self.runner.tokenizer
-        return worker_pb2.GetTokenizerResponse(tokenizer_id=tok.id, tokenizer_json=tok.json_text.encode("utf-8"))
+        return worker_pb2.GetTokenizerResponse(
+            tokenizer_id=tok.id, tokenizer_json=tok.json_text.encode("utf-8")
+        )
 
     @map_errors
     async def Release(self, request, context):

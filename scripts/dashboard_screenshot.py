@@ -36,12 +36,29 @@ def main() -> int:
         stack.start_router()
         stack.start_cloud()
         stack.wait_fleet(edge=0, cloud=2)
-        load = subprocess.Popen([sys.executable, "-m", "stack.cli", "loadtest", str(ROOT / "loadtest/scenarios/smoke.toml"),
-                                 "--target", stack.router_address, "--duration", str(args.after_s + 20), "--rate", "4",
-                                 "--out", str(stack.workdir / "load")], stdout=subprocess.DEVNULL)
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stack.cli",
+                "loadtest",
+                str(ROOT / "loadtest/scenarios/smoke.toml"),
+                "--target",
+                stack.router_address,
+                "--duration",
+                str(args.after_s + 20),
+                "--rate",
+                "4",
+                "--out",
+                str(stack.workdir / "load"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
+                browser = pw.chromium.launch(
+                    executable_path=browser_path, headless=True, args=["--no-sandbox"]
+                )
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 time.sleep(8)  # the simulated devices register before the page opens
                 page.goto(stack.dashboard_url)

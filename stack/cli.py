@@ -6,8 +6,8 @@
     tandem demo   [--config F] [--model stdlib|smollm2]      (smollm2 by default once built)
     tandem up     [--config F] [--port N] [--device ID ...]   (a local stack until Ctrl-C)
     tandem models build smollm2 [--cache DIR]                 (needs the train extra)
-    tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (see loadtest/command.py)
-    tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet)
+    tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (the load tester's, see loadtest/cli.py)
+    tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet, the same)
 
 Each component reads its table of the TOML config file (``[router]``, ``[edge]``, ``[cloud]``,
 ``[model]``; see ``examples/tandem.toml``); flags override the file. ``--model NAME`` picks a
@@ -25,11 +25,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+PLUGIN_GROUP = "tandem.commands"
 
 
-def _config(args: argparse.Namespace) -> tuple[dict, Path | None]:
+def load_config(args: argparse.Namespace) -> tuple[dict, Path | None]:
     from runtime.configfile import load
 
     data = load(args.config) if args.config else {}
@@ -37,13 +40,13 @@ def _config(args: argparse.Namespace) -> tuple[dict, Path | None]:
     return data, base
 
 
-def _profile(data: dict, base: Path | None, override: str | None = None):
+def load_profile(data: dict, base: Path | None, override: str | None = None):
     from runtime.profiles import profile_from_config
 
     return profile_from_config(data, base, override)
 
 
-def _ready_writer(path: str | None) -> Callable[[dict], None]:
+def ready_writer(path: str | None) -> Callable[[dict], None]:
     def ready(info: dict) -> None:
         line = json.dumps(info)
         print(f"ready: {line}", flush=True)
@@ -55,7 +58,7 @@ def _ready_writer(path: str | None) -> Callable[[dict], None]:
     return ready
 
 
-async def _run_until_signal(main: Callable[[asyncio.Event], Any]) -> None:
+async def run_until_signal(main: Callable[[asyncio.Event], Any]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,13 +71,13 @@ def cmd_router(args: argparse.Namespace) -> int:
     from router.server import serve
     from runtime.configfile import build
 
-    data, base = _config(args)
+    data, base = load_config(args)
     table = dict(data.get("router", {}))
     for key in ("host", "port", "metrics_port", "dashboard_port"):
         if getattr(args, key) is not None:
             table[key] = getattr(args, key)
     config = build(RouterConfig, table, "router", base)
-    asyncio.run(_run_until_signal(lambda stop: serve(config, _ready_writer(args.ready_file), stop)))
+    asyncio.run(run_until_signal(lambda stop: serve(config, ready_writer(args.ready_file), stop)))
     return 0
 
 
@@ -83,7 +86,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
     from edge_worker.worker import serve
     from runtime.configfile import build
 
-    data, base = _config(args)
+    data, base = load_config(args)
     table = dict(data.get("edge", {}))
     for key in ("router", "device_id", "host", "port", "metrics_port"):
         if getattr(args, key) is not None:
@@ -94,8 +97,8 @@ def cmd_edge(args: argparse.Namespace) -> int:
             link[key] = getattr(args, f"link_{key}")
     table["link"] = link
     config = build(EdgeConfig, table, "edge", base)
-    profile = _profile(data, base, args.model)
-    asyncio.run(_run_until_signal(lambda stop: serve(config, profile, _ready_writer(args.ready_file), stop)))
+    profile = load_profile(data, base, args.model)
+    asyncio.run(run_until_signal(lambda stop: serve(config, profile, ready_writer(args.ready_file), stop)))
     return 0
 
 
@@ -104,21 +107,22 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     from cloud_worker.pools import CloudPools
     from runtime.configfile import build
 
-    data, base = _config(args)
+    data, base = load_config(args)
     table = dict(data.get("cloud", {}))
     for key in ("router", "ray_address", "host", "metrics_port"):
         if getattr(args, key) is not None:
             table[key] = getattr(args, key)
     config = build(CloudConfig, table, "cloud", base)
-    profile = _profile(data, base, args.model)
+    profile = load_profile(data, base, args.model)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     pools = CloudPools(config, profile)
     try:
         pools.start()
-        _ready_writer(args.ready_file)({"component": "cloud", "replicas": pools.replicas,
-                                        "metrics_port": pools.metrics_port})
+        ready_writer(args.ready_file)(
+            {"component": "cloud", "replicas": pools.replicas, "metrics_port": pools.metrics_port}
+        )
         stop.wait()
     finally:
         pools.stop()
@@ -133,13 +137,13 @@ def cmd_link(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         link = await LinkEmulator(args.to, profile, host or "127.0.0.1", int(port)).start()
-        _ready_writer(args.ready_file)({"component": "link", "address": link.address})
+        ready_writer(args.ready_file)({"component": "link", "address": link.address})
         try:
             await stop.wait()
         finally:
             await link.stop()
 
-    asyncio.run(_run_until_signal(main))
+    asyncio.run(run_until_signal(main))
     return 0
 
 
@@ -149,8 +153,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     script = Path(__file__).resolve().parent.parent / "models" / f"{args.profile}.py"
     if not script.is_file():
-        print(f"tandem models build: no builder for {args.profile!r} at {script} (run from a checkout of the "
-              f"repository)", file=sys.stderr)
+        print(
+            f"tandem models build: no builder for {args.profile!r} at {script} (run from a checkout of the "
+            f"repository)",
+            file=sys.stderr,
+        )
         return 2
     cmd = [sys.executable, str(script)] + (["--cache", str(args.cache)] if args.cache else [])
     return subprocess.run(cmd).returncode
@@ -174,53 +181,52 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.start_edge(device)
         stack.start_cloud()
         stack.wait_fleet(edge=len(args.device), cloud=1, timeout_s=120)
-        _ready_writer(args.ready_file)({"router": stack.router_address, "dashboard": stack.dashboard_url,
-                                        "devices": args.device})
-        say(f"router on {stack.router_address}, dashboard {stack.dashboard_url or 'off'}, devices "
-            f"{', '.join(args.device) or 'none'}; Ctrl-C stops everything")
+        ready_writer(args.ready_file)(
+            {"router": stack.router_address, "dashboard": stack.dashboard_url, "devices": args.device}
+        )
+        say(
+            f"router on {stack.router_address}, dashboard {stack.dashboard_url or 'off'}, devices "
+            f"{', '.join(args.device) or 'none'}; Ctrl-C stops everything"
+        )
         while not stop.is_set():
             time.sleep(0.2)
         say("stopping")
     return 0
 
 
-def cmd_devices(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from loadtest.devices import serve
-    from loadtest.scenario import load
-
-    scenario = load(args.scenario)
-    fleet = scenario.fleet if args.count is None else dataclasses.replace(scenario.fleet, devices=args.count)
-    data, base = _config(args)
-    profile = _profile(data, base, args.model)
-    asyncio.run(_run_until_signal(lambda stop: serve(fleet, args.router, scenario.seed, profile,
-                                                     _ready_writer(args.ready_file), stop)))
-    return 0
-
-
-def cmd_loadtest(args: argparse.Namespace) -> int:
-    from loadtest.command import main as loadtest_main
-
-    return loadtest_main(args)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from stack.demo import run_demo
 
-    return run_demo(args.config, verbose=args.verbose, link_delay_ms=args.link_delay_ms, model=args.model,
-                    max_new_tokens=args.max_new_tokens)
+    return run_demo(
+        args.config,
+        verbose=args.verbose,
+        link_delay_ms=args.link_delay_ms,
+        model=args.model,
+        max_new_tokens=args.max_new_tokens,
+    )
+
+
+def common(p: argparse.ArgumentParser) -> None:
+    """The options every component command takes."""
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--ready-file", help="write a JSON line with the bound ports here once serving")
+    p.add_argument("--model", help="model profile (stdlib or smollm2); overrides the config's [model]")
+
+
+def add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands of the packages above this one (the load tester's ``loadtest`` and ``devices``),
+    found through the ``tandem.commands`` entry points so that the CLI never imports them: each is
+    a function that adds its subparsers to `sub`."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        ep.load()(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tandem", description="Hybrid edge-cloud LLM inference router.")
     ap.add_argument("--log-level", default=os.environ.get("TANDEM_LOG_LEVEL", "INFO"))
     sub = ap.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", type=Path, help="TOML config file")
-        p.add_argument("--ready-file", help="write a JSON line with the bound ports here once serving")
-        p.add_argument("--model", help="model profile (stdlib or smollm2); overrides the config's [model]")
 
     p = sub.add_parser("router", help="run the router (Inference, Fleet, Admin)")
     common(p)
@@ -251,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics-port", type=int)
     p.set_defaults(fn=cmd_cloud)
 
-    p = sub.add_parser("link", help="run a TCP link emulator (delay, jitter, bandwidth, loss) in front of a server")
+    p = sub.add_parser(
+        "link", help="run a TCP link emulator (delay, jitter, bandwidth, loss) in front of a server"
+    )
     p.add_argument("--listen", default="127.0.0.1:0", help="host:port to listen on (port 0: a free port)")
     p.add_argument("--to", required=True, help="host:port to forward to")
     p.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay")
@@ -265,46 +273,47 @@ def main(argv: list[str] | None = None) -> int:
     msub = p.add_subparsers(dest="action", required=True)
     b = msub.add_parser("build", help="fetch and convert a profile's models into the models cache")
     b.add_argument("profile", choices=["smollm2"])
-    b.add_argument("--cache", type=Path, help="models cache folder (default: $TANDEM_MODELS or ~/.cache/tandem/models)")
+    b.add_argument(
+        "--cache", type=Path, help="models cache folder (default: $TANDEM_MODELS or ~/.cache/tandem/models)"
+    )
     b.set_defaults(fn=cmd_models)
 
     p = sub.add_parser("up", help="run a local stack (router, edge workers, cloud pools) until Ctrl-C")
     p.add_argument("--config", type=Path, help="TOML config file")
     p.add_argument("--port", type=int, default=50051, help="router port (0: a free one)")
-    p.add_argument("--dashboard-port", type=int, default=8051, help="the dashboard's port (0: a free one; -1: off)")
-    p.add_argument("--device", action="append", default=None, help="an edge worker's device id (repeatable; "
-                                                                    "default: my-phone)")
+    p.add_argument(
+        "--dashboard-port", type=int, default=8051, help="the dashboard's port (0: a free one; -1: off)"
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=None,
+        help="an edge worker's device id (repeatable; default: my-phone)",
+    )
     p.add_argument("--ready-file", help="write a JSON line with the router's address once up")
     p.add_argument("--model", help="model profile (stdlib or smollm2); overrides the config's [model]")
     p.set_defaults(fn=cmd_up)
 
-    p = sub.add_parser("devices", help="run a simulated device fleet (real edge workers) from a load-test scenario")
-    common(p)
-    p.add_argument("--router", required=True, help="router host:port")
-    p.add_argument("--scenario", required=True, type=Path, help="load-test scenario TOML (its [fleet] table)")
-    p.add_argument("--count", type=int, help="devices (overrides the scenario)")
-    p.set_defaults(fn=cmd_devices)
-
-    p = sub.add_parser("loadtest", help="open-loop load test of a router with a simulated device fleet; "
-                                        "--compare A B prints two runs side by side")
-    from loadtest.command import add_arguments
-
-    add_arguments(p)
-    p.set_defaults(fn=cmd_loadtest)
-
     p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")
     p.add_argument("--config", type=Path, help="TOML config file")
     p.add_argument("--verbose", action="store_true", help="show the components' logs")
-    p.add_argument("--link-delay-ms", type=float, default=0.0,
-                   help="emulate the device's network link with this one-way delay")
+    p.add_argument(
+        "--link-delay-ms",
+        type=float,
+        default=0.0,
+        help="emulate the device's network link with this one-way delay",
+    )
     p.add_argument("--model", help="model profile: smollm2 (the default once built) or stdlib")
     p.add_argument("--max-new-tokens", type=int, help="tokens per answer (default: 96 for chat, 40 for code)")
     p.set_defaults(fn=cmd_demo)
 
+    add_plugin_commands(sub)
     args = ap.parse_args(argv)
     if args.command == "up" and args.device is None:
         args.device = ["my-phone"]
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from runtime.configfile import ConfigError
     from tandem.errors import TandemError
 

@@ -24,26 +24,63 @@ DEVICE = "demo-phone"
 CODE_REQUESTS = [
     ("prefer the device", "def fibonacci(n):\n", dict(placement="prefer_device", device_id=DEVICE)),
     ("only the cloud", "import os\n\n\ndef main():\n", dict(placement="only_cloud")),
-    ("auto: the policy weighs cost, latency and battery", "import os\n\n\ndef main():\n",
-     dict(placement="auto", device_id=DEVICE)),
-    ("private: never leaves the device", "class Stack:\n    def __init__(self):\n",
-     dict(privacy="local_only", device_id=DEVICE)),
-    ("tandem, sampled (temperature 0.8, seed 7), with a stop string", "for i in range(",
-     dict(device_id=DEVICE, temperature=0.8, seed=7, stop=["\n\n"])),
-    ("only the device, but the device is unknown", "x = 1", dict(placement="only_device", device_id="no-such-phone")),
+    (
+        "auto: the policy weighs cost, latency and battery",
+        "import os\n\n\ndef main():\n",
+        dict(placement="auto", device_id=DEVICE),
+    ),
+    (
+        "private: never leaves the device",
+        "class Stack:\n    def __init__(self):\n",
+        dict(privacy="local_only", device_id=DEVICE),
+    ),
+    (
+        "tandem, sampled (temperature 0.8, seed 7), with a stop string",
+        "for i in range(",
+        dict(device_id=DEVICE, temperature=0.8, seed=7, stop=["\n\n"]),
+    ),
+    (
+        "only the device, but the device is unknown",
+        "x = 1",
+        dict(placement="only_device", device_id="no-such-phone"),
+    ),
 ]
 CHAT_REQUESTS = [
-    ("prefer the device", "What is the capital of France?", dict(placement="prefer_device", device_id=DEVICE)),
-    ("only the cloud", "Give me three tips for staying focused while studying.", dict(placement="only_cloud")),
-    ("auto: the policy weighs cost, latency and battery", "Explain photosynthesis in simple terms.",
-     dict(placement="auto", device_id=DEVICE)),
-    ("private: never leaves the device", "Write a short note reminding me to water the plants.",
-     dict(privacy="local_only", device_id=DEVICE)),
-    ("tandem with a draft tree (the device's top-3 first tokens, top-2 under each: 6 paths per verify pass)",
-     "Explain how a rainbow forms.", dict(device_id=DEVICE, placement="prefer_tandem", draft_tree=(3, 2))),
-    ("tandem, sampled (temperature 0.7, seed 7)", "Write a haiku about the ocean.",
-     dict(device_id=DEVICE, temperature=0.7, seed=7, placement="prefer_tandem")),
-    ("only the device, but the device is unknown", "Hello!", dict(placement="only_device", device_id="no-such-phone")),
+    (
+        "prefer the device",
+        "What is the capital of France?",
+        dict(placement="prefer_device", device_id=DEVICE),
+    ),
+    (
+        "only the cloud",
+        "Give me three tips for staying focused while studying.",
+        dict(placement="only_cloud"),
+    ),
+    (
+        "auto: the policy weighs cost, latency and battery",
+        "Explain photosynthesis in simple terms.",
+        dict(placement="auto", device_id=DEVICE),
+    ),
+    (
+        "private: never leaves the device",
+        "Write a short note reminding me to water the plants.",
+        dict(privacy="local_only", device_id=DEVICE),
+    ),
+    (
+        "tandem with a draft tree (the device's top-3 first tokens, top-2 under each: 6 paths per verify pass)",
+        "Explain how a rainbow forms.",
+        dict(device_id=DEVICE, placement="prefer_tandem", draft_tree=(3, 2)),
+    ),
+    (
+        "tandem, sampled (temperature 0.7, seed 7)",
+        "Write a haiku about the ocean.",
+        dict(device_id=DEVICE, temperature=0.7, seed=7, placement="prefer_tandem"),
+    ),
+    (
+        "only the device, but the device is unknown",
+        "Hello!",
+        dict(placement="only_device", device_id="no-such-phone"),
+    ),
 ]
 
 
@@ -57,10 +94,15 @@ def choose_model(config: Path | None, requested: str | None) -> tuple[str | None
         return None, f"the model profile of {config}"
     missing = builtin_profile("smollm2").missing()
     if missing is None:
-        return "smollm2", "model profile 'smollm2': SmolLM2-135M-Instruct in the cloud, its distilled draft on the device"
-    return "stdlib", (f"model profile 'stdlib' (code continuations): the smollm2 profile is not built ({missing[0]} "
-                      f"missing at {missing[1]}). For an instruction-tuned model answering chat, run "
-                      f"`pip install -e '.[train]'` and `tandem models build smollm2` (≈5 min), then `tandem demo` again")
+        return (
+            "smollm2",
+            "model profile 'smollm2': SmolLM2-135M-Instruct in the cloud, its distilled draft on the device",
+        )
+    return "stdlib", (
+        f"model profile 'stdlib' (code continuations): the smollm2 profile is not built ({missing[0]} "
+        f"missing at {missing[1]}). For an instruction-tuned model answering chat, run "
+        f"`pip install -e '.[train]'` and `tandem models build smollm2` (≈5 min), then `tandem demo` again"
+    )
 
 
 def _say(msg: str) -> None:
@@ -85,18 +127,30 @@ def _live_policy_change(router: str, client: tandem.Client, request: dict) -> No
                 v = admin.set_policy(changes, note="demo: latency only")
                 print(f"--- policy v{v.version} by {v.caller}: {changes}")
             d = client.explain(**ask)
-            print(f"--- decision (policy v{d.policy_version}): {d.placement.upper()}"
-                  f"{' on pool ' + d.pool if d.pool else ''}; {d.reason}")
+            print(
+                f"--- decision (policy v{d.policy_version}): {d.placement.upper()}"
+                f"{' on pool ' + d.pool if d.pool else ''}; {d.reason}"
+            )
             for c in d.candidates:
                 where = c.placement.upper() + (f"[{c.pool}]" if c.pool else "")
-                what = f"excluded: {c.reason}" if c.excluded else (
-                    f"score {c.score:.3f}, predicted ${c.predicted_cost_usd:.2e}, {c.predicted_ttft_ms:.0f} ms TTFT, "
-                    f"{c.predicted_token_ms:.1f} ms/token, {c.predicted_device_energy_joules:.2f} J")
+                what = (
+                    f"excluded: {c.reason}"
+                    if c.excluded
+                    else (
+                        f"score {c.score:.3f}, predicted ${c.predicted_cost_usd:.2e}, {c.predicted_ttft_ms:.0f} ms TTFT, "
+                        f"{c.predicted_token_ms:.1f} ms/token, {c.predicted_device_energy_joules:.2f} J"
+                    )
+                )
                 print(f"      {where:14} {what}")
 
 
-def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: int | None = None,
-             link_delay_ms: float = 0.0, model: str | None = None) -> int:
+def run_demo(
+    config: Path | None = None,
+    verbose: bool = False,
+    max_new_tokens: int | None = None,
+    link_delay_ms: float = 0.0,
+    model: str | None = None,
+) -> int:
     """Run the demo; `link_delay_ms` > 0 puts an emulated link (that one-way delay) in front of the device.
     `model` picks the profile (see choose_model)."""
     t0 = time.monotonic()
@@ -115,8 +169,12 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
             stack.start_edge(DEVICE, ["--link-delay-ms", str(link_delay_ms)] if link_delay_ms else ())
             stack.start_cloud()
             members = stack.wait_fleet(edge=1, cloud=len(_pools(config)))
-            _say(f"fleet ready in {time.monotonic() - t0:.0f}s: "
-                 + ", ".join(f"{m.info.worker_id} ({m.info.model_name}, {m.info.execution_provider})" for m in members))
+            _say(
+                f"fleet ready in {time.monotonic() - t0:.0f}s: "
+                + ", ".join(
+                    f"{m.info.worker_id} ({m.info.model_name}, {m.info.execution_provider})" for m in members
+                )
+            )
             chat = is_chat(profile)
             requests = CHAT_REQUESTS if chat else CODE_REQUESTS
             tokens = max_new_tokens or (96 if chat else 40)
@@ -132,15 +190,19 @@ def run_demo(config: Path | None = None, verbose: bool = False, max_new_tokens: 
                             sys.stdout.write(chunk.text)
                             sys.stdout.flush()
                         r = tandem.Result.collect(chunks)
-                        print(f"\n--- placement: {r.placement.upper()} on {chunks[-1].worker_id}; "
-                              f"{r.usage.completion_tokens} tokens in {r.total_ms:.0f} ms "
-                              f"(first after {r.ttft_ms:.0f} ms), finish: {r.finish_reason}")
+                        print(
+                            f"\n--- placement: {r.placement.upper()} on {chunks[-1].worker_id}; "
+                            f"{r.usage.completion_tokens} tokens in {r.total_ms:.0f} ms "
+                            f"(first after {r.ttft_ms:.0f} ms), finish: {r.finish_reason}"
+                        )
                         print(f"--- reason: {r.decision.reason if r.decision else '-'}")
                         if r.placement == "tandem":
                             s = chunks[-1].raw.tandem
-                            print(f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} drafted tokens "
-                                  f"accepted ({s.acceptance_rate:.2f}), mean γ {s.mean_draft_length:.1f}; "
-                                  f"{r.target_forward_passes} target passes for {r.usage.completion_tokens} tokens")
+                            print(
+                                f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} drafted tokens "
+                                f"accepted ({s.acceptance_rate:.2f}), mean γ {s.mean_draft_length:.1f}; "
+                                f"{r.target_forward_passes} target passes for {r.usage.completion_tokens} tokens"
+                            )
                         if r.placement in ("cloud", "tandem"):
                             print(f"--- cost: ${r.cloud_usd:.8f} for {r.target_forward_passes} target passes")
                         if r.placement in ("edge", "tandem"):

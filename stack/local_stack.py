@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import grpc
 import psutil
@@ -29,14 +29,21 @@ class StackError(RuntimeError):
 
 
 class Component:
-    def __init__(self, name: str, args: Sequence[str], workdir: Path, env: dict[str, str], log_to_console: bool) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], workdir: Path, env: dict[str, str], log_to_console: bool
+    ) -> None:
         self.name = name
         self.ready_file = workdir / f"{name}.ready.json"
         self.log_path = workdir / f"{name}.log"
         self._log = None if log_to_console else open(self.log_path, "wb")
         cmd = [sys.executable, "-m", "stack.cli", *args, "--ready-file", str(self.ready_file)]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
-                                     env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            env=env,
+            start_new_session=True,
+        )
         self.info: dict = {}
 
     def log_tail(self, lines: int = 30) -> str:
@@ -72,8 +79,14 @@ class Component:
 class LocalStack:
     """A router, edge workers and cloud pools as child processes. Use as a context manager."""
 
-    def __init__(self, config: Path | None = None, workdir: Path | None = None, log_to_console: bool = False,
-                 progress: Callable[[str], None] = lambda msg: None, model: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Path | None = None,
+        workdir: Path | None = None,
+        log_to_console: bool = False,
+        progress: Callable[[str], None] = lambda msg: None,
+        model: str | None = None,
+    ) -> None:
         """`model` names the model profile every component runs (overriding the config's [model])."""
         self.config = config
         self.model = model
@@ -97,16 +110,43 @@ class LocalStack:
 
     def start_router(self, timeout_s: float = 60.0, port: int = 0, dashboard_port: int = 0) -> str:
         self.progress("starting router")
-        info = self._start("router", ["router", "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
-                                      "--dashboard-port", str(dashboard_port)]).wait_ready(timeout_s)
+        info = self._start(
+            "router",
+            [
+                "router",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--metrics-port",
+                "0",
+                "--dashboard-port",
+                str(dashboard_port),
+            ],
+        ).wait_ready(timeout_s)
         self.router_address = f"127.0.0.1:{info['port']}"
-        self.dashboard_url = f"http://127.0.0.1:{info['dashboard_port']}/" if info.get("dashboard_port") else ""
+        self.dashboard_url = (
+            f"http://127.0.0.1:{info['dashboard_port']}/" if info.get("dashboard_port") else ""
+        )
         return self.router_address
 
     def start_edge(self, device_id: str, extra: Sequence[str] = (), timeout_s: float = 60.0) -> dict:
         self.progress(f"starting edge worker {device_id}")
-        comp = self._start(f"edge-{device_id}", ["edge", "--router", self.router_address, "--device-id", device_id,
-                                                 "--port", "0", "--metrics-port", "0", *extra])
+        comp = self._start(
+            f"edge-{device_id}",
+            [
+                "edge",
+                "--router",
+                self.router_address,
+                "--device-id",
+                device_id,
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                *extra,
+            ],
+        )
         return comp.wait_ready(timeout_s)
 
     def start_cloud(self, extra: Sequence[str] = (), timeout_s: float = 300.0) -> dict:
@@ -116,13 +156,17 @@ class LocalStack:
 
     def start_devices(self, scenario: Path, count: int, timeout_s: float = 180.0) -> dict:
         """A `tandem devices` process: the scenario's simulated fleet of `count` edge workers."""
-        comp = self._start("devices", ["devices", "--router", self.router_address, "--scenario", str(scenario),
-                                       "--count", str(count)])
+        comp = self._start(
+            "devices",
+            ["devices", "--router", self.router_address, "--scenario", str(scenario), "--count", str(count)],
+        )
         return comp.wait_ready(timeout_s)
 
     def start_link(self, name: str, to: str, delay_ms: float, timeout_s: float = 30.0) -> str:
         """A `tandem link` emulator process forwarding to `to`; returns its address."""
-        comp = self._start(f"link-{name}", ["link", "--to", to, "--delay-ms", str(delay_ms)], with_config=False)
+        comp = self._start(
+            f"link-{name}", ["link", "--to", to, "--delay-ms", str(delay_ms)], with_config=False
+        )
         return comp.wait_ready(timeout_s)["address"]
 
     def wait_fleet(self, edge: int, cloud: int, timeout_s: float = 60.0) -> list[admin_pb2.FleetMember]:
@@ -137,8 +181,10 @@ class LocalStack:
                 if n_edge >= edge and n_cloud >= cloud:
                     return members
                 if time.monotonic() > deadline:
-                    raise StackError(f"fleet incomplete after {timeout_s:.0f}s: {n_edge}/{edge} edge, "
-                                     f"{n_cloud}/{cloud} cloud")
+                    raise StackError(
+                        f"fleet incomplete after {timeout_s:.0f}s: {n_edge}/{edge} edge, "
+                        f"{n_cloud}/{cloud} cloud"
+                    )
                 time.sleep(0.1)
 
     def stop_component(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
@@ -165,7 +211,7 @@ class LocalStack:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,8 @@ router's admin token.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -34,7 +35,7 @@ class PolicyVersion:
     restored_version: int = 0
 
     @classmethod
-    def from_pb(cls, v: admin_pb2.PolicyVersion) -> "PolicyVersion":
+    def from_pb(cls, v: admin_pb2.PolicyVersion) -> PolicyVersion:
         policy = {f.name: getattr(v.policy, f.name) for f in admin_pb2.RoutingPolicy.DESCRIPTOR.fields}
         return cls(v.version, policy, v.caller, v.created_unix_s, v.note, v.source, v.restored_version)
 
@@ -46,8 +47,14 @@ class AdminClient:
     """Blocking Admin client. `caller` is recorded with policy changes; `admin_token` is sent when
     the router requires one."""
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, caller: str = "", admin_token: str = "",
-                 timeout: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        caller: str = "",
+        admin_token: str = "",
+        timeout: float | None = 30.0,
+    ) -> None:
         self._channel = grpc.insecure_channel(target)
         self._stub = admin_pb2_grpc.AdminStub(self._channel)
         self.timeout = timeout
@@ -67,7 +74,9 @@ class AdminClient:
     def get_policy(self) -> PolicyVersion:
         return PolicyVersion.from_pb(self._call(self._stub.GetPolicy, admin_pb2.GetPolicyRequest()))
 
-    def set_policy(self, changes: Mapping[str, Any], *, note: str = "", expected_version: int = 0) -> PolicyVersion:
+    def set_policy(
+        self, changes: Mapping[str, Any], *, note: str = "", expected_version: int = 0
+    ) -> PolicyVersion:
         """Change the named fields only; the rest keep their current values."""
         unknown = sorted(set(changes) - set(POLICY_FIELDS))
         if unknown:
@@ -76,13 +85,18 @@ class AdminClient:
             policy = admin_pb2.RoutingPolicy(**changes)
         except (TypeError, ValueError) as exc:
             raise InvalidArgument("policy", str(exc)) from None
-        req = admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=list(changes)),
-                                         note=note, expected_version=expected_version)
+        req = admin_pb2.SetPolicyRequest(
+            policy=policy,
+            update_mask=field_mask_pb2.FieldMask(paths=list(changes)),
+            note=note,
+            expected_version=expected_version,
+        )
         return PolicyVersion.from_pb(self._call(self._stub.SetPolicy, req))
 
     def rollback_policy(self, version: int, *, note: str = "") -> PolicyVersion:
-        return PolicyVersion.from_pb(self._call(self._stub.RollbackPolicy,
-                                                admin_pb2.RollbackPolicyRequest(version=version, note=note)))
+        return PolicyVersion.from_pb(
+            self._call(self._stub.RollbackPolicy, admin_pb2.RollbackPolicyRequest(version=version, note=note))
+        )
 
     def policy_history(self, limit: int = 0) -> list[PolicyVersion]:
         resp = self._call(self._stub.ListPolicyHistory, admin_pb2.ListPolicyHistoryRequest(limit=limit))
@@ -94,7 +108,7 @@ class AdminClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "AdminClient":
+    def __enter__(self) -> AdminClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import grpc
 
@@ -35,8 +35,11 @@ PLACEMENT_PREFERENCES = {
     "prefer_tandem": common_pb2.PLACEMENT_PREFERENCE_PREFER_TANDEM,
 }
 PRIVACY = {"standard": common_pb2.PRIVACY_STANDARD, "local_only": common_pb2.PRIVACY_LOCAL_ONLY}
-QUALITY = {"unspecified": common_pb2.QUALITY_UNSPECIFIED, "small_ok": common_pb2.QUALITY_SMALL_OK,
-           "large_required": common_pb2.QUALITY_LARGE_REQUIRED}
+QUALITY = {
+    "unspecified": common_pb2.QUALITY_UNSPECIFIED,
+    "small_ok": common_pb2.QUALITY_SMALL_OK,
+    "large_required": common_pb2.QUALITY_LARGE_REQUIRED,
+}
 
 
 def _pick(table: dict[str, int], value: str, field: str) -> int:
@@ -74,8 +77,9 @@ def build_request(
     for m in messages or ():
         role, content = (m["role"], m["content"]) if isinstance(m, dict) else m
         msgs.append(common_pb2.ChatMessage(role=role, content=content))
-    sampling = common_pb2.SamplingParams(temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens,
-                                         stop=list(stop))
+    sampling = common_pb2.SamplingParams(
+        temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens, stop=list(stop)
+    )
     if top_p is not None:
         sampling.top_p = top_p
     if seed is not None:
@@ -93,16 +97,26 @@ def build_request(
         disable_overlap=not overlap,
         draft_tree=list(draft_tree),
     )
-    return inference_pb2.GenerateRequest(request_id=request_id, prompt=prompt or "", messages=msgs,
-                                         sampling=sampling, hints=hints)
+    return inference_pb2.GenerateRequest(
+        request_id=request_id, prompt=prompt or "", messages=msgs, sampling=sampling, hints=hints
+    )
 
 
 class _Options:
     """What both clients share: target, deadline, credentials, metadata and the retry rule."""
 
-    def __init__(self, target: str, timeout: float | None, api_key: str | None, tls: bool,
-                 root_certificates: bytes | None, credentials: grpc.ChannelCredentials | None, retries: int,
-                 retry_backoff_s: float, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        target: str,
+        timeout: float | None,
+        api_key: str | None,
+        tls: bool,
+        root_certificates: bytes | None,
+        credentials: grpc.ChannelCredentials | None,
+        retries: int,
+        retry_backoff_s: float,
+        metadata: Sequence[tuple[str, str]],
+    ) -> None:
         if retries < 0 or retry_backoff_s < 0:
             raise InvalidArgument("retries", "retries and retry_backoff_s must be >= 0")
         if timeout is not None and timeout <= 0:
@@ -140,11 +154,13 @@ class _Options:
             raise DeadlineExceeded("the request's deadline passed before its first token")
         return left
 
-    def retry_after(self, err: grpc.RpcError, attempt: int, got_tokens: bool, end: float | None) -> float | None:
+    def retry_after(
+        self, err: grpc.RpcError, attempt: int, got_tokens: bool, end: float | None
+    ) -> float | None:
         """Seconds to wait before the next attempt, or None: raise `err`."""
         if got_tokens or err.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
             return None
-        wait = self.retry_backoff_s * 2 ** attempt
+        wait = self.retry_backoff_s * 2**attempt
         if end is not None and time.monotonic() + wait >= end:
             return None
         return wait
@@ -153,24 +169,39 @@ class _Options:
 class Client:
     """Blocking client. Use as a context manager or call close(). Options: see the module docstring."""
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None, api_key: str | None = None,
-                 tls: bool = False, root_certificates: bytes | None = None,
-                 credentials: grpc.ChannelCredentials | None = None, retries: int = 2, retry_backoff_s: float = 0.1,
-                 metadata: Sequence[tuple[str, str]] = (), options: Sequence[tuple[str, object]] = ()) -> None:
-        self._o = _Options(target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s,
-                           metadata)
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        retries: int = 2,
+        retry_backoff_s: float = 0.1,
+        metadata: Sequence[tuple[str, str]] = (),
+        options: Sequence[tuple[str, object]] = (),
+    ) -> None:
+        self._o = _Options(
+            target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s, metadata
+        )
         self.target, self.timeout = target, timeout
         self._channel = self._o.channel(grpc, options)
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 
-    def generate(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Iterator[Chunk]:
+    def generate(
+        self, prompt: str | None = None, *, timeout: float | None = None, **kwargs
+    ) -> Iterator[Chunk]:
         """Stream chunks as the router commits tokens. Keyword arguments: see build_request()."""
         request = self._o.request(prompt, kwargs)
         end = self._o.deadline(timeout)
         attempt = 0
         while True:
-            call = self._inference.Generate(request, timeout=self._o.remaining(end), metadata=self._o.metadata)
+            call = self._inference.Generate(
+                request, timeout=self._o.remaining(end), metadata=self._o.metadata
+            )
             got = False
             try:
                 for msg in call:
@@ -193,8 +224,9 @@ class Client:
     def explain(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Decision:
         """The router's decision for this request, without running it."""
         try:
-            d = self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout,
-                                    metadata=self._o.metadata)
+            d = self._admin.Explain(
+                build_request(prompt, **kwargs), timeout=timeout or self.timeout, metadata=self._o.metadata
+            )
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         return Decision.from_pb(d)
@@ -202,7 +234,7 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -212,25 +244,39 @@ class Client:
 class AsyncClient:
     """asyncio client. Use as an async context manager or await close(). Options: as Client's."""
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = None, api_key: str | None = None,
-                 tls: bool = False, root_certificates: bytes | None = None,
-                 credentials: grpc.ChannelCredentials | None = None, retries: int = 2, retry_backoff_s: float = 0.1,
-                 metadata: Sequence[tuple[str, str]] = (), options: Sequence[tuple[str, object]] = ()) -> None:
-        self._o = _Options(target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s,
-                           metadata)
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        retries: int = 2,
+        retry_backoff_s: float = 0.1,
+        metadata: Sequence[tuple[str, str]] = (),
+        options: Sequence[tuple[str, object]] = (),
+    ) -> None:
+        self._o = _Options(
+            target, timeout, api_key, tls, root_certificates, credentials, retries, retry_backoff_s, metadata
+        )
         self.target, self.timeout = target, timeout
         self._channel = self._o.channel(grpc.aio, options)
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 
-    async def generate(self, prompt: str | None = None, *, timeout: float | None = None,
-                       **kwargs) -> AsyncIterator[Chunk]:
+    async def generate(
+        self, prompt: str | None = None, *, timeout: float | None = None, **kwargs
+    ) -> AsyncIterator[Chunk]:
         """Stream chunks as the router commits tokens. Keyword arguments: see build_request()."""
         request = self._o.request(prompt, kwargs)
         end = self._o.deadline(timeout)
         attempt = 0
         while True:
-            call = self._inference.Generate(request, timeout=self._o.remaining(end), metadata=self._o.metadata)
+            call = self._inference.Generate(
+                request, timeout=self._o.remaining(end), metadata=self._o.metadata
+            )
             got = False
             try:
                 async for msg in call:
@@ -253,8 +299,9 @@ class AsyncClient:
     async def explain(self, prompt: str | None = None, *, timeout: float | None = None, **kwargs) -> Decision:
         """The router's decision for this request, without running it."""
         try:
-            d = await self._admin.Explain(build_request(prompt, **kwargs), timeout=timeout or self.timeout,
-                                          metadata=self._o.metadata)
+            d = await self._admin.Explain(
+                build_request(prompt, **kwargs), timeout=timeout or self.timeout, metadata=self._o.metadata
+            )
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         return Decision.from_pb(d)
@@ -262,7 +309,7 @@ class AsyncClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -8,16 +8,16 @@ nothing from grpc, so pure code (policy, speculative maths, the decoder runtime)
 from __future__ import annotations
 
 __all__ = [
-    "TandemError",
-    "InvalidArgument",
+    "Cancelled",
+    "DeadlineExceeded",
     "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
     "ResourceExhausted",
+    "TandemError",
     "Unauthenticated",
     "Unavailable",
-    "DeadlineExceeded",
-    "NotFound",
-    "Cancelled",
-    "Internal",
 ]
 
 

@@ -44,7 +44,7 @@ def from_rpc_error(err: grpc.RpcError) -> errors.TandemError:
             if key == FIELD_METADATA_KEY:
                 field = value
         prefix = f"{field}: "
-        message = details[len(prefix):] if field and details.startswith(prefix) else details
+        message = details[len(prefix) :] if field and details.startswith(prefix) else details
         return errors.InvalidArgument(field, message)
     exc = cls(details)
     if cls is errors.Internal and code is not None and code != grpc.StatusCode.INTERNAL:

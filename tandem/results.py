@@ -40,17 +40,34 @@ class Decision:
     predicted_device_energy_joules: float = 0.0
 
     @classmethod
-    def from_pb(cls, d: common_pb2.Decision) -> "Decision":
+    def from_pb(cls, d: common_pb2.Decision) -> Decision:
         return cls(
-            placement=PLACEMENT_NAMES.get(d.placement, "unspecified"), reason=d.reason,
-            edge_worker_id=d.edge_worker_id, pool=d.pool, cloud_worker_id=d.cloud_worker_id,
-            initial_draft_length=d.initial_draft_length, policy_version=d.policy_version,
-            candidates=tuple(Candidate(PLACEMENT_NAMES.get(c.placement, "unspecified"), c.edge_worker_id, c.pool,
-                                       c.excluded, c.reason, c.score, c.predicted_cost_usd, c.predicted_ttft_ms,
-                                       c.predicted_token_ms, c.predicted_device_energy_joules)
-                             for c in d.candidates),
-            predicted_cost_usd=d.predicted_cost_usd, predicted_ttft_ms=d.predicted_ttft_ms,
-            predicted_token_ms=d.predicted_token_ms, predicted_device_energy_joules=d.predicted_device_energy_joules,
+            placement=PLACEMENT_NAMES.get(d.placement, "unspecified"),
+            reason=d.reason,
+            edge_worker_id=d.edge_worker_id,
+            pool=d.pool,
+            cloud_worker_id=d.cloud_worker_id,
+            initial_draft_length=d.initial_draft_length,
+            policy_version=d.policy_version,
+            candidates=tuple(
+                Candidate(
+                    PLACEMENT_NAMES.get(c.placement, "unspecified"),
+                    c.edge_worker_id,
+                    c.pool,
+                    c.excluded,
+                    c.reason,
+                    c.score,
+                    c.predicted_cost_usd,
+                    c.predicted_ttft_ms,
+                    c.predicted_token_ms,
+                    c.predicted_device_energy_joules,
+                )
+                for c in d.candidates
+            ),
+            predicted_cost_usd=d.predicted_cost_usd,
+            predicted_ttft_ms=d.predicted_ttft_ms,
+            predicted_token_ms=d.predicted_token_ms,
+            predicted_device_energy_joules=d.predicted_device_energy_joules,
         )
 
 
@@ -71,10 +88,20 @@ class TandemStats:
     overlap_misses: int = 0  # … and dropped
 
     @classmethod
-    def from_pb(cls, t: common_pb2.TandemStats) -> "TandemStats":
-        return cls(t.rounds, t.drafted_tokens, t.accepted_tokens, t.correction_tokens, t.bonus_tokens,
-                   t.acceptance_rate, t.mean_draft_length, t.last_draft_length, dict(t.fallbacks),
-                   t.overlap_hits, t.overlap_misses)
+    def from_pb(cls, t: common_pb2.TandemStats) -> TandemStats:
+        return cls(
+            t.rounds,
+            t.drafted_tokens,
+            t.accepted_tokens,
+            t.correction_tokens,
+            t.bonus_tokens,
+            t.acceptance_rate,
+            t.mean_draft_length,
+            t.last_draft_length,
+            dict(t.fallbacks),
+            t.overlap_hits,
+            t.overlap_misses,
+        )
 
     @property
     def tokens_per_round(self) -> float:
@@ -112,17 +139,25 @@ class Chunk:
     raw: inference_pb2.GenerateChunk | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_pb(cls, c: inference_pb2.GenerateChunk) -> "Chunk":
+    def from_pb(cls, c: inference_pb2.GenerateChunk) -> Chunk:
         return cls(
-            text=c.text, token_ids=tuple(c.token_ids), placement=PLACEMENT_NAMES.get(c.placement, "unspecified"),
-            worker_id=c.worker_id, request_id=c.request_id, accepted_draft_tokens=c.accepted_draft_tokens,
-            final=c.final, finish_reason=FINISH_NAMES.get(c.finish_reason),
+            text=c.text,
+            token_ids=tuple(c.token_ids),
+            placement=PLACEMENT_NAMES.get(c.placement, "unspecified"),
+            worker_id=c.worker_id,
+            request_id=c.request_id,
+            accepted_draft_tokens=c.accepted_draft_tokens,
+            final=c.final,
+            finish_reason=FINISH_NAMES.get(c.finish_reason),
             decision=Decision.from_pb(c.decision) if c.HasField("decision") else None,
             usage=Usage(c.usage.prompt_tokens, c.usage.completion_tokens) if c.final else None,
-            cloud_usd=c.cost.cloud_usd, device_energy_joules=c.cost.device_energy_joules,
-            target_forward_passes=c.cost.target_forward_passes, ttft_ms=c.timing.ttft_ms,
+            cloud_usd=c.cost.cloud_usd,
+            device_energy_joules=c.cost.device_energy_joules,
+            target_forward_passes=c.cost.target_forward_passes,
+            ttft_ms=c.timing.ttft_ms,
             total_ms=c.timing.total_ms,
-            tandem=TandemStats.from_pb(c.tandem) if c.final and c.tandem.rounds else None, raw=c,
+            tandem=TandemStats.from_pb(c.tandem) if c.final and c.tandem.rounds else None,
+            raw=c,
         )
 
 
@@ -152,7 +187,7 @@ class Result:
         return self.decision.reason if self.decision else ""
 
     @classmethod
-    def collect(cls, chunks: list[Chunk]) -> "Result":
+    def collect(cls, chunks: list[Chunk]) -> Result:
         last = chunks[-1] if chunks else None
         placements: list[str] = []
         for c in chunks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from router.policy.config import pool_price
 
@@ -26,7 +26,9 @@ def flatten(families: Iterable) -> dict[Key, float]:
     return out
 
 
-def _by(flat: dict[Key, float], name: str, label: str, where: dict[str, str] | None = None) -> dict[str, float]:
+def _by(
+    flat: dict[Key, float], name: str, label: str, where: dict[str, str] | None = None
+) -> dict[str, float]:
     """Sum of `name`'s samples grouped by the value of `label` (samples matching `where`)."""
     out: dict[str, float] = collections.defaultdict(float)
     for (n, labels), v in flat.items():
@@ -74,7 +76,9 @@ def _buckets(flat: dict[Key, float], name: str, placement: str) -> dict[float, f
 class LiveView:
     """Keeps the last `window_s` of registry snapshots and `history` points of totals."""
 
-    def __init__(self, window_s: float = 10.0, history: int = 600, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, window_s: float = 10.0, history: int = 600, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.window_s = window_s
         self.clock = clock
         self._snaps: collections.deque[tuple[float, dict[Key, float]]] = collections.deque()
@@ -95,7 +99,10 @@ class LiveView:
         span = max(now - t0, 1e-9)
 
         def rate(name: str, label: str, where: dict | None = None) -> dict[str, float]:
-            return {k: v / span for k, v in _delta(_by(flat, name, label, where), _by(old, name, label, where)).items()}
+            return {
+                k: v / span
+                for k, v in _delta(_by(flat, name, label, where), _by(old, name, label, where)).items()
+            }
 
         rps = {p: r for p, r in rate("tandem_requests_total", "placement").items() if p != "none" or r}
         reasons = []
@@ -109,7 +116,9 @@ class LiveView:
         latency = {}
         for what, name in (("ttft_ms", "tandem_ttft_seconds"), ("token_ms", "tandem_token_latency_seconds")):
             latency[what] = {}
-            for placement in sorted({dict(k[1]).get("placement", "") for k in flat if k[0] == f"{name}_bucket"}):
+            for placement in sorted(
+                {dict(k[1]).get("placement", "") for k in flat if k[0] == f"{name}_bucket"}
+            ):
                 buckets = _delta(_buckets(flat, name, placement), _buckets(old, name, placement))
                 qs = {f"p{int(q * 100)}": histogram_quantile(buckets, q) for q in (0.5, 0.9, 0.99)}
                 latency[what][placement] = {k: None if v is None else v * 1e3 for k, v in qs.items()}
@@ -120,10 +129,17 @@ class LiveView:
         def window(name: str) -> float:
             return total(name) - sum(v for (n, _), v in old.items() if n == name)
 
-        rounds, drafted, accepted = (window(f"tandem_tandem_{x}_total") for x in ("rounds", "drafted_tokens",
-                                                                                 "accepted_tokens"))
-        acc_n, acc_sum = window("tandem_tandem_acceptance_rate_count"), window("tandem_tandem_acceptance_rate_sum")
-        tpr_n, tpr_sum = window("tandem_tandem_tokens_per_round_count"), window("tandem_tandem_tokens_per_round_sum")
+        rounds, drafted, accepted = (
+            window(f"tandem_tandem_{x}_total") for x in ("rounds", "drafted_tokens", "accepted_tokens")
+        )
+        acc_n, acc_sum = (
+            window("tandem_tandem_acceptance_rate_count"),
+            window("tandem_tandem_acceptance_rate_sum"),
+        )
+        tpr_n, tpr_sum = (
+            window("tandem_tandem_tokens_per_round_count"),
+            window("tandem_tandem_tokens_per_round_sum"),
+        )
         cost_by_pool = _by(flat, "tandem_cloud_cost_usd_total", "pool")
         tokens_by_pool = _by(flat, "tandem_pool_tokens_total", "pool")
         d_cost = _delta(cost_by_pool, _by(old, "tandem_cloud_cost_usd_total", "pool"))
@@ -132,11 +148,19 @@ class LiveView:
         for w in fleet:
             if w.kind != "cloud":
                 continue
-            p = pools.setdefault(w.pool.name, {"name": w.pool.name, "accelerator": w.pool.accelerator,
-                                               "replicas": 0, "queue": 0,
-                                               "reported_price_per_replica_hour_usd": w.pool.price_per_replica_hour_usd,
-                                               "price_per_replica_hour_usd": pool_price(
-                                                   policy, w.pool.name, w.pool.price_per_replica_hour_usd)})
+            p = pools.setdefault(
+                w.pool.name,
+                {
+                    "name": w.pool.name,
+                    "accelerator": w.pool.accelerator,
+                    "replicas": 0,
+                    "queue": 0,
+                    "reported_price_per_replica_hour_usd": w.pool.price_per_replica_hour_usd,
+                    "price_per_replica_hour_usd": pool_price(
+                        policy, w.pool.name, w.pool.price_per_replica_hour_usd
+                    ),
+                },
+            )
             p["replicas"] += 1
             p["queue"] += w.state.queue_depth
         for name, p in pools.items():
@@ -152,28 +176,49 @@ class LiveView:
                 continue
             prev = self._device_tokens.get(w.worker_id, w.state.tokens_generated)
             seen[w.worker_id] = w.state.tokens_generated
-            devices.append({"id": w.worker_id, "battery_percent": w.state.battery_percent,
-                            "charging": w.state.charging, "thermal": w.state.thermal, "rtt_ms": w.state.rtt_ms,
-                            "queue": w.state.queue_depth, "tokens": w.state.tokens_generated,
-                            "tokens_since_last": max(0.0, w.state.tokens_generated - prev)})
+            devices.append(
+                {
+                    "id": w.worker_id,
+                    "battery_percent": w.state.battery_percent,
+                    "charging": w.state.charging,
+                    "thermal": w.state.thermal,
+                    "rtt_ms": w.state.rtt_ms,
+                    "queue": w.state.queue_depth,
+                    "tokens": w.state.tokens_generated,
+                    "tokens_since_last": max(0.0, w.state.tokens_generated - prev),
+                }
+            )
         self._device_tokens = seen
         work = sum(d["tokens_since_last"] for d in devices)
         for d in devices:
             d["share"] = d["tokens_since_last"] / work if work else 0.0
         spend, energy = total("tandem_cloud_cost_usd_total"), total("tandem_device_energy_joules_total")
-        point = {"t": now, "rps": sum(rps.values()), "spend_usd": spend, "device_energy_j": energy,
-                 "rps_by_placement": rps}
+        point = {
+            "t": now,
+            "rps": sum(rps.values()),
+            "spend_usd": spend,
+            "device_energy_j": energy,
+            "rps_by_placement": rps,
+        }
         self.series.append(point)
         return {
-            "t": now, "window_s": round(span, 3), "policy_version": policy_version,
-            "rps": rps, "reasons": reasons[:8], "latency": latency,
+            "t": now,
+            "window_s": round(span, 3),
+            "policy_version": policy_version,
+            "rps": rps,
+            "reasons": reasons[:8],
+            "latency": latency,
             "slo": {"ttft_ms": policy.default_ttft_slo_ms, "token_ms": policy.default_token_slo_ms},
-            "tandem": {"acceptance": acc_sum / acc_n if acc_n else None,
-                       "acceptance_tokens": accepted / drafted if drafted else None,
-                       "tokens_per_round": tpr_sum / tpr_n if tpr_n else None,
-                       "gamma": drafted / rounds if rounds else None},
-            "spend_usd": spend, "spend_usd_per_s": window("tandem_cloud_cost_usd_total") / span,
-            "device_energy_j": energy, "device_energy_j_per_s": window("tandem_device_energy_joules_total") / span,
+            "tandem": {
+                "acceptance": acc_sum / acc_n if acc_n else None,
+                "acceptance_tokens": accepted / drafted if drafted else None,
+                "tokens_per_round": tpr_sum / tpr_n if tpr_n else None,
+                "gamma": drafted / rounds if rounds else None,
+            },
+            "spend_usd": spend,
+            "spend_usd_per_s": window("tandem_cloud_cost_usd_total") / span,
+            "device_energy_j": energy,
+            "device_energy_j_per_s": window("tandem_device_energy_joules_total") / span,
             "pools": sorted(pools.values(), key=lambda p: p["name"]),
             "devices": sorted(devices, key=lambda d: d["id"]),
             "inflight": total("tandem_inflight_requests"),

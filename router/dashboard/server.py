@@ -13,8 +13,8 @@ import concurrent.futures
 import json
 import logging
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from aiohttp import web
@@ -29,14 +29,23 @@ from tandem.v1 import admin_pb2, admin_pb2_grpc
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401,
-               grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ABORTED: 409,
-               grpc.StatusCode.FAILED_PRECONDITION: 412, grpc.StatusCode.UNAVAILABLE: 503}
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
 
 
 def _pb_json(msg) -> dict:
-    out = json_format.MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    if isinstance(msg, admin_pb2.PolicyVersion):  # the form lists the tunables in the order the .proto documents them
+    out = json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    if isinstance(
+        msg, admin_pb2.PolicyVersion
+    ):  # the form lists the tunables in the order the .proto documents them
         fields = admin_pb2.RoutingPolicy.DESCRIPTOR.fields
         out["policy"] = {f.name: out["policy"][f.name] for f in sorted(fields, key=lambda f: f.index)}
     return out
@@ -45,9 +54,16 @@ def _pb_json(msg) -> dict:
 class Dashboard:
     """``await start(host, port)`` serves; ``await stop()``. `sample` returns the live view's inputs."""
 
-    def __init__(self, admin_target: str, sample: Callable[[], tuple], interval_s: float = 1.0,
-                 live: LiveView | None = None, decision_log: Callable[[], list[dict]] = lambda: [],
-                 live_policy: Callable[[], PolicyConfig] = PolicyConfig, changes_allowed: bool = True) -> None:
+    def __init__(
+        self,
+        admin_target: str,
+        sample: Callable[[], tuple],
+        interval_s: float = 1.0,
+        live: LiveView | None = None,
+        decision_log: Callable[[], list[dict]] = lambda: [],
+        live_policy: Callable[[], PolicyConfig] = PolicyConfig,
+        changes_allowed: bool = True,
+    ) -> None:
         """`decision_log` returns the router's recent decisions (the what-if trace); `live_policy`
         the policy in force; without `changes_allowed` (a router with no admin token) the page is
         read-only: every change answers 403."""
@@ -66,19 +82,21 @@ class Dashboard:
         self._channel: grpc.aio.Channel | None = None
         self._subscribers: set[asyncio.Queue] = set()
         app = web.Application()
-        app.add_routes([
-            web.get("/", self._index),
-            web.static("/static", STATIC),
-            web.get("/api/live", self._live),
-            web.get("/api/events", self._events),
-            web.get("/api/policy", self._get_policy),
-            web.post("/api/policy", self._set_policy),
-            web.post("/api/rollback", self._rollback),
-            web.get("/api/history", self._history),
-            web.post("/api/shadow", self._set_shadow),
-            web.delete("/api/shadow", self._clear_shadow),
-            web.post("/api/whatif", self._whatif),
-        ])
+        app.add_routes(
+            [
+                web.get("/", self._index),
+                web.static("/static", STATIC),
+                web.get("/api/live", self._live),
+                web.get("/api/events", self._events),
+                web.get("/api/policy", self._get_policy),
+                web.post("/api/policy", self._set_policy),
+                web.post("/api/rollback", self._rollback),
+                web.get("/api/history", self._history),
+                web.post("/api/shadow", self._set_shadow),
+                web.delete("/api/shadow", self._clear_shadow),
+                web.post("/api/whatif", self._whatif),
+            ]
+        )
         self.app = app
 
     async def start(self, host: str, port: int) -> int:
@@ -111,8 +129,9 @@ class Dashboard:
         latest = self.live.sample(families, fleet, policy, version)
         latest["series"] = list(self.live.series)[-1:]
         try:
-            latest["shadow"] = _pb_json(await self._admin().GetShadowReport(admin_pb2.GetShadowReportRequest(),
-                                                                            timeout=2))
+            latest["shadow"] = _pb_json(
+                await self._admin().GetShadowReport(admin_pb2.GetShadowReportRequest(), timeout=2)
+            )
         except grpc.RpcError:
             latest["shadow"] = {"active": False}
         self.latest = latest
@@ -125,15 +144,16 @@ class Dashboard:
             await asyncio.sleep(self.interval_s)
             try:
                 await self._tick()
-            except Exception:  # noqa: BLE001 - one bad sample must not stop the page's updates
+            except Exception:
                 log.exception("dashboard sample failed")
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
     async def _live(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.latest, "series": list(self.live.series),
-                                  "changes_allowed": self.changes_allowed})
+        return web.json_response(
+            {**self.latest, "series": list(self.live.series), "changes_allowed": self.changes_allowed}
+        )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -141,7 +161,9 @@ class Dashboard:
         q: asyncio.Queue = asyncio.Queue()
         self._subscribers.add(q)
         try:
-            await resp.write(f"data: {json.dumps({**self.latest, 'series': list(self.live.series)})}\n\n".encode())
+            await resp.write(
+                f"data: {json.dumps({**self.latest, 'series': list(self.live.series)})}\n\n".encode()
+            )
             while True:
                 item = await q.get()
                 if item is None:
@@ -170,22 +192,32 @@ class Dashboard:
 
     @staticmethod
     def _read_only() -> web.Response:
-        return web.json_response({"status": "PERMISSION_DENIED", "field": "",
-                                  "message": "this router has no admin_token: the dashboard is read-only "
-                                             "(set [router] admin_token to change the policy here)"}, status=403)
+        return web.json_response(
+            {
+                "status": "PERMISSION_DENIED",
+                "field": "",
+                "message": "this router has no admin_token: the dashboard is read-only "
+                "(set [router] admin_token to change the policy here)",
+            },
+            status=403,
+        )
 
     @staticmethod
     def _error(err: grpc.RpcError) -> web.Response:
         field = next((v for k, v in (err.trailing_metadata() or ()) if k == FIELD_METADATA_KEY), "")
         details = err.details() or ""
-        message = details[len(field) + 2:] if field and details.startswith(f"{field}: ") else details
-        return web.json_response({"status": err.code().name, "field": field, "message": message},
-                                 status=HTTP_STATUS.get(err.code(), 500))
+        message = details[len(field) + 2 :] if field and details.startswith(f"{field}: ") else details
+        return web.json_response(
+            {"status": err.code().name, "field": field, "message": message},
+            status=HTTP_STATUS.get(err.code(), 500),
+        )
 
     async def _call(self, rpc: str, msg, request: web.Request | None = None) -> web.Response:
         """Admin.`rpc`(msg), with the caller's token and name from `request`, as a JSON response."""
         try:
-            out = await getattr(self._admin(), rpc)(msg, timeout=5, metadata=self._metadata(request) if request else ())
+            out = await getattr(self._admin(), rpc)(
+                msg, timeout=5, metadata=self._metadata(request) if request else ()
+            )
         except grpc.RpcError as err:
             return self._error(err)
         return web.json_response(_pb_json(out))
@@ -204,8 +236,9 @@ class Dashboard:
                 raise InvalidArgument("policy", "nothing to change")
         except InvalidArgument as exc:
             return _invalid(exc)
-        return await self._call("SetPolicy", _set_request(changes, policy, note, int(body.get("expected_version") or 0)),
-                                request)
+        return await self._call(
+            "SetPolicy", _set_request(changes, policy, note, int(body.get("expected_version") or 0)), request
+        )
 
     async def _rollback(self, request: web.Request) -> web.Response:
         if not self.changes_allowed:
@@ -219,7 +252,9 @@ class Dashboard:
             note = _note(body)
         except InvalidArgument as exc:
             return _invalid(exc)
-        return await self._call("RollbackPolicy", admin_pb2.RollbackPolicyRequest(version=version, note=note), request)
+        return await self._call(
+            "RollbackPolicy", admin_pb2.RollbackPolicyRequest(version=version, note=note), request
+        )
 
     async def _history(self, request: web.Request) -> web.Response:
         return await self._call("ListPolicyHistory", admin_pb2.ListPolicyHistoryRequest(limit=200))
@@ -236,7 +271,9 @@ class Dashboard:
                 raise InvalidArgument("policy", "the shadow must differ from the live policy somewhere")
         except InvalidArgument as exc:
             return _invalid(exc)
-        return await self._call("SetShadowPolicy", _set_request(changes, policy, str(body.get("note") or "")), request)
+        return await self._call(
+            "SetShadowPolicy", _set_request(changes, policy, str(body.get("note") or "")), request
+        )
 
     async def _clear_shadow(self, request: web.Request) -> web.Response:
         if not self.changes_allowed:
@@ -261,22 +298,31 @@ class Dashboard:
             else:
                 raise InvalidArgument("source", f"must be log or records, got {source!r}")
             if not entries:
-                raise InvalidArgument("source", "the trace is empty: no decisions logged yet" if source == "log"
-                                      else "no records")
+                raise InvalidArgument(
+                    "source",
+                    "the trace is empty: no decisions logged yet" if source == "log" else "no records",
+                )
             live = self._live_policy()
             policies = {"live": live}
             for i, c in enumerate(body.get("candidates") or []):
                 try:
-                    policies[str(c.get("name") or f"candidate {i + 1}")] = policy_from_dict(dict(c.get("policy") or {}),
-                                                                                            live)
+                    policies[str(c.get("name") or f"candidate {i + 1}")] = policy_from_dict(
+                        dict(c.get("policy") or {}), live
+                    )
                 except InvalidArgument as exc:
-                    raise InvalidArgument(f"candidates[{i}].{exc.field}", str(exc).split(": ", 1)[-1]) from None
+                    raise InvalidArgument(
+                        f"candidates[{i}].{exc.field}", str(exc).split(": ", 1)[-1]
+                    ) from None
             if len(policies) < 2:
-                raise InvalidArgument("candidates", "at least one candidate policy to compare with the live one")
+                raise InvalidArgument(
+                    "candidates", "at least one candidate policy to compare with the live one"
+                )
         except InvalidArgument as exc:
             return _invalid(exc)
         if self._replays is None:  # a process of its own: the simulation must not hold the router's GIL
-            self._replays = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._replays = concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn")
+            )
         points = await asyncio.get_running_loop().run_in_executor(self._replays, whatif, entries, policies)
         return web.json_response({"source": source, "requests": len(entries), "points": points})
 
@@ -311,14 +357,21 @@ def _policy_changes(body: dict) -> tuple[dict, admin_pb2.RoutingPolicy]:
         raise InvalidArgument(field, str(exc)) from None
 
 
-def _set_request(changes: dict, policy: admin_pb2.RoutingPolicy, note: str,
-                 expected_version: int = 0) -> admin_pb2.SetPolicyRequest:
-    return admin_pb2.SetPolicyRequest(policy=policy, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
-                                      note=note, expected_version=expected_version)
+def _set_request(
+    changes: dict, policy: admin_pb2.RoutingPolicy, note: str, expected_version: int = 0
+) -> admin_pb2.SetPolicyRequest:
+    return admin_pb2.SetPolicyRequest(
+        policy=policy,
+        update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+        note=note,
+        expected_version=expected_version,
+    )
 
 
 def _invalid(exc: InvalidArgument) -> web.Response:
     message = str(exc)
     if exc.field and message.startswith(f"{exc.field}: "):
-        message = message[len(exc.field) + 2:]
-    return web.json_response({"status": "INVALID_ARGUMENT", "field": exc.field, "message": message}, status=400)
+        message = message[len(exc.field) + 2 :]
+    return web.json_response(
+        {"status": "INVALID_ARGUMENT", "field": exc.field, "message": message}, status=400
+    )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tandem.errors import InvalidArgument
 
@@ -53,7 +54,9 @@ class PolicyConfig:
     prior_verify_ms: float = 30.0
     prior_compute_ms_per_token: float = 20.0
     prior_compute_ms_per_verify: float = 24.0
-    prompt_chars_per_token: float = 3.5  # prompt length estimate before tokenizing (prior: the router learns it)
+    prompt_chars_per_token: float = (
+        3.5  # prompt length estimate before tokenizing (prior: the router learns it)
+    )
     prefill_energy_fraction: float = 0.2  # a prompt token costs the device this share of a generated one
     # per pool: the price per replica-hour the router prices and bills it at, instead of the one its
     # replicas report (a renegotiated or spot price); (name, USD) pairs sorted by name
@@ -63,8 +66,15 @@ class PolicyConfig:
         for name, price in self.pool_prices:
             if not isinstance(name, str) or not name:
                 raise InvalidArgument("policy.pool_prices", f"pool names must be non-empty, got {name!r}")
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-                raise InvalidArgument(f"policy.pool_prices.{name}", f"must be a finite price >= 0, got {price!r}")
+            if (
+                isinstance(price, bool)
+                or not isinstance(price, (int, float))
+                or not math.isfinite(price)
+                or price < 0
+            ):
+                raise InvalidArgument(
+                    f"policy.pool_prices.{name}", f"must be a finite price >= 0, got {price!r}"
+                )
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or f.name == "pool_prices":
@@ -72,11 +82,17 @@ class PolicyConfig:
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise InvalidArgument(f"policy.{f.name}", f"must be a finite number >= 0, got {v!r}")
         if self.battery_reserve_percent >= 100:
-            raise InvalidArgument("policy.battery_reserve_percent", f"must be < 100, got {self.battery_reserve_percent}")
+            raise InvalidArgument(
+                "policy.battery_reserve_percent", f"must be < 100, got {self.battery_reserve_percent}"
+            )
         if not 0 < self.prior_acceptance < 1:
-            raise InvalidArgument("policy.prior_acceptance", f"must be in (0, 1), got {self.prior_acceptance}")
+            raise InvalidArgument(
+                "policy.prior_acceptance", f"must be in (0, 1), got {self.prior_acceptance}"
+            )
         if not 1 <= self.max_draft_length <= 64:
-            raise InvalidArgument("policy.max_draft_length", f"must be in [1, 64], got {self.max_draft_length}")
+            raise InvalidArgument(
+                "policy.max_draft_length", f"must be in [1, 64], got {self.max_draft_length}"
+            )
         if self.energy_margin < 1:
             raise InvalidArgument("policy.energy_margin", f"must be >= 1, got {self.energy_margin}")
         if self.max_pool_utilisation <= 0:

@@ -2,7 +2,8 @@
 
 Per pool: time to first token and time per token as the router sees them (queueing included),
 verify-call time, accelerator milliseconds per CLOUD token and per verify pass. Per device: EDGE
-time to first token and per token, time per drafted token. Per (device, pool): TANDEM acceptance.
+time to first token and per token, time per drafted token. Per (device, pool, greedy or sampled):
+TANDEM's acceptance profile.
 Fleet-wide: characters per prompt token (the router decides before the prompt is tokenized).
 Each is an exponentially weighted mean — except the times to first token, which grow with the
 prompt (its prefill): those are exponentially weighted least-squares lines, TTFT ≈ a + b·(prompt
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Sequence
 
-from router.policy.placement import Decision
 from router.policy.config import PolicyConfig
+from router.policy.placement import Decision
+from router.tandem.speculation import MAX_PROFILE, constant
 
 WEIGHT = 0.2  # of each new observation
 LINE_DECAY = 0.9  # a line's older observations keep this weight per new one (≈10 in memory)
@@ -52,9 +55,9 @@ class Line:
     count: int = 0
 
     @classmethod
-    def through(cls, a: float, b: float) -> "Line":
+    def through(cls, a: float, b: float) -> Line:
         y1 = a + b * X_REF
-        return cls(sw=1.0, sx=0.5 * X_REF, sy=0.5 * (a + y1), sxx=0.5 * X_REF ** 2, sxy=0.5 * X_REF * y1)
+        return cls(sw=1.0, sx=0.5 * X_REF, sy=0.5 * (a + y1), sxx=0.5 * X_REF**2, sxy=0.5 * X_REF * y1)
 
     def add(self, x: float, y: float) -> None:
         k = LINE_DECAY
@@ -64,7 +67,7 @@ class Line:
 
     def coef(self) -> tuple[float, float]:
         """(a, b), both >= 0."""
-        den = self.sw * self.sxx - self.sx ** 2
+        den = self.sw * self.sxx - self.sx**2
         b = (self.sw * self.sxy - self.sx * self.sy) / den if den > 1e-9 * self.sw * self.sxx else 0.0
         b = max(b, 0.0)
         return max((self.sy - b * self.sx) / self.sw, 0.0), b
@@ -159,6 +162,52 @@ class _Table:
         return self._n[kind]
 
 
+class _Profiles:
+    """Acceptance profiles (β_1..β_L) by (device, pool, greedy): element-wise moving means, with
+    the mean profile of the measured pairs of the same kind (greedy or sampled) as a newcomer's prior.
+    A profile's positions past its end take its last entry (router.tandem.speculation)."""
+
+    def __init__(self) -> None:
+        self._d: collections.OrderedDict[tuple, tuple[tuple[float, ...], int]] = collections.OrderedDict()
+        self._sum: dict[bool, list[float]] = collections.defaultdict(lambda: [0.0] * MAX_PROFILE)
+        self._n: collections.Counter[bool] = collections.Counter()
+
+    @staticmethod
+    def _padded(betas: Sequence[float], n: int = MAX_PROFILE) -> list[float]:
+        return [betas[min(i, len(betas) - 1)] for i in range(n)]
+
+    def _shift(self, greedy: bool, values: Sequence[float], sign: float) -> None:
+        total = self._sum[greedy]
+        for i, v in enumerate(self._padded(values)):
+            total[i] += sign * v
+
+    def add(self, key: tuple[str, str, bool], betas: Sequence[float], prior: Sequence[float]) -> None:
+        greedy = key[2]
+        old = self._d.pop(key, None)
+        if old is None:
+            values, count = prior, 0
+            self._n[greedy] += 1
+        else:
+            (values, count) = old
+            self._shift(greedy, values, -1.0)
+        n = max(len(betas), len(values))
+        w = max(WEIGHT, 1.0 / (count + 1))
+        new = tuple(v + w * (x - v) for v, x in zip(self._padded(values, n), self._padded(betas, n)))
+        self._d[key] = (new, count + 1)
+        self._shift(greedy, new, 1.0)
+        if len(self._d) > MAX_KEYS:
+            (_, _, gone_greedy), (gone, _) = self._d.popitem(last=False)
+            self._shift(gone_greedy, gone, -1.0)
+            self._n[gone_greedy] -= 1
+
+    def get(self, key: tuple[str, str, bool], prior: Sequence[float]) -> tuple[float, ...]:
+        entry = self._d.get(key)
+        if entry is not None:
+            return entry[0]
+        n = self._n[key[2]]
+        return tuple(v / n for v in self._sum[key[2]]) if n else tuple(prior)
+
+
 class Estimates:
     """Not thread-safe: the router's event loop (or the simulator) owns it."""
 
@@ -166,9 +215,12 @@ class Estimates:
         self.policy = policy  # priors; replaced when the policy changes
         self._t = _Table()
         self._lines = _Lines()
+        self._profiles = _Profiles()
         self._chars_per_token: Ewma | None = None
         self.inflight: collections.Counter[str] = collections.Counter()  # pool → slots its requests hold now
-        self.device_energy: collections.Counter[str] = collections.Counter()  # device → J its requests will spend
+        self.device_energy: collections.Counter[str] = (
+            collections.Counter()
+        )  # device → J its requests will spend
 
     # ---------------------------------------------------------------- requests in flight
 
@@ -182,8 +234,10 @@ class Estimates:
         self._hold(d, -1.0)
 
     def _hold(self, d: Decision, sign: float) -> None:
-        for table, key, x in ((self.inflight, d.pool, d.predicted_slot_share),
-                              (self.device_energy, d.edge_worker_id, d.predicted_energy_j)):
+        for table, key, x in (
+            (self.inflight, d.pool, d.predicted_slot_share),
+            (self.device_energy, d.edge_worker_id, d.predicted_energy_j),
+        ):
             if key and x:
                 table[key] += sign * x
                 if abs(table[key]) < 1e-9:  # float residue of equal begin/end: keep the table small
@@ -201,11 +255,21 @@ class Estimates:
     def observe_cloud_ttft(self, pool: str, ttft_ms: float, prompt_tokens: int) -> None:
         """A first token from the pool (CLOUD, or TANDEM's head start), queueing and prefill included."""
         p = self.policy
-        self._lines.add(("pool_ttft", pool), prompt_tokens, ttft_ms,
-                        (p.prior_cloud_ttft_ms, p.prior_cloud_prefill_ms_per_token))
+        self._lines.add(
+            ("pool_ttft", pool),
+            prompt_tokens,
+            ttft_ms,
+            (p.prior_cloud_ttft_ms, p.prior_cloud_prefill_ms_per_token),
+        )
 
-    def observe_cloud(self, pool: str, ttft_ms: float, token_ms: float | None, compute_ms_per_token: float,
-                      prompt_tokens: int = 0) -> None:
+    def observe_cloud(
+        self,
+        pool: str,
+        ttft_ms: float,
+        token_ms: float | None,
+        compute_ms_per_token: float,
+        prompt_tokens: int = 0,
+    ) -> None:
         p = self.policy
         self.observe_cloud_ttft(pool, ttft_ms, prompt_tokens)
         if token_ms is not None:
@@ -218,18 +282,27 @@ class Estimates:
         if compute_ms > 0:
             self._t.add(("pool_compute_verify", pool), compute_ms, self.policy.prior_compute_ms_per_verify)
 
-    def observe_edge(self, device: str, ttft_ms: float, token_ms: float | None, prompt_tokens: int = 0) -> None:
+    def observe_edge(
+        self, device: str, ttft_ms: float, token_ms: float | None, prompt_tokens: int = 0
+    ) -> None:
         p = self.policy
-        self._lines.add(("dev_ttft", device), prompt_tokens, ttft_ms,
-                        (p.prior_device_ttft_ms, p.prior_device_prefill_ms_per_token))
+        self._lines.add(
+            ("dev_ttft", device),
+            prompt_tokens,
+            ttft_ms,
+            (p.prior_device_ttft_ms, p.prior_device_prefill_ms_per_token),
+        )
         if token_ms is not None:
             self._t.add(("dev_token", device), token_ms, self.policy.prior_device_token_ms)
 
     def observe_draft(self, device: str, ms_per_token: float) -> None:
         self._t.add(("dev_draft", device), ms_per_token, self.policy.prior_draft_ms)
 
-    def observe_acceptance(self, device: str, pool: str, rate: float) -> None:
-        self._t.add(("accept", device, pool), rate, self.policy.prior_acceptance)
+    def observe_acceptance(self, device: str, pool: str, greedy: bool, betas: Sequence[float]) -> None:
+        """A TANDEM session's acceptance profile (β_i: the i-th drafted token accepted given the ones
+        before it were) between `device` and `pool`, greedy or sampled."""
+        if betas:
+            self._profiles.add((device, pool, greedy), betas, self.prior_profile())
 
     # ---------------------------------------------------------------- reads
 
@@ -258,12 +331,18 @@ class Estimates:
 
     def pool(self, pool: str) -> dict[str, float]:
         p = self.policy
-        token_ms, verify_ms = self._paired(("pool_token", pool), ("pool_verify", pool),
-                                           p.prior_cloud_token_ms, p.prior_verify_ms)
-        per_token, per_verify = self._paired(("pool_compute_token", pool), ("pool_compute_verify", pool),
-                                             p.prior_compute_ms_per_token, p.prior_compute_ms_per_verify)
-        ttft_ms, prefill_ms = self._lines.get(("pool_ttft", pool),
-                                              (p.prior_cloud_ttft_ms, p.prior_cloud_prefill_ms_per_token))
+        token_ms, verify_ms = self._paired(
+            ("pool_token", pool), ("pool_verify", pool), p.prior_cloud_token_ms, p.prior_verify_ms
+        )
+        per_token, per_verify = self._paired(
+            ("pool_compute_token", pool),
+            ("pool_compute_verify", pool),
+            p.prior_compute_ms_per_token,
+            p.prior_compute_ms_per_verify,
+        )
+        ttft_ms, prefill_ms = self._lines.get(
+            ("pool_ttft", pool), (p.prior_cloud_ttft_ms, p.prior_cloud_prefill_ms_per_token)
+        )
         return {
             "ttft_ms": ttft_ms,
             "prefill_ms_per_token": prefill_ms,
@@ -275,10 +354,12 @@ class Estimates:
 
     def device(self, device: str) -> dict[str, float]:
         p = self.policy
-        token_ms, draft_ms = self._paired(("dev_token", device), ("dev_draft", device),
-                                          p.prior_device_token_ms, p.prior_draft_ms)
-        ttft_ms, prefill_ms = self._lines.get(("dev_ttft", device),
-                                              (p.prior_device_ttft_ms, p.prior_device_prefill_ms_per_token))
+        token_ms, draft_ms = self._paired(
+            ("dev_token", device), ("dev_draft", device), p.prior_device_token_ms, p.prior_draft_ms
+        )
+        ttft_ms, prefill_ms = self._lines.get(
+            ("dev_ttft", device), (p.prior_device_ttft_ms, p.prior_device_prefill_ms_per_token)
+        )
         return {
             "ttft_ms": ttft_ms,
             "prefill_ms_per_token": prefill_ms,
@@ -286,8 +367,13 @@ class Estimates:
             "draft_ms": draft_ms,
         }
 
-    def acceptance(self, device: str, pool: str) -> float:
-        return self._t.get(("accept", device, pool), self.policy.prior_acceptance)
+    def prior_profile(self) -> tuple[float, ...]:
+        return constant(self.policy.prior_acceptance)
+
+    def acceptance(self, device: str, pool: str, greedy: bool = True) -> tuple[float, ...]:
+        """The acceptance profile between `device` and `pool`: its own, else its measured peers'
+        mean (greedy and sampled apart), else the policy's prior as a constant."""
+        return self._profiles.get((device, pool, greedy), self.prior_profile())
 
     def chars_per_token(self) -> float:
         return self._chars_per_token.value if self._chars_per_token else self.policy.prompt_chars_per_token

@@ -1,27 +1,75 @@
 """The plain data of routing: what a request asks for, the candidates considered, the decision.
 
-The policy that fills them in is router.policy.decide.
+Placements and the request's hints are string enums: they compare and serialise as their names
+("edge", "local_only"), and a RouteRequest built from text (a decision log, a load-test record)
+rejects a name that is not one of them. The policy that fills them in is router.policy.decide.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 
-from router.policy.predict import FASTEST, RoundPrices
+from router.tandem.speculation import FASTEST, RoundModel, RoundPrices
 
-AUTO, PREFER_DEVICE, ONLY_DEVICE, PREFER_CLOUD, ONLY_CLOUD, PREFER_TANDEM = (
-    "auto", "prefer_device", "only_device", "prefer_cloud", "only_cloud", "prefer_tandem")
-STANDARD, LOCAL_ONLY = "standard", "local_only"
+
+class Placement(enum.StrEnum):
+    """Where a request's tokens are made."""
+
+    EDGE = "edge"  # the caller's device, its small model
+    CLOUD = "cloud"  # a cloud pool, the large model
+    TANDEM = "tandem"  # the device drafts, a cloud pool verifies
+
+    @property
+    def on_device(self) -> bool:
+        return self is not Placement.CLOUD
+
+    @property
+    def in_cloud(self) -> bool:
+        return self is not Placement.EDGE
+
+
+class Preference(enum.StrEnum):
+    AUTO = "auto"
+    PREFER_DEVICE = "prefer_device"
+    ONLY_DEVICE = "only_device"
+    PREFER_CLOUD = "prefer_cloud"
+    ONLY_CLOUD = "only_cloud"
+    PREFER_TANDEM = "prefer_tandem"
+
+    @property
+    def preferred(self) -> Placement | None:
+        """The placement a PREFER_* hint asks for (None for the others)."""
+        return _PREFERRED.get(self)
+
+
+_PREFERRED = {
+    Preference.PREFER_DEVICE: Placement.EDGE,
+    Preference.PREFER_CLOUD: Placement.CLOUD,
+    Preference.PREFER_TANDEM: Placement.TANDEM,
+}
+
+
+class Privacy(enum.StrEnum):
+    STANDARD = "standard"
+    LOCAL_ONLY = "local_only"  # the prompt may not leave the device
+
+
+class Quality(enum.StrEnum):
+    UNSPECIFIED = "unspecified"
+    SMALL_OK = "small_ok"  # the small model's output will do
+    LARGE_REQUIRED = "large_required"  # only the large model's output will do
 
 
 @dataclasses.dataclass(frozen=True)
 class RouteRequest:
-    """The routing-relevant part of a request."""
+    """The routing-relevant part of a request. Hint fields accept their enum's names (ValueError
+    for any other) and are stored as the enum."""
 
-    preference: str = AUTO
+    preference: Preference = Preference.AUTO
     device_id: str = ""
-    privacy: str = STANDARD
-    quality: str = "unspecified"  # unspecified | small_ok | large_required
+    privacy: Privacy = Privacy.STANDARD
+    quality: Quality = Quality.UNSPECIFIED
     max_new_tokens: int = 64
     ttft_slo_ms: float = 0.0
     token_slo_ms: float = 0.0
@@ -31,11 +79,21 @@ class RouteRequest:
     draft_tree: tuple[int, ...] = ()  # empty: the router's default
     overlap: bool = True
     prompt_chars: int = 0  # prompt length in characters (the router decides before tokenizing)
+    greedy: bool = True  # temperature 0: greedy and sampled drafts are accepted at different rates
+
+    def __post_init__(self) -> None:
+        for name, kind in (("preference", Preference), ("privacy", Privacy), ("quality", Quality)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @property
+    def device_only(self) -> bool:
+        """LOCAL_ONLY or ONLY_DEVICE: nothing may run off the device."""
+        return self.privacy is Privacy.LOCAL_ONLY or self.preference is Preference.ONLY_DEVICE
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    placement: str  # "edge" | "cloud" | "tandem"
+    placement: Placement
     edge_worker_id: str = ""
     pool: str = ""
     cloud_worker_id: str = ""
@@ -46,12 +104,12 @@ class Candidate:
     predicted_ttft_ms: float = 0.0
     predicted_token_ms: float = 0.0
     predicted_energy_j: float = 0.0
-    rule: str = ""  # excluded: the hard rule's key (metrics label)
+    rule: str = ""  # excluded: the rule's key (metrics label)
 
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    placement: str
+    placement: Placement
     reason: str
     edge_worker_id: str = ""
     edge_endpoint: str = ""
@@ -67,5 +125,11 @@ class Decision:
     predicted_energy_j: float = 0.0
     predicted_slot_share: float = 0.0  # of one pool slot, while it runs (router.policy.predict)
     draft_prices: RoundPrices = FASTEST  # TANDEM: what the session's draft length control minimises
-    overlap: bool = True  # TANDEM: run-ahead drafting (off where its dropped drafts cost more than it saves)
+    # TANDEM: the round model the prediction used — the session's controller starts from it; its
+    # `overlap` is run-ahead drafting (off where its dropped drafts cost more than it saves)
+    draft_model: RoundModel | None = None
     rule: str = ""  # what settled it: device_only | preference | only_candidate | score
+
+    @property
+    def overlap(self) -> bool:
+        return self.draft_model is not None and self.draft_model.overlap

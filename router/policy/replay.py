@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
-from router.policy.sim import RouterPolicy, Scenario, SimRequest, Simulation, load_scenario
-from router.policy.placement import RouteRequest
 from router.policy.config import PolicyConfig
+from router.policy.placement import RouteRequest
+from router.policy.sim import RouterPolicy, Scenario, SimRequest, Simulation, load_scenario
 
 REFERENCE = Path(__file__).resolve().parent / "reference.toml"  # package data
 MAX_ENTRIES = 20_000
@@ -32,19 +32,28 @@ class TraceEntry:
 
 def entry_from_record(r: Mapping) -> TraceEntry:
     """A load-test record (loadtest.records.RequestRecord.to_json(), a requests.jsonl line)."""
-    route = RouteRequest(preference=r.get("placement_hint") or "auto", device_id=r.get("device_id", ""),
-                         privacy=r.get("privacy") or "standard", quality=r.get("quality") or "unspecified",
-                         max_new_tokens=int(r["max_new_tokens"]), ttft_slo_ms=float(r.get("ttft_slo_ms") or 0),
-                         token_slo_ms=float(r.get("token_slo_ms") or 0),
-                         prompt_chars=int(r.get("prompt_chars") or 4 * int(r.get("prompt_tokens") or 1)))
-    return TraceEntry(float(r["scheduled_s"]), route.device_id, route, max(1, int(r.get("prompt_tokens") or 1)))
+    route = RouteRequest(
+        preference=r.get("placement_hint") or "auto",
+        device_id=r.get("device_id", ""),
+        privacy=r.get("privacy") or "standard",
+        quality=r.get("quality") or "unspecified",
+        max_new_tokens=int(r["max_new_tokens"]),
+        ttft_slo_ms=float(r.get("ttft_slo_ms") or 0),
+        token_slo_ms=float(r.get("token_slo_ms") or 0),
+        prompt_chars=int(r.get("prompt_chars") or 4 * int(r.get("prompt_tokens") or 1)),
+    )
+    return TraceEntry(
+        float(r["scheduled_s"]), route.device_id, route, max(1, int(r.get("prompt_tokens") or 1))
+    )
 
 
 def entry_from_log(e: Mapping) -> TraceEntry:
     """An entry of the router's decision log (router.placer.Placer.decision_log: t_s and the route's fields)."""
     route = RouteRequest(**{k: e[k] for k in RouteRequest.__dataclass_fields__ if k in e})
     chars_per_token = float(e.get("chars_per_token") or 3.5)
-    return TraceEntry(float(e["t_s"]), route.device_id, route, max(1, round(route.prompt_chars / chars_per_token)))
+    return TraceEntry(
+        float(e["t_s"]), route.device_id, route, max(1, round(route.prompt_chars / chars_per_token))
+    )
 
 
 def sim_requests(entries: Sequence[TraceEntry], base: Scenario) -> tuple[Scenario, list[SimRequest]]:
@@ -62,25 +71,44 @@ def sim_requests(entries: Sequence[TraceEntry], base: Scenario) -> tuple[Scenari
     for e in entries:
         i = index.get(e.device_id, 0)
         route = dataclasses.replace(e.route, device_id=f"dev-{i:05d}" if e.device_id else "")
-        out.append(SimRequest(t=start + e.t_s - t0, device=i, route=route,
-                              interactive=bool(route.ttft_slo_ms or route.token_slo_ms),
-                              prompt_tokens=e.prompt_tokens, rtt_jitter=1.0))
+        out.append(
+            SimRequest(
+                t=start + e.t_s - t0,
+                device=i,
+                route=route,
+                interactive=bool(route.ttft_slo_ms or route.token_slo_ms),
+                prompt_tokens=e.prompt_tokens,
+                rtt_jitter=1.0,
+            )
+        )
     return sc, out
 
 
-def whatif(entries: Sequence[TraceEntry], policies: Mapping[str, PolicyConfig], base: Scenario | None = None,
-           progress: Callable[[str], None] | None = None) -> list[dict]:
+def whatif(
+    entries: Sequence[TraceEntry],
+    policies: Mapping[str, PolicyConfig],
+    base: Scenario | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Each policy's outcome on the trace: one point per policy, the same world for all."""
     base = base or load_scenario(REFERENCE)
     sc, reqs = sim_requests(entries, base)
     points = []
     for name, policy in policies.items():
         s = Simulation(sc, RouterPolicy(policy, name), random.Random(sc.seed), progress, requests=reqs).run()
-        points.append({"name": name, "requests": s["requests"], "cloud_cost_usd": s["cloud_cost_usd"],
-                       "slo_attainment": s["slo_attainment"], "device_energy_j": s["device_energy_j"],
-                       "devices_pushed_below_reserve": s["devices_pushed_below_reserve"],
-                       "pushed_below_reserve_events": s["pushed_below_reserve_events"],
-                       "refused": s["refused"], "share": s["share"]})
+        points.append(
+            {
+                "name": name,
+                "requests": s["requests"],
+                "cloud_cost_usd": s["cloud_cost_usd"],
+                "slo_attainment": s["slo_attainment"],
+                "device_energy_j": s["device_energy_j"],
+                "devices_pushed_below_reserve": s["devices_pushed_below_reserve"],
+                "pushed_below_reserve_events": s["pushed_below_reserve_events"],
+                "refused": s["refused"],
+                "share": s["share"],
+            }
+        )
     return points
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from router.policy.placement import Decision
 from router.policy.config import PolicyConfig
+from router.policy.placement import Decision
 
 
 @dataclasses.dataclass
@@ -23,7 +23,9 @@ class ShadowStats:
     decisions: int = 0
     same_placement: int = 0
     same_target: int = 0  # same placement, device and pool
-    differences: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # (live, shadow)
+    differences: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter
+    )  # (live, shadow)
     live_cost_usd: float = 0.0  # sums of the predictions, over the decisions both served
     shadow_cost_usd: float = 0.0
     live_ttft_ms: float = 0.0
@@ -65,10 +67,20 @@ class ShadowStats:
             "same_placement": self.same_placement,
             "same_target": self.same_target,
             "agreement": self.same_placement / self.decisions if self.decisions else None,
-            "differences": [{"live": a, "shadow": b, "count": c} for (a, b), c in self.differences.most_common()],
-            "live": {"cost_usd": mean(self.live_cost_usd), "ttft_ms": mean(self.live_ttft_ms),
-                     "token_ms": mean(self.live_token_ms)},
-            "shadow": {"cost_usd": mean(self.shadow_cost_usd), "ttft_ms": mean(self.shadow_ttft_ms),
-                       "token_ms": mean(self.shadow_token_ms)},
-            "note": self.note, "caller": self.caller, "started_unix_s": self.started_unix_s,
+            "differences": [
+                {"live": a, "shadow": b, "count": c} for (a, b), c in self.differences.most_common()
+            ],
+            "live": {
+                "cost_usd": mean(self.live_cost_usd),
+                "ttft_ms": mean(self.live_ttft_ms),
+                "token_ms": mean(self.live_token_ms),
+            },
+            "shadow": {
+                "cost_usd": mean(self.shadow_cost_usd),
+                "ttft_ms": mean(self.shadow_ttft_ms),
+                "token_ms": mean(self.shadow_token_ms),
+            },
+            "note": self.note,
+            "caller": self.caller,
+            "started_unix_s": self.started_unix_s,
         }

@@ -45,14 +45,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from router.policy.costs import cloud_cost_usd
-from router.policy.estimates import Estimates
 from router.fleet import CLOUD, EDGE, DeviceState, FleetRegistry, PoolInfo, WorkerRecord
-from router.policy.placement import LOCAL_ONLY, STANDARD, Decision, RouteRequest
-from router.policy.decide import decide
 from router.policy.config import PolicyConfig
-from router.policy.predict import best_gamma, dropped_ahead, expected_tokens
+from router.policy.costs import cloud_cost_usd
+from router.policy.decide import decide
+from router.policy.estimates import Estimates
+from router.policy.placement import Decision, Privacy, RouteRequest
 from router.policy.snapshot import build_snapshot
+from router.tandem.speculation import RoundModel, constant
 from tandem.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
 TOKENIZER_ID = "sim-tokenizer-v1"  # one tokenizer for the whole fleet (the registry enforces it)
@@ -77,13 +77,22 @@ class RequestMix:
 
     def check(self, at: str) -> None:
         shares = (self.local_only_share, self.small_ok_share, self.large_required_share)
-        _require(abs(sum(shares) - 1.0) < 1e-6, f"{at}local_only_share",
-                 f"local_only_share + small_ok_share + large_required_share must be 1, got {sum(shares):g}")
+        _require(
+            abs(sum(shares) - 1.0) < 1e-6,
+            f"{at}local_only_share",
+            f"local_only_share + small_ok_share + large_required_share must be 1, got {sum(shares):g}",
+        )
         _require(self.interactive_share <= 1, f"{at}interactive_share", "must be <= 1")
-        _require(1 <= self.new_tokens_min <= self.new_tokens_max, f"{at}new_tokens_max",
-                 "need 1 <= new_tokens_min <= new_tokens_max")
-        _require(1 <= self.prompt_chars_min <= self.prompt_chars_max, f"{at}prompt_chars_max",
-                 "need 1 <= prompt_chars_min <= prompt_chars_max")
+        _require(
+            1 <= self.new_tokens_min <= self.new_tokens_max,
+            f"{at}new_tokens_max",
+            "need 1 <= new_tokens_min <= new_tokens_max",
+        )
+        _require(
+            1 <= self.prompt_chars_min <= self.prompt_chars_max,
+            f"{at}prompt_chars_max",
+            "need 1 <= prompt_chars_min <= prompt_chars_max",
+        )
         _require(self.chars_per_token > 0, f"{at}chars_per_token", "must be > 0")
 
 
@@ -110,20 +119,36 @@ class DeviceModel:
     critical_slowdown: float
 
     def check(self, at: str) -> None:
-        _require(self.battery_min_percent <= self.battery_max_percent <= 100, f"{at}battery_max_percent",
-                 "need battery_min_percent <= battery_max_percent <= 100")
+        _require(
+            self.battery_min_percent <= self.battery_max_percent <= 100,
+            f"{at}battery_max_percent",
+            "need battery_min_percent <= battery_max_percent <= 100",
+        )
         _require(self.capacity_joules > 0, f"{at}capacity_joules", "must be > 0")
         _require(0 < self.charging_share < 1, f"{at}charging_share", "must be in (0, 1)")
         _require(self.charging_session_hours > 0, f"{at}charging_session_hours", "must be > 0")
-        _require(self.energy_per_token_min_j <= self.energy_per_token_max_j, f"{at}energy_per_token_max_j",
-                 "must be >= energy_per_token_min_j")
-        _require(0 < self.token_ms_min <= self.token_ms_max, f"{at}token_ms_max", "need 0 < token_ms_min <= token_ms_max")
+        _require(
+            self.energy_per_token_min_j <= self.energy_per_token_max_j,
+            f"{at}energy_per_token_max_j",
+            "must be >= energy_per_token_min_j",
+        )
+        _require(
+            0 < self.token_ms_min <= self.token_ms_max,
+            f"{at}token_ms_max",
+            "need 0 < token_ms_min <= token_ms_max",
+        )
         _require(self.draft_ratio > 0, f"{at}draft_ratio", "must be > 0")
-        _require(self.thermal_serious_share + self.thermal_critical_share < 1, f"{at}thermal_critical_share",
-                 "thermal_serious_share + thermal_critical_share must be < 1")
+        _require(
+            self.thermal_serious_share + self.thermal_critical_share < 1,
+            f"{at}thermal_critical_share",
+            "thermal_serious_share + thermal_critical_share must be < 1",
+        )
         _require(self.thermal_episode_minutes > 0, f"{at}thermal_episode_minutes", "must be > 0")
-        _require(self.serious_slowdown >= 1 and self.critical_slowdown >= 1, f"{at}serious_slowdown",
-                 "slowdowns must be >= 1")
+        _require(
+            self.serious_slowdown >= 1 and self.critical_slowdown >= 1,
+            f"{at}serious_slowdown",
+            "slowdowns must be >= 1",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +161,9 @@ class LinkModel:
     jitter_sigma: float
 
     def check(self, at: str) -> None:
-        _require(0 < self.rtt_median_ms < self.tail_min_ms, f"{at}rtt_median_ms", "must be in (0, tail_min_ms)")
+        _require(
+            0 < self.rtt_median_ms < self.tail_min_ms, f"{at}rtt_median_ms", "must be in (0, tail_min_ms)"
+        )
         _require(self.tail_min_ms <= self.tail_max_ms, f"{at}tail_max_ms", "must be >= tail_min_ms")
         _require(self.tail_share <= 1, f"{at}tail_share", "must be <= 1")
 
@@ -148,9 +175,14 @@ class AcceptanceModel:
     pool_spread: float
 
     def check(self, at: str) -> None:
-        _require(0 < self.alpha_min <= self.alpha_max < 1, f"{at}alpha_max", "need 0 < alpha_min <= alpha_max < 1")
-        _require(self.alpha_min - self.pool_spread > 0 and self.alpha_max + self.pool_spread < 1,
-                 f"{at}pool_spread", "alpha ± pool_spread must stay inside (0, 1)")
+        _require(
+            0 < self.alpha_min <= self.alpha_max < 1, f"{at}alpha_max", "need 0 < alpha_min <= alpha_max < 1"
+        )
+        _require(
+            self.alpha_min - self.pool_spread > 0 and self.alpha_max + self.pool_spread < 1,
+            f"{at}pool_spread",
+            "alpha ± pool_spread must stay inside (0, 1)",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +211,9 @@ class PoolModel:
         _require(bool(self.name), f"{at}name", "must not be empty")
         _require(self.replicas >= 1, f"{at}replicas", "must be >= 1")
         _require(self.slots_per_replica >= 1, f"{at}slots_per_replica", "must be >= 1")
-        _require(self.token_ms > 0 and self.verify_ms > 0, f"{at}token_ms", "token_ms and verify_ms must be > 0")
+        _require(
+            self.token_ms > 0 and self.verify_ms > 0, f"{at}token_ms", "token_ms and verify_ms must be > 0"
+        )
 
     @property
     def slots(self) -> int:
@@ -187,9 +221,13 @@ class PoolModel:
 
     @property
     def info(self) -> PoolInfo:
-        return PoolInfo(name=self.name, accelerator=self.accelerator,
-                        price_per_replica_hour_usd=self.price_per_replica_hour_usd,
-                        replicas=self.replicas, slots_per_replica=self.slots_per_replica)
+        return PoolInfo(
+            name=self.name,
+            accelerator=self.accelerator,
+            price_per_replica_hour_usd=self.price_per_replica_hour_usd,
+            replicas=self.replicas,
+            slots_per_replica=self.slots_per_replica,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,7 +307,9 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
     data = dict(data)
     pools = data.get("pools")
     if isinstance(pools, list):  # pools are an array of tables: check each with its index in the key
-        data["pools"] = [dataclasses.asdict(_from_table(PoolModel, p, f"pools[{i}].")) for i, p in enumerate(pools)]
+        data["pools"] = [
+            dataclasses.asdict(_from_table(PoolModel, p, f"pools[{i}].")) for i, p in enumerate(pools)
+        ]
     return _from_table(Scenario, data, "")
 
 
@@ -336,31 +376,67 @@ class Outcome:
     rounds: int = 0
 
 
-def edge_truth(n: int, prompt_tokens: int, rtt_ms: float, token_ms: float, prefill_ms_per_token: float,
-               energy_per_token_j: float, prefill_fraction: float) -> Outcome:
+def edge_truth(
+    n: int,
+    prompt_tokens: int,
+    rtt_ms: float,
+    token_ms: float,
+    prefill_ms_per_token: float,
+    energy_per_token_j: float,
+    prefill_fraction: float,
+) -> Outcome:
     """EDGE: the client calls the router and the router the device (2 round trips); the device prefills
     then generates every token."""
     dev_ttft = prompt_tokens * prefill_ms_per_token + token_ms
     ttft = 2 * rtt_ms + dev_ttft
     energy = n * energy_per_token_j + prompt_tokens * energy_per_token_j * prefill_fraction
-    return Outcome(ttft_ms=ttft, token_ms=token_ms, total_ms=ttft + (n - 1) * token_ms, energy_j=energy,
-                   compute_ms=0.0, share=0.0, router_ttft_ms=rtt_ms + dev_ttft)
+    return Outcome(
+        ttft_ms=ttft,
+        token_ms=token_ms,
+        total_ms=ttft + (n - 1) * token_ms,
+        energy_j=energy,
+        compute_ms=0.0,
+        share=0.0,
+        router_ttft_ms=rtt_ms + dev_ttft,
+    )
 
 
-def cloud_truth(n: int, prompt_tokens: int, rtt_ms: float, pool: PoolModel, m: float, wait_ms: float) -> Outcome:
+def cloud_truth(
+    n: int, prompt_tokens: int, rtt_ms: float, pool: PoolModel, m: float, wait_ms: float
+) -> Outcome:
     """CLOUD: one client round trip; the pool's time to first token and per token stretched by m(ρ);
     a queue wait when every slot was taken. Bills n tokens of accelerator time."""
     pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
     token = pool.token_ms * m
     ttft = rtt_ms + wait_ms + pool_ttft
-    return Outcome(ttft_ms=ttft, token_ms=token, total_ms=ttft + (n - 1) * token, energy_j=0.0,
-                   compute_ms=n * pool.compute_ms_per_token, share=1.0, router_ttft_ms=wait_ms + pool_ttft)
+    return Outcome(
+        ttft_ms=ttft,
+        token_ms=token,
+        total_ms=ttft + (n - 1) * token,
+        energy_j=0.0,
+        compute_ms=n * pool.compute_ms_per_token,
+        share=1.0,
+        router_ttft_ms=wait_ms + pool_ttft,
+    )
 
 
-def tandem_truth(n: int, prompt_tokens: int, rtt_ms: float, alpha: float, gamma: int, draft_ms: float,
-                 device_token_ms: float, prefill_ms_per_token: float, energy_per_token_j: float,
-                 prefill_fraction: float, pool: PoolModel, m: float, wait_ms: float,
-                 verify_compute_factor: float, overlap: bool = True) -> Outcome:
+def tandem_truth(
+    n: int,
+    prompt_tokens: int,
+    rtt_ms: float,
+    alpha: float,
+    gamma: int,
+    draft_ms: float,
+    device_token_ms: float,
+    prefill_ms_per_token: float,
+    energy_per_token_j: float,
+    prefill_fraction: float,
+    pool: PoolModel,
+    m: float,
+    wait_ms: float,
+    verify_compute_factor: float,
+    overlap: bool = True,
+) -> Outcome:
     """TANDEM as router.tandem.loop runs it, in expectation. Head start: the pool prefills and
     sends the first token while the device prefills and drafts γ + 1 tokens; that block is the
     second round's draft when its first token was the target's (probability α), else the device
@@ -369,7 +445,8 @@ def tandem_truth(n: int, prompt_tokens: int, rtt_ms: float, alpha: float, gamma:
     for the drafting that outlasted it, and the device pays for the blocks it drafted ahead past a
     miss. The cloud is busy for its prefill and the verify passes,
     so the request holds that share of a slot; the device pays every drafted token."""
-    e = expected_tokens(alpha, gamma)
+    model = RoundModel(constant(alpha), draft_ms, rtt_ms, pool.verify_ms * m, overlap)
+    e = model.expected_tokens(gamma)
     rest = max(n - 1, 0)
     rounds = math.ceil(rest / e)
     verify = pool.verify_ms * m
@@ -384,15 +461,24 @@ def tandem_truth(n: int, prompt_tokens: int, rtt_ms: float, alpha: float, gamma:
     total = ttft + after
     drafted = gamma + 1 + max(rounds - alpha, 0.0) * gamma
     if overlap:  # what the device drafts ahead past blocks that miss, and drops
-        drafted += rounds * dropped_ahead(alpha, gamma, draft_ms, rtt_ms, verify)
+        drafted += rounds * model.dropped_ahead(gamma)
     energy = drafted * energy_per_token_j + prompt_tokens * energy_per_token_j * prefill_fraction
     share = min(1.0, (pool_ttft + rounds * verify) / max(total - wait_ms, 1e-9))
     # the router feeds its draft controller's geometric estimate of α (accepted ÷ drafted would
     # understate it whenever a long draft is cut short by one rejection); in expectation that is α
-    return Outcome(ttft_ms=ttft, token_ms=after / rest if rest else 0.0, total_ms=total, energy_j=energy,
-                   compute_ms=pool.compute_ms_per_token * (1 + rounds * verify_compute_factor), share=share,
-                   router_ttft_ms=wait_ms + pool_ttft, accept_rate=alpha, draft_ms=draft_ms, verify_call_ms=verify,
-                   rounds=rounds)
+    return Outcome(
+        ttft_ms=ttft,
+        token_ms=after / rest if rest else 0.0,
+        total_ms=total,
+        energy_j=energy,
+        compute_ms=pool.compute_ms_per_token * (1 + rounds * verify_compute_factor),
+        share=share,
+        router_ttft_ms=wait_ms + pool_ttft,
+        accept_rate=alpha,
+        draft_ms=draft_ms,
+        verify_call_ms=verify,
+        rounds=rounds,
+    )
 
 
 # ====================================================================== the world
@@ -487,14 +573,23 @@ class SimDevice:
 
     @property
     def slowdown(self) -> float:
-        return {"serious": self.dm.serious_slowdown, "critical": self.dm.critical_slowdown}.get(self.thermal, 1.0)
+        return {"serious": self.dm.serious_slowdown, "critical": self.dm.critical_slowdown}.get(
+            self.thermal, 1.0
+        )
 
     def state(self) -> DeviceState:
         """What the device heartbeats: a modelled battery, its thermal state and its measured link."""
-        return DeviceState(battery_percent=self.battery, charging=self.charging, battery_source="modelled",
-                           thermal=self.thermal, energy_per_token_joules=self.energy_per_token_j,
-                           queue_depth=self.inflight, active_sessions=self.inflight, rtt_ms=self.rtt_ms,
-                           battery_capacity_joules=self.dm.capacity_joules)
+        return DeviceState(
+            battery_percent=self.battery,
+            charging=self.charging,
+            battery_source="modelled",
+            thermal=self.thermal,
+            energy_per_token_joules=self.energy_per_token_j,
+            queue_depth=self.inflight,
+            active_sessions=self.inflight,
+            rtt_ms=self.rtt_ms,
+            battery_capacity_joules=self.dm.capacity_joules,
+        )
 
 
 def generate_requests(sc: Scenario, rng: random.Random) -> list[SimRequest]:
@@ -523,20 +618,32 @@ def draw_request(sc: Scenario, rng: random.Random, t: float, device: int) -> Sim
     r = sc.requests
     u = rng.random()
     if u < r.local_only_share:
-        privacy, quality = LOCAL_ONLY, "small_ok"  # it must stay on the device: the small model it is
+        privacy, quality = Privacy.LOCAL_ONLY, "small_ok"  # it must stay on the device: the small model it is
     elif u < r.local_only_share + r.small_ok_share:
-        privacy, quality = STANDARD, "small_ok"
+        privacy, quality = Privacy.STANDARD, "small_ok"
     else:
-        privacy, quality = STANDARD, "large_required"
+        privacy, quality = Privacy.STANDARD, "large_required"
     interactive = rng.random() < r.interactive_share
     n = max(1, round(math.exp(rng.uniform(math.log(r.new_tokens_min), math.log(r.new_tokens_max)))))
     chars = rng.randint(r.prompt_chars_min, r.prompt_chars_max)
     jitter = rng.lognormvariate(0.0, sc.link.jitter_sigma) if sc.link.jitter_sigma > 0 else 1.0
-    route = RouteRequest(device_id=f"dev-{device:05d}", privacy=privacy, quality=quality, max_new_tokens=n,
-                         ttft_slo_ms=r.ttft_slo_ms if interactive else 0.0,
-                         token_slo_ms=r.token_slo_ms if interactive else 0.0, prompt_chars=chars)
-    return SimRequest(t=t, device=device, route=route, interactive=interactive,
-                      prompt_tokens=max(1, round(chars / r.chars_per_token)), rtt_jitter=jitter)
+    route = RouteRequest(
+        device_id=f"dev-{device:05d}",
+        privacy=privacy,
+        quality=quality,
+        max_new_tokens=n,
+        ttft_slo_ms=r.ttft_slo_ms if interactive else 0.0,
+        token_slo_ms=r.token_slo_ms if interactive else 0.0,
+        prompt_chars=chars,
+    )
+    return SimRequest(
+        t=t,
+        device=device,
+        route=route,
+        interactive=interactive,
+        prompt_tokens=max(1, round(chars / r.chars_per_token)),
+        rtt_jitter=jitter,
+    )
 
 
 # ====================================================================== strategies
@@ -588,8 +695,10 @@ class AlwaysDevice(Strategy):
 
 def baseline_gamma(dev: SimDevice, pool: PoolModel, policy: PolicyConfig) -> int:
     """A baseline's draft length: rate-optimal at the policy's prior acceptance."""
-    return best_gamma(policy.prior_acceptance, dev.draft_ms, dev.rtt_ms, pool.verify_ms, policy.max_draft_length,
-                      overlap=True)
+    model = RoundModel(
+        constant(policy.prior_acceptance), dev.draft_ms, dev.rtt_ms, pool.verify_ms, overlap=True
+    )
+    return model.best_gamma(policy.max_draft_length)
 
 
 class RandomPlacement(Strategy):
@@ -653,7 +762,7 @@ class RouterPolicy(Strategy):
         else:
             est.observe_cloud_ttft(plan.pool, o.router_ttft_ms, prompt)  # the head start's first token
             if plan.gamma:
-                est.observe_acceptance(job.device.id, plan.pool, o.accept_rate)
+                est.observe_acceptance(job.device.id, plan.pool, True, constant(o.accept_rate))
                 est.observe_draft(job.device.id, o.draft_ms)
             if o.rounds:  # per pass after the first, which prefilled the prompt (as the router measures)
                 first = self.sim.pools[plan.pool].model.compute_ms_per_token
@@ -664,12 +773,26 @@ def register_fleet(registry: FleetRegistry, device_ids: list[str], pools: tuple[
     """Register every device (EDGE, modelled battery) and every pool replica (CLOUD)."""
     common = {"model_name": "sim", "tokenizer_id": TOKENIZER_ID, "max_context": 4096, "eos_token_id": 0}
     for dev_id in device_ids:
-        registry.register(WorkerRecord(worker_id=dev_id, kind=EDGE, endpoint=f"{dev_id}:50051",
-                                       state=DeviceState(battery_source="modelled"), **common))
+        registry.register(
+            WorkerRecord(
+                worker_id=dev_id,
+                kind=EDGE,
+                endpoint=f"{dev_id}:50051",
+                state=DeviceState(battery_source="modelled"),
+                **common,
+            )
+        )
     for p in pools:
         for i in range(p.replicas):
-            registry.register(WorkerRecord(worker_id=f"{p.name}-{i}", kind=CLOUD, endpoint=f"{p.name}-{i}:50052",
-                                           pool=p.info, **common))
+            registry.register(
+                WorkerRecord(
+                    worker_id=f"{p.name}-{i}",
+                    kind=CLOUD,
+                    endpoint=f"{p.name}-{i}:50052",
+                    pool=p.info,
+                    **common,
+                )
+            )
 
 
 # ====================================================================== the event loop
@@ -712,7 +835,9 @@ class Tally:
     by_pool: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     cost_usd: float = 0.0
     cost_by_placement: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    by_class: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # "quality[ interactive]: placement"
+    by_class: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter
+    )  # "quality[ interactive]: placement"
     compute_ms: float = 0.0
     energy_j: float = 0.0
     interactive: int = 0
@@ -732,8 +857,12 @@ class Tally:
     tandem_shares: list = dataclasses.field(default_factory=list)
     pushed_below_examples: list = dataclasses.field(default_factory=list)
     pushed_below_causes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    ttft_ratio: collections.defaultdict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
-    token_ratio: collections.defaultdict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+    ttft_ratio: collections.defaultdict = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
+    token_ratio: collections.defaultdict = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
     gammas: list = dataclasses.field(default_factory=list)
     # cloud occupancy seen by arrivals, per hour of the run (Poisson arrivals see time averages)
     util_sum: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -743,8 +872,14 @@ class Tally:
 class Simulation:
     """One run of one strategy over one scenario. `run()` returns the summary dict."""
 
-    def __init__(self, scenario: Scenario, strategy: Strategy, rng: random.Random | None = None,
-                 progress: Callable[[str], None] | None = None, requests: list[SimRequest] | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        strategy: Strategy,
+        rng: random.Random | None = None,
+        progress: Callable[[str], None] | None = None,
+        requests: list[SimRequest] | None = None,
+    ) -> None:
         """`requests`: a recorded workload to replay (router.policy.replay) instead of the scenario's own."""
         self.scenario = scenario
         self.strategy = strategy
@@ -754,7 +889,9 @@ class Simulation:
         self.devices = [SimDevice(i, scenario, rng.getrandbits(64)) for i in range(scenario.devices)]
         self.pools = {p.name: PoolState(p) for p in scenario.pools}
         self.total_slots = sum(p.slots for p in scenario.pools)
-        self.reserve = PolicyConfig().battery_reserve_percent  # the default policy's, whatever a run overrides
+        self.reserve = (
+            PolicyConfig().battery_reserve_percent
+        )  # the default policy's, whatever a run overrides
         self.now = scenario.start_hour * 3600.0
         self.tally = Tally()
         self._events: list[tuple[float, int, Job]] = []
@@ -766,23 +903,43 @@ class Simulation:
         req, dev, plan, sc = job.req, job.device, job.plan, self.scenario
         n, rtt, slow = req.route.max_new_tokens, dev.rtt_ms * req.rtt_jitter, dev.slowdown
         if plan.placement == "edge":
-            return edge_truth(n, req.prompt_tokens, rtt, dev.token_ms * slow, dev.prefill_ms_per_token * slow,
-                              dev.energy_per_token_j, sc.device.prefill_energy_fraction)
+            return edge_truth(
+                n,
+                req.prompt_tokens,
+                rtt,
+                dev.token_ms * slow,
+                dev.prefill_ms_per_token * slow,
+                dev.energy_per_token_j,
+                sc.device.prefill_energy_fraction,
+            )
         pool = self.pools[plan.pool]
         m = latency_multiplier(pool.occupied / pool.model.slots, sc.cloud.latency_k)
         if plan.placement == "cloud":
             return cloud_truth(n, req.prompt_tokens, rtt, pool.model, m, wait_ms)
-        return tandem_truth(n, req.prompt_tokens, rtt, dev.alpha[plan.pool], plan.gamma, dev.draft_ms * slow,
-                            dev.token_ms * slow, dev.prefill_ms_per_token * slow, dev.energy_per_token_j,
-                            sc.device.prefill_energy_fraction, pool.model, m, wait_ms, sc.cloud.verify_compute_factor,
-                            plan.decision.overlap if plan.decision else req.route.overlap)
+        return tandem_truth(
+            n,
+            req.prompt_tokens,
+            rtt,
+            dev.alpha[plan.pool],
+            plan.gamma,
+            dev.draft_ms * slow,
+            dev.token_ms * slow,
+            dev.prefill_ms_per_token * slow,
+            dev.energy_per_token_j,
+            sc.device.prefill_energy_fraction,
+            pool.model,
+            m,
+            wait_ms,
+            sc.cloud.verify_compute_factor,
+            plan.decision.overlap if plan.decision else req.route.overlap,
+        )
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:
         """Would any placement the request's privacy and quality allow have met its SLOs, by the truth
         models at this moment (no queue wait, the best draft length)? A diagnostic for misses."""
         r = req.route
         options = [Plan("edge")] if r.quality != "large_required" else []
-        if r.privacy != LOCAL_ONLY:
+        if r.privacy != Privacy.LOCAL_ONLY:
             for p in self.scenario.pools:
                 options.append(Plan("cloud", p.name))
                 options += [Plan("tandem", p.name, g) for g in range(1, 17)]
@@ -816,7 +973,9 @@ class Simulation:
         dev = self.devices[req.device]
         dev.advance(self.now)
         hour = int(req.t // 3600)
-        t.util_sum[hour] += sum(min(p.occupied, p.model.slots) for p in self.pools.values()) / self.total_slots
+        t.util_sum[hour] += (
+            sum(min(p.occupied, p.model.slots) for p in self.pools.values()) / self.total_slots
+        )
         t.util_n[hour] += 1
         if req.interactive:
             t.interactive += 1
@@ -853,13 +1012,19 @@ class Simulation:
             # why the policy's energy rule did not stop it: the request insists on the device, or the
             # battery it checked did not yet show the energy of the device's other requests in flight
             overlapping = job.overlapped or dev.starts != job.start_seq
-            cause = ("insists on the device" if req.route.privacy == LOCAL_ONLY
-                     else "overlapping requests" if overlapping else "alone")
+            cause = (
+                "insists on the device"
+                if req.route.privacy == Privacy.LOCAL_ONLY
+                else "overlapping requests"
+                if overlapping
+                else "alone"
+            )
             t.pushed_below_causes[cause] += 1
             if len(t.pushed_below_examples) < 5:
                 t.pushed_below_examples.append(
                     f"{dev.id} {plan.placement} {req.route.privacy}/{req.route.quality} ({cause}): "
-                    f"{before:.3f}% → {dev.battery:.3f}% ({o.energy_j:.1f} J)")
+                    f"{before:.3f}% → {dev.battery:.3f}% ({o.energy_j:.1f} J)"
+                )
         n = req.route.max_new_tokens
         pool_info = self.pools[plan.pool].model.info if plan.pool else None
         cost = cloud_cost_usd(pool_info, o.compute_ms, n) if pool_info else 0.0
@@ -874,7 +1039,7 @@ class Simulation:
         if plan.placement == "tandem":
             t.gammas.append(plan.gamma)
             t.tandem_shares.append(job.share)
-        if req.route.privacy == LOCAL_ONLY and plan.placement != "edge":
+        if req.route.privacy == Privacy.LOCAL_ONLY and plan.placement != "edge":
             t.privacy_violations += 1
         if req.route.quality == "large_required" and plan.placement == "edge":
             t.quality_violations += 1
@@ -914,8 +1079,10 @@ class Simulation:
             h = int(req.t // 3600)
             if self.progress and h != hour:
                 hour = h
-                self.progress(f"{self.strategy.name}: hour {h % 24:02d}, {self.tally.requests} requests so far, "
-                              f"{time.perf_counter() - wall:.1f} s")
+                self.progress(
+                    f"{self.strategy.name}: hour {h % 24:02d}, {self.tally.requests} requests so far, "
+                    f"{time.perf_counter() - wall:.1f} s"
+                )
             self._arrive(req)
         self._run_events_until(math.inf)
         end = max(self.now, sc.start_hour * 3600.0 + sc.hours * 3600.0)
@@ -953,10 +1120,14 @@ class Simulation:
             "slo_missed_by_kind": dict(sorted(t.missed.items())),  # a request may miss both
             # the best any placement the requests allow could have done (1 − infeasible ÷ interactive)
             "slo_attainment_ceiling": round(1 - sum(t.infeasible_misses.values()) / t.interactive, 4)
-            if t.interactive else 1.0,
-            "cloud_utilisation_mean": {n: round(p.busy_integral / (p.model.slots * span_s), 4)
-                                       for n, p in self.pools.items()},
-            "cloud_utilisation_peak_hour": round(max((t.util_sum[h] / t.util_n[h] for h in t.util_n), default=0.0), 4),
+            if t.interactive
+            else 1.0,
+            "cloud_utilisation_mean": {
+                n: round(p.busy_integral / (p.model.slots * span_s), 4) for n, p in self.pools.items()
+            },
+            "cloud_utilisation_peak_hour": round(
+                max((t.util_sum[h] / t.util_n[h] for h in t.util_n), default=0.0), 4
+            ),
             "queued_requests": t.queue_waits,
             "mean_gamma": round(statistics.fmean(t.gammas), 2) if t.gammas else 0.0,
             # the share of a slot a TANDEM request really holds (the router counts it as a whole one)
@@ -967,15 +1138,24 @@ class Simulation:
         }
         if t.ttft_ratio:  # calibration: actual ÷ predicted (the policy's predictions only)
             out["actual_over_predicted"] = {
-                pl: {"ttft_p50": round(percentile(sorted(t.ttft_ratio[pl]), 0.5), 3),
-                     "token_p50": round(percentile(sorted(t.token_ratio[pl]), 0.5), 3) if t.token_ratio[pl] else None}
-                for pl in sorted(t.ttft_ratio)}
+                pl: {
+                    "ttft_p50": round(percentile(sorted(t.ttft_ratio[pl]), 0.5), 3),
+                    "token_p50": round(percentile(sorted(t.token_ratio[pl]), 0.5), 3)
+                    if t.token_ratio[pl]
+                    else None,
+                }
+                for pl in sorted(t.ttft_ratio)
+            }
         return out
 
 
-REFUSAL_PHRASES = {"saturated": "pool saturated", "thermally critical": "thermal critical",
-                   "reserve and not charging": "battery below reserve", "would take the battery": "battery energy",
-                   "may not leave the device": "local only"}
+REFUSAL_PHRASES = {
+    "saturated": "pool saturated",
+    "thermally critical": "thermal critical",
+    "reserve and not charging": "battery below reserve",
+    "would take the battery": "battery energy",
+    "may not leave the device": "local only",
+}
 
 
 def refusal_cause(message: str) -> str:
@@ -990,8 +1170,12 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
-def simulate(scenario: Scenario, strategy: Strategy, rng: random.Random | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def simulate(
+    scenario: Scenario,
+    strategy: Strategy,
+    rng: random.Random | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run `strategy` over `scenario` (the world drawn from `rng`, default Random(scenario.seed))."""
     return Simulation(scenario, strategy, rng, progress).run()
 
@@ -999,8 +1183,13 @@ def simulate(scenario: Scenario, strategy: Strategy, rng: random.Random | None =
 # ====================================================================== decision timing
 
 
-def time_decisions(scenario: Scenario, devices: int = 10_000, decisions: int = 5_000,
-                   policy: PolicyConfig | None = None, rng: random.Random | None = None) -> dict[str, float]:
+def time_decisions(
+    scenario: Scenario,
+    devices: int = 10_000,
+    decisions: int = 5_000,
+    policy: PolicyConfig | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, float]:
     """p50/p99 wall time (ms) of build_snapshot + decide with `devices` registered EDGE workers and
     the scenario's pools, over random requests from random devices in random states."""
     policy = policy or PolicyConfig()
@@ -1011,19 +1200,24 @@ def time_decisions(scenario: Scenario, devices: int = 10_000, decisions: int = 5
     register_fleet(registry, ids, scenario.pools)
     dm = scenario.device
     for dev_id in ids:
-        registry.heartbeat(dev_id, DeviceState(
-            battery_percent=rng.uniform(dm.battery_min_percent, dm.battery_max_percent),
-            charging=rng.random() < dm.charging_share, battery_source="modelled",
-            thermal=rng.choice(("nominal",) * 20 + ("serious", "critical")),
-            energy_per_token_joules=rng.uniform(dm.energy_per_token_min_j, dm.energy_per_token_max_j),
-            rtt_ms=rng.lognormvariate(math.log(scenario.link.rtt_median_ms), scenario.link.rtt_sigma),
-            battery_capacity_joules=dm.capacity_joules))
+        registry.heartbeat(
+            dev_id,
+            DeviceState(
+                battery_percent=rng.uniform(dm.battery_min_percent, dm.battery_max_percent),
+                charging=rng.random() < dm.charging_share,
+                battery_source="modelled",
+                thermal=rng.choice(("nominal",) * 20 + ("serious", "critical")),
+                energy_per_token_joules=rng.uniform(dm.energy_per_token_min_j, dm.energy_per_token_max_j),
+                rtt_ms=rng.lognormvariate(math.log(scenario.link.rtt_median_ms), scenario.link.rtt_sigma),
+                battery_capacity_joules=dm.capacity_joules,
+            ),
+        )
     est = Estimates(policy)
     for dev_id in ids:  # every device measured, as in a fleet that has been running
         est.observe_edge(dev_id, rng.uniform(50.0, 500.0), rng.uniform(dm.token_ms_min, dm.token_ms_max))
         est.observe_draft(dev_id, rng.uniform(dm.token_ms_min, dm.token_ms_max) * dm.draft_ratio)
         for p in scenario.pools:
-            est.observe_acceptance(dev_id, p.name, rng.uniform(0.4, 0.8))
+            est.observe_acceptance(dev_id, p.name, True, constant(rng.uniform(0.4, 0.8)))
     for p in scenario.pools:
         est.observe_cloud(p.name, p.ttft_ms, p.token_ms, p.compute_ms_per_token)
         est.observe_verify(p.name, p.verify_ms, p.compute_ms_per_token * scenario.cloud.verify_compute_factor)
@@ -1038,15 +1232,47 @@ def time_decisions(scenario: Scenario, devices: int = 10_000, decisions: int = 5
             pass
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    return {"devices": devices, "decisions": decisions, "p50_ms": round(percentile(times, 0.5), 4),
-            "p99_ms": round(percentile(times, 0.99), 4), "mean_ms": round(statistics.fmean(times), 4)}
+    return {
+        "devices": devices,
+        "decisions": decisions,
+        "p50_ms": round(percentile(times, 0.5), 4),
+        "p99_ms": round(percentile(times, 0.99), 4),
+        "mean_ms": round(statistics.fmean(times), 4),
+    }
 
 
 __all__ = [
-    "Scenario", "RequestMix", "DeviceModel", "LinkModel", "AcceptanceModel", "CloudModel", "PoolModel",
-    "load_scenario", "scenario_from_dict", "peak_arrival_rate", "latency_multiplier",
-    "Outcome", "edge_truth", "cloud_truth", "tandem_truth", "SimRequest", "SimDevice", "generate_requests",
-    "draw_request", "Plan", "Strategy", "AlwaysCloud", "AlwaysDevice", "RandomPlacement", "RouterPolicy",
-    "baseline_gamma", "register_fleet", "Job", "Simulation", "simulate", "time_decisions", "percentile",
+    "AcceptanceModel",
+    "AlwaysCloud",
+    "AlwaysDevice",
+    "CloudModel",
+    "DeviceModel",
+    "Job",
+    "LinkModel",
+    "Outcome",
+    "Plan",
+    "PoolModel",
+    "RandomPlacement",
+    "RequestMix",
+    "RouterPolicy",
+    "Scenario",
+    "SimDevice",
+    "SimRequest",
+    "Simulation",
+    "Strategy",
+    "baseline_gamma",
+    "cloud_truth",
+    "draw_request",
+    "edge_truth",
+    "generate_requests",
+    "latency_multiplier",
+    "load_scenario",
+    "peak_arrival_rate",
+    "percentile",
     "refusal_cause",
+    "register_fleet",
+    "scenario_from_dict",
+    "simulate",
+    "tandem_truth",
+    "time_decisions",
 ]

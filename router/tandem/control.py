@@ -1,38 +1,26 @@
-"""Adaptive draft length (γ) for a TANDEM session — pure, over measured figures.
+"""Adaptive draft length (γ) for a TANDEM session: the speculation cost model over measured figures.
 
-Each round drafts γ tokens on the device (a ms each, plus D ms of call overhead: the link round
-trip to the device) and verifies them in the cloud (V ms: round trip, queue, one forward pass); the
-round cost is C = D + V. With per-token acceptance α, a round commits on average
-E(γ) = (1 − α^(γ+1)) / (1 − α) tokens, so the session commits tokens at E(γ) / (γ·a + C) per ms.
-The controller estimates α, a, D and V online (discounted, with priors for a new session) and picks
-the γ in [1, max_gamma] that maximises that rate. For large κ = C/a the optimum grows like
-ln(κ·ln(1/α))/ln(1/α) − 1: slow links and fast drafts want long drafts.
-
-With overlap (the device drafts ahead while earlier blocks are verified), a round whose drafts were
-all accepted and whose bonus token the device guessed — probability h ≈ α^(γ+1) — means the next
-block is already drafted: that round waits only W (measured: often nothing, sometimes the tail of
-the device's drafting) instead of γ·a + D, so a round costs (1 − h)·(γ·a + D) + h·W + V on
-average. That favours shorter drafts than without overlap (they are more often wholly accepted),
-and the controller takes it into account.
+Each round drafts γ tokens on the device and verifies them in one target pass. The controller
+measures what the cost model (router.tandem.speculation) needs — the acceptance profile β_i, the
+device's time per drafted token a, the link D a draft call spends reaching the device, the verify
+call's time V, and with overlap what a hit round waits beyond the modelled overlap — and picks the
+γ in [1, max_gamma] with the lowest price per committed token at the policy's prices (time alone:
+the fastest γ). It starts from the policy's estimates for this device and pool (the prior model
+the decision predicted with), so a new session drafts as the policy expected until its own rounds
+say otherwise. For large κ = (D + V)/a the optimum grows like ln(κ·ln(1/α))/ln(1/α) − 1: slow links
+and fast drafts want long drafts.
 
 Device energy caps γ: each drafted token costs the device `energy_per_token` joules, and a session
 with an energy budget never drafts past what is left of it (γ = 0 then: the cloud decodes alone).
 A fixed γ (benchmarks) bypasses the optimisation but not the budget.
 
-Cost and energy: each round is one target pass, which the pool bills, and γ drafted tokens, which
-the battery pays. The routing policy prices all three in its score's units (`prices`: per ms, per
-pass, per drafted token — router.policy.predict.RoundPrices) and the controller minimises a round's
-price per committed token, price(γ) / E(γ): the policy's own objective, so the session keeps to
-the trade-off it was placed for. Time alone (the default) is the fastest γ; a dear cloud drafts
-longer for fewer passes per token, a draining battery shorter.
-
 Estimating acceptance: a round that drafted γ and accepted k observed k successes and, if k < γ,
 one failure (the truncated geometric), so α̂ = Σk / (Σk + Σ[k < γ]) with pseudo-counts for the
 prior. Real acceptance is not one constant per token: early drafted tokens are accepted more often
-than late ones, or, in repetitive text, whole blocks are. So the controller also keeps β_i, the
-acceptance rate of the i-th drafted token given the earlier ones were accepted (shrunk towards α̂
-where positions have few observations), and uses E(γ) = Σ_{j=0..γ} Π_{i≤j} β_i and
-h(γ) = Π_{i≤γ+1} β_i instead of the constant-α formulas.
+than late ones, or, in repetitive text, whole blocks are. So the controller keeps β_i, the
+acceptance rate of the i-th drafted token given the earlier ones were accepted (shrunk towards the
+prior profile, scaled to the session's α̂, where positions have few observations), and hands the
+cost model that profile. Older rounds are discounted (`decay`), so the figures follow the text.
 """
 
 from __future__ import annotations
@@ -40,109 +28,86 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from router.policy.predict import FASTEST, RoundPrices
+from router.tandem.speculation import FASTEST, RoundModel, RoundPrices
+
+DEFAULT_PRIOR = RoundModel(betas=(0.6,), draft_ms=1.0, link_ms=2.0, verify_ms=3.0)
+PRIOR_POSITION_WEIGHT = 2.0  # pseudo-observations behind each position of the prior profile
 
 
 @dataclasses.dataclass(frozen=True)
 class DraftControlConfig:
+    prior: RoundModel = (
+        DEFAULT_PRIOR  # the policy's estimates; its `overlap` says whether the loop drafts ahead
+    )
     fixed_gamma: int = 0  # > 0: always this γ (still capped by room and energy)
     max_gamma: int = 16
-    prior_alpha: float = 0.6
-    prior_weight: float = 4.0  # pseudo-observations behind the prior
-    prior_draft_ms: float = 1.0  # a: device time per drafted token
-    prior_draft_overhead_ms: float = 2.0  # D: a draft call's time beyond drafting (the device link)
-    prior_verify_ms: float = 3.0  # V: a verify call (round trip to the replica, queue, one pass)
+    prior_weight: float = 4.0  # pseudo-observations behind the prior's α̂
     decay: float = 0.9  # weight kept by older observations per round
-    overlap: bool = False  # the loop pre-drafts during verification
-    prior_positions: tuple[float, ...] = ()  # β_i from an earlier session (empty: all α)
-    # Give up at most this share of the estimated speed for a longer draft (at most twice the fastest
-    # one): fewer target passes per token, i.e. less cloud compute — the rate is flat near its optimum.
+    # Give up at most this share of the best price per token for a longer draft (at most twice the
+    # best one): fewer target passes per token, i.e. less cloud compute — the price is flat near its optimum.
     speed_slack: float = 0.0
-    prices: RoundPrices = FASTEST  # what a round's time, pass and drafts cost (router.policy.decide sets them per request)
+    prices: RoundPrices = FASTEST  # what a round's time, pass and drafts cost (the decision's)
 
 
 class DraftLengthController:
     """One per TANDEM session. Not thread-safe (one loop drives it)."""
 
-    def __init__(self, config: DraftControlConfig, energy_per_token_j: float = 0.0,
-                 energy_budget_j: float = 0.0) -> None:
+    def __init__(
+        self, config: DraftControlConfig, energy_per_token_j: float = 0.0, energy_budget_j: float = 0.0
+    ) -> None:
         self.config = config
+        prior = config.prior
+        n = config.max_gamma + 1
+        self._alpha0 = sum(prior.beta(i) for i in range(1, n + 1)) / n  # the profile as one constant α
         w = config.prior_weight
-        self._accepts = config.prior_alpha * w
-        self._fails = (1.0 - config.prior_alpha) * w
-        self.draft_ms = config.prior_draft_ms
-        self.draft_overhead_ms = config.prior_draft_overhead_ms
-        self.verify_ms = config.prior_verify_ms
-        self.ahead_wait_ms = 1.0  # W: what a round waits for a block drafted ahead
+        self._accepts = self._alpha0 * w
+        self._fails = (1.0 - self._alpha0) * w
+        self.draft_ms = prior.draft_ms
+        self.link_ms = prior.link_ms
+        self.verify_ms = prior.verify_ms
+        self.ahead_extra_ms = prior.ahead_extra_ms
+        self.overlap = prior.overlap
         self.energy_per_token_j = energy_per_token_j
         self.energy_left_j = energy_budget_j if energy_budget_j > 0 else math.inf
         self.last_gamma = 0
-        n = config.max_gamma + 1
-        self._reach = [0.0] * n  # discounted counts: rounds that drafted position i with i − 1 accepted
-        self._acc = [0.0] * n  # ... and accepted it
-        for i, beta in enumerate(config.prior_positions[:n]):
-            self._reach[i], self._acc[i] = 2.0, 2.0 * beta
+        # discounted counts: rounds that drafted position i with the ones before it accepted, and
+        # of those the rounds that accepted it
+        self._reach = [0.0] * n
+        self._acc = [0.0] * n
 
     @property
     def alpha(self) -> float:
+        """α̂: the constant per-token acceptance that fits the rounds seen (truncated geometric)."""
         return self._accepts / (self._accepts + self._fails)
 
-    @property
-    def round_ms(self) -> float:
-        """C = D + V: the part of a round that does not grow with γ."""
-        return self.draft_overhead_ms + self.verify_ms
+    def position_acceptance(self) -> tuple[float, ...]:
+        """β_i for i = 1..max_gamma + 1 (the last one stands for the bonus-token guess): each
+        position's own rate, shrunk towards the prior profile scaled by how the session's α̂
+        compares with the prior's (so positions seldom reached follow the session's overall rate)."""
+        prior, scale = self.config.prior, self.alpha / self._alpha0
+        w = PRIOR_POSITION_WEIGHT
+        return tuple(
+            min(max((acc + w * min(prior.beta(i + 1) * scale, 0.999)) / (reach + w), 0.001), 0.999)
+            for i, (acc, reach) in enumerate(zip(self._acc, self._reach))
+        )
 
-    def position_acceptance(self) -> list[float]:
-        """β_i for i = 1..max_gamma + 1 (the last one stands for the bonus-token guess)."""
-        alpha, w = min(self.alpha, 0.999), self.config.prior_weight / 2
-        return [min((acc + w * alpha) / (reach + w), 0.999) for acc, reach in zip(self._acc, self._reach)]
-
-    def expected_tokens(self, gamma: int, betas: list[float] | None = None) -> float:
-        """E(γ): expected tokens committed by a round drafting γ."""
-        betas = betas or self.position_acceptance()
-        total, run = 1.0, 1.0
-        for i in range(gamma):
-            run *= betas[i]
-            total += run
-        return total
-
-    def round_time_ms(self, gamma: int, betas: list[float] | None = None) -> float:
-        a, d, v = self.draft_ms, self.draft_overhead_ms, self.verify_ms
-        if self.config.overlap:
-            betas = betas or self.position_acceptance()
-            hit = math.prod(betas[: gamma + 1])
-            return (1 - hit) * (gamma * a + d) + hit * self.ahead_wait_ms + v
-        return gamma * a + d + v
-
-    def drafted_per_round(self, gamma: int, betas: list[float] | None = None) -> float:
-        """Tokens a round drafts: γ, plus — with overlap — those drafted ahead past a block that
-        misses and then dropped (router.policy.predict.dropped_ahead)."""
-        if not self.config.overlap:
-            return float(gamma)
-        betas = betas or self.position_acceptance()
-        miss = 1 - math.prod(betas[: gamma + 1])
-        ahead = min((gamma + 1) * self.blocks_ahead(gamma), self.round_ms / max(self.draft_ms, 1e-3))
-        return gamma + miss * ahead
+    def model(self) -> RoundModel:
+        """The cost model over what the session has measured so far."""
+        return RoundModel(
+            betas=self.position_acceptance(),
+            draft_ms=self.draft_ms,
+            link_ms=self.link_ms,
+            verify_ms=self.verify_ms,
+            overlap=self.overlap,
+            ahead_extra_ms=self.ahead_extra_ms,
+        )
 
     def best_gamma(self) -> int:
-        """The γ maximising E(γ) / price(γ) (the rate, with the default prices) — or, with `speed_slack`, the longest γ
-        up to twice that one whose rate is within the slack of the best."""
-        betas = self.position_acceptance()
-        prices = self.config.prices
-        # committed tokens per unit of price (with the default prices: per ms, the rate)
-        rates = [self.expected_tokens(g, betas) / max(prices.of(self.drafted_per_round(g, betas),
-                                                                self.round_time_ms(g, betas)), 1e-9)
-                 for g in range(1, self.config.max_gamma + 1)]
-        top = max(rates)
-        fastest = rates.index(top) + 1
-        ok = [g for g, r in enumerate(rates, start=1) if r >= top * (1 - self.config.speed_slack) and g <= 2 * fastest]
-        return max(ok) if self.config.speed_slack > 0 else fastest
+        return self.model().best_gamma(self.config.max_gamma, self.config.prices, self.config.speed_slack)
 
-    def blocks_ahead(self, gamma: int, limit: int = 8) -> int:
-        """How many blocks a run-ahead device should keep in flight so that a run of hits is not
-        held up by its link: the draft call's overhead over a hit round's time, plus one."""
-        hit_round = max(self.verify_ms, gamma * self.draft_ms, 0.5)
-        return max(1, min(limit, math.ceil(self.draft_overhead_ms / hit_round) + 1))
+    def blocks_ahead(self, gamma: int) -> int:
+        """Blocks a run-ahead device keeps in flight (RoundModel.blocks_ahead, over the measured figures)."""
+        return self.model().blocks_ahead(gamma)
 
     def next_gamma(self, room: int) -> int:
         """γ for the next round, given that at most `room` tokens may still be committed
@@ -158,10 +123,20 @@ class DraftLengthController:
         """Device energy spent outside a round (a head-start block that was dropped)."""
         self.energy_left_j -= energy_j
 
-    def observe(self, drafted: int, accepted: int, draft_ms: float, draft_overhead_ms: float, verify_ms: float,
-                energy_j: float = 0.0, predrafted: bool = False, timed: bool = True) -> None:
-        """Record a round: device drafting time, the draft call's overhead (not observed when the
-        block was drafted ahead: then the wait for it is recorded instead) and the verify call's time.
+    def observe(
+        self,
+        drafted: int,
+        accepted: int,
+        draft_ms: float,
+        draft_overhead_ms: float,
+        verify_ms: float,
+        energy_j: float = 0.0,
+        predrafted: bool = False,
+        timed: bool = True,
+    ) -> None:
+        """Record a round: the device's drafting time, the rest of the wait for the block
+        (`draft_overhead_ms`: the link, for a block asked for; for a block drafted ahead, what the
+        round waited beyond the modelled overlap is recorded instead) and the verify call's time.
         `timed=False`: the block's drafting time is not representative (it was drafted with the
         prompt's prefill); only acceptance and the verify time are recorded."""
         self.energy_left_j -= energy_j
@@ -180,9 +155,11 @@ class DraftLengthController:
             return
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)
         if predrafted:
-            self.ahead_wait_ms = self._ewma(self.ahead_wait_ms, max(draft_overhead_ms + draft_ms, 0.0))
+            waited = max(draft_overhead_ms + draft_ms, 0.0)
+            modelled = max(0.0, drafted * self.draft_ms - self.verify_ms)
+            self.ahead_extra_ms = self._ewma(self.ahead_extra_ms, waited - modelled)
         else:
-            self.draft_overhead_ms = self._ewma(self.draft_overhead_ms, max(draft_overhead_ms, 0.0))
+            self.link_ms = self._ewma(self.link_ms, max(draft_overhead_ms, 0.0))
 
     def _ewma(self, old: float, new: float) -> float:
         w = 1.0 - self.config.decay

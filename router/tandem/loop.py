@@ -36,7 +36,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import AsyncIterator, Callable, Protocol, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol
 
 from router.tandem.control import DraftLengthController
 
@@ -64,25 +65,35 @@ class Draft:
     # greedy tree drafts: the tree's other root-to-leaf paths, each as long as `tokens` (the chain)
     alternatives: list[list[int]] = dataclasses.field(default_factory=list)
 
-    def head(self, n: int) -> "Draft":
+    def head(self, n: int) -> Draft:
         if n >= len(self.tokens):
             return self
-        return dataclasses.replace(self, tokens=self.tokens[:n], dists=self.dists[:n], bonus_guess=None,
-                                   alternatives=distinct_paths(self.tokens[:n], [a[:n] for a in self.alternatives]))
+        return dataclasses.replace(
+            self,
+            tokens=self.tokens[:n],
+            dists=self.dists[:n],
+            bonus_guess=None,
+            alternatives=distinct_paths(self.tokens[:n], [a[:n] for a in self.alternatives]),
+        )
 
     def path(self, i: int) -> list[int]:
         """Path `i` of the tree: 0 the chain, i its alternative i − 1."""
         return self.tokens if i == 0 else self.alternatives[i - 1]
 
-    def after(self, first: int) -> "Draft | None":
+    def after(self, first: int) -> Draft | None:
         """What continues the committed token `first`: the paths that start with it, without it
         (led by the chain when it does), or None when no path does."""
         paths = [p[1:] for p in [self.tokens, *self.alternatives] if p[:1] == [first] and len(p) > 1]
         if not paths:
             return None
         keep_dists = self.tokens[:1] == [first]
-        return dataclasses.replace(self, tokens=paths[0], dists=self.dists[1:] if keep_dists else [],
-                                   bonus_guess=None, alternatives=distinct_paths(paths[0], paths[1:]))
+        return dataclasses.replace(
+            self,
+            tokens=paths[0],
+            dists=self.dists[1:] if keep_dists else [],
+            bonus_guess=None,
+            alternatives=distinct_paths(paths[0], paths[1:]),
+        )
 
 
 def distinct_paths(chain: list[int], paths: list[list[int]]) -> list[list[int]]:
@@ -208,8 +219,15 @@ async def tandem_rounds(
         t1 = clock()
         verdict = await verifier.verify(committed, draft)
         gamma = len(draft.tokens)
-        new = draft.path(verdict.path)[: verdict.accepted] + [verdict.next_token]  # accepted, then correction/bonus
-        hit = gamma > 0 and verdict.path == 0 and verdict.accepted == gamma and verdict.next_token == draft.bonus_guess
+        new = draft.path(verdict.path)[: verdict.accepted] + [
+            verdict.next_token
+        ]  # accepted, then correction/bonus
+        hit = (
+            gamma > 0
+            and verdict.path == 0
+            and verdict.accepted == gamma
+            and verdict.next_token == draft.bonus_guess
+        )
         eos = eos_token_id in new
         if eos:
             new = new[: new.index(eos_token_id) + 1]
@@ -217,8 +235,16 @@ async def tandem_rounds(
         produced += len(new)
         await drafts.settle(committed, hit and not eos)
         _account(stats, gamma, verdict, draft)
-        control.observe(gamma, verdict.accepted, draft.compute_ms, (t1 - t0) * 1e3 - draft.compute_ms,
-                        (clock() - t1) * 1e3, draft.energy_j, predrafted=draft.ahead, timed=timed)
+        control.observe(
+            gamma,
+            verdict.accepted,
+            draft.compute_ms,
+            (t1 - t0) * 1e3 - draft.compute_ms,
+            (clock() - t1) * 1e3,
+            draft.energy_j,
+            predrafted=draft.ahead,
+            timed=timed,
+        )
         yield Commit(new, verdict.accepted, gamma, verdict.worker_id, eos)
         if eos:
             return
@@ -230,7 +256,7 @@ async def _cancel(task: asyncio.Future | None) -> None:
     if task is not None:
         try:
             await task
-        except BaseException:  # noqa: BLE001 - a head start no longer wanted: its outcome does not matter
+        except BaseException:
             pass
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import re
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -198,7 +198,9 @@ class OnnxDecoder:
     def next_logits(self, ids: Sequence[int]) -> np.ndarray:
         """The logits [vocab] after `ids`, from one uncached pass (a reference for checks)."""
         x = np.asarray([list(ids)], dtype=np.int64)
-        logits, _ = self.forward(x, np.ones_like(x), np.arange(x.shape[1], dtype=np.int64)[None], self.empty_past())
+        logits, _ = self.forward(
+            x, np.ones_like(x), np.arange(x.shape[1], dtype=np.int64)[None], self.empty_past()
+        )
         return logits[0, -1]
 
 
@@ -207,8 +209,9 @@ class OnnxDecoder:
 NEAR_TIE = 1e-4
 
 
-def divergence(decoder: OnnxDecoder, context: Sequence[int], reference: Sequence[int],
-               other: Sequence[int]) -> dict | None:
+def divergence(
+    decoder: OnnxDecoder, context: Sequence[int], reference: Sequence[int], other: Sequence[int]
+) -> dict | None:
     """Where `other` first differs from `reference` (both generated after `context`) and the gap
     between `decoder`'s top two logits there; None when neither differs from the other within
     their common length. A greedy output may differ from the target's own greedy output only where
@@ -217,5 +220,9 @@ def divergence(decoder: OnnxDecoder, context: Sequence[int], reference: Sequence
     if j is None:
         return None
     top2 = np.sort(decoder.next_logits([*context, *reference[:j]]))[-2:]
-    return {"position": j, "top2_gap": float(top2[1] - top2[0]), "reference_token": int(reference[j]),
-            "other_token": int(other[j])}
+    return {
+        "position": j,
+        "top2_gap": float(top2[1] - top2[0]),
+        "reference_token": int(reference[j]),
+        "other_token": int(other[j]),
+    }

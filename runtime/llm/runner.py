@@ -14,19 +14,25 @@ import dataclasses
 import threading
 import time
 import uuid
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from tandem.errors import InvalidArgument
 from runtime.llm.decoder import ContextOverflow, OnnxDecoder
 from runtime.llm.kv_cache import CacheEntry, SessionCache, common_prefix
 from runtime.llm.sampling import distribution, make_rng, pick, sample_from
-from runtime.llm.speculative import (RoundResult, SparseDist, draft_distribution, greedy_round, greedy_tree_round,
-                                     sampling_round)
+from runtime.llm.speculative import (
+    RoundResult,
+    SparseDist,
+    draft_distribution,
+    greedy_round,
+    greedy_tree_round,
+    sampling_round,
+)
 from runtime.llm.stopping import StopMatcher
 from runtime.llm.tokenizer import Detokenizer, Tokenizer
 from runtime.params import SamplingConfig, check_context, tree_problem
+from tandem.errors import InvalidArgument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +84,9 @@ def round_rng(seed: int | None, position: int, salt: int) -> np.random.Generator
     return np.random.default_rng(None if seed is None else [seed, position, salt])
 
 
-BATCH_MAX_NEW = 32  # rows with more new tokens (prefills) run alone: padding others to them costs more than it saves
+BATCH_MAX_NEW = (
+    32  # rows with more new tokens (prefills) run alone: padding others to them costs more than it saves
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +99,7 @@ class Pass:
     session_id: str
     tokens: Sequence[int]
     n_out: int = 1
-    op: "_Operation | None" = None
+    op: _Operation | None = None
     steady: bool = False
     alternatives: tuple[Sequence[int], ...] = ()
 
@@ -130,8 +138,10 @@ class ModelRunner:
 
     def __init__(self, decoder: OnnxDecoder, tokenizer: Tokenizer, cache: SessionCache | None = None) -> None:
         if tokenizer.vocab_size > decoder.spec.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} entries but the model's vocabulary "
-                             f"is {decoder.spec.vocab_size}")
+            raise ValueError(
+                f"tokenizer has {tokenizer.vocab_size} entries but the model's vocabulary "
+                f"is {decoder.spec.vocab_size}"
+            )
         self.decoder = decoder
         self.tokenizer = tokenizer
         self.cache = cache or SessionCache()
@@ -160,8 +170,9 @@ class ModelRunner:
             ids = list(token_ids or ())
             bad = next((t for t in ids if not 0 <= t < self.spec.vocab_size), None)
             if bad is not None:
-                raise InvalidArgument("input.token_ids", f"token id {bad} outside the vocabulary "
-                                                         f"[0, {self.spec.vocab_size})")
+                raise InvalidArgument(
+                    "input.token_ids", f"token id {bad} outside the vocabulary [0, {self.spec.vocab_size})"
+                )
         if not ids:
             raise InvalidArgument("prompt", "the prompt tokenizes to nothing")
         return ids
@@ -187,8 +198,9 @@ class ModelRunner:
                 if not ops:
                     self._ops.pop(session_id, None)
 
-    def logits_after(self, session_id: str, tokens: Sequence[int], n_out: int = 1,
-                     op: _Operation | None = None) -> ForwardResult:
+    def logits_after(
+        self, session_id: str, tokens: Sequence[int], n_out: int = 1, op: _Operation | None = None
+    ) -> ForwardResult:
         """Logits following each of the last `n_out` tokens, caching all `tokens` under the session
         (unless `op` was released meanwhile).
 
@@ -197,7 +209,7 @@ class ModelRunner:
         """
         return self.logits_after_many([Pass(session_id, tokens, n_out, op)])[0]
 
-    def logits_after_many(self, passes: Sequence["Pass"]) -> list[ForwardResult]:
+    def logits_after_many(self, passes: Sequence[Pass]) -> list[ForwardResult]:
         """`logits_after` for several sessions in one forward pass (a padded batch), in order.
 
         Each row reuses its session's longest cached prefix; the rows' cached pasts are padded to
@@ -228,8 +240,13 @@ class ModelRunner:
                 alts = [list(a) for a in p.alternatives]
                 entry = self.cache.get(p.session_id)
                 reuse = common_prefix(entry.tokens, tokens) if entry else 0
-                if not alts and entry and reuse == len(tokens) == len(entry.tokens) and p.n_out == 1 \
-                        and entry.last_logits is not None:
+                if (
+                    not alts
+                    and entry
+                    and reuse == len(tokens) == len(entry.tokens)
+                    and p.n_out == 1
+                    and entry.last_logits is not None
+                ):
                     self.cache.record_lookup(reuse)
                     results[i] = ForwardResult(entry.last_logits[None], reuse, 0, 0.0)
                     continue
@@ -254,17 +271,19 @@ class ModelRunner:
                 with self._locks_guard:  # so a concurrent release() cannot slip between check and put
                     for (i, row), (lg, present, shared) in zip(rows, out):
                         if not row.store:
-                            alt_logits.setdefault(i, []).append(lg[-passes[i].n_out:])
+                            alt_logits.setdefault(i, []).append(lg[-passes[i].n_out :])
                             continue
                         op = passes[i].op
                         if op is None or not op.released:
-                            self.cache.put(passes[i].session_id, CacheEntry(row.tokens, present, lg[-1], shared))
-                        results[i] = ForwardResult(lg[-passes[i].n_out:], row.start, computed[i], ms)
+                            self.cache.put(
+                                passes[i].session_id, CacheEntry(row.tokens, present, lg[-1], shared)
+                            )
+                        results[i] = ForwardResult(lg[-passes[i].n_out :], row.start, computed[i], ms)
                 for i, alts in alt_logits.items():
                     results[i] = dataclasses.replace(results[i], alternatives=tuple(alts))
             return results  # type: ignore[return-value]
 
-    def _groups(self, rows: list["_Row"], units: list[list[int]]) -> list[list[int]]:
+    def _groups(self, rows: list[_Row], units: list[list[int]]) -> list[list[int]]:
         """Indices of `rows` in groups worth padding together, each unit (a pass and its
         alternatives) whole: a long prompt's prefill (more than BATCH_MAX_NEW new tokens) alone,
         the rest together while the padded pass fits the context."""
@@ -284,13 +303,13 @@ class ModelRunner:
             groups.append(batch)
         return groups
 
-    def _forward_rows(self, rows: list["_Row"]) -> list[tuple[np.ndarray, list[np.ndarray], tuple | None]]:
+    def _forward_rows(self, rows: list[_Row]) -> list[tuple[np.ndarray, list[np.ndarray], tuple | None]]:
         """One pass over `rows`; per row its logits [new, vocab], its new cache (2 × layers
         [1, kv_heads, len(tokens), head_dim]) and, when that cache is a view of the batch's present
         (see CacheEntry.shared), (present, row)."""
         if len(rows) == 1:  # no padding: exactly the unbatched pass
             row = rows[0]
-            new = np.asarray(row.tokens[row.start:], dtype=np.int64)[None]  # [1, s]
+            new = np.asarray(row.tokens[row.start :], dtype=np.int64)[None]  # [1, s]
             mask = np.ones((1, len(row.tokens)), dtype=np.int64)  # [1, p+s]
             pos = np.arange(row.start, len(row.tokens), dtype=np.int64)[None]  # [1, s]
             logits, present = self.decoder.forward(new, mask, pos, row.past or self.decoder.empty_past(1))
@@ -299,28 +318,35 @@ class ModelRunner:
         S = max(r.new for r in rows)  # padded new tokens
         spec = self.spec
         base = rows[0].shared[0] if rows[0].shared else None
-        if base is not None and base[0].shape[0] == b and all(
-                r.shared is not None and r.shared[0] is base and r.shared[1] == i for i, r in enumerate(rows)):
+        if (
+            base is not None
+            and base[0].shape[0] == b
+            and all(
+                r.shared is not None and r.shared[0] is base and r.shared[1] == i for i, r in enumerate(rows)
+            )
+        ):
             # the same sessions as the batch before, in the same order, each continuing it: that
             # batch's present is this one's past as it stands (each row's past ends at its end)
             past, P = base, base[0].shape[2]
         else:
             P = max(r.start for r in rows)  # padded past
-            past = [np.empty((b, spec.num_kv_heads, P, spec.head_dim), dtype=spec.cache_dtype)
-                    for _ in range(2 * spec.num_layers)]
+            past = [
+                np.empty((b, spec.num_kv_heads, P, spec.head_dim), dtype=spec.cache_dtype)
+                for _ in range(2 * spec.num_layers)
+            ]
             for i, r in enumerate(rows):
                 for layer, a in enumerate(past):
-                    a[i, :, :P - r.start, :] = 0  # padding: masked out, but finite
+                    a[i, :, : P - r.start, :] = 0  # padding: masked out, but finite
                     if r.past is not None:
-                        a[i, :, P - r.start:, :] = r.past[layer][0]
+                        a[i, :, P - r.start :, :] = r.past[layer][0]
         # a row's cached past ends where the new tokens begin (slot P), so its cache afterwards is
         # one contiguous run of slots, [P − start, P + s)
         new = np.zeros((b, S), dtype=np.int64)  # [b, S]
         mask = np.zeros((b, P + S), dtype=np.int64)  # [b, P+S]: 1 = attend
         pos = np.zeros((b, S), dtype=np.int64)  # [b, S]
         for i, r in enumerate(rows):
-            new[i, :r.new] = r.tokens[r.start:]
-            mask[i, P - r.start:P + r.new] = 1
+            new[i, : r.new] = r.tokens[r.start :]
+            mask[i, P - r.start : P + r.new] = 1
             pos[i] = np.minimum(np.arange(r.start, r.start + S), spec.max_context - 1)
         logits, present = self.decoder.forward(new, mask, pos, past)  # [b, S, vocab], [b, h, P+S, hd]
         # sessions that step again at once (CLOUD decoding) keep views of this present, which the
@@ -329,9 +355,14 @@ class ModelRunner:
         keep = all(r.steady and r.new == S for r in rows)
         out = []
         for i, r in enumerate(rows):
-            views = [a[i:i + 1, :, P - r.start:P + r.new] for a in present]
-            out.append((logits[i, :r.new], views if keep else [v.copy() for v in views] if r.store else [],
-                        (present, i) if keep else None))
+            views = [a[i : i + 1, :, P - r.start : P + r.new] for a in present]
+            out.append(
+                (
+                    logits[i, : r.new],
+                    views if keep else [v.copy() for v in views] if r.store else [],
+                    (present, i) if keep else None,
+                )
+            )
         return out
 
     def release(self, session_id: str) -> bool:
@@ -345,9 +376,16 @@ class ModelRunner:
 
     # ------------------------------------------------------------------ speculative decoding
 
-    def draft(self, session_id: str, context: Sequence[int], n: int, cfg: SamplingConfig,
-              support_size: int = 32, cancel: threading.Event | None = None,
-              branching: Sequence[int] = ()) -> DraftResult:
+    def draft(
+        self,
+        session_id: str,
+        context: Sequence[int],
+        n: int,
+        cfg: SamplingConfig,
+        support_size: int = 32,
+        cancel: threading.Event | None = None,
+        branching: Sequence[int] = (),
+    ) -> DraftResult:
         """Draft `n` tokens continuing `context` (one pass per token, cache reused).
 
         Greedy when cfg is greedy; otherwise each token is drawn from q = the request's sampling
@@ -389,8 +427,14 @@ class ModelRunner:
                 tokens.append(tok)
         return DraftResult(out, None if cfg.greedy else dists, cached, ms, passes)
 
-    def _draft_tree(self, session_id: str, context: list[int], n: int, branching: list[int],
-                    cancel: threading.Event | None) -> DraftResult:
+    def _draft_tree(
+        self,
+        session_id: str,
+        context: list[int],
+        n: int,
+        branching: list[int],
+        cancel: threading.Event | None,
+    ) -> DraftResult:
         paths: list[list[int]] = [[]]
         cached = passes = computed = 0
         ms = 0.0
@@ -398,8 +442,17 @@ class ModelRunner:
             for depth in range(n):
                 if (cancel is not None and cancel.is_set()) or op.released:
                     break
-                res = self.logits_after_many([Pass(session_id, context + paths[0], 1, op,
-                                                   alternatives=tuple(context + p for p in paths[1:]))])[0]
+                res = self.logits_after_many(
+                    [
+                        Pass(
+                            session_id,
+                            context + paths[0],
+                            1,
+                            op,
+                            alternatives=tuple(context + p for p in paths[1:]),
+                        )
+                    ]
+                )[0]
                 cached = res.cached_tokens if depth == 0 else cached
                 passes += 1 if res.computed_tokens else 0
                 computed += res.computed_tokens
@@ -409,9 +462,15 @@ class ModelRunner:
                 paths = [p + [t] for p, row in zip(paths, rows) for t in top_tokens(row, width)]
         return DraftResult(paths[0], None, cached, ms, passes, paths[1:], computed)
 
-    def verify(self, session_id: str, context: Sequence[int], drafted: Sequence[int],
-               dists: Sequence[SparseDist] | None, cfg: SamplingConfig,
-               alternatives: Sequence[Sequence[int]] = ()) -> VerifyResult:
+    def verify(
+        self,
+        session_id: str,
+        context: Sequence[int],
+        drafted: Sequence[int],
+        dists: Sequence[SparseDist] | None,
+        cfg: SamplingConfig,
+        alternatives: Sequence[Sequence[int]] = (),
+    ) -> VerifyResult:
         """Score `drafted` after `context` in one target pass and apply the acceptance rule.
 
         Greedy: accept while drafted tokens equal the target's argmax. Sampling: speculative
@@ -425,7 +484,7 @@ class ModelRunner:
         return finish_verify(res, context, drafted, dists, cfg, alternatives)
 
     @contextlib.contextmanager
-    def operation(self, session_id: str) -> Iterator["_Operation"]:
+    def operation(self, session_id: str) -> Iterator[_Operation]:
         """Work on `session_id` (a pass built outside the runner, e.g. for a batch): a release
         meanwhile marks it, so its pass does not re-create the released cache."""
         with self._operation(session_id) as op:
@@ -444,14 +503,14 @@ class ModelRunner:
         gen = self.generation(session_id or f"tmp-{uuid.uuid4().hex}", prompt, cfg)
         return self._generate(gen, session_id is None)
 
-    def generation(self, session_id: str, prompt: Sequence[int], cfg: SamplingConfig) -> "Generation":
+    def generation(self, session_id: str, prompt: Sequence[int], cfg: SamplingConfig) -> Generation:
         """A generation driven step by step from outside (``next_pass`` → a forward pass, maybe
         batched with other sessions' → ``advance``). Raises InvalidArgument up front when prompt
         plus cfg.max_new_tokens exceed the context."""
         check_context(len(prompt), cfg.max_new_tokens, self.spec.max_context)
         return Generation(session_id, list(prompt), cfg, self.tokenizer, self.spec.eos_token_id)
 
-    def _generate(self, gen: "Generation", throwaway: bool) -> Iterator[GenerateStep]:
+    def _generate(self, gen: Generation, throwaway: bool) -> Iterator[GenerateStep]:
         try:
             while not gen.done:
                 yield gen.advance(self.logits_after_many([gen.next_pass()])[0])
@@ -464,8 +523,14 @@ class Generation:
     """The state of one autoregressive generation between its forward passes: the tokens so far,
     the sampler's generator, the detokenizer and the stop strings. Not thread-safe."""
 
-    def __init__(self, session_id: str, tokens: list[int], cfg: SamplingConfig, tokenizer: Tokenizer,
-                 eos_token_id: int | None) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        tokens: list[int],
+        cfg: SamplingConfig,
+        tokenizer: Tokenizer,
+        eos_token_id: int | None,
+    ) -> None:
         self.session_id = session_id
         self.tokens = tokens
         self.cfg = cfg
@@ -476,7 +541,7 @@ class Generation:
         self.produced = 0
         self.done = cfg.max_new_tokens <= 0
 
-    def next_pass(self, op: "_Operation | None" = None) -> Pass:
+    def next_pass(self, op: _Operation | None = None) -> Pass:
         """The forward pass the next token needs (`op`: ModelRunner.operation of the session)."""
         return Pass(self.session_id, list(self.tokens), 1, op, steady=True)
 
@@ -497,8 +562,14 @@ class Generation:
                 text += self.stops.feed(self.detok.flush()) + self.stops.flush()
                 finish = "length"
         self.done = finish is not None
-        return GenerateStep([tok], text, finish, res.compute_ms, 1 if res.computed_tokens else 0,
-                            res.cached_tokens if i == 0 else 0)
+        return GenerateStep(
+            [tok],
+            text,
+            finish,
+            res.compute_ms,
+            1 if res.computed_tokens else 0,
+            res.cached_tokens if i == 0 else 0,
+        )
 
 
 def top_tokens(logits: np.ndarray, k: int) -> list[int]:
@@ -509,35 +580,62 @@ def top_tokens(logits: np.ndarray, k: int) -> list[int]:
     return [int(t) for t in sorted(top.tolist(), key=lambda t: (-logits[t], t))]
 
 
-def check_verify(drafted: Sequence[int], dists: Sequence[SparseDist] | None, cfg: SamplingConfig,
-                 alternatives: Sequence[Sequence[int]] = ()) -> None:
+def check_verify(
+    drafted: Sequence[int],
+    dists: Sequence[SparseDist] | None,
+    cfg: SamplingConfig,
+    alternatives: Sequence[Sequence[int]] = (),
+) -> None:
     if not cfg.greedy and (dists is None or len(dists) != len(drafted)):
-        raise InvalidArgument("draft_distributions", "sampling needs one draft distribution per drafted token")
+        raise InvalidArgument(
+            "draft_distributions", "sampling needs one draft distribution per drafted token"
+        )
     if alternatives and not cfg.greedy:
-        raise InvalidArgument("draft_alternatives", "tree drafts are verified greedily only (sampling takes one chain)")
+        raise InvalidArgument(
+            "draft_alternatives", "tree drafts are verified greedily only (sampling takes one chain)"
+        )
     for i, alt in enumerate(alternatives):
         if len(alt) != len(drafted):
-            raise InvalidArgument(f"draft_alternatives[{i}]", f"has {len(alt)} tokens, the draft {len(drafted)}: "
-                                                              "every path of a tree is as long")
+            raise InvalidArgument(
+                f"draft_alternatives[{i}]",
+                f"has {len(alt)} tokens, the draft {len(drafted)}: every path of a tree is as long",
+            )
 
 
-def verify_pass(session_id: str, context: Sequence[int], drafted: Sequence[int], op: "_Operation | None",
-                alternatives: Sequence[Sequence[int]] = ()) -> Pass:
+def verify_pass(
+    session_id: str,
+    context: Sequence[int],
+    drafted: Sequence[int],
+    op: _Operation | None,
+    alternatives: Sequence[Sequence[int]] = (),
+) -> Pass:
     """The target pass a verify needs: the logits after the context and each drafted token (and
     after each alternative path's tokens, in rows of the same pass)."""
     ctx = list(context)
-    return Pass(session_id, ctx + list(drafted), len(drafted) + 1, op,
-                alternatives=tuple(ctx + list(a) for a in alternatives))
+    return Pass(
+        session_id,
+        ctx + list(drafted),
+        len(drafted) + 1,
+        op,
+        alternatives=tuple(ctx + list(a) for a in alternatives),
+    )
 
 
-def finish_verify(res: ForwardResult, context: Sequence[int], drafted: Sequence[int],
-                  dists: Sequence[SparseDist] | None, cfg: SamplingConfig,
-                  alternatives: Sequence[Sequence[int]] = ()) -> VerifyResult:
+def finish_verify(
+    res: ForwardResult,
+    context: Sequence[int],
+    drafted: Sequence[int],
+    dists: Sequence[SparseDist] | None,
+    cfg: SamplingConfig,
+    alternatives: Sequence[Sequence[int]] = (),
+) -> VerifyResult:
     """The acceptance rule over a verify pass's logits [γ+1, vocab] (and its alternatives')."""
     drafted = list(drafted)
     path = 0
     if alternatives:
-        path, rnd = greedy_tree_round([drafted] + [list(a) for a in alternatives], [res.logits, *res.alternatives])
+        path, rnd = greedy_tree_round(
+            [drafted] + [list(a) for a in alternatives], [res.logits, *res.alternatives]
+        )
     elif cfg.greedy:
         rnd = greedy_round(drafted, res.logits)
     else:

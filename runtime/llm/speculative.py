@@ -31,7 +31,7 @@ Pure numpy; shapes are annotated. No gRPC.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -91,7 +91,9 @@ def greedy_round(drafted: Sequence[int], target_logits: np.ndarray) -> RoundResu
     return RoundResult(k, int(argmax[k]))
 
 
-def greedy_tree_round(paths: Sequence[Sequence[int]], target_logits: Sequence[np.ndarray]) -> tuple[int, RoundResult]:
+def greedy_tree_round(
+    paths: Sequence[Sequence[int]], target_logits: Sequence[np.ndarray]
+) -> tuple[int, RoundResult]:
     """Greedy verification of a draft tree given as its root-to-leaf paths (path 0 is the draft's
     own greedy chain): each path verified like a chain (`target_logits[i]`: [len(path)+1, vocab]),
     the one accepted furthest wins, the lowest index on ties. The committed tokens are the winner's

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tandem.errors import InvalidArgument
 
@@ -42,8 +42,13 @@ def tokenizer_id_from_json(text: str) -> str:
 class Tokenizer:
     """Text ↔ token ids for one model family."""
 
-    def __init__(self, path: Path | str | None = None, *, json_text: str | None = None,
-                 chat_template: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        json_text: str | None = None,
+        chat_template: str | None = None,
+    ) -> None:
         """Load from a tokenizer.json path, or from its text (e.g. fetched from a worker). The chat
         template is `chat_template`, else the chat_template.jinja beside the file, else the plain one."""
         from tokenizers import Tokenizer as _HFTokenizer
@@ -82,15 +87,18 @@ class Tokenizer:
             raise InvalidArgument("messages", "at least one message is required")
         for i, (role, _) in enumerate(messages):
             if role not in CHAT_ROLES:
-                raise InvalidArgument(f"messages[{i}].role", f"must be one of {', '.join(CHAT_ROLES)}, got {role!r}")
+                raise InvalidArgument(
+                    f"messages[{i}].role", f"must be one of {', '.join(CHAT_ROLES)}, got {role!r}"
+                )
         if self.chat_template:
             if self._template is None:
                 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
                 env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
                 self._template = env.from_string(self.chat_template)
-            return self._template.render(messages=[{"role": r, "content": c} for r, c in messages],
-                                         add_generation_prompt=True)
+            return self._template.render(
+                messages=[{"role": r, "content": c} for r, c in messages], add_generation_prompt=True
+            )
         return "".join(f"{role}: {content}\n" for role, content in messages) + "assistant:"
 
 

@@ -29,8 +29,12 @@ def test_no_figures_yet_keeps_the_replicas():
 
 
 def test_the_serve_adapter_reads_the_replicas_reported_metrics():
-    ctx = types.SimpleNamespace(current_num_replicas=1, capacity_adjusted_min_replicas=1,
-                                capacity_adjusted_max_replicas=4, policy_state={"k": 1},
-                                aggregated_metrics={QUEUE: {"r1": 30.0}, OCCUPANCY: {"r1": 0.5}})
+    ctx = types.SimpleNamespace(
+        current_num_replicas=1,
+        capacity_adjusted_min_replicas=1,
+        capacity_adjusted_max_replicas=4,
+        policy_state={"k": 1},
+        aggregated_metrics={QUEUE: {"r1": 30.0}, OCCUPANCY: {"r1": 0.5}},
+    )
     n, state = ServePolicy(target_queue_per_replica=8)(ctx)
     assert n == 3 and state == {"k": 1}

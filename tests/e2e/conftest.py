@@ -4,7 +4,7 @@ each a separate process on free ports (started once per test session)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,7 +22,9 @@ latency_weight = 0.0
 
 
 @contextlib.contextmanager
-def running_stack(tmp_path_factory, config: str, devices: tuple[str, ...], replicas: int) -> Iterator[LocalStack]:
+def running_stack(
+    tmp_path_factory, config: str, devices: tuple[str, ...], replicas: int
+) -> Iterator[LocalStack]:
     """A router, an edge worker per device and the config's cloud pools, up until the block ends."""
     path = tmp_path_factory.mktemp("stack") / "tandem.toml"
     path.write_text(config)

@@ -12,12 +12,12 @@ import grpc
 import pytest
 
 import tandem
+from loadtest.traces import greedy_tandem_trace
 from runtime.llm.decoder import OnnxDecoder
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.params import SamplingConfig
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
-from loadtest.traces import greedy_tandem_trace
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import running_stack
 
@@ -81,8 +81,11 @@ def replicas(stack, pool):
 
 def batches(metrics_port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return {line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line.startswith("tandem_worker_batch_size_bucket")}
+    return {
+        line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("tandem_worker_batch_size_bucket")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,35 +106,47 @@ def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target
 
             async def cloud(i, prompt):
                 req = worker_pb2.WorkerGenerateRequest(
-                    session_id=f"cloud-{i}", input=common_pb2.PromptInput(text=prompt),
-                    sampling=common_pb2.SamplingParams(max_new_tokens=n))
+                    session_id=f"cloud-{i}",
+                    input=common_pb2.PromptInput(text=prompt),
+                    sampling=common_pb2.SamplingParams(max_new_tokens=n),
+                )
                 return [t async for c in stub.Generate(req, timeout=120) for t in c.token_ids]
 
             async def verify(i, prompt):  # half the sessions on unary Verify calls, half on a VerifyStream
                 verdicts = []
                 if i % 2:
                     for call in traces[prompt]:
-                        v = await stub.Verify(worker_pb2.VerifyRequest(session_id=f"tandem-{i}", context=call.context,
-                                                                       draft_token_ids=call.drafted), timeout=120)
+                        v = await stub.Verify(
+                            worker_pb2.VerifyRequest(
+                                session_id=f"tandem-{i}", context=call.context, draft_token_ids=call.drafted
+                            ),
+                            timeout=120,
+                        )
                         verdicts.append((v.accepted, v.next_token_id))
                     return verdicts
                 stream = stub.VerifyStream(timeout=120)
                 for k, call in enumerate(traces[prompt]):
-                    await stream.write(worker_pb2.VerifyStreamRequest(
-                        session_id=f"tandem-{i}", context=call.context if k == 0 else [],
-                        context_length=len(call.context), draft_token_ids=call.drafted))
+                    await stream.write(
+                        worker_pb2.VerifyStreamRequest(
+                            session_id=f"tandem-{i}",
+                            context=call.context if k == 0 else [],
+                            context_length=len(call.context),
+                            draft_token_ids=call.drafted,
+                        )
+                    )
                     v = await stream.read()
                     verdicts.append((v.accepted, v.next_token_id))
                 await stream.done_writing()
                 return verdicts
 
-            return await asyncio.gather(*[cloud(i, p) for i, p in enumerate(PROMPTS)],
-                                        *[verify(i, p) for i, p in enumerate(PROMPTS)])
+            return await asyncio.gather(
+                *[cloud(i, p) for i, p in enumerate(PROMPTS)], *[verify(i, p) for i, p in enumerate(PROMPTS)]
+            )
 
     outs = asyncio.run(go())
     # 16 concurrent sessions on one replica, each computing what it would alone
     assert outs[: len(PROMPTS)] == [want[p] for p in PROMPTS]
-    assert outs[len(PROMPTS):] == [[(c.accepted, c.next_token) for c in traces[p]] for p in PROMPTS]
+    assert outs[len(PROMPTS) :] == [[(c.accepted, c.next_token) for c in traces[p]] for p in PROMPTS]
     after = batches(main.info.metrics_port)
     single = after["1.0"] - before.get("1.0", 0.0)
     total = after["+Inf"] - before.get("+Inf", 0.0)
@@ -147,9 +162,11 @@ def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, tar
         async with grpc.aio.insecure_channel(main.endpoint) as ch:
             stub = worker_pb2_grpc.WorkerStub(ch)
             statuses = []
-            for first in (worker_pb2.VerifyStreamRequest(context=prompt),  # no session
-                          worker_pb2.VerifyStreamRequest(session_id="bad"),  # no context
-                          worker_pb2.VerifyStreamRequest(session_id="bad", context=prompt, draft_token_ids=[10 ** 6])):
+            for first in (
+                worker_pb2.VerifyStreamRequest(context=prompt),  # no session
+                worker_pb2.VerifyStreamRequest(session_id="bad"),  # no context
+                worker_pb2.VerifyStreamRequest(session_id="bad", context=prompt, draft_token_ids=[10**6]),
+            ):
                 stream = stub.VerifyStream(timeout=30)
                 await stream.write(first)
                 with pytest.raises(grpc.aio.AioRpcError) as e:
@@ -157,11 +174,17 @@ def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, tar
                 statuses.append((e.value.code(), e.value.details().split(":")[0]))
             # a round whose context_length is not the stream's (a lost verdict, say) ends the stream
             stream = stub.VerifyStream(timeout=30)
-            await stream.write(worker_pb2.VerifyStreamRequest(session_id="drift", context=trace[0].context,
-                                                              draft_token_ids=trace[0].drafted))
+            await stream.write(
+                worker_pb2.VerifyStreamRequest(
+                    session_id="drift", context=trace[0].context, draft_token_ids=trace[0].drafted
+                )
+            )
             assert (await stream.read()).next_token_id == trace[0].next_token
-            await stream.write(worker_pb2.VerifyStreamRequest(context_length=len(trace[0].context),
-                                                              draft_token_ids=trace[1].drafted))
+            await stream.write(
+                worker_pb2.VerifyStreamRequest(
+                    context_length=len(trace[0].context), draft_token_ids=trace[1].drafted
+                )
+            )
             with pytest.raises(grpc.aio.AioRpcError) as e:
                 await stream.read()
             statuses.append((e.value.code(), e.value.details().split(":")[0]))
@@ -173,8 +196,13 @@ def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, tar
             stream = stub.VerifyStream(timeout=30)
             got = []
             for k, call in enumerate(trace):
-                await stream.write(worker_pb2.VerifyStreamRequest(
-                    session_id="whole", context=call.context if k == 0 else [], draft_token_ids=call.drafted))
+                await stream.write(
+                    worker_pb2.VerifyStreamRequest(
+                        session_id="whole",
+                        context=call.context if k == 0 else [],
+                        draft_token_ids=call.drafted,
+                    )
+                )
                 v = await stream.read()
                 got.append((v.accepted, v.next_token_id, v.cached_tokens))
             await stream.done_writing()
@@ -183,17 +211,27 @@ def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, tar
             return got, released.released
 
     bad = grpc.StatusCode.INVALID_ARGUMENT
-    assert asyncio.run(go()) == [(bad, "session_id"), (bad, "context"), (bad, "draft_token_ids"), (bad, "context_length")]
+    assert asyncio.run(go()) == [
+        (bad, "session_id"),
+        (bad, "context"),
+        (bad, "draft_token_ids"),
+        (bad, "context_length"),
+    ]
     got, still_held = asyncio.run(whole())
     assert [(a, n) for a, n, _ in got] == [(c.accepted, c.next_token) for c in trace]
-    assert all(cached >= len(c.context) - 1 for (_, _, cached), c in zip(got[1:], trace[1:]))  # the stream kept its cache
+    assert all(
+        cached >= len(c.context) - 1 for (_, _, cached), c in zip(got[1:], trace[1:])
+    )  # the stream kept its cache
     assert not still_held
 
 
 def test_a_full_replica_answers_resource_exhausted_at_once(stack):
     tiny = replicas(stack, "tiny")[0]
-    long = worker_pb2.WorkerGenerateRequest(session_id="long", input=common_pb2.PromptInput(text=PROMPTS[0]),
-                                            sampling=common_pb2.SamplingParams(max_new_tokens=400))
+    long = worker_pb2.WorkerGenerateRequest(
+        session_id="long",
+        input=common_pb2.PromptInput(text=PROMPTS[0]),
+        sampling=common_pb2.SamplingParams(max_new_tokens=400),
+    )
     with grpc.insecure_channel(tiny.endpoint) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
         running = stub.Generate(long, timeout=120)
@@ -216,8 +254,11 @@ def test_the_router_moves_a_refused_call_to_another_pool(stack, target):
 
     def occupy():
         with grpc.insecure_channel(tiny.endpoint) as ch:
-            req = worker_pb2.WorkerGenerateRequest(session_id="occupy", input=common_pb2.PromptInput(text=PROMPTS[1]),
-                                                   sampling=common_pb2.SamplingParams(max_new_tokens=450))
+            req = worker_pb2.WorkerGenerateRequest(
+                session_id="occupy",
+                input=common_pb2.PromptInput(text=PROMPTS[1]),
+                sampling=common_pb2.SamplingParams(max_new_tokens=450),
+            )
             for i, _ in enumerate(worker_pb2_grpc.WorkerStub(ch).Generate(req, timeout=120)):
                 if i == 0:
                     busy.set()
@@ -249,8 +290,11 @@ def test_a_pool_scales_up_on_its_replicas_reported_load(stack):
         with grpc.insecure_channel(auto[0].endpoint) as ch:
             stub = worker_pb2_grpc.WorkerStub(ch)
             while not stop.is_set():
-                req = worker_pb2.WorkerGenerateRequest(session_id=f"load-{i}", input=common_pb2.PromptInput(text=PROMPTS[i]),
-                                                       sampling=common_pb2.SamplingParams(max_new_tokens=200))
+                req = worker_pb2.WorkerGenerateRequest(
+                    session_id=f"load-{i}",
+                    input=common_pb2.PromptInput(text=PROMPTS[i]),
+                    sampling=common_pb2.SamplingParams(max_new_tokens=200),
+                )
                 for _ in stub.Generate(req, timeout=120):
                     if stop.is_set():
                         break

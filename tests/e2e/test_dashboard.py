@@ -32,7 +32,9 @@ admin_token = "{TOKEN}"
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        pytest.fail("the dashboard test needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+        pytest.fail(
+            "the dashboard test needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
+        )
     return path
 
 
@@ -46,9 +48,27 @@ def stack(profile, tmp_path_factory):
 def load(stack, tmp_path):
     """A real load test against the stack, from its registered device, running through the test."""
     out = tmp_path / "load"
-    proc = subprocess.Popen([sys.executable, "-m", "stack.cli", "loadtest", str(SMOKE), "--target",
-                             stack.router_address, "--attach", "--rate", "3", "--duration", "300", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stack.cli",
+            "loadtest",
+            str(SMOKE),
+            "--target",
+            stack.router_address,
+            "--attach",
+            "--rate",
+            "3",
+            "--duration",
+            "300",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     yield proc
     proc.send_signal(signal.SIGINT)
     try:
@@ -79,7 +99,10 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         first = page.locator("#spend").inner_text(), page.locator("#energy").inner_text()
         page.wait_for_function(
             "([s, e]) => document.getElementById('spend').textContent !== s"
-            " || document.getElementById('energy').textContent !== e", arg=list(first), timeout=30_000)
+            " || document.getElementById('energy').textContent !== e",
+            arg=list(first),
+            timeout=30_000,
+        )
         expect(page.locator("#devices tbody tr")).to_have_count(1)
         expect(page.locator("#pools tbody tr")).to_have_count(2)
         expect(page.locator("input.pool-price")).to_have_count(2)  # a price override per pool
@@ -92,8 +115,9 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         page.fill("#note", "does latency-first move much?")
         page.click("#shadow-start")
         expect(page.locator("#shadow-state")).to_contain_text("running", timeout=10_000)
-        page.wait_for_function("Number(document.getElementById('shadow-decisions').textContent) >= 2",
-                               timeout=60_000)
+        page.wait_for_function(
+            "Number(document.getElementById('shadow-decisions').textContent) >= 2", timeout=60_000
+        )
         expect(page.locator("#shadow-agreement")).to_contain_text("%")
         page.click("#shadow-stop")
         expect(page.locator("#policy-status")).to_contain_text("shadow stopped after")

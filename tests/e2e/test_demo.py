@@ -24,7 +24,12 @@ def ray_processes() -> set[int]:
 
 def test_demo_streams_from_device_and_cloud_and_exits_cleanly(profile):
     before = ray_processes()
-    res = subprocess.run([sys.executable, "-m", "stack.cli", "demo", "--model", "stdlib"], capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "demo", "--model", "stdlib"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = res.stdout
     assert res.returncode == 0, f"demo failed:\n{out}\n{res.stderr[-3000:]}"
     assert "--- placement: EDGE on demo-phone" in out

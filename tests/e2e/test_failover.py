@@ -53,9 +53,13 @@ def live_replicas(stack, n, timeout_s=120):
     deadline = time.monotonic() + timeout_s
     while True:
         cloud = [m for m in fleet(stack) if m.info.kind == common_pb2.WORKER_KIND_CLOUD]
-        if len(cloud) == n and all(m.heartbeat_age_ms < 1500 and m.info.worker_id not in KILLED for m in cloud):
+        if len(cloud) == n and all(
+            m.heartbeat_age_ms < 1500 and m.info.worker_id not in KILLED for m in cloud
+        ):
             return cloud
-        assert time.monotonic() < deadline, f"replicas: {[(m.info.worker_id, m.heartbeat_age_ms) for m in cloud]}"
+        assert time.monotonic() < deadline, (
+            f"replicas: {[(m.info.worker_id, m.heartbeat_age_ms) for m in cloud]}"
+        )
         time.sleep(0.2)
 
 

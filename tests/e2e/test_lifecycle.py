@@ -15,9 +15,17 @@ from edge_worker.worker import EdgeWorker
 from router.config import RouterConfig
 from router.health_checks import FailureCounts
 from router.server import create_server
-from stack.local_stack import LocalStack
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving
-from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, fleet_pb2, fleet_pb2_grpc, worker_pb2, worker_pb2_grpc
+from stack.local_stack import LocalStack
+from tandem.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    fleet_pb2,
+    fleet_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
 from tests.conftest import PROMPTS
 
 
@@ -37,7 +45,9 @@ async def until(predicate, timeout_s: float = 10.0, what: str = "condition"):
 
 @pytest.fixture
 async def router():
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, heartbeat_interval_ms=100, lease_ms=400))
+    r, _ = create_server(
+        RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, heartbeat_interval_ms=100, lease_ms=400)
+    )
     await r.start()
     yield r
     await r.stop(0)
@@ -45,7 +55,9 @@ async def router():
 
 @pytest.fixture
 async def edge(router, profile):
-    w = EdgeWorker(EdgeConfig(device_id="phone", router=router.address, metrics_port=-1, max_inflight=1), profile)
+    w = EdgeWorker(
+        EdgeConfig(device_id="phone", router=router.address, metrics_port=-1, max_inflight=1), profile
+    )
     await w.start()
     yield w
     await w.stop(0)
@@ -127,15 +139,26 @@ def test_killed_edge_process_is_dropped_from_the_fleet(profile):
         with grpc.insecure_channel(stack.router_address) as ch:
             admin = admin_pb2_grpc.AdminStub(ch)
             deadline = time.monotonic() + 15  # default lease is 5 s
-            while any(m.info.worker_id == "doomed" for m in admin.ListFleet(admin_pb2.ListFleetRequest()).members):
+            while any(
+                m.info.worker_id == "doomed" for m in admin.ListFleet(admin_pb2.ListFleetRequest()).members
+            ):
                 assert time.monotonic() < deadline, "killed worker still listed"
                 time.sleep(0.1)
 
 
 async def test_cloud_replicas_failing_health_checks_are_dropped_long_before_their_lease():
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, heartbeat_interval_ms=1000, lease_ms=60_000,
-                                      health_check_interval_ms=50, health_check_timeout_ms=300,
-                                      health_check_failures=2))
+    r, _ = create_server(
+        RouterConfig(
+            port=0,
+            metrics_port=-1,
+            dashboard_port=-1,
+            heartbeat_interval_ms=1000,
+            lease_ms=60_000,
+            health_check_interval_ms=50,
+            health_check_timeout_ms=300,
+            health_check_failures=2,
+        )
+    )
     await r.start()
     service = worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name
     servers, healths = {}, {}
@@ -149,17 +172,29 @@ async def test_cloud_replicas_failing_health_checks_are_dropped_long_before_thei
                 await server.start()
                 await mark_serving(healths[name], [service])
                 servers[name] = server
-                await fleet.Register(fleet_pb2.RegisterRequest(
-                    info=common_pb2.WorkerInfo(worker_id=name, kind=common_pb2.WORKER_KIND_CLOUD, tokenizer_id="t",
-                                               max_context=512),
-                    endpoint=f"127.0.0.1:{port}", pool=common_pb2.PoolProfile(name="p")))
+                await fleet.Register(
+                    fleet_pb2.RegisterRequest(
+                        info=common_pb2.WorkerInfo(
+                            worker_id=name,
+                            kind=common_pb2.WORKER_KIND_CLOUD,
+                            tokenizer_id="t",
+                            max_context=512,
+                        ),
+                        endpoint=f"127.0.0.1:{port}",
+                        pool=common_pb2.PoolProfile(name="p"),
+                    )
+                )
             assert {w.worker_id for w in r.fleet.members()} == set(servers)
             await servers["stopped"].stop(0)  # a replica process that died: nothing answers
             await mark_not_serving(healths["not-serving"], [service])  # one that is shutting down
-            await until(lambda: {w.worker_id for w in r.fleet.members()} == {"healthy"}, 10, "the two to be dropped")
+            await until(
+                lambda: {w.worker_id for w in r.fleet.members()} == {"healthy"}, 10, "the two to be dropped"
+            )
             # the healthy replica answered the checks that dropped the others, and stays
             assert r.registry_metrics.get_sample_value("tandem_fleet_unhealthy_total", {"kind": "cloud"}) == 2
-            assert r.registry_metrics.get_sample_value("tandem_fleet_expired_total", {"kind": "cloud"}) is None
+            assert (
+                r.registry_metrics.get_sample_value("tandem_fleet_expired_total", {"kind": "cloud"}) is None
+            )
     finally:
         for server in servers.values():
             await server.stop(0)
@@ -168,7 +203,13 @@ async def test_cloud_replicas_failing_health_checks_are_dropped_long_before_thei
 
 def test_health_check_failures_are_counted_in_a_row():
     counts = FailureCounts(2)
-    assert [counts.record("a", ok) for ok in (False, True, False, False, False)] == [False, False, False, True, False]
+    assert [counts.record("a", ok) for ok in (False, True, False, False, False)] == [
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
     counts.record("b", False)
     counts.keep_only({"a"})
     assert not counts.record("b", False)  # b was forgotten: this is its first failure again

@@ -23,17 +23,38 @@ def stack(profile, tmp_path_factory):
 
 
 def tandem(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stack.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "stack.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
     out = tmp_path / "run"
-    done = tandem("loadtest", str(SMOKE), "--target", stack.router_address, "--devices", "3", "--rate", "3",
-                  "--duration", "6", "--out", str(out))
+    done = tandem(
+        "loadtest",
+        str(SMOKE),
+        "--target",
+        stack.router_address,
+        "--devices",
+        "3",
+        "--rate",
+        "3",
+        "--duration",
+        "6",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("requests.jsonl", "requests.csv", "fleet.jsonl", "summary.json", "report.html",
-                 "latency_cdf.png", "placement_share.png", "fleet_battery.png"):
+    for name in (
+        "requests.jsonl",
+        "requests.csv",
+        "fleet.jsonl",
+        "summary.json",
+        "report.html",
+        "latency_cdf.png",
+        "placement_share.png",
+        "fleet_battery.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     (run,) = summary["runs"]
@@ -56,13 +77,30 @@ def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
 
 def test_attach_uses_the_edge_workers_already_registered(stack, tmp_path):
     out = tmp_path / "attached"
-    done = tandem("loadtest", str(SMOKE), "--target", stack.router_address, "--attach", "--rate", "4",
-                  "--duration", "2", "--process", "constant", "--concurrency", "2", "--out", str(out))
+    done = tandem(
+        "loadtest",
+        str(SMOKE),
+        "--target",
+        stack.router_address,
+        "--attach",
+        "--rate",
+        "4",
+        "--duration",
+        "2",
+        "--process",
+        "constant",
+        "--concurrency",
+        "2",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     records = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
     assert len(records) == 8 and all(r["status"] == "OK" for r in records)
     # the cap: never more than 2 in flight (a request waits for a slot, and its latency counts the wait)
-    events = sorted([(r["sent_s"], 1) for r in records] + [(r["end_s"], -1) for r in records], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(r["sent_s"], 1) for r in records] + [(r["end_s"], -1) for r in records], key=lambda e: (e[0], e[1])
+    )
     inflight = peak = 0
     for _, step in events:
         inflight += step
@@ -74,5 +112,7 @@ def test_attach_uses_the_edge_workers_already_registered(stack, tmp_path):
 
 
 def test_a_remote_target_needs_allow_remote(tmp_path):
-    done = tandem("loadtest", str(SMOKE), "--target", "10.255.0.1:50051", "--out", str(tmp_path / "x"), timeout=60)
+    done = tandem(
+        "loadtest", str(SMOKE), "--target", "10.255.0.1:50051", "--out", str(tmp_path / "x"), timeout=60
+    )
     assert done.returncode == 2 and "--allow-remote" in done.stderr

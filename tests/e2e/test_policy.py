@@ -69,8 +69,11 @@ def test_bad_policy_changes_are_named_and_change_nothing(stack, admin):
     with grpc.insecure_channel(stack.router_address) as ch:
         stub = admin_pb2_grpc.AdminStub(ch)
         with pytest.raises(grpc.RpcError) as err:
-            stub.SetPolicy(admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(),
-                                                      update_mask={"paths": ["no_such_field"]}))
+            stub.SetPolicy(
+                admin_pb2.SetPolicyRequest(
+                    policy=admin_pb2.RoutingPolicy(), update_mask={"paths": ["no_such_field"]}
+                )
+            )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "update_mask" in err.value.details()
     with pytest.raises(tandem.Aborted):
         admin.set_policy({"cost_weight": 2.0}, expected_version=version - 1 if version > 1 else version + 5)
@@ -94,7 +97,9 @@ def test_policy_metrics_reach_prometheus(stack, client, admin):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     assert f"tandem_policy_version {float(v.version)}" in text
-    assert 'tandem_decisions_total{placement="cloud",rule="score"}' in text  # ONLY_CLOUD: the two pools scored
+    assert (
+        'tandem_decisions_total{placement="cloud",rule="score"}' in text
+    )  # ONLY_CLOUD: the two pools scored
     assert 'tandem_decision_exclusions_total{placement="edge",rule="only_cloud"}' in text
     assert 'tandem_latency_actual_over_predicted_count{placement="cloud",what="ttft"}' in text
     assert f'tandem_device_battery_percent{{device="{DEVICE}"}}' in text

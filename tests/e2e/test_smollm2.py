@@ -18,8 +18,8 @@ import tandem
 from runtime.llm.decoder import NEAR_TIE, OnnxDecoder, divergence
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import builtin_profile, is_chat
-from stack.local_stack import LocalStack
 from runtime.prompts import CHAT_PROMPTS
+from stack.local_stack import LocalStack
 
 DEVICE = "smol-phone"
 CONFIG = """
@@ -105,21 +105,34 @@ def test_tandem_is_the_targets_greedy_output_and_readable(client, smollm2, promp
     edge = client.complete(**ask, placement="only_device")
     tan = client.complete(**ask, placement="prefer_tandem", draft_length=0)
     tree = client.complete(**ask, placement="prefer_tandem", draft_length=4, draft_tree=(3, 2))
-    assert (cloud.placement, edge.placement, tan.placement, tree.placement) == ("cloud", "edge", "tandem", "tandem")
+    assert (cloud.placement, edge.placement, tan.placement, tree.placement) == (
+        "cloud",
+        "edge",
+        "tandem",
+        "tandem",
+    )
     for r in (cloud, edge, tan):
         assert readable(r.text), f"{r.placement}: {r.text!r}"
     for r in (tan, tree):
         assert r.tandem.accepted_tokens > 0 and r.target_forward_passes < len(r.token_ids)
         if r.token_ids != cloud.token_ids:  # allowed only at a float-rounding near-tie of the target
             tok = Tokenizer(smollm2.tokenizer)
-            d = divergence(OnnxDecoder(smollm2.target, threads=2), tok.encode(tok.render_chat([("user", prompt)])),
-                           cloud.token_ids, r.token_ids)
+            d = divergence(
+                OnnxDecoder(smollm2.target, threads=2),
+                tok.encode(tok.render_chat([("user", prompt)])),
+                cloud.token_ids,
+                r.token_ids,
+            )
             assert d is not None and d["top2_gap"] < NEAR_TIE, d
 
 
 def test_the_demo_uses_smollm2_once_built(smollm2):
-    res = subprocess.run([sys.executable, "-m", "stack.cli", "demo", "--max-new-tokens", "24"],
-                         capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "demo", "--max-new-tokens", "24"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     out = res.stdout
     assert res.returncode == 0, f"demo failed:\n{out}\n{res.stderr[-3000:]}"
     assert "model profile 'smollm2'" in out

@@ -34,7 +34,10 @@ def client(stack):
 def local(profile):
     """The same models run directly, to check what the stack streams."""
     tok = Tokenizer(profile.tokenizer)
-    return {"edge": ModelRunner(OnnxDecoder(profile.draft), tok), "cloud": ModelRunner(OnnxDecoder(profile.target), tok)}
+    return {
+        "edge": ModelRunner(OnnxDecoder(profile.draft), tok),
+        "cloud": ModelRunner(OnnxDecoder(profile.target), tok),
+    }
 
 
 def expected(runner: ModelRunner, prompt: str, n: int) -> tuple[list[int], str]:
@@ -70,7 +73,10 @@ def test_fleet_is_assembled(stack):
     assert edge[0].info.tokenizer_id == cloud[0].info.tokenizer_id
     assert edge[0].info.execution_provider == "CPUExecutionProvider"
     assert "CPUExecutionProvider" in edge[0].info.available_providers
-    assert edge[0].state.battery_source in (common_pb2.BATTERY_SOURCE_REAL, common_pb2.BATTERY_SOURCE_MODELLED)
+    assert edge[0].state.battery_source in (
+        common_pb2.BATTERY_SOURCE_REAL,
+        common_pb2.BATTERY_SOURCE_MODELLED,
+    )
 
 
 @pytest.mark.parametrize("prompt", PROMPTS[:4])
@@ -103,7 +109,9 @@ def test_local_only_privacy_stays_on_device(client):
 
 
 def test_chat_messages_are_accepted(client):
-    r = client.complete(messages=[{"role": "user", "content": "write a loop"}], max_new_tokens=6, placement="only_cloud")
+    r = client.complete(
+        messages=[{"role": "user", "content": "write a loop"}], max_new_tokens=6, placement="only_cloud"
+    )
     assert r.usage.completion_tokens == 6 and r.placement == "cloud"
 
 
@@ -124,7 +132,9 @@ def test_async_client(stack):
                 c.complete(PROMPTS[0], max_new_tokens=8, placement="only_cloud"),
                 c.complete(PROMPTS[1], max_new_tokens=8, placement="only_device", device_id=DEVICE),
             )
-            decision = await c.explain(PROMPTS[0], max_new_tokens=8, placement="prefer_device", device_id=DEVICE)
+            decision = await c.explain(
+                PROMPTS[0], max_new_tokens=8, placement="prefer_device", device_id=DEVICE
+            )
             return results, decision
 
     (cloud, edge), decision = asyncio.run(run())
@@ -137,15 +147,18 @@ def test_no_device_is_failed_precondition(client):
         client.complete("x", max_new_tokens=4, placement="only_device", device_id="ghost")
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    (dict(prompt=""), "prompt"),
-    (dict(max_new_tokens=0), "sampling.max_new_tokens"),
-    (dict(max_new_tokens=-1), "sampling.max_new_tokens"),
-    (dict(max_new_tokens=5000), "sampling.max_new_tokens"),  # above the 512-token context
-    (dict(temperature=-0.5), "sampling.temperature"),
-    (dict(top_p=0.0), "sampling.top_p"),
-    (dict(top_p=1.5), "sampling.top_p"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        (dict(prompt=""), "prompt"),
+        (dict(max_new_tokens=0), "sampling.max_new_tokens"),
+        (dict(max_new_tokens=-1), "sampling.max_new_tokens"),
+        (dict(max_new_tokens=5000), "sampling.max_new_tokens"),  # above the 512-token context
+        (dict(temperature=-0.5), "sampling.temperature"),
+        (dict(top_p=0.0), "sampling.top_p"),
+        (dict(top_p=1.5), "sampling.top_p"),
+    ],
+)
 @pytest.mark.parametrize("placement", ["only_cloud", "only_device"])
 def test_bad_input_is_invalid_argument_naming_the_field(client, kwargs, field, placement):
     kwargs = {"prompt": "def f():", "max_new_tokens": 8, **kwargs}
@@ -157,9 +170,8 @@ def test_bad_input_is_invalid_argument_naming_the_field(client, kwargs, field, p
 def test_unknown_enum_value_is_invalid_argument(stack):
     req = tandem.client.build_request("x", max_new_tokens=4)
     req.hints.placement = 17
-    with grpc.insecure_channel(stack.router_address) as ch:
-        with pytest.raises(grpc.RpcError) as err:
-            list(inference_pb2_grpc.InferenceStub(ch).Generate(req, timeout=10))
+    with grpc.insecure_channel(stack.router_address) as ch, pytest.raises(grpc.RpcError) as err:
+        list(inference_pb2_grpc.InferenceStub(ch).Generate(req, timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "hints.placement" in err.value.details()
 
@@ -178,8 +190,10 @@ def test_router_metrics_count_placements_and_latency(stack, client):
         client.complete(PROMPTS[0], max_new_tokens=0)
     after = scrape(router_port)
     for placement in ("cloud", "edge"):
-        assert metric(after, "tandem_requests_total", placement=placement, status="OK") == \
-            metric(before, "tandem_requests_total", placement=placement, status="OK") + 1
+        assert (
+            metric(after, "tandem_requests_total", placement=placement, status="OK")
+            == metric(before, "tandem_requests_total", placement=placement, status="OK") + 1
+        )
         assert metric(after, "tandem_ttft_seconds_count", placement=placement) >= 1
         assert metric(after, "tandem_token_latency_seconds_count", placement=placement) >= 7
     assert metric(after, "tandem_cloud_cost_usd_total", pool="asic") > 0
@@ -195,12 +209,17 @@ def test_every_server_has_health_and_reflection(stack):
     with grpc.insecure_channel(stack.router_address) as ch:
         members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
     for address, service in [(stack.router_address, "tandem.v1.Inference")] + [
-            (m.endpoint, "tandem.v1.Worker") for m in members]:
+        (m.endpoint, "tandem.v1.Worker") for m in members
+    ]:
         with grpc.insecure_channel(address) as ch:
-            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            status = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=5
+            )
             assert status.status == health_pb2.HealthCheckResponse.SERVING
             refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-            resp = next(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+            resp = next(
+                refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            )
             assert service in {s.name for s in resp.list_services_response.service}
     for m in members:  # every worker serves /metrics too
         assert m.info.metrics_port and "tandem_worker" in scrape(m.info.metrics_port)
@@ -223,7 +242,9 @@ def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_pat
     odd = ModelProfile("odd", other, profile.draft, profile.target)
 
     async def start():
-        worker = EdgeWorker(EdgeConfig(device_id="odd-phone", router=stack.router_address, metrics_port=-1), odd)
+        worker = EdgeWorker(
+            EdgeConfig(device_id="odd-phone", router=stack.router_address, metrics_port=-1), odd
+        )
         await worker.start(register_retry_s=5)
 
     with pytest.raises(tandem.FailedPrecondition) as err:
@@ -231,5 +252,8 @@ def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_pat
     msg = str(err.value)
     assert "tokenizer mismatch" in msg and "odd-phone" in msg and "share one tokenizer" in msg
     with grpc.insecure_channel(stack.router_address) as ch:
-        ids = [m.info.worker_id for m in admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members]
+        ids = [
+            m.info.worker_id
+            for m in admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
+        ]
     assert "odd-phone" not in ids

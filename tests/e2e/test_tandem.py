@@ -31,12 +31,22 @@ def greedy(target, prompt, n=N):
     return [t for s in steps for t in s.token_ids], "".join(s.text for s in steps)
 
 
-@pytest.mark.parametrize("gamma,overlap", [(0, True), (1, True), (3, True), (6, True), (0, False), (4, False)])
+@pytest.mark.parametrize(
+    "gamma,overlap", [(0, True), (1, True), (3, True), (6, True), (0, False), (4, False)]
+)
 def test_tandem_greedy_output_is_the_targets(client, target, gamma, overlap):
     for prompt in PROMPTS:
         ids, text = greedy(target, prompt)
-        chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma,
-                                      overlap=overlap, placement="prefer_tandem"))
+        chunks = list(
+            client.generate(
+                prompt,
+                max_new_tokens=N,
+                device_id=DEVICE,
+                draft_length=gamma,
+                overlap=overlap,
+                placement="prefer_tandem",
+            )
+        )
         r = tandem.Result.collect(chunks)
         assert r.placements == ("tandem",), r.decision
         assert list(r.token_ids) == ids, (prompt, gamma)
@@ -61,8 +71,17 @@ def test_tandem_tree_drafts_keep_the_targets_output_in_fewer_passes(client, targ
     for prompt in PROMPTS:
         ids, text = greedy(target, prompt)
         for kind, shape in (("tree", tree), ("chain", (1,))):
-            chunks = list(client.generate(prompt, max_new_tokens=N, device_id=DEVICE, draft_length=gamma or 4,
-                                          overlap=overlap, placement="prefer_tandem", draft_tree=shape))
+            chunks = list(
+                client.generate(
+                    prompt,
+                    max_new_tokens=N,
+                    device_id=DEVICE,
+                    draft_length=gamma or 4,
+                    overlap=overlap,
+                    placement="prefer_tandem",
+                    draft_tree=shape,
+                )
+            )
             r = tandem.Result.collect(chunks)
             assert r.placements == ("tandem",), r.decision
             assert list(r.token_ids) == ids and r.text == text, (prompt, kind)
@@ -73,21 +92,35 @@ def test_tandem_tree_drafts_keep_the_targets_output_in_fewer_passes(client, targ
 
 
 def test_tandem_tree_hint_is_validated(client):
-    for tree, temperature, why in (((3, 9), 0.0, "each in"), ((4, 4, 2), 0.0, "at most 16"),
-                                   ((2,), 0.8, "greedy only")):
+    for tree, temperature, why in (
+        ((3, 9), 0.0, "each in"),
+        ((4, 4, 2), 0.0, "at most 16"),
+        ((2,), 0.8, "greedy only"),
+    ):
         with pytest.raises(tandem.InvalidArgument) as err:
-            list(client.generate("def f(", max_new_tokens=4, device_id=DEVICE, placement="prefer_tandem",
-                                 draft_tree=tree, temperature=temperature))
+            list(
+                client.generate(
+                    "def f(",
+                    max_new_tokens=4,
+                    device_id=DEVICE,
+                    placement="prefer_tandem",
+                    draft_tree=tree,
+                    temperature=temperature,
+                )
+            )
         assert err.value.field == "hints.draft_tree" and why in str(err.value), (tree, err.value)
 
 
 def test_tandem_stop_string_and_chat(client, target):
-    ids, text = greedy(target, PROMPTS[1], 40)
+    _ids, text = greedy(target, PROMPTS[1], 40)
     stop = text.strip()[:3]
-    r = client.complete(PROMPTS[1], max_new_tokens=40, device_id=DEVICE, stop=[stop], placement="prefer_tandem")
+    r = client.complete(
+        PROMPTS[1], max_new_tokens=40, device_id=DEVICE, stop=[stop], placement="prefer_tandem"
+    )
     assert r.finish_reason == "stop_string" and r.text == text[: text.index(stop)]
-    chat = client.complete(messages=[("user", "sort a list")], max_new_tokens=12, device_id=DEVICE,
-                           placement="prefer_tandem")
+    chat = client.complete(
+        messages=[("user", "sort a list")], max_new_tokens=12, device_id=DEVICE, placement="prefer_tandem"
+    )
     assert chat.placements == ("tandem",) and chat.usage.completion_tokens == 12
 
 
@@ -102,7 +135,9 @@ def test_tandem_statistics_reach_prometheus(stack, client):
         return {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in lines if ln and not ln.startswith("#")}
 
     before = scrape()
-    r = client.complete(PROMPTS[0], max_new_tokens=32, device_id=DEVICE, draft_length=4, placement="prefer_tandem")
+    r = client.complete(
+        PROMPTS[0], max_new_tokens=32, device_id=DEVICE, draft_length=4, placement="prefer_tandem"
+    )
     after = scrape()
     assert r.placement == "tandem"
     delta = lambda name: after.get(name, 0.0) - before.get(name, 0.0)  # noqa: E731
@@ -129,7 +164,11 @@ def test_tandem_sessions_are_released_on_completion_and_cancellation(stack, clie
         total = 0
         for endpoint in endpoints:
             with grpc.insecure_channel(endpoint) as ch:
-                total += worker_pb2_grpc.WorkerStub(ch).Describe(worker_pb2.DescribeRequest(), timeout=5).state.active_sessions
+                total += (
+                    worker_pb2_grpc.WorkerStub(ch)
+                    .Describe(worker_pb2.DescribeRequest(), timeout=5)
+                    .state.active_sessions
+                )
         return total
 
     def wait_released() -> None:
@@ -168,26 +207,47 @@ def test_workers_check_tree_fields(stack):
 
     with grpc.insecure_channel(edge) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
-        for branching, sampling, why in (([9], None, "each in"), ([4, 4, 2], None, "16"),
-                                         ([2], hot, "greedy only")):
-            req = worker_pb2.DraftRequest(session_id="tree-bad", context=ctx, num_tokens=3, branching=branching)
+        for branching, sampling, why in (
+            ([9], None, "each in"),
+            ([4, 4, 2], None, "16"),
+            ([2], hot, "greedy only"),
+        ):
+            req = worker_pb2.DraftRequest(
+                session_id="tree-bad", context=ctx, num_tokens=3, branching=branching
+            )
             if sampling is not None:
                 req.sampling.CopyFrom(sampling)
             code, details = status(lambda: stub.Draft(req, timeout=30))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and "branching" in details and why in details
-        tree = stub.Draft(worker_pb2.DraftRequest(session_id="tree", context=ctx, num_tokens=3, branching=[3, 2]),
-                          timeout=30)
+        tree = stub.Draft(
+            worker_pb2.DraftRequest(session_id="tree", context=ctx, num_tokens=3, branching=[3, 2]),
+            timeout=30,
+        )
         stub.Release(worker_pb2.ReleaseRequest(session_id="tree"), timeout=10)
     assert len(tree.alternatives) == 5 and all(len(a.token_ids) == 3 for a in tree.alternatives)
     with grpc.insecure_channel(cloud) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
-        for alts, sampling, field in (([[1, 2]], None, "draft_alternatives[0]"), ([[10 ** 6, 1, 2]], None,
-                                      "draft_alternatives[0]"), ([[1, 2, 3]] * 16, None, "draft_alternatives")):
-            req = worker_pb2.VerifyRequest(session_id="tree-bad", context=ctx, draft_token_ids=list(tree.token_ids),
-                                           draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in alts])
+        for alts, sampling, field in (
+            ([[1, 2]], None, "draft_alternatives[0]"),
+            ([[10**6, 1, 2]], None, "draft_alternatives[0]"),
+            ([[1, 2, 3]] * 16, None, "draft_alternatives"),
+        ):
+            req = worker_pb2.VerifyRequest(
+                session_id="tree-bad",
+                context=ctx,
+                draft_token_ids=list(tree.token_ids),
+                draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in alts],
+            )
             code, details = status(lambda: stub.Verify(req, timeout=30))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and field in details, details
-        v = stub.Verify(worker_pb2.VerifyRequest(session_id="tree", context=ctx, draft_token_ids=list(tree.token_ids),
-                                                 draft_alternatives=tree.alternatives), timeout=30)
+        v = stub.Verify(
+            worker_pb2.VerifyRequest(
+                session_id="tree",
+                context=ctx,
+                draft_token_ids=list(tree.token_ids),
+                draft_alternatives=tree.alternatives,
+            ),
+            timeout=30,
+        )
         stub.Release(worker_pb2.ReleaseRequest(session_id="tree"), timeout=10)
     assert v.forward_passes == 1 and 0 <= v.path <= 5 and 0 <= v.accepted <= 3

@@ -32,7 +32,9 @@ def test_schedules_keep_their_rate_and_shape():
     gaps = [b - a for a, b in zip(bursty, bursty[1:])]
     assert abs(len(bursty) / 1000.0 - 20.0) / 20.0 < 0.05
     assert abs(statistics.pvariance(gaps) / statistics.mean(gaps) ** 2 - 4.0) < 0.6
-    assert schedule("gamma", 5.0, 10.0, rng=random.Random(3)) == schedule("gamma", 5.0, 10.0, rng=random.Random(3))
+    assert schedule("gamma", 5.0, 10.0, rng=random.Random(3)) == schedule(
+        "gamma", 5.0, 10.0, rng=random.Random(3)
+    )
     with pytest.raises(ValueError):
         schedule("uniform", 1.0, 1.0)
     with pytest.raises(ValueError):
@@ -40,21 +42,49 @@ def test_schedules_keep_their_rate_and_shape():
 
 
 def test_latencies_count_from_the_scheduled_time_and_per_token_by_chunk():
-    r = RequestRecord(0, "c", "d", 8, scheduled_s=1.0, sent_s=1.5, first_token_s=1.6, end_s=2.0, tokens=5,
-                      ttft_slo_ms=500, token_slo_ms=150)
+    r = RequestRecord(
+        0,
+        "c",
+        "d",
+        8,
+        scheduled_s=1.0,
+        sent_s=1.5,
+        first_token_s=1.6,
+        end_s=2.0,
+        tokens=5,
+        ttft_slo_ms=500,
+        token_slo_ms=150,
+    )
     assert r.ttft_ms == pytest.approx(600.0)  # the half second the send was late counts
     assert r.tpot_ms == pytest.approx(100.0) and r.e2e_ms == pytest.approx(1000.0)
     assert not r.meets_slo  # TTFT 600 > 500
     assert RequestRecord(1, "c", "", 8, 0.0, 0.0, 0.1, 0.5, tokens=5, ttft_slo_ms=500).meets_slo
     assert not RequestRecord(2, "c", "", 8, 0.0, status="UNAVAILABLE").meets_slo
-    assert percentile([3, 1, 2, 4], 50) == 2 and percentile([3, 1, 2, 4], 99) == 4 and percentile([], 50) is None
+    assert (
+        percentile([3, 1, 2, 4], 50) == 2 and percentile([3, 1, 2, 4], 99) == 4 and percentile([], 50) is None
+    )
 
 
 def test_summary_figures():
-    recs = [RequestRecord(i, "c", "", 8, scheduled_s=i * 0.5, sent_s=i * 0.5 + 0.001, first_token_s=i * 0.5 + 0.1,
-                          end_s=i * 0.5 + 0.3, tokens=10, placement="edge" if i % 2 else "cloud", cost_usd=0.001,
-                          device_energy_j=2.0 if i % 2 else 0.0, token_ms=[10.0, 20.0], ttft_slo_ms=150)
-            for i in range(10)]
+    recs = [
+        RequestRecord(
+            i,
+            "c",
+            "",
+            8,
+            scheduled_s=i * 0.5,
+            sent_s=i * 0.5 + 0.001,
+            first_token_s=i * 0.5 + 0.1,
+            end_s=i * 0.5 + 0.3,
+            tokens=10,
+            placement="edge" if i % 2 else "cloud",
+            cost_usd=0.001,
+            device_energy_j=2.0 if i % 2 else 0.0,
+            token_ms=[10.0, 20.0],
+            ttft_slo_ms=150,
+        )
+        for i in range(10)
+    ]
     recs[3].status, recs[3].error = "UNAVAILABLE", "gone"
     s = summarise(recs, requested_rate=2.0, duration_s=5.0)
     assert s["requests"] == 10 and s["ok"] == 9 and s["errors"] == {"UNAVAILABLE": 1}
@@ -65,8 +95,9 @@ def test_summary_figures():
     assert s["by_placement"]["cloud"]["requests"] == 5 and s["by_placement"]["edge"]["requests"] == 4
     table = summary_table(s)
     assert "| requests (ok / errors) | 9 / 1 |" in table and "UNAVAILABLE 1" in table
-    assert "B ÷ A" in compare({"scenario": "x", "started": "t", "runs": [s]}, {"scenario": "y", "started": "u",
-                                                                              "runs": [s]})
+    assert "B ÷ A" in compare(
+        {"scenario": "x", "started": "t", "runs": [s]}, {"scenario": "y", "started": "u", "runs": [s]}
+    )
 
 
 def test_scenarios_load_and_bad_values_are_named(tmp_path):
@@ -84,8 +115,13 @@ def test_scenarios_load_and_bad_values_are_named(tmp_path):
 
 
 def test_the_simulated_fleet_is_dealt_links_by_weight_and_charges_in_turn():
-    fleet = Fleet(devices=8, links=(Link(weight=3, delay_ms=5), Link(weight=1, delay_ms=40)), charging="cycle",
-                  charging_share=0.25, charge_period_s=8.0)
+    fleet = Fleet(
+        devices=8,
+        links=(Link(weight=3, delay_ms=5), Link(weight=1, delay_ms=40)),
+        charging="cycle",
+        charging_share=0.25,
+        charge_period_s=8.0,
+    )
     configs = device_configs(fleet, "127.0.0.1:1", seed=1)
     assert [c.link.delay_ms for c in configs].count(40) == 2 and len({c.device_id for c in configs}) == 8
     assert all(20 <= c.battery.initial_percent <= 100 for c in configs)
@@ -96,7 +132,10 @@ def test_the_simulated_fleet_is_dealt_links_by_weight_and_charges_in_turn():
 
 def test_plans_are_reproducible_and_send_device_ids_only_where_asked():
     s = load(SMOKE)
-    a, b = plan(s, 2.0, ["p1", "p2"], ["sim-000", "sim-001"]), plan(s, 2.0, ["p1", "p2"], ["sim-000", "sim-001"])
+    a, b = (
+        plan(s, 2.0, ["p1", "p2"], ["sim-000", "sim-001"]),
+        plan(s, 2.0, ["p1", "p2"], ["sim-000", "sim-001"]),
+    )
     assert a == b and a
     assert all((p.device_id == "") == (not p.hints.on_device) for p in a)
     assert plan(s, 4.0, ["p"], ["d"]) != a

@@ -19,8 +19,11 @@ async def router():
 
 
 async def test_policy_changes_need_the_admin_token(router):
-    req = admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(latency_weight=2.0),
-                                     update_mask={"paths": ["latency_weight"]}, note="faster")
+    req = admin_pb2.SetPolicyRequest(
+        policy=admin_pb2.RoutingPolicy(latency_weight=2.0),
+        update_mask={"paths": ["latency_weight"]},
+        note="faster",
+    )
     async with grpc.aio.insecure_channel(router.address) as ch:
         stub = admin_pb2_grpc.AdminStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -30,14 +33,19 @@ async def test_policy_changes_need_the_admin_token(router):
             await stub.RollbackPolicy(admin_pb2.RollbackPolicyRequest(version=1))
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert (await stub.GetPolicy(admin_pb2.GetPolicyRequest())).version == 1  # reading needs no token
-        v = await stub.SetPolicy(req, metadata=(("x-tandem-admin-token", "s3cret"), ("x-tandem-caller", "ops")))
+        v = await stub.SetPolicy(
+            req, metadata=(("x-tandem-admin-token", "s3cret"), ("x-tandem-caller", "ops"))
+        )
         assert (v.version, v.caller, v.note, v.policy.latency_weight) == (2, "ops", "faster", 2.0)
         assert v.policy.cost_weight == 1.0  # untouched by the mask
 
 
 async def test_shadow_policies_need_the_token_are_validated_and_never_enforced(router):
-    shadow = admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(latency_weight=5.0),
-                                        update_mask={"paths": ["latency_weight"]}, note="what if")
+    shadow = admin_pb2.SetPolicyRequest(
+        policy=admin_pb2.RoutingPolicy(latency_weight=5.0),
+        update_mask={"paths": ["latency_weight"]},
+        note="what if",
+    )
     token = (("x-tandem-admin-token", "s3cret"),)
     async with grpc.aio.insecure_channel(router.address) as ch:
         stub = admin_pb2_grpc.AdminStub(ch)
@@ -45,11 +53,15 @@ async def test_shadow_policies_need_the_token_are_validated_and_never_enforced(r
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.SetShadowPolicy(shadow)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        bad = admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(cost_weight=-1.0),
-                                         update_mask={"paths": ["cost_weight"]})
+        bad = admin_pb2.SetPolicyRequest(
+            policy=admin_pb2.RoutingPolicy(cost_weight=-1.0), update_mask={"paths": ["cost_weight"]}
+        )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.SetShadowPolicy(bad, metadata=token)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "policy.cost_weight" in err.value.details()
+        assert (
+            err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            and "policy.cost_weight" in err.value.details()
+        )
         r = await stub.SetShadowPolicy(shadow, metadata=token)
         assert r.active and r.policy.latency_weight == 5.0 and r.note == "what if" and r.decisions == 0
         assert (await stub.GetPolicy(admin_pb2.GetPolicyRequest())).policy.latency_weight == 0.07

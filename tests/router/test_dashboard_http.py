@@ -15,8 +15,12 @@ from router.server import Router
 
 
 def call(url: str, body: dict | None = None, headers: dict | None = None, method: str | None = None):
-    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -59,31 +63,47 @@ async def test_the_api_validates_names_fields_and_needs_the_token(routers):
     assert (status, err["field"]) == (400, "policy.no_such_knob")
     status, err = await http(base + "/api/policy", {"policy": {"battery_weight": 2}, "note": "x"})
     assert (status, err["status"]) == (401, "UNAUTHENTICATED")
-    status, v = await http(base + "/api/policy", {"policy": {"battery_weight": 2}, "note": "x",
-                                                  "expected_version": 1}, auth)
+    status, v = await http(
+        base + "/api/policy", {"policy": {"battery_weight": 2}, "note": "x", "expected_version": 1}, auth
+    )
     assert status == 200 and v["version"] == "2" and v["caller"] == "dashboard:ann"
-    status, err = await http(base + "/api/policy", {"policy": {"battery_weight": 3}, "note": "stale",
-                                                    "expected_version": 1}, auth)
+    status, err = await http(
+        base + "/api/policy", {"policy": {"battery_weight": 3}, "note": "stale", "expected_version": 1}, auth
+    )
     assert (status, err["status"]) == (409, "ABORTED")
-    status, err = await http(base + "/api/policy", {"policy": {"pool_prices": {"asic": -1}}, "note": "x"}, auth)
+    status, err = await http(
+        base + "/api/policy", {"policy": {"pool_prices": {"asic": -1}}, "note": "x"}, auth
+    )
     assert (status, err["field"]) == (400, "policy.pool_prices.asic")
-    status, v = await http(base + "/api/policy", {"policy": {"pool_prices": {"asic": 0.25}}, "note": "spot"}, auth)
-    assert status == 200 and v["policy"]["pool_prices"] == {"asic": 0.25} and v["policy"]["battery_weight"] == 2
+    status, v = await http(
+        base + "/api/policy", {"policy": {"pool_prices": {"asic": 0.25}}, "note": "spot"}, auth
+    )
+    assert (
+        status == 200 and v["policy"]["pool_prices"] == {"asic": 0.25} and v["policy"]["battery_weight"] == 2
+    )
     status, err = await http(base + "/api/rollback", {"version": 99, "note": "x"}, auth)
     assert (status, err["status"]) == (404, "NOT_FOUND")
     status, err = await http(base + "/api/whatif", {"source": "log", "candidates": []})
     assert status == 400 and "empty" in err["message"]  # no decision logged yet
-    status, err = await http(base + "/api/whatif", {"source": "records", "records": "not json\n",
-                                                    "candidates": [{"name": "a", "policy": {}}]})
+    status, err = await http(
+        base + "/api/whatif",
+        {"source": "records", "records": "not json\n", "candidates": [{"name": "a", "policy": {}}]},
+    )
     assert (status, err["field"]) == (400, "records") and "line 1" in err["message"]
 
 
 async def test_without_an_admin_token_the_page_is_read_only(routers):
     base = await routers()
     assert (await http(base + "/api/live"))[1]["changes_allowed"] is False
-    for path, method in (("/api/policy", "POST"), ("/api/rollback", "POST"), ("/api/shadow", "POST"),
-                         ("/api/shadow", "DELETE")):
-        status, err = await http(base + path, {"policy": {"cost_weight": 2}, "note": "x", "version": 1}, method=method)
+    for path, method in (
+        ("/api/policy", "POST"),
+        ("/api/rollback", "POST"),
+        ("/api/shadow", "POST"),
+        ("/api/shadow", "DELETE"),
+    ):
+        status, err = await http(
+            base + path, {"policy": {"cost_weight": 2}, "note": "x", "version": 1}, method=method
+        )
         assert status == 403 and "read-only" in err["message"], path
     assert (await http(base + "/api/policy"))[1]["version"] == "1"
 

@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 from prometheus_client import CollectorRegistry
 
-from router.policy.sim import load_scenario
-from router.policy.replay import REFERENCE, entry_from_log, entry_from_record, sim_requests, whatif
 from router.dashboard.live import LiveView, histogram_quantile
 from router.metrics import RouterMetrics
-from router.policy.placement import Decision
 from router.policy.config import PolicyConfig
+from router.policy.placement import Decision
+from router.policy.replay import REFERENCE, entry_from_log, entry_from_record, sim_requests, whatif
 from router.policy.shadow import ShadowStats
+from router.policy.sim import load_scenario
 
 
 class Clock:
@@ -55,30 +55,56 @@ def test_live_view_rates_percentiles_and_pool_costs_over_its_window():
 
 def test_shadow_counts_agreement_differences_and_predictions():
     s = ShadowStats(PolicyConfig(), "try", "ann", 0.0)
-    tandem = Decision("tandem", "", edge_worker_id="d", pool="asic", predicted_cost_usd=1.0, predicted_ttft_ms=100)
+    tandem = Decision(
+        "tandem", "", edge_worker_id="d", pool="asic", predicted_cost_usd=1.0, predicted_ttft_ms=100
+    )
     cloud = Decision("cloud", "", pool="gpu", predicted_cost_usd=3.0, predicted_ttft_ms=50)
     s.record(tandem, tandem)
     s.record(tandem, cloud)
     s.record(cloud, None)
     r = s.report()
     assert (r["decisions"], r["same_placement"], r["same_target"]) == (3, 1, 1)
-    assert {(d["live"], d["shadow"], d["count"]) for d in r["differences"]} == {("tandem", "cloud", 1),
-                                                                              ("cloud", "refused", 1)}
+    assert {(d["live"], d["shadow"], d["count"]) for d in r["differences"]} == {
+        ("tandem", "cloud", 1),
+        ("cloud", "refused", 1),
+    }
     assert r["live"]["cost_usd"] == pytest.approx(1.0) and r["shadow"]["cost_usd"] == pytest.approx(2.0)
 
 
 def test_traces_from_records_and_the_decision_log_replay_under_each_policy():
-    records = [{"scheduled_s": 10.0 + i, "device_id": f"phone-{i % 3}", "max_new_tokens": 32, "prompt_tokens": 40,
-                "privacy": "local_only" if i % 5 == 0 else "standard", "quality": "large_required",
-                "ttft_slo_ms": 500.0, "token_slo_ms": 0.0} for i in range(30)]
+    records = [
+        {
+            "scheduled_s": 10.0 + i,
+            "device_id": f"phone-{i % 3}",
+            "max_new_tokens": 32,
+            "prompt_tokens": 40,
+            "privacy": "local_only" if i % 5 == 0 else "standard",
+            "quality": "large_required",
+            "ttft_slo_ms": 500.0,
+            "token_slo_ms": 0.0,
+        }
+        for i in range(30)
+    ]
     entries = [entry_from_record(r) for r in records]
-    entries.append(entry_from_log({"t_s": 45.0, "device_id": "", "max_new_tokens": 16, "prompt_chars": 70,
-                                   "chars_per_token": 3.5, "privacy": "standard"}))
+    entries.append(
+        entry_from_log(
+            {
+                "t_s": 45.0,
+                "device_id": "",
+                "max_new_tokens": 16,
+                "prompt_chars": 70,
+                "chars_per_token": 3.5,
+                "privacy": "standard",
+            }
+        )
+    )
     sc, reqs = sim_requests(entries, load_scenario(REFERENCE))
     assert sc.devices == 3 and len(reqs) == 31
     assert {r.route.device_id for r in reqs} == {"dev-00000", "dev-00001", "dev-00002", ""}
     assert reqs[0].t == sc.start_hour * 3600.0 and reqs[-1].prompt_tokens == 20
-    points = whatif(entries, {"live": PolicyConfig(), "fast": dataclasses.replace(PolicyConfig(), latency_weight=5.0)})
+    points = whatif(
+        entries, {"live": PolicyConfig(), "fast": dataclasses.replace(PolicyConfig(), latency_weight=5.0)}
+    )
     assert [p["name"] for p in points] == ["live", "fast"] and all(p["requests"] == 31 for p in points)
     with pytest.raises(ValueError):
         sim_requests([], load_scenario(REFERENCE))

@@ -70,17 +70,20 @@ def test_empty_fleet_accepts_a_new_tokenizer():
 
 
 def test_the_policy_can_override_a_pools_reported_price():
-    from router.policy.costs import cloud_cost_usd, priced
-    from router.policy.estimates import Estimates
     from router.fleet import PoolInfo
     from router.policy.config import PolicyConfig, policy_from_dict
+    from router.policy.costs import cloud_cost_usd, priced
+    from router.policy.estimates import Estimates
     from router.policy.snapshot import build_snapshot
 
     reg = FleetRegistry(Clock(), lease_s=5)
     for name, price in (("asic", 1.0), ("gpu", 3.0)):
         reg.register(dataclasses.replace(rec(f"{name}-1", CLOUD), pool=PoolInfo(name, name, price)))
     policy = policy_from_dict({"pool_prices": {"gpu": 0.5}})
-    pools = {p.name: p.pool.price_per_replica_hour_usd for p in build_snapshot(reg, Estimates(policy), policy, "").pools}
+    pools = {
+        p.name: p.pool.price_per_replica_hour_usd
+        for p in build_snapshot(reg, Estimates(policy), policy, "").pools
+    }
     assert pools == {"asic": 1.0, "gpu": 0.5}  # gpu at the override, asic as it reports
     gpu = reg.get("gpu-1").pool
     assert cloud_cost_usd(priced(gpu, policy.pool_prices), 3.6e6, 0) == 0.5 and priced(gpu, ()) is gpu

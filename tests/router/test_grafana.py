@@ -45,6 +45,10 @@ def test_every_panel_queries_exported_metrics_and_labels():
         families = {family(n, metrics) for n in re.findall(r"tandem_[a-z_]+", expr)}
         for f in families:
             assert f in metrics, f"{f} in {expr!r} is not exported"
-        labels = {x.strip() for g in re.findall(r"by \(([^)]*)\)", expr) for x in g.split(",")} - PROMETHEUS_LABELS
+        labels = {
+            x.strip() for g in re.findall(r"by \(([^)]*)\)", expr) for x in g.split(",")
+        } - PROMETHEUS_LABELS
         for label in labels:
-            assert any(label in metrics[f] for f in families), f"no metric of {expr!r} has the label {label!r}"
+            assert any(label in metrics[f] for f in families), (
+                f"no metric of {expr!r} has the label {label!r}"
+            )

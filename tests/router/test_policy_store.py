@@ -85,11 +85,20 @@ def test_estimates_start_at_priors_and_pair_related_figures():
     e = est.pool("gpu")
     assert abs(e["compute_ms_per_token"] - 1.5) < 1e-6 and abs(e["token_ms"] - 2.0) < 1e-6
     # verify figures not measured yet follow the measured per-token ones, not the (much larger) priors
-    assert abs(e["compute_ms_per_verify"] - 1.5 * p.prior_compute_ms_per_verify / p.prior_compute_ms_per_token) < 1e-6
+    assert (
+        abs(e["compute_ms_per_verify"] - 1.5 * p.prior_compute_ms_per_verify / p.prior_compute_ms_per_token)
+        < 1e-6
+    )
     est.observe_verify("gpu", call_ms=3.0, compute_ms=2.0)
     assert est.pool("gpu")["verify_ms"] < p.prior_verify_ms and est.observations("pool_verify", "gpu") == 1
-    est.observe_acceptance("phone", "gpu", 0.9)
-    assert p.prior_acceptance < est.acceptance("phone", "gpu") <= 0.9
+    est.observe_acceptance("phone", "gpu", True, (0.9, 0.8))
+    assert est.acceptance("phone", "gpu", True) == (0.9, 0.8)  # its first session: its own profile
+    est.observe_acceptance("phone", "gpu", True, (0.5,))
+    first, second = est.acceptance("phone", "gpu", True)[:2]
+    assert 0.5 < first < 0.9 and 0.5 < second < 0.8  # then a moving mean, position by position
+    # sampled acceptance is learned apart; a pair never measured starts at its measured peers' mean
+    assert est.acceptance("phone", "gpu", False) == (p.prior_acceptance,)
+    assert est.acceptance("tablet", "gpu", True)[0] == pytest.approx(first)
 
 
 def test_a_newcomer_starts_at_its_measured_peers_mean():
@@ -114,11 +123,15 @@ def test_time_to_first_token_is_learnt_as_a_line_in_the_prompt_length():
     for x in (50, 400, 900, 120, 700, 300) * 4:  # 20 ms plus 0.3 ms per prompt token
         est.observe_edge("phone", ttft_ms=20.0 + 0.3 * x, token_ms=10.0, prompt_tokens=x)
     e = est.device("phone")
-    assert e["ttft_ms"] == pytest.approx(20.0, abs=1.0) and e["prefill_ms_per_token"] == pytest.approx(0.3, abs=0.01)
+    assert e["ttft_ms"] == pytest.approx(20.0, abs=1.0) and e["prefill_ms_per_token"] == pytest.approx(
+        0.3, abs=0.01
+    )
     # a constant time is a flat line; noise never turns the slope negative
     for x in (10, 500, 1000) * 5:
         est.observe_cloud_ttft("gpu", 80.0 - 0.001 * x, x)
-    assert est.pool("gpu")["prefill_ms_per_token"] == 0.0 and est.pool("gpu")["ttft_ms"] == pytest.approx(79.5, abs=3)
+    assert est.pool("gpu")["prefill_ms_per_token"] == 0.0 and est.pool("gpu")["ttft_ms"] == pytest.approx(
+        79.5, abs=3
+    )
 
 
 def test_characters_per_prompt_token_are_measured():
@@ -138,7 +151,9 @@ def test_requests_in_flight_hold_pool_slots_and_device_energy():
     from router.policy.placement import Decision
 
     est = Estimates(PolicyConfig())
-    t = Decision("tandem", "", edge_worker_id="phone", pool="asic", predicted_slot_share=0.3, predicted_energy_j=12.0)
+    t = Decision(
+        "tandem", "", edge_worker_id="phone", pool="asic", predicted_slot_share=0.3, predicted_energy_j=12.0
+    )
     c = Decision("cloud", "", pool="asic", predicted_slot_share=1.0)
     est.begin(t)
     est.begin(c)

@@ -17,9 +17,27 @@ from router.server import create_server
 from tandem.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
 PUBLIC = [
-    "Aborted", "AdminClient", "AsyncClient", "Cancelled", "Candidate", "Chunk", "Client", "DeadlineExceeded",
-    "Decision", "FailedPrecondition", "Internal", "InvalidArgument", "NotFound", "PolicyVersion",
-    "ResourceExhausted", "Result", "TandemError", "TandemStats", "Unauthenticated", "Unavailable", "Usage",
+    "Aborted",
+    "AdminClient",
+    "AsyncClient",
+    "Cancelled",
+    "Candidate",
+    "Chunk",
+    "Client",
+    "DeadlineExceeded",
+    "Decision",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "PolicyVersion",
+    "ResourceExhausted",
+    "Result",
+    "TandemError",
+    "TandemStats",
+    "Unauthenticated",
+    "Unavailable",
+    "Usage",
     "__version__",
 ]
 
@@ -32,7 +50,16 @@ def test_the_public_surface_is_pinned():
 
 
 def test_importing_the_sdk_needs_only_grpcio_and_protobuf():
-    heavy = ("numpy", "onnxruntime", "ray", "prometheus_client", "tokenizers", "psutil", "router", "edge_worker")
+    heavy = (
+        "numpy",
+        "onnxruntime",
+        "ray",
+        "prometheus_client",
+        "tokenizers",
+        "psutil",
+        "router",
+        "edge_worker",
+    )
     code = f"import sys, tandem; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -53,8 +80,13 @@ class Flaky(inference_pb2_grpc.InferenceServicer):
                 yield inference_pb2.GenerateChunk(text="x", token_ids=list(range(self.tokens_first)))
             context.abort(self.code, "replica went away")
         yield inference_pb2.GenerateChunk(text="he", token_ids=[1], placement=common_pb2.PLACEMENT_CLOUD)
-        yield inference_pb2.GenerateChunk(text="llo", token_ids=[2], placement=common_pb2.PLACEMENT_CLOUD, final=True,
-                                          finish_reason=common_pb2.FINISH_REASON_LENGTH)
+        yield inference_pb2.GenerateChunk(
+            text="llo",
+            token_ids=[2],
+            placement=common_pb2.PLACEMENT_CLOUD,
+            final=True,
+            finish_reason=common_pb2.FINISH_REASON_LENGTH,
+        )
 
 
 @pytest.fixture
@@ -105,7 +137,10 @@ def test_nothing_is_retried_once_a_token_arrived_nor_other_errors_nor_past_the_r
     assert len(bad.calls) == 1
 
     down = Flaky(failures=5)
-    with tandem.Client(serve(down), retries=2, retry_backoff_s=0.01) as client, pytest.raises(tandem.Unavailable):
+    with (
+        tandem.Client(serve(down), retries=2, retry_backoff_s=0.01) as client,
+        pytest.raises(tandem.Unavailable),
+    ):
         client.complete("hi")
     assert len(down.calls) == 3
     with pytest.raises(tandem.InvalidArgument):
@@ -114,16 +149,44 @@ def test_nothing_is_retried_once_a_token_arrived_nor_other_errors_nor_past_the_r
 
 def _self_signed(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
 async def test_api_keys_and_tls(tmp_path):
     cert, key = _self_signed(tmp_path)
-    r, _ = create_server(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, api_keys=("k1", "k2"), tls_port=0,
-                                      tls_cert_file=cert, tls_key_file=key))
+    r, _ = create_server(
+        RouterConfig(
+            port=0,
+            metrics_port=-1,
+            dashboard_port=-1,
+            api_keys=("k1", "k2"),
+            tls_port=0,
+            tls_cert_file=cert,
+            tls_key_file=key,
+        )
+    )
     await r.start()
     try:
         plain, secure = r.address, f"localhost:{r.tls_port}"

@@ -31,7 +31,9 @@ def test_the_flag_overrides_the_config_and_names_itself_when_wrong():
 
 def test_an_unbuilt_smollm2_says_how_to_build_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TANDEM_MODELS", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"'smollm2': tokenizer not found .*tandem models build smollm2"):
+    with pytest.raises(
+        FileNotFoundError, match=r"'smollm2': tokenizer not found .*tandem models build smollm2"
+    ):
         profile_from_config({}, override="smollm2")
 
 

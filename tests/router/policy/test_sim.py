@@ -12,14 +12,28 @@ from pathlib import Path
 
 import pytest
 
-from router.policy.sim import (AlwaysCloud, AlwaysDevice, RandomPlacement, RouterPolicy, SimDevice, cloud_truth,
-                                edge_truth, latency_multiplier, load_scenario, peak_arrival_rate,
-                                scenario_from_dict, simulate, tandem_truth, time_decisions)
-from router.policy.predict import expected_tokens
+from router.policy.sim import (
+    AlwaysCloud,
+    AlwaysDevice,
+    RandomPlacement,
+    RouterPolicy,
+    SimDevice,
+    cloud_truth,
+    edge_truth,
+    latency_multiplier,
+    load_scenario,
+    peak_arrival_rate,
+    scenario_from_dict,
+    simulate,
+    tandem_truth,
+    time_decisions,
+)
+from router.tandem.speculation import RoundModel, constant
 from tandem.errors import InvalidArgument
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 from router.policy.replay import REFERENCE
+
 REF = load_scenario(REFERENCE)
 # a quarter of an hour at the evening peak, 20 devices: ~1,700 requests
 TINY = dataclasses.replace(REF, devices=20, hours=0.25, start_hour=19)
@@ -50,15 +64,18 @@ def test_reference_scenario_has_the_specified_mix():
     assert REF.diurnal.index(max(REF.diurnal)) >= 18  # the evening peak
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda d: d["requests"].update(bogus=1), "requests.bogus"),
-    (lambda d: d["device"].pop("drain_percent_per_hour"), "device.drain_percent_per_hour"),
-    (lambda d: d["pools"][1].update(token_ms="fast"), "pools[1].token_ms"),
-    (lambda d: d["requests"].update(small_ok_share=0.5), "requests.local_only_share"),
-    (lambda d: d.update(diurnal=[1.0] * 23), "diurnal"),
-    (lambda d: d["link"].update(rtt_sigma=-1.0), "link.rtt_sigma"),
-    (lambda d: d.update(devices=2.5), "devices"),
-])
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d["requests"].update(bogus=1), "requests.bogus"),
+        (lambda d: d["device"].pop("drain_percent_per_hour"), "device.drain_percent_per_hour"),
+        (lambda d: d["pools"][1].update(token_ms="fast"), "pools[1].token_ms"),
+        (lambda d: d["requests"].update(small_ok_share=0.5), "requests.local_only_share"),
+        (lambda d: d.update(diurnal=[1.0] * 23), "diurnal"),
+        (lambda d: d["link"].update(rtt_sigma=-1.0), "link.rtt_sigma"),
+        (lambda d: d.update(devices=2.5), "devices"),
+    ],
+)
 def test_a_bad_scenario_names_the_key(edit, key):
     d = raw()
     edit(d)
@@ -86,8 +103,10 @@ def test_latency_multiplier_grows_with_load_and_stays_finite():
 def test_tandem_relieves_the_cloud_and_costs_the_device():
     gpu = next(p for p in REF.pools if p.name == "gpu")
     cloud = cloud_truth(200, 300, 40.0, gpu, 1.0, 0.0)
-    tandem = tandem_truth(200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2, overlap=False)
-    e = expected_tokens(0.7, 4)
+    tandem = tandem_truth(
+        200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2, overlap=False
+    )
+    e = RoundModel(constant(0.7), 1.0, 1.0, 1.0).expected_tokens(4)
     # head start: the first token is the pool's, the other 199 come in rounds
     assert tandem.ttft_ms == pytest.approx(cloud.ttft_ms)
     assert tandem.rounds == -(-199 // e)
@@ -171,11 +190,19 @@ def test_at_the_peak_always_cloud_loads_the_cloud_to_the_scenarios_utilisation()
 def test_the_policy_keeps_batteries_above_the_reserve_where_always_device_does_not():
     # every battery just above the 20% reserve, nobody charging, no request insisting on the device
     low = dataclasses.replace(
-        TINY, hours=0.1,
-        device=dataclasses.replace(TINY.device, battery_min_percent=20.02, battery_max_percent=20.3,
-                                   charging_share=1e-9, drain_percent_per_hour=0.0),
-        requests=dataclasses.replace(TINY.requests, local_only_share=0.0, small_ok_share=0.3,
-                                     large_required_share=0.7))
+        TINY,
+        hours=0.1,
+        device=dataclasses.replace(
+            TINY.device,
+            battery_min_percent=20.02,
+            battery_max_percent=20.3,
+            charging_share=1e-9,
+            drain_percent_per_hour=0.0,
+        ),
+        requests=dataclasses.replace(
+            TINY.requests, local_only_share=0.0, small_ok_share=0.3, large_required_share=0.7
+        ),
+    )
     assert simulate(low, AlwaysDevice())["devices_pushed_below_reserve"] >= low.devices // 2
     r = simulate(low, RouterPolicy())
     assert r["share"]["edge"] + r["share"]["tandem"] > 0
@@ -194,10 +221,34 @@ def test_bench_writes_json_markdown_and_png(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("bench_policy", ROOT / "bench/policy.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--devices", "10", "--hours", "0.05", "--curve", "0", "--out", str(tmp_path),
-                       "--timing-devices", "100", "--timing-decisions", "50", "--policy", "latency_weight=0.4"]) == 0
+    assert (
+        bench.main(
+            [
+                "--devices",
+                "10",
+                "--hours",
+                "0.05",
+                "--curve",
+                "0",
+                "--out",
+                str(tmp_path),
+                "--timing-devices",
+                "100",
+                "--timing-decisions",
+                "50",
+                "--policy",
+                "latency_weight=0.4",
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "policy.json").read_text())
-    assert [r["strategy"] for r in data["strategies"]] == ["always-cloud", "always-device", "random", "policy"]
+    assert [r["strategy"] for r in data["strategies"]] == [
+        "always-cloud",
+        "always-device",
+        "random",
+        "policy",
+    ]
     assert data["policy_overrides"] == {"latency_weight": 0.4} and len(data["latency_weight_curve"]) == 1
     assert set(data["targets"]) >= {"slo_attainment", "decision_p99_ms"}
     assert "| policy |" in (tmp_path / "policy.md").read_text()

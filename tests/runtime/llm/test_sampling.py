@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tandem.errors import InvalidArgument
 from runtime.llm.sampling import distribution, make_rng, pick, sample_from
 from runtime.llm.stopping import StopMatcher
 from runtime.params import SamplingConfig, validate_sampling
+from tandem.errors import InvalidArgument
 
 
 def test_greedy_takes_argmax_lowest_id_on_ties():
@@ -33,17 +33,20 @@ def test_sampling_follows_distribution():
     np.testing.assert_allclose(counts / counts.sum(), p, atol=0.015)
 
 
-@pytest.mark.parametrize("cfg,field", [
-    (SamplingConfig(temperature=-0.1), "sampling.temperature"),
-    (SamplingConfig(temperature=float("nan")), "sampling.temperature"),
-    (SamplingConfig(top_k=-1), "sampling.top_k"),
-    (SamplingConfig(top_p=0.0), "sampling.top_p"),
-    (SamplingConfig(top_p=1.5), "sampling.top_p"),
-    (SamplingConfig(max_new_tokens=0), "sampling.max_new_tokens"),
-    (SamplingConfig(max_new_tokens=-3), "sampling.max_new_tokens"),
-    (SamplingConfig(stop=("",)), "sampling.stop"),
-    (SamplingConfig(stop=tuple("abcdefghi")), "sampling.stop"),
-])
+@pytest.mark.parametrize(
+    "cfg,field",
+    [
+        (SamplingConfig(temperature=-0.1), "sampling.temperature"),
+        (SamplingConfig(temperature=float("nan")), "sampling.temperature"),
+        (SamplingConfig(top_k=-1), "sampling.top_k"),
+        (SamplingConfig(top_p=0.0), "sampling.top_p"),
+        (SamplingConfig(top_p=1.5), "sampling.top_p"),
+        (SamplingConfig(max_new_tokens=0), "sampling.max_new_tokens"),
+        (SamplingConfig(max_new_tokens=-3), "sampling.max_new_tokens"),
+        (SamplingConfig(stop=("",)), "sampling.stop"),
+        (SamplingConfig(stop=tuple("abcdefghi")), "sampling.stop"),
+    ],
+)
 def test_validation_names_the_field(cfg, field):
     with pytest.raises(InvalidArgument) as err:
         validate_sampling(cfg)

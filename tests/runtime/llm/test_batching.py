@@ -26,10 +26,12 @@ def test_greedy_decoding_in_a_batch_equals_each_session_alone(target, steady):
             toks.append(int(np.argmax(target.logits_after(f"alone-{i}", toks).logits[-1])))
         alone.append(toks)
     ctx = [list(p) for p in prompts]
-    for step in range(24):
+    for _step in range(24):
         # sessions at different lengths, some verifying several tokens at once: one padded pass
         # steady: the caches stay in the batch's arrays, and each step takes the last one's whole
-        res = target.logits_after_many([Pass(f"batch-{steady}-{i}", c, steady=steady) for i, c in enumerate(ctx)])
+        res = target.logits_after_many(
+            [Pass(f"batch-{steady}-{i}", c, steady=steady) for i, c in enumerate(ctx)]
+        )
         for c, r in zip(ctx, res):
             c.append(int(np.argmax(r.logits[-1])))
     assert ctx == alone

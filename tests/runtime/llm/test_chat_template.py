@@ -6,11 +6,13 @@ import shutil
 
 import pytest
 
-from tandem.errors import InvalidArgument
 from runtime.llm.tokenizer import CHAT_TEMPLATE_FILE, Tokenizer
+from tandem.errors import InvalidArgument
 
-CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-          "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def test_a_models_own_template_renders_its_turns(profile, tmp_path):
@@ -18,7 +20,10 @@ def test_a_models_own_template_renders_its_turns(profile, tmp_path):
     (tmp_path / CHAT_TEMPLATE_FILE).write_text(CHATML)
     tok = Tokenizer(tmp_path / "tokenizer.json")
     text = tok.render_chat([("system", "Be brief."), ("user", "Hi?")])
-    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        text
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert tok.id == Tokenizer(profile.tokenizer).id  # the template is not part of the tokenization
     with pytest.raises(InvalidArgument) as err:
         tok.render_chat([("user", "a"), ("robot", "b")])

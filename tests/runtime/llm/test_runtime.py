@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tandem.errors import InvalidArgument
 from runtime.llm.decoder import ContextOverflow, OnnxDecoder, choose_providers
 from runtime.llm.runner import ModelRunner
-from runtime.llm.tokenizer import Tokenizer
 from runtime.llm.sampling import distribution
+from runtime.llm.tokenizer import Tokenizer
 from runtime.params import SamplingConfig
+from tandem.errors import InvalidArgument
 from tests.conftest import PROMPTS
 
 
@@ -28,8 +28,12 @@ def uncached(runner: ModelRunner, tokens: list[int]) -> np.ndarray:
     """Logits after every token, from one pass with no cache: [len(tokens), vocab]."""
     d = runner.decoder
     n = len(tokens)
-    logits, _ = d.forward(np.asarray([tokens], np.int64), np.ones((1, n), np.int64),
-                          np.arange(n, dtype=np.int64)[None], d.empty_past(1))
+    logits, _ = d.forward(
+        np.asarray([tokens], np.int64),
+        np.ones((1, n), np.int64),
+        np.arange(n, dtype=np.int64)[None],
+        d.empty_past(1),
+    )
     return logits[0]
 
 
@@ -114,9 +118,9 @@ def test_batched_left_padded_pass_matches_single_sequences(target):
     mask = np.zeros((2, n), np.int64)
     pos = np.zeros((2, n), np.int64)
     for row, seq in enumerate((a, b)):
-        ids[row, n - len(seq):] = seq
-        mask[row, n - len(seq):] = 1
-        pos[row, n - len(seq):] = np.arange(len(seq))
+        ids[row, n - len(seq) :] = seq
+        mask[row, n - len(seq) :] = 1
+        pos[row, n - len(seq) :] = np.arange(len(seq))
     d = target.decoder
     logits, _ = d.forward(ids, mask, pos, d.empty_past(2))
     np.testing.assert_allclose(logits[0, -1], uncached(target, a)[-1], atol=1e-4)
@@ -177,7 +181,9 @@ def test_release_during_a_draft_leaves_no_cache_behind(draft):
 
     ids = draft.prompt_ids(text=PROMPTS[0])
     result = {}
-    t = threading.Thread(target=lambda: result.update(r=draft.draft("abandoned", ids, 16, SamplingConfig(), 8, Gate())))
+    t = threading.Thread(
+        target=lambda: result.update(r=draft.draft("abandoned", ids, 16, SamplingConfig(), 8, Gate()))
+    )
     t.start()
     assert reached.wait(10)
     assert draft.cache.get("abandoned") is not None  # the first drafted token is cached
@@ -195,7 +201,9 @@ def test_choose_providers_prefers_npu_and_ends_with_cpu():
     pref = ["QNNExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers(pref, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert choose_providers(pref, ["OpenVINOExecutionProvider", "CPUExecutionProvider"]) == [
-        "OpenVINOExecutionProvider", "CPUExecutionProvider"]
+        "OpenVINOExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     assert choose_providers([], ["QNNExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
@@ -256,7 +264,7 @@ def test_tree_draft_and_verify_reproduce_target_greedy_output(target, draft, bra
         assert res.token_ids == chain
         assert all(len(p) == g for p in paths) and len({tuple(p) for p in paths}) == len(paths)
         assert len(paths) == int(np.prod([branching[d] if d < len(branching) else 1 for d in range(g)]))
-        top = np.argsort(-uncached(draft, ctx)[-1])[:branching[0]]
+        top = np.argsort(-uncached(draft, ctx)[-1])[: branching[0]]
         assert sorted({p[0] for p in paths}) == sorted(top.tolist())
         v = target.verify(f"t{p_i}", ctx, res.token_ids, None, SamplingConfig(), res.alternatives)
         alone = target.verify(f"u{p_i}", ctx, chain, None, SamplingConfig())
@@ -326,9 +334,32 @@ def test_tandem_sampling_follows_the_target_distribution(target, draft):
     chi2 = float(((obs_bins[keep] - exp_bins[keep]) ** 2 / exp_bins[keep]).sum())
     dof = int(keep.sum()) - 1
     # critical values of chi-square at p = 0.001
-    critical = {1: 10.8, 2: 13.8, 3: 16.3, 4: 18.5, 5: 20.5, 6: 22.5, 7: 24.3, 8: 26.1, 9: 27.9, 10: 29.6,
-                11: 31.3, 12: 32.9, 13: 34.5, 14: 36.1, 15: 37.7, 16: 39.3, 17: 40.8, 18: 42.3, 19: 43.8,
-                20: 45.3, 21: 46.8, 22: 48.3, 23: 49.7, 24: 51.2}[dof]
+    critical = {
+        1: 10.8,
+        2: 13.8,
+        3: 16.3,
+        4: 18.5,
+        5: 20.5,
+        6: 22.5,
+        7: 24.3,
+        8: 26.1,
+        9: 27.9,
+        10: 29.6,
+        11: 31.3,
+        12: 32.9,
+        13: 34.5,
+        14: 36.1,
+        15: 37.7,
+        16: 39.3,
+        17: 40.8,
+        18: 42.3,
+        19: 43.8,
+        20: 45.3,
+        21: 46.8,
+        22: 48.3,
+        23: 49.7,
+        24: 51.2,
+    }[dof]
     assert chi2 < critical, (chi2, dof, dict(zip(joint, observed)), dict(zip(joint, expected)))
     tv = 0.5 * np.abs(observed / n - expected / n).sum()
     assert tv < 0.05

@@ -40,7 +40,9 @@ async def test_delay_applies_each_way(echo):
     link = await LinkEmulator(echo, LinkProfile(delay_ms=30, jitter_ms=5)).start()
     try:
         got, elapsed = await roundtrip(link.address, b"ping")
-        assert got == b"ping" and elapsed >= 0.030  # request delayed; the echo comes back through the link too
+        assert (
+            got == b"ping" and elapsed >= 0.030
+        )  # request delayed; the echo comes back through the link too
         direct_got, _ = await roundtrip(echo, b"ping")
         assert direct_got == b"ping"
     finally:
@@ -64,7 +66,9 @@ async def test_bandwidth_cap_and_order(echo):
     try:
         got, elapsed = await roundtrip(link.address, payload)
         assert got == payload  # in order, complete
-        assert elapsed >= len(payload) * 8 / 8e6  # at least one full serialisation at 8 Mb/s (the echo pipelines)
+        assert (
+            elapsed >= len(payload) * 8 / 8e6
+        )  # at least one full serialisation at 8 Mb/s (the echo pipelines)
     finally:
         await link.stop()
 

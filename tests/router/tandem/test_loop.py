@@ -96,8 +96,12 @@ def run(prompt, n, source, verifier, gamma=4, max_context=512, head_start=False)
     control = DraftLengthController(DraftControlConfig(fixed_gamma=gamma))
 
     async def go():
-        return [c async for c in tandem_rounds(prompt, n, max_context, EOS, control, source, verifier, stats,
-                                               head_start=head_start)]
+        return [
+            c
+            async for c in tandem_rounds(
+                prompt, n, max_context, EOS, control, source, verifier, stats, head_start=head_start
+            )
+        ]
 
     return asyncio.run(go()), stats
 
@@ -110,7 +114,7 @@ def truth_sequence(prompt, n, eos_at=None):
         ctx.append(t)
         if t == EOS:
             break
-    return ctx[len(prompt):]
+    return ctx[len(prompt) :]
 
 
 @pytest.mark.parametrize("head_start", [False, True])
@@ -162,7 +166,9 @@ def test_head_start_with_one_token_or_a_lost_device():
 
     async def go():
         control = DraftLengthController(DraftControlConfig(fixed_gamma=3))
-        async for c in tandem_rounds([1], 50, 512, EOS, control, Lost(), Verifier(), TandemStats(), head_start=True):
+        async for c in tandem_rounds(
+            [1], 50, 512, EOS, control, Lost(), Verifier(), TandemStats(), head_start=True
+        ):
             got.extend(c.tokens)
 
     with pytest.raises(DeviceLost):
@@ -199,8 +205,9 @@ def test_device_loss_propagates_after_committed_rounds():
 
     async def go():
         control = DraftLengthController(DraftControlConfig(fixed_gamma=3))
-        async for c in tandem_rounds([1], 50, 512, EOS, control, RequestedSource(fail_after=3), Verifier(),
-                                     TandemStats()):
+        async for c in tandem_rounds(
+            [1], 50, 512, EOS, control, RequestedSource(fail_after=3), Verifier(), TandemStats()
+        ):
             got.extend(c.tokens)
 
     with pytest.raises(DeviceLost):
@@ -226,8 +233,10 @@ def test_a_caller_that_stops_after_the_first_token_cancels_the_head_block():
 
     async def go():
         control = DraftLengthController(DraftControlConfig(fixed_gamma=3))
-        rounds = tandem_rounds([1], 50, 512, EOS, control, Slow(), Unhurried(), TandemStats(), head_start=True)
-        async for c in rounds:
+        rounds = tandem_rounds(
+            [1], 50, 512, EOS, control, Slow(), Unhurried(), TandemStats(), head_start=True
+        )
+        async for _c in rounds:
             break  # the caller has what it wanted
         await rounds.aclose()
 

@@ -7,11 +7,13 @@ import dataclasses
 import pytest
 
 from router.fleet import PoolInfo
-from router.policy.placement import RouteRequest
-from router.policy.decide import FleetSnapshot, battery_pressure, decide
 from router.policy.config import PolicyConfig, policy_from_dict
-from router.policy.predict import (DeviceEstimate, PoolEstimate, RoundPrices, best_gamma, expected_tokens, predict_cloud,
-                            predict_tandem)
+from router.policy.decide import decide
+from router.policy.placement import RouteRequest
+from router.policy.predict import DeviceEstimate, PoolEstimate, predict_cloud, predict_tandem
+from router.policy.scoring import battery_pressure
+from router.policy.snapshot import FleetSnapshot
+from router.tandem.speculation import constant
 from tandem.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
 NOW = 1000.0
@@ -19,17 +21,40 @@ POLICY = PolicyConfig()
 
 
 def device(**kw) -> DeviceEstimate:
-    base = dict(worker_id="phone", endpoint="phone:1", battery_percent=80.0, charging=False, has_battery=True,
-                battery_capacity_j=54_000.0, thermal="nominal", energy_per_token_j=0.05, prefill_energy_fraction=0.2,
-                rtt_ms=40.0, ttft_ms=60.0, token_ms=25.0, draft_ms=10.0, last_seen=NOW - 1)
+    base = dict(
+        worker_id="phone",
+        endpoint="phone:1",
+        battery_percent=80.0,
+        charging=False,
+        has_battery=True,
+        battery_capacity_j=54_000.0,
+        thermal="nominal",
+        energy_per_token_j=0.05,
+        prefill_energy_fraction=0.2,
+        rtt_ms=40.0,
+        ttft_ms=60.0,
+        token_ms=25.0,
+        draft_ms=10.0,
+        last_seen=NOW - 1,
+    )
     base.update(kw)
     return DeviceEstimate(**base)
 
 
 def pool(name="asic", price=1.2, token_ms=30.0, compute=30.0, **kw) -> PoolEstimate:
-    base = dict(name=name, pool=PoolInfo(name, name, price, 0.0, 2), replica_id=f"{name}-1", endpoint=f"{name}-1:2",
-                replicas=2, utilisation=0.2, ttft_ms=120.0, token_ms=token_ms, verify_ms=35.0,
-                compute_ms_per_token=compute, compute_ms_per_verify=compute * 1.2)
+    base = dict(
+        name=name,
+        pool=PoolInfo(name, name, price, 0.0, 2),
+        replica_id=f"{name}-1",
+        endpoint=f"{name}-1:2",
+        replicas=2,
+        utilisation=0.2,
+        ttft_ms=120.0,
+        token_ms=token_ms,
+        verify_ms=35.0,
+        compute_ms_per_token=compute,
+        compute_ms_per_verify=compute * 1.2,
+    )
     base.update(kw)
     return PoolEstimate(**base)
 
@@ -108,8 +133,12 @@ def test_local_only_on_a_battery_below_the_reserve_is_refused():
     tiny = device(battery_percent=21.0, battery_capacity_j=200.0)
     with pytest.raises(FailedPrecondition, match="would take the battery below"):
         decide(req(privacy="local_only"), snap(tiny), POLICY, NOW)
-    assert decide(req(privacy="local_only"), snap(device(battery_percent=12.0, charging=True)), POLICY,
-                  NOW).placement == "edge"
+    assert (
+        decide(
+            req(privacy="local_only"), snap(device(battery_percent=12.0, charging=True)), POLICY, NOW
+        ).placement
+        == "edge"
+    )
 
 
 def test_thermal_critical_gets_no_device_work():
@@ -154,9 +183,14 @@ def test_nothing_but_saturated_pools_is_overload_not_a_constraint():
 def test_saturation_counts_the_slot_share_the_request_would_take():
     # 2 replicas × 2 slots at 75%: a CLOUD request (a whole slot) would take it to 100%, a TANDEM
     # one (its verify passes' share of a slot) stays below the 95% ceiling
-    nearly = dataclasses.replace(ASIC, utilisation=0.75, pool=dataclasses.replace(ASIC.pool, slots_per_replica=2))
+    nearly = dataclasses.replace(
+        ASIC, utilisation=0.75, pool=dataclasses.replace(ASIC.pool, slots_per_replica=2)
+    )
     d = decide(req(), snap(device(), (nearly,)), POLICY, NOW)
-    assert by(d, "cloud", "asic").rule == "saturated" and "100% with this request" in by(d, "cloud", "asic").reason
+    assert (
+        by(d, "cloud", "asic").rule == "saturated"
+        and "100% with this request" in by(d, "cloud", "asic").reason
+    )
     t = by(d, "tandem", "asic")
     assert not t.excluded and d.placement == "tandem" and 0 < d.predicted_slot_share < 0.5
 
@@ -176,7 +210,10 @@ def test_slo_misses_are_dropped_when_another_candidate_meets_them():
     slow_link = device(rtt_ms=300.0)
     d = decide(req(ttft_slo_ms=500, token_slo_ms=100), snap(slow_link), POLICY, NOW)
     assert d.placement == "cloud"
-    assert by(d, "tandem", "asic").rule == "slo" and "while another candidate meets it" in by(d, "tandem", "asic").reason
+    assert (
+        by(d, "tandem", "asic").rule == "slo"
+        and "while another candidate meets it" in by(d, "tandem", "asic").reason
+    )
     # nobody meets an impossible SLO: the policy still serves, by score
     d = decide(req(ttft_slo_ms=1), snap(slow_link), POLICY, NOW)
     assert not any(c.rule == "slo" for c in d.candidates)
@@ -187,7 +224,11 @@ def test_slo_misses_are_dropped_when_another_candidate_meets_them():
 
 def test_slo_headroom_and_its_fallback_to_the_slo_itself():
     dev = snap(device(rtt_ms=20.0), (ASIC, dataclasses.replace(GPU, ttft_ms=60.0)))
-    ttft = {c.pool: c.predicted_ttft_ms for c in decide(req(), dev, POLICY, NOW).candidates if c.placement == "cloud"}
+    ttft = {
+        c.pool: c.predicted_ttft_ms
+        for c in decide(req(), dev, POLICY, NOW).candidates
+        if c.placement == "cloud"
+    }
     assert ttft["gpu"] < ttft["asic"]
     # an SLO between the two at the headroom: only the gpu pool meets it with the headroom to spare
     slo = (ttft["asic"] + ttft["gpu"]) / 2 / POLICY.slo_headroom
@@ -197,7 +238,11 @@ def test_slo_headroom_and_its_fallback_to_the_slo_itself():
     slo = ttft["gpu"] / 0.9
     assert slo < ttft["asic"]
     d = decide(req(preference="only_cloud", ttft_slo_ms=slo), dev, POLICY, NOW)
-    assert d.pool == "gpu" and by(d, "cloud", "asic").rule == "slo" and "headroom" not in by(d, "cloud", "asic").reason
+    assert (
+        d.pool == "gpu"
+        and by(d, "cloud", "asic").rule == "slo"
+        and "headroom" not in by(d, "cloud", "asic").reason
+    )
 
 
 def test_request_energy_budget_caps_drafting_and_edge():
@@ -269,28 +314,33 @@ def test_decision_carries_predictions_version_and_reasons():
 # ------------------------------------------------------------------ predictions and config
 
 
-def test_tandem_prediction_follows_the_speculative_formulas():
-    assert expected_tokens(0.0, 5) == 1.0 and expected_tokens(1.0, 5) == 6.0
-    assert abs(expected_tokens(0.5, 2) - 1.75) < 1e-12
-    assert best_gamma(0.8, 1.0, 100.0, 0.0, 32) > best_gamma(0.8, 1.0, 5.0, 0.0, 32)  # slow links want long drafts
+def test_tandem_prediction_follows_the_cost_model():
     dev = device()
-    p = predict_tandem(dev, ASIC, 0.7, 128, 100, 16, overlap=False)
-    g, e = p.gamma, expected_tokens(0.7, p.gamma)
+    p = predict_tandem(dev, ASIC, constant(0.7), 128, 100, 16, overlap=False)
+    g, m = p.gamma, p.model
+    assert m is not None and m.betas == (0.7,) and m.link_ms == dev.rtt_ms and m.verify_ms == ASIC.verify_ms
+    assert g == m.best_gamma(16)
+    e = m.expected_tokens(g)
     # head start: the first token is the pool's (CLOUD's time to first token), then rounds
     assert p.ttft_ms == predict_cloud(ASIC, 128, dev.rtt_ms, 100).ttft_ms
     assert abs(p.target_passes - (1 + 127 / e)) < 1e-9
     stall = max(0.0, 40.0 + 60.0 + (g + 1) * 10.0 - ASIC.ttft_ms)
     after = stall + 127 / e * (g * 10.0 + 40.0 + 35.0) - 0.7 * (g * 10.0 + 40.0)
     assert abs(p.token_ms - after / 127) < 1e-9
-    ahead = predict_tandem(dev, ASIC, 0.7, 128, 100, 16, fixed_gamma=g, overlap=True)
+    ahead = predict_tandem(dev, ASIC, constant(0.7), 128, 100, 16, fixed_gamma=g, overlap=True)
     assert ahead.token_ms < p.token_ms and ahead.energy_j > p.energy_j  # faster; drafts ahead it drops
+    falling = predict_tandem(dev, ASIC, (0.9, 0.6, 0.4), 128, 100, 16, overlap=False)
+    fm = falling.model
+    assert fm is not None and fm.betas == (
+        0.9,
+        0.6,
+        0.4,
+    )  # the profile, not one α, sets E(γ) and the head start
+    assert abs(falling.target_passes - (1 + 127 / fm.expected_tokens(falling.gamma))) < 1e-9
+    assert falling.gamma < g  # acceptance that falls with the position wants shorter drafts
 
 
-def test_round_prices_set_the_draft_length():
-    args = (0.7, 10.0, 40.0, 35.0, 16)
-    fastest = best_gamma(*args)
-    assert best_gamma(*args, prices=RoundPrices(per_ms=1.0, per_pass=500.0)) > fastest  # a dear cloud: fewer passes
-    assert best_gamma(*args, prices=RoundPrices(per_ms=1.0, per_draft=50.0)) < fastest  # a dear battery: fewer drafts
+def test_the_policys_weights_price_the_draft_length():
     # the policy prices a round by its own weights: latency cheap against cost → longer drafts
     thrifty = decide(req(), snap(device()), dataclasses.replace(POLICY, latency_weight=0.01), NOW)
     quick = decide(req(), snap(device()), dataclasses.replace(POLICY, latency_weight=5.0), NOW)
@@ -300,7 +350,9 @@ def test_round_prices_set_the_draft_length():
 
 def test_tandem_runs_without_overlap_where_its_dropped_drafts_cost_more_than_it_saves():
     dev = device(battery_percent=30.0, energy_per_token_j=0.5)  # a draining battery: energy is dear
-    d = decide(req(preference="prefer_tandem"), snap(dev), dataclasses.replace(POLICY, battery_weight=5.0), NOW)
+    d = decide(
+        req(preference="prefer_tandem"), snap(dev), dataclasses.replace(POLICY, battery_weight=5.0), NOW
+    )
     assert d.placement == "tandem" and not d.overlap
     d = decide(req(preference="prefer_tandem"), snap(device(charging=True)), POLICY, NOW)
     assert d.placement == "tandem" and d.overlap  # charging: energy is free, overlap is faster

@@ -14,7 +14,7 @@ from runtime.configfile import ConfigError, build, load
 def test_example_config_builds_every_component():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "tandem.toml"
+    path = Path(__file__).resolve().parents[2] / "examples" / "tandem.toml"
     data = load(path)
     base = path.parent
     assert build(RouterConfig, data["router"], "router", base).port == 50051
@@ -26,16 +26,19 @@ def test_example_config_builds_every_component():
     assert router.policy == PolicyConfig()  # the annotated example shows the defaults
 
 
-@pytest.mark.parametrize("table,match", [
-    ({"prot": 1}, "router: unknown key"),
-    ({"port": "x"}, "router.port: expected an integer"),
-    ({"policy": {"cost_weight": -1}}, "policy.cost_weight: must be a finite number"),
-    ({"policy": {"costweight": 1}}, "router.policy: unknown key"),
-    ({"port": True}, "router.port: expected an integer"),
-    ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
-    ({"draft_tree": [3, 9]}, "draft_tree"),
-    ({"draft_tree": [4, 4, 2]}, "32 paths; at most 16"),
-])
+@pytest.mark.parametrize(
+    "table,match",
+    [
+        ({"prot": 1}, "router: unknown key"),
+        ({"port": "x"}, "router.port: expected an integer"),
+        ({"policy": {"cost_weight": -1}}, "policy.cost_weight: must be a finite number"),
+        ({"policy": {"costweight": 1}}, "router.policy: unknown key"),
+        ({"port": True}, "router.port: expected an integer"),
+        ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
+        ({"draft_tree": [3, 9]}, "draft_tree"),
+        ({"draft_tree": [4, 4, 2]}, "32 paths; at most 16"),
+    ],
+)
 def test_bad_router_config_is_named(table, match):
     with pytest.raises(ConfigError, match=match):
         build(RouterConfig, table, "router")
@@ -69,7 +72,10 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_a_table_configures_pairs_such_as_pool_prices(tmp_path):
     path = tmp_path / "t.toml"
     path.write_text("[router.policy.pool_prices]\ngpu = 2.5\nasic = 0.5\n")
-    assert build(RouterConfig, load(path)["router"], "router").policy.pool_prices == (("asic", 0.5), ("gpu", 2.5))
+    assert build(RouterConfig, load(path)["router"], "router").policy.pool_prices == (
+        ("asic", 0.5),
+        ("gpu", 2.5),
+    )
     path.write_text("[router.policy.pool_prices]\ngpu = 'cheap'\n")
     with pytest.raises(ConfigError, match="pool_prices"):
         build(RouterConfig, load(path)["router"], "router")

@@ -25,7 +25,10 @@ def onehot_logits(tokens, vocab=8):
 
 def test_greedy_round_accepts_matching_prefix_then_corrects():
     target = onehot_logits([3, 1, 4, 1, 5])  # target's argmax after each prefix
-    assert (greedy_round([3, 1, 4, 1], target).accepted, greedy_round([3, 1, 4, 1], target).next_token) == (4, 5)
+    assert (greedy_round([3, 1, 4, 1], target).accepted, greedy_round([3, 1, 4, 1], target).next_token) == (
+        4,
+        5,
+    )
     r = greedy_round([3, 1, 7, 1], target)
     assert (r.accepted, r.next_token) == (2, 4)  # correction at the first mismatch
     r = greedy_round([], target[:1])

@@ -1,0 +1,151 @@
+"""The speculation cost model: what a TANDEM round commits, takes, drafts and costs. Pure.
+
+One model for the two places that reason about rounds: the policy's predictions for a whole
+request (router.policy.predict) and the session's draft-length controller (router.tandem.control).
+They differ only in where the inputs come from: the policy's online estimates, or what the session
+has measured so far.
+
+Vocabulary (runtime.llm.speculative): a *round* drafts γ tokens on the device and verifies them
+in one target pass; it commits the accepted prefix plus one token of the target's own (the
+*correction* after a rejection, the *bonus* after none). With *overlap* the device drafts ahead
+on a stream: after a *hit* (every drafted token accepted and the bonus equal to the device's guess)
+the next block is already drafted.
+
+Inputs (:class:`RoundModel`):
+
+- ``betas`` — the acceptance profile: β_i is the probability that the i-th drafted token is
+  accepted given the ones before it were; positions past the profile take its last entry. A
+  constant per-token acceptance α is the profile ``(α,)``. Real drafts are not constant: early
+  positions, or whole blocks of repetitive text, are accepted more often.
+- ``draft_ms`` (a) — device time per drafted token;
+- ``link_ms`` (D) — the part of a round spent reaching the device: a draft call's round trip;
+- ``verify_ms`` (V) — a verify call: round trip to the replica, queueing, one forward pass;
+- ``ahead_extra_ms`` — what a hit round waits beyond the modelled overlap (measured by a session;
+  0 for the policy).
+
+The quantities, for draft length γ (reach(j) = Π_{i≤j} β_i):
+
+- tokens committed per round, E(γ) = Σ_{j=0..γ} reach(j)  (constant α: (1 − α^(γ+1)) / (1 − α));
+- hit probability h(γ) = reach(γ + 1)  (the bonus guess is the device's (γ+1)-th token);
+- round time: γ·a + D + V without overlap; with it (1 − h)·(γ·a + D + V) + h·(V + W), where a hit
+  round waits W = max(0, γ·a − V) + ahead_extra_ms for the rest of the block drafted during the
+  previous verify;
+- blocks a run-ahead device keeps in flight: ⌈D / max(V, γ·a)⌉ + 1 (at most 8), so that a run of
+  hits is not held up by its link;
+- tokens drafted per round: γ, plus with overlap those drafted ahead past a block that misses and
+  dropped, (1 − h)·min((γ + 1)·blocks ahead, (D + V) / a);
+- the best γ minimises a round's price per committed token, price(γ) / E(γ), where
+  :class:`RoundPrices` prices a round's time, its target pass and its drafted tokens (the policy's
+  score units; time alone is the fastest γ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+MAX_BLOCKS_AHEAD = 8
+MAX_PROFILE = 64  # positions an acceptance profile may describe (the longest draft)
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundPrices:
+    """What a TANDEM round costs in the policy's score units: per ms of its time, per target pass
+    (cloud money) and per drafted token (device energy). The default (time only) is the fastest γ."""
+
+    per_ms: float = 1.0
+    per_pass: float = 0.0
+    per_draft: float = 0.0
+
+    def of(self, drafted: float, round_time_ms: float) -> float:
+        """The price of a round that takes `round_time_ms` and drafts `drafted` tokens (used or not)."""
+        return self.per_ms * round_time_ms + self.per_pass + self.per_draft * drafted
+
+
+FASTEST = RoundPrices()
+
+
+def constant(alpha: float) -> tuple[float, ...]:
+    """The acceptance profile of a constant per-token acceptance α."""
+    return (alpha,)
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundModel:
+    """A TANDEM round's inputs (see the module docstring). Times in ms; `betas` non-empty, in (0, 1)."""
+
+    betas: tuple[float, ...]
+    draft_ms: float
+    link_ms: float
+    verify_ms: float
+    overlap: bool = False
+    ahead_extra_ms: float = 0.0
+
+    def beta(self, i: int) -> float:
+        """β_i for i = 1, 2, … (the profile's last entry past its end)."""
+        return self.betas[min(i, len(self.betas)) - 1]
+
+    def reach(self, n: int) -> float:
+        """The probability that the first `n` drafted tokens are all accepted (1 for n = 0)."""
+        return math.prod(self.beta(i) for i in range(1, n + 1))
+
+    def expected_tokens(self, gamma: int) -> float:
+        """E(γ): tokens a round drafting γ commits on average (the last one is the target's)."""
+        total, run = 1.0, 1.0
+        for i in range(1, gamma + 1):
+            run *= self.beta(i)
+            total += run
+        return total
+
+    def hit(self, gamma: int) -> float:
+        """The probability that a block of γ is wholly accepted and its bonus token guessed."""
+        return self.reach(gamma + 1) if gamma > 0 else 0.0
+
+    def round_ms(self, gamma: int) -> float:
+        a, d, v = max(self.draft_ms, 0.0), self.link_ms, self.verify_ms
+        full = gamma * a + d + v
+        if not self.overlap or gamma <= 0:
+            return full
+        h = self.hit(gamma)
+        wait = max(0.0, max(0.0, gamma * a - v) + self.ahead_extra_ms)
+        return (1 - h) * full + h * (v + wait)
+
+    def blocks_ahead(self, gamma: int) -> int:
+        """Blocks a run-ahead device keeps in flight: the link over a hit round's time, plus one."""
+        hit_round = max(self.verify_ms, gamma * self.draft_ms, 0.5)
+        return max(1, min(MAX_BLOCKS_AHEAD, math.ceil(self.link_ms / hit_round) + 1))
+
+    def dropped_ahead(self, gamma: int) -> float:
+        """Overlap's energy price: tokens drafted ahead past a block that misses, and dropped."""
+        if not self.overlap or gamma <= 0:
+            return 0.0
+        ahead = min(
+            (gamma + 1) * self.blocks_ahead(gamma), (self.link_ms + self.verify_ms) / max(self.draft_ms, 1e-3)
+        )
+        return (1 - self.hit(gamma)) * ahead
+
+    def drafted_per_round(self, gamma: int) -> float:
+        return gamma + self.dropped_ahead(gamma)
+
+    def price_per_token(self, gamma: int, prices: RoundPrices = FASTEST) -> float:
+        return prices.of(self.drafted_per_round(gamma), self.round_ms(gamma)) / self.expected_tokens(gamma)
+
+    def best_gamma(self, max_gamma: int, prices: RoundPrices = FASTEST, slack: float = 0.0) -> int:
+        """The γ in [1, max_gamma] with the lowest price per committed token — or, with `slack` > 0,
+        the longest γ up to twice that one whose price is within `slack` of the lowest (fewer target
+        passes per token for little: the price is flat near its optimum)."""
+        per_token = [self.price_per_token(g, prices) for g in range(1, max_gamma + 1)]
+        low = min(per_token)
+        best = per_token.index(low) + 1
+        if slack <= 0:
+            return best
+        ok = [g for g, p in enumerate(per_token, start=1) if p * (1 - slack) <= low and g <= 2 * best]
+        return max(ok)
+
+
+def check_profile(betas: Sequence[float]) -> tuple[float, ...]:
+    """`betas` as a profile, each clamped into [0.001, 0.999] (so that products stay meaningful)."""
+    if not betas:
+        raise ValueError("an acceptance profile needs at least one position")
+    return tuple(min(max(float(b), 0.001), 0.999) for b in betas[:MAX_PROFILE])
