@@ -232,7 +232,6 @@ def main(argv: list[str] | None = None) -> int:
             hours=args.hours or sc.hours,
             seed=sc.seed if args.seed is None else args.seed,
         )
-        sc.check()
         overrides = parse_overrides(args.policy)
         policy = policy_from_dict(overrides)
     except InvalidArgument as e:

@@ -89,7 +89,7 @@ def with_overrides(s: Scenario, args: argparse.Namespace) -> Scenario:
         if args.devices is not None:
             s = dataclasses.replace(s, fleet=dataclasses.replace(s.fleet, devices=args.devices))
     except ValueError as exc:
-        raise ConfigError(f"command line: {exc}") from None
+        raise ConfigError("command line", str(exc)) from None
     return s
 
 

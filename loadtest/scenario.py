@@ -152,7 +152,7 @@ def load(path: Path | str) -> Scenario:
     """The scenario in `path`. Raises ConfigError naming the bad key."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"no scenario file {path}")
+        raise ConfigError(str(path), "no such scenario file")
     return build(Scenario, load_toml(path), path.name, path.parent)
 
 
@@ -164,8 +164,8 @@ def prompt_set(spec: str, base: Path | None = None) -> list[str]:
         return list(CODE_PROMPTS)
     path = Path(spec) if base is None or Path(spec).is_absolute() else base / spec
     if not path.is_file():
-        raise ConfigError(f"requests.prompts: neither a built-in set (code) nor a file: {spec}")
+        raise ConfigError("requests.prompts", f"neither a built-in set (code) nor a file: {spec}")
     prompts = [p.strip("\n") for p in path.read_text().split("\n\n") if p.strip()]
     if not prompts:
-        raise ConfigError(f"requests.prompts: {path} holds no prompt")
+        raise ConfigError("requests.prompts", f"{path} holds no prompt")
     return prompts

@@ -98,8 +98,9 @@ def profile_from_config(data: Mapping, base: Path | None = None, override: str |
         if name not in BUILTIN_PROFILES:
             where = "--model" if override else "model.name"
             raise ConfigError(
-                f"{where}: unknown profile {name!r}; built in: {', '.join(BUILTIN_PROFILES)} "
-                f"(or give model.tokenizer, model.draft and model.target paths)"
+                where,
+                f"unknown profile {name!r}; built in: {', '.join(BUILTIN_PROFILES)} "
+                f"(or give model.tokenizer, model.draft and model.target paths)",
             )
         profile = builtin_profile(name)
     else:

@@ -35,13 +35,15 @@ class TandemError(Exception):
 
 
 class InvalidArgument(TandemError):
-    """A request field is invalid. `field` is its dotted path (e.g. ``sampling.top_p``)."""
+    """A request field is invalid. `field` is its dotted path (e.g. ``sampling.top_p``); `detail` is
+    what is wrong with it (the message without the field)."""
 
     status = "INVALID_ARGUMENT"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.detail = message
 
 
 class FailedPrecondition(TandemError):

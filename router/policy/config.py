@@ -1,7 +1,8 @@
 """The routing policy's tunables: weights, battery reserve, SLO defaults, ceilings and priors.
 
-One frozen dataclass, validated on construction; ``policy_from_dict`` builds it from a TOML table or
-the Admin API's JSON, raising InvalidArgument that names the offending key (``policy.<key>``).
+One frozen dataclass, validated on construction (errors name the field); ``policy_from_dict`` builds
+it from a TOML table or the Admin API's values, raising InvalidArgument that names the offending key
+(``policy.<key>``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from runtime.configfile import build
 from tandem.errors import InvalidArgument
 
 
 @dataclasses.dataclass(frozen=True)
 class PolicyConfig:
     # score = cost_weight·cost + latency_weight·slowdown + battery_weight·pressure·energy (see
-    # router.policy.decide for the scales); lower wins. The defaults buy cost within the SLOs, which guard
+    # router.policy.scoring for the scales); lower wins. The defaults buy cost within the SLOs, which guard
     # latency: twice a request's fastest time weighs as 7% of its cheapest cloud cost; a device's
     # whole request, at its battery reserve, as 40%. Measured on the reference fleet (bench/policy.py).
     cost_weight: float = 1.0
@@ -65,90 +67,45 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         for name, price in self.pool_prices:
             if not isinstance(name, str) or not name:
-                raise InvalidArgument("policy.pool_prices", f"pool names must be non-empty, got {name!r}")
+                raise InvalidArgument("pool_prices", f"pool names must be non-empty, got {name!r}")
             if (
                 isinstance(price, bool)
                 or not isinstance(price, (int, float))
                 or not math.isfinite(price)
                 or price < 0
             ):
-                raise InvalidArgument(
-                    f"policy.pool_prices.{name}", f"must be a finite price >= 0, got {price!r}"
-                )
+                raise InvalidArgument(f"pool_prices.{name}", f"must be a finite price >= 0, got {price!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or f.name == "pool_prices":
                 continue
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise InvalidArgument(f"policy.{f.name}", f"must be a finite number >= 0, got {v!r}")
+                raise InvalidArgument(f.name, f"must be a finite number >= 0, got {v!r}")
         if self.battery_reserve_percent >= 100:
             raise InvalidArgument(
-                "policy.battery_reserve_percent", f"must be < 100, got {self.battery_reserve_percent}"
+                "battery_reserve_percent", f"must be < 100, got {self.battery_reserve_percent}"
             )
         if not 0 < self.prior_acceptance < 1:
-            raise InvalidArgument(
-                "policy.prior_acceptance", f"must be in (0, 1), got {self.prior_acceptance}"
-            )
+            raise InvalidArgument("prior_acceptance", f"must be in (0, 1), got {self.prior_acceptance}")
         if not 1 <= self.max_draft_length <= 64:
-            raise InvalidArgument(
-                "policy.max_draft_length", f"must be in [1, 64], got {self.max_draft_length}"
-            )
+            raise InvalidArgument("max_draft_length", f"must be in [1, 64], got {self.max_draft_length}")
         if self.energy_margin < 1:
-            raise InvalidArgument("policy.energy_margin", f"must be >= 1, got {self.energy_margin}")
+            raise InvalidArgument("energy_margin", f"must be >= 1, got {self.energy_margin}")
         if self.max_pool_utilisation <= 0:
-            raise InvalidArgument("policy.max_pool_utilisation", "must be > 0")
+            raise InvalidArgument("max_pool_utilisation", "must be > 0")
         if not 0 < self.slo_headroom <= 1:
-            raise InvalidArgument("policy.slo_headroom", f"must be in (0, 1], got {self.slo_headroom}")
+            raise InvalidArgument("slo_headroom", f"must be in (0, 1], got {self.slo_headroom}")
         if self.prompt_chars_per_token <= 0:
-            raise InvalidArgument("policy.prompt_chars_per_token", "must be > 0")
+            raise InvalidArgument("prompt_chars_per_token", "must be > 0")
         if self.cost_weight + self.latency_weight + self.battery_weight <= 0:
-            raise InvalidArgument("policy.cost_weight", "at least one weight must be > 0")
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(PolicyConfig)}
+            raise InvalidArgument("cost_weight", "at least one weight must be > 0")
 
 
 def policy_from_dict(data: Mapping[str, Any], base: PolicyConfig | None = None) -> PolicyConfig:
-    """`base` (default: the defaults) with the keys of `data` replaced. Unknown keys and wrongly
-    typed values raise InvalidArgument naming ``policy.<key>``."""
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        f = _FIELDS.get(key)
-        if f is None:
-            raise InvalidArgument(f"policy.{key}", f"unknown key; known: {', '.join(sorted(_FIELDS))}")
-        if key == "pool_prices":
-            changes[key] = _pool_prices(value)
-            continue
-        default = getattr(PolicyConfig, key)
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise InvalidArgument(f"policy.{key}", f"must be true or false, got {value!r}")
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-                raise InvalidArgument(f"policy.{key}", f"must be an integer, got {value!r}")
-            value = int(value)
-        else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InvalidArgument(f"policy.{key}", f"must be a number, got {value!r}")
-            value = float(value)
-        changes[key] = value
-    return dataclasses.replace(base or PolicyConfig(), **changes)
-
-
-def _pool_prices(value: Any) -> tuple[tuple[str, float], ...]:
-    """A {pool: price} mapping (or (pool, price) pairs) as the field's sorted pairs."""
-    try:
-        items = dict(value).items() if not isinstance(value, (str, bytes)) else None
-    except (TypeError, ValueError):
-        items = None
-    if items is None:
-        raise InvalidArgument("policy.pool_prices", f"must map pool names to prices, got {value!r}")
-    out = []
-    for name, price in items:
-        if isinstance(price, bool) or not isinstance(price, (int, float)):
-            raise InvalidArgument(f"policy.pool_prices.{name}", f"must be a number, got {price!r}")
-        out.append((str(name), float(price)))
-    return tuple(sorted(out))
+    """`base` (default: the defaults) with the keys of `data` replaced (runtime.configfile, the one
+    loader). Unknown keys, wrongly typed or refused values raise InvalidArgument naming
+    ``policy.<key>``; `pool_prices` is a {pool: price} table."""
+    return build(PolicyConfig, data, "policy", base=base or PolicyConfig())
 
 
 def policy_to_dict(p: PolicyConfig) -> dict[str, Any]:

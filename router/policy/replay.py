@@ -4,7 +4,7 @@ fleet simulator under candidate policies, for the cost / SLO attainment / batter
 A trace entry is plain data — when the request arrived, from which device, its hints and sizes —
 so both sources convert to the same thing (``entry_from_record``, ``entry_from_log``). The
 simulated world (device speeds, links, pools, acceptance) is a fleet-simulator scenario's, by
-default router/policy/reference.toml; the trace sets the arrivals and the devices.
+default router/policy/sim/reference.toml; the trace sets the arrivals and the devices.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 
 from router.policy.config import PolicyConfig
 from router.policy.placement import RouteRequest
-from router.policy.sim import RouterPolicy, Scenario, SimRequest, Simulation, load_scenario
+from router.policy.sim import REFERENCE, RouterPolicy, Scenario, SimRequest, Simulation, load_scenario
 
-REFERENCE = Path(__file__).resolve().parent / "reference.toml"  # package data
 MAX_ENTRIES = 20_000
 
 
@@ -68,7 +66,7 @@ def sim_requests(entries: Sequence[TraceEntry], base: Scenario) -> tuple[Scenari
     sc = dataclasses.replace(base, devices=max(1, len(ids)), hours=max((t1 - t0) / 3600.0, 1 / 60))
     start = sc.start_hour * 3600.0
     out = []
-    for e in entries:
+    for k, e in enumerate(entries):
         i = index.get(e.device_id, 0)
         route = dataclasses.replace(e.route, device_id=f"dev-{i:05d}" if e.device_id else "")
         out.append(
@@ -79,6 +77,7 @@ def sim_requests(entries: Sequence[TraceEntry], base: Scenario) -> tuple[Scenari
                 interactive=bool(route.ttft_slo_ms or route.token_slo_ms),
                 prompt_tokens=e.prompt_tokens,
                 rtt_jitter=1.0,
+                seed=(sc.seed * 1_000_003 + k) & 0xFFFFFFFF,
             )
         )
     return sc, out

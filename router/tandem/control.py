@@ -27,11 +27,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 from router.tandem.speculation import FASTEST, RoundModel, RoundPrices
 
 DEFAULT_PRIOR = RoundModel(betas=(0.6,), draft_ms=1.0, link_ms=2.0, verify_ms=3.0)
 PRIOR_POSITION_WEIGHT = 2.0  # pseudo-observations behind each position of the prior profile
+
+
+def shrunk_profile(
+    acc: Sequence[float], reach: Sequence[float], prior: Sequence[float], weight: float
+) -> tuple[float, ...]:
+    """β_i = (accepted_i + w·prior_i) / (reached_i + w) for each position i, clamped into
+    [0.001, 0.999]: a position's own rate where it was reached often, the prior where seldom.
+    `prior` repeats its last entry past its end."""
+    out = []
+    for i, (a, r) in enumerate(zip(acc, reach)):
+        p = prior[min(i, len(prior) - 1)]
+        out.append(min(max((a + weight * p) / (r + weight), 0.001), 0.999))
+    return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,11 +99,8 @@ class DraftLengthController:
         position's own rate, shrunk towards the prior profile scaled by how the session's α̂
         compares with the prior's (so positions seldom reached follow the session's overall rate)."""
         prior, scale = self.config.prior, self.alpha / self._alpha0
-        w = PRIOR_POSITION_WEIGHT
-        return tuple(
-            min(max((acc + w * min(prior.beta(i + 1) * scale, 0.999)) / (reach + w), 0.001), 0.999)
-            for i, (acc, reach) in enumerate(zip(self._acc, self._reach))
-        )
+        scaled = [min(prior.beta(i + 1) * scale, 0.999) for i in range(len(self._acc))]
+        return shrunk_profile(self._acc, self._reach, scaled, PRIOR_POSITION_WEIGHT)
 
     def model(self) -> RoundModel:
         """The cost model over what the session has measured so far."""

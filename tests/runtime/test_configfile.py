@@ -9,6 +9,7 @@ from edge_worker.config import EdgeConfig
 from router.config import RouterConfig
 from router.policy.config import PolicyConfig
 from runtime.configfile import ConfigError, build, load
+from tandem.errors import InvalidArgument
 
 
 def test_example_config_builds_every_component():
@@ -29,19 +30,21 @@ def test_example_config_builds_every_component():
 @pytest.mark.parametrize(
     "table,match",
     [
-        ({"prot": 1}, "router: unknown key"),
-        ({"port": "x"}, "router.port: expected an integer"),
-        ({"policy": {"cost_weight": -1}}, "policy.cost_weight: must be a finite number"),
-        ({"policy": {"costweight": 1}}, "router.policy: unknown key"),
-        ({"port": True}, "router.port: expected an integer"),
+        ({"prot": 1}, "router.prot: unknown key"),
+        ({"port": "x"}, "router.port: must be a finite number"),
+        ({"port": 1.5}, "router.port: must be an integer"),
+        ({"policy": {"cost_weight": -1}}, "router.policy.cost_weight: must be a finite number >= 0"),
+        ({"policy": {"costweight": 1}}, "router.policy.costweight: unknown key"),
+        ({"port": True}, "router.port: must be a finite number"),
         ({"lease_ms": 10, "heartbeat_interval_ms": 100}, "lease_ms"),
         ({"draft_tree": [3, 9]}, "draft_tree"),
         ({"draft_tree": [4, 4, 2]}, "32 paths; at most 16"),
     ],
 )
 def test_bad_router_config_is_named(table, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as e:
         build(RouterConfig, table, "router")
+    assert isinstance(e.value, InvalidArgument) and e.value.field.startswith("router")  # one error type
 
 
 def test_draft_tree_setting():

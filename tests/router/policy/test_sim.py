@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from router.policy.sim import (
+    REFERENCE,
     AlwaysCloud,
     AlwaysDevice,
     RandomPlacement,
@@ -28,11 +29,11 @@ from router.policy.sim import (
     tandem_truth,
     time_decisions,
 )
+from router.policy.sim.truth import DeviceSpeed
 from router.tandem.speculation import RoundModel, constant
 from tandem.errors import InvalidArgument
 
 ROOT = Path(__file__).resolve().parents[3]
-from router.policy.replay import REFERENCE
 
 REF = load_scenario(REFERENCE)
 # a quarter of an hour at the evening peak, 20 devices: ~1,700 requests
@@ -100,35 +101,67 @@ def test_latency_multiplier_grows_with_load_and_stays_finite():
     assert ms == sorted(ms) and ms[-1] < 5
 
 
-def test_tandem_relieves_the_cloud_and_costs_the_device():
+DEV = DeviceSpeed(
+    token_ms=20.0, draft_ms=16.0, prefill_ms_per_token=0.4, energy_per_token_j=0.1, prefill_fraction=0.2
+)
+
+
+def tandem(betas=(0.7,), gamma=4, overlap=False, seed=0, n=200, **kw):
+    gpu = next(p for p in REF.pools if p.name == "gpu")
+    args = dict(
+        n=n,
+        prompt_tokens=300,
+        rtt_ms=40.0,
+        betas=betas,
+        gamma=gamma,
+        dev=DEV,
+        pool=gpu,
+        m=1.0,
+        wait_ms=0.0,
+        verify_compute_factor=1.2,
+        overlap=overlap,
+        rng=random.Random(seed),
+    )
+    return tandem_truth(**{**args, **kw})
+
+
+def test_tandem_truth_plays_rounds_out_and_matches_the_model_on_average():
     gpu = next(p for p in REF.pools if p.name == "gpu")
     cloud = cloud_truth(200, 300, 40.0, gpu, 1.0, 0.0)
-    tandem = tandem_truth(
-        200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2, overlap=False
-    )
-    e = RoundModel(constant(0.7), 1.0, 1.0, 1.0).expected_tokens(4)
-    # head start: the first token is the pool's, the other 199 come in rounds
-    assert tandem.ttft_ms == pytest.approx(cloud.ttft_ms)
-    assert tandem.rounds == -(-199 // e)
-    assert tandem.compute_ms == pytest.approx(gpu.compute_ms_per_token * (1 + tandem.rounds * 1.2))
-    assert tandem.compute_ms < cloud.compute_ms / 2
-    assert cloud.share == 1.0 and 0 < tandem.share < 0.5
-    # the head block (γ + 1), γ per later round less the round the head block serves when it matched
-    drafted = 5 + (tandem.rounds - 0.7) * 4
-    assert tandem.energy_j == pytest.approx(drafted * 0.1 + 300 * 0.1 * 0.2)
+    runs = [tandem(seed=s) for s in range(300)]
+    # head start: the first token is the pool's; the truth varies from request to request
+    assert all(t.ttft_ms == pytest.approx(cloud.ttft_ms) for t in runs)
+    assert len({t.rounds for t in runs}) > 5
+    # …and on average it is the cost model's: 199 tokens in rounds of E(γ)
+    e = RoundModel(constant(0.7), 16.0, 40.0, gpu.verify_ms).expected_tokens(4)
+    mean_rounds = sum(t.rounds for t in runs) / len(runs)
+    assert mean_rounds == pytest.approx(199 / e, rel=0.05)
+    t = runs[0]
+    assert t.compute_ms == pytest.approx(gpu.compute_ms_per_token * (1 + t.rounds * 1.2))
+    assert t.compute_ms < cloud.compute_ms / 2 and cloud.share == 1.0 and 0 < t.share < 0.5
+    # without overlap every round drafts γ on the device and crosses its link, then verifies
     round_ms = 4 * 16.0 + 40.0 + gpu.verify_ms
-    pool_ttft = gpu.ttft_ms + gpu.prefill_ms_per_token * 300
-    stall = max(0.0, 40.0 + 300 * 0.4 + 20.0 + 5 * 16.0 - pool_ttft)
-    after = stall + tandem.rounds * round_ms - 0.7 * (4 * 16.0 + 40.0)
-    assert tandem.token_ms == pytest.approx(after / 199)
-    assert tandem.accept_rate == pytest.approx(0.7)  # the geometric α the router's draft controller feeds
+    assert t.token_ms * 199 <= t.rounds * round_ms + 5 * 16.0 + 40.0 + 300 * 0.4 + 20.0
     # overlap: faster rounds, and the device pays for the blocks it drafted ahead past misses
-    ahead = tandem_truth(200, 300, 40.0, 0.7, 4, 16.0, 20.0, 0.4, 0.1, 0.2, gpu, 1.0, 0.0, 1.2, overlap=True)
-    assert ahead.total_ms < tandem.total_ms and ahead.energy_j > tandem.energy_j
+    ahead = [tandem(seed=s, overlap=True) for s in range(300)]
+    assert sum(a.total_ms for a in ahead) < sum(t.total_ms for t in runs)
+    assert sum(a.energy_j for a in ahead) > sum(t.energy_j for t in runs)
+
+
+def test_tandem_truth_measures_a_falling_profile_as_the_session_would():
+    truth = (0.95, 0.8, 0.6, 0.4, 0.3)
+    t = tandem(betas=truth, gamma=4, n=4000, prior=(0.5,))
+    measured = t.acceptance
+    assert len(measured) == 5 and measured[0] > measured[1] > measured[2] > measured[3]
+    assert measured[0] == pytest.approx(0.95, abs=0.03) and measured[2] == pytest.approx(0.6, abs=0.06)
+    assert t.draft_ms == 16.0 and t.verify_call_ms == pytest.approx(REF.pools[1].verify_ms)
+    assert (
+        tandem(gamma=0).rounds == 199 and tandem(gamma=0).acceptance == ()
+    )  # no drafting: the cloud decodes
 
 
 def test_edge_pays_the_link_twice_and_every_token_on_the_battery():
-    o = edge_truth(100, 500, 40.0, 20.0, 0.4, 0.2, 0.2)
+    o = edge_truth(100, 500, 40.0, DeviceSpeed(20.0, 16.0, 0.4, 0.2, 0.2))
     assert o.ttft_ms == pytest.approx(2 * 40 + 500 * 0.4 + 20)
     assert o.energy_j == pytest.approx(100 * 0.2 + 500 * 0.2 * 0.2)
     assert o.compute_ms == 0 and o.share == 0

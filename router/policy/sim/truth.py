@@ -1,0 +1,184 @@
+"""What actually happens to a placed request in the simulated world: latency, cloud accelerator
+time, device energy — and what the router would measure of it.
+
+The truth differs from the policy's model (router.policy.predict, router.tandem.speculation) on
+purpose, in the ways real fleets do:
+
+- TANDEM acceptance is random, token by token: each request has its own acceptance around the
+  device's mean, falling with the position in a round (router.policy.sim.scenario.AcceptanceModel),
+  and the rounds are played out one by one — accepted prefixes, bonus guesses, run-ahead blocks
+  dropped after a miss — instead of taking the model's expectations;
+- a request's link round trip is jittered around its device's, and a device in a thermal episode
+  runs slower;
+- a pool slows with its utilisation, m(ρ) = 1 + k·ρ/(1 − min(ρ, 0.95)), and queues requests when
+  every slot is taken.
+
+Simplifications (deliberate): TANDEM drafts the decision's γ for the whole request (the router's
+controller adapts it within a session); a device serves concurrent requests without slowing down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from router.policy.sim.scenario import PoolModel
+from router.tandem.control import PRIOR_POSITION_WEIGHT, shrunk_profile
+from router.tandem.speculation import RoundModel
+
+
+def latency_multiplier(rho: float, k: float) -> float:
+    """m(ρ) = 1 + k·ρ/(1 − min(ρ, 0.95)): how much a pool at utilisation ρ slows a request down."""
+    return 1.0 + k * rho / (1.0 - min(rho, 0.95))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSpeed:
+    """A device's truth at the moment a request runs (thermal slowdown applied)."""
+
+    token_ms: float
+    draft_ms: float
+    prefill_ms_per_token: float
+    energy_per_token_j: float
+    prefill_fraction: float  # a prompt token's energy ÷ a generated one's
+
+    def ttft_ms(self, prompt_tokens: int) -> float:
+        return prompt_tokens * self.prefill_ms_per_token + self.token_ms
+
+    def prefill_energy_j(self, prompt_tokens: int) -> float:
+        return prompt_tokens * self.energy_per_token_j * self.prefill_fraction
+
+
+@dataclasses.dataclass(frozen=True)
+class Happened:
+    """What actually happened to a served request (times as the client sees them), and what the
+    router measured of it (router.policy.outcome.Outcome is built from these)."""
+
+    ttft_ms: float
+    token_ms: float
+    total_ms: float  # arrival → last token (a queue wait is inside ttft)
+    energy_j: float  # device energy
+    compute_ms: float  # accelerator time billed
+    share: float  # cloud slots held while it runs (CLOUD 1; TANDEM its passes' share)
+    router_ttft_ms: float = 0.0  # EDGE: with the device link; CLOUD and TANDEM: queue + pool
+    first_compute_ms: float = 0.0  # accelerator time of the first pass (it prefilled)
+    # TANDEM, as the session measured it
+    rounds: int = 0
+    drafted: int = 0
+    acceptance: tuple[float, ...] = ()
+    draft_ms: float = 0.0
+    verify_call_ms: float = 0.0
+
+
+def edge_truth(n: int, prompt_tokens: int, rtt_ms: float, dev: DeviceSpeed) -> Happened:
+    """EDGE: the client calls the router and the router the device (2 round trips); the device
+    prefills, then generates every token."""
+    dev_ttft = dev.ttft_ms(prompt_tokens)
+    ttft = 2 * rtt_ms + dev_ttft
+    return Happened(
+        ttft_ms=ttft,
+        token_ms=dev.token_ms,
+        total_ms=ttft + (n - 1) * dev.token_ms,
+        energy_j=n * dev.energy_per_token_j + dev.prefill_energy_j(prompt_tokens),
+        compute_ms=0.0,
+        share=0.0,
+        router_ttft_ms=rtt_ms + dev_ttft,
+    )
+
+
+def cloud_truth(
+    n: int, prompt_tokens: int, rtt_ms: float, pool: PoolModel, m: float, wait_ms: float
+) -> Happened:
+    """CLOUD: one client round trip; the pool's time to first token and per token stretched by m(ρ);
+    a queue wait when every slot was taken. Bills n tokens of accelerator time."""
+    pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
+    token = pool.token_ms * m
+    ttft = rtt_ms + wait_ms + pool_ttft
+    return Happened(
+        ttft_ms=ttft,
+        token_ms=token,
+        total_ms=ttft + (n - 1) * token,
+        energy_j=0.0,
+        compute_ms=n * pool.compute_ms_per_token,
+        share=1.0,
+        router_ttft_ms=wait_ms + pool_ttft,
+        first_compute_ms=pool.compute_ms_per_token,
+    )
+
+
+def tandem_truth(
+    n: int,
+    prompt_tokens: int,
+    rtt_ms: float,
+    betas: tuple[float, ...],
+    gamma: int,
+    dev: DeviceSpeed,
+    pool: PoolModel,
+    m: float,
+    wait_ms: float,
+    verify_compute_factor: float,
+    overlap: bool,
+    rng: random.Random,
+    prior: tuple[float, ...] = (),
+) -> Happened:
+    """TANDEM as router.tandem.loop runs it, played out round by round with random acceptance
+    (`betas`: this request's true profile). Head start: the pool prefills and sends the first
+    token while the device prefills and drafts γ + 1 tokens; that block is the second round's draft
+    when its first token was the target's, else the device drafts anew. Each round drafts γ (the
+    device's time plus its link) and verifies them (one pass); with overlap a round after a hit
+    waits only for the verify call and the drafting that outlasted it, and after a miss the blocks
+    drafted ahead are dropped. The session's measured acceptance profile is shrunk towards `prior`
+    (the decision's) as the router's controller does."""
+    a, verify = dev.draft_ms, pool.verify_ms * m
+    model = RoundModel(betas, a, rtt_ms, verify, overlap)
+    pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
+    ttft = rtt_ms + wait_ms + pool_ttft
+    reach, acc = [0] * (gamma + 1), [0] * (gamma + 1)
+    produced, rounds, drafted, dropped, after = 1, 0, 0, 0.0, 0.0
+    if gamma and n > 1:
+        drafted = gamma + 1  # the head block
+        after = max(0.0, rtt_ms + dev.ttft_ms(prompt_tokens) + (gamma + 1) * a - pool_ttft)  # a stall
+        pending = rng.random() < model.beta(1)  # its first token was the target's: it is round two's draft
+        prev_hit = False
+        while produced < n:
+            g = min(gamma, n - produced - 1)
+            if g <= 0:  # the last token: a plain verify step
+                after += verify
+                produced, rounds = produced + 1, rounds + 1
+                continue
+            if pending:
+                wait, pending = 0.0, False
+            else:
+                wait = max(0.0, g * a - verify) if prev_hit else g * a + rtt_ms
+                drafted += g
+            k = 0
+            while k < g and rng.random() < model.beta(k + 1):
+                k += 1
+            for i in range(min(k + 1, g)):
+                reach[i] += 1
+                acc[i] += i < k
+            prev_hit = overlap and k == g and rng.random() < model.beta(g + 1)
+            if overlap and not prev_hit:
+                dropped += min((g + 1) * model.blocks_ahead(g), (rtt_ms + verify) / max(a, 1e-3))
+            after += wait + verify
+            produced, rounds = produced + k + 1, rounds + 1
+    else:
+        rounds = max(n - 1, 0)
+        after = rounds * verify
+    rest = max(n - 1, 0)
+    total = ttft + after
+    return Happened(
+        ttft_ms=ttft,
+        token_ms=after / rest if rest else 0.0,
+        total_ms=total,
+        energy_j=(drafted + dropped) * dev.energy_per_token_j + dev.prefill_energy_j(prompt_tokens),
+        compute_ms=pool.compute_ms_per_token * (1 + rounds * verify_compute_factor),
+        share=min(1.0, (pool_ttft + rounds * verify) / max(total - wait_ms, 1e-9)),
+        router_ttft_ms=wait_ms + pool_ttft,
+        first_compute_ms=pool.compute_ms_per_token,
+        rounds=rounds,
+        drafted=drafted,
+        acceptance=shrunk_profile(acc, reach, prior or betas[:1], PRIOR_POSITION_WEIGHT) if gamma else (),
+        draft_ms=a,
+        verify_call_ms=verify,
+    )
