@@ -180,14 +180,16 @@ def markdown(rows: list[dict], figures: dict, header: str) -> str:
     lines = [
         header,
         "",
-        "| sessions | mode | batching | committed tok/replica-s | token ms p50 | token ms p99 | batches by size |",
+        "| sessions | mode | batching | committed tok/replica-s | token ms p50 | token ms p99 "
+        "| batches by size |",
         "| ---: | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         sizes = ", ".join(f"{k}: {v}" for k, v in r["batch_sizes"].items()) or "—"
         lines.append(
             f"| {r['sessions']} | {r['mode'].upper()} | {'on' if r['pool'] == 'batched' else 'off'} "
-            f"| {r['tokens_per_replica_s']:.0f} | {r['token_ms_p50']:.2f} | {r['token_ms_p99']:.2f} | {sizes} |"
+            f"| {r['tokens_per_replica_s']:.0f} | {r['token_ms_p50']:.2f} | {r['token_ms_p99']:.2f} "
+            f"| {sizes} |"
         )
     lines += [
         "",
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     prompts = [target.prompt_ids(text=p) for p in PROMPTS]
     log(
-        f"tracing {len(prompts)} TANDEM sessions (γ = {args.gamma}, {args.tokens} tokens) with the shipped pair"
+        f"tracing {len(prompts)} TANDEM sessions (γ = {args.gamma}, {args.tokens} tokens) "
+        "with the shipped pair"
     )
     traces = [greedy_tandem_trace(target, draft, p, args.tokens, args.gamma) for p in prompts]
     accepted = sum(r.accepted for t in traces for r in t)

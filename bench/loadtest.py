@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_cloud()
         stack.wait_fleet(edge=0, cloud=2, timeout_s=120)
         log(
-            f"sweep: constant arrivals at {args.rates} requests/s, {args.step_s:g} s each, {args.devices} devices"
+            f"sweep: constant arrivals at {args.rates} requests/s, {args.step_s:g} s each, "
+            f"{args.devices} devices"
         )
         sweep = loadtest(
             stack.router_address,
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in result["sweep"]:
         err = abs(r["achieved_send_rate"] / r["rate"] - 1) if r["achieved_send_rate"] else None
         lines.append(
-            f"| {r['rate']:g} | {r['achieved_send_rate']:.3f} | {'—' if err is None else f'{100 * err:.2f}%'} "
+            f"| {r['rate']:g} | {r['achieved_send_rate']:.3f} "
+            f"| {'—' if err is None else f'{100 * err:.2f}%'} "
             f"| {r['send_lag_ms_p99']:.2f} | {r['throughput_rps']:.2f} | {r['ttft_ms_p50']:.0f} / "
             f"{r['ttft_ms_p99']:.0f} | {r['requests'] - r['ok']} | {'yes' if r['sustained'] else 'no'} |"
         )

@@ -1,7 +1,7 @@
 """TANDEM vs CLOUD vs EDGE over emulated links, on the shipped pair or the smollm2 profile.
 
-    .venv/bin/python bench/tandem.py                      # stdlib pair: 20 prompts × 128 tokens, RTT 0/10/30/80 ms
-    .venv/bin/python bench/tandem.py --model smollm2      # SmolLM2 pair: 20 chat prompts × 96 tokens
+    .venv/bin/python bench/tandem.py                 # stdlib pair: 20 prompts × 128 tokens, RTT 0/10/30/80 ms
+    .venv/bin/python bench/tandem.py --model smollm2 # SmolLM2 pair: 20 chat prompts × 96 tokens
     .venv/bin/python bench/tandem.py --prompts 4 --tokens 32 --rtts 0,30   # a quick look
 
 Topology (all real processes on this machine): the client (the app, on the device) reaches the
@@ -194,8 +194,8 @@ def near_ties(rows: list[dict], runs: dict[str, list[dict]], prompts: list[str],
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | cloud ms/token | acceptance | "
-        "tokens/round | mean γ | overlap hits | exact |"
+        "| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | cloud ms/token "
+        "| acceptance | tokens/round | mean γ | overlap hits | exact |"
     )
     lines = [head, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
@@ -374,7 +374,10 @@ def figures(rows: list[dict]) -> dict:
 
 def figures_md(f: dict) -> str:
     fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
-    exact = f"Exact match on every prompt in every TANDEM configuration: **{'yes' if f['exact_everywhere'] else 'NO'}**."
+    exact = (
+        "Exact match on every prompt in every TANDEM configuration: "
+        f"**{'yes' if f['exact_everywhere'] else 'NO'}**."
+    )
     if f.get("mismatches"):
         exact += (
             f" {f['mismatches']} outputs differ from CLOUD's; at the first differing token the target's top "
@@ -385,7 +388,8 @@ def figures_md(f: dict) -> str:
         exact,
         "",
         "| RTT ms | best fixed γ | adaptive ÷ best fixed (tokens/s) | adaptive passes/token | "
-        "adaptive tree passes/token (best) | cloud compute per token, CLOUD ÷ TANDEM | overlap gain (min–max) |",
+        "adaptive tree passes/token (best) | cloud compute per token, CLOUD ÷ TANDEM "
+        "| overlap gain (min–max) |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for rtt, v in f["per_rtt"].items():

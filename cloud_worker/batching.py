@@ -6,8 +6,8 @@ gRPC server: up to `max_batch_size` passes, one batch on the model thread at a t
 gathers meanwhile: under load each batch holds what arrived while the previous one ran). A pass
 waits up to `wait_ms` for company while other sessions are active on the replica (one submitted
 within ACTIVE_S); a lone session's pass goes straight to the model thread, as without batching.
-`max_batch_size` 1 turns batching off. A pass that fails (its context does not fit, say) fails alone: the others of its
-batch are served.
+`max_batch_size` 1 turns batching off. A pass that fails (its context does not fit, say) fails
+alone: the others of its batch are served.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ray import serve
 
-ACTIVE_S = 0.1  # a session that submitted a pass this recently is active
-
 from runtime.llm.runner import ForwardResult, ModelRunner, Pass
+
+ACTIVE_S = 0.1  # a session that submitted a pass this recently is active
 
 
 class PassBatcher:

@@ -1,9 +1,9 @@
 """``tandem loadtest``: run a scenario against a router (or a local stack it starts), write every
 output, or compare two runs.
 
-    tandem loadtest loadtest/scenarios/smoke.toml                     # starts router + cloud pools + devices
-    tandem loadtest SCENARIO --target 127.0.0.1:50051 --rate 4        # a running stack; simulated devices join it
-    tandem loadtest SCENARIO --target HOST:PORT --attach              # the edge workers already registered
+    tandem loadtest loadtest/scenarios/smoke.toml                 # starts router + cloud pools + devices
+    tandem loadtest SCENARIO --target 127.0.0.1:50051 --rate 4    # a running stack; simulated devices join it
+    tandem loadtest SCENARIO --target HOST:PORT --attach          # the edge workers already registered
     tandem loadtest --compare runs/a runs/b
 """
 

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def device_configs(fleet: Fleet, router: str, seed: int) -> list[EdgeConfig]:
-    """One EdgeConfig per simulated device: battery drawn from the fleet's range, links dealt by weight (pure)."""
+    """One EdgeConfig per simulated device: battery drawn from the fleet's range, links dealt by
+    weight (pure)."""
     rng = random.Random(f"{seed}-fleet")
     lo, hi = fleet.battery_percent
     total = sum(link.weight for link in fleet.links)

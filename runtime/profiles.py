@@ -40,7 +40,8 @@ class ModelProfile:
             what, p = missing
             raise FileNotFoundError(
                 f"model profile {self.name!r}: {what} not found at {p}. {self.build_hint[0].upper()}"
-                f"{self.build_hint[1:]}; for your own models set [model] tokenizer/draft/target in the config file."
+                f"{self.build_hint[1:]}; for your own models set [model] tokenizer/draft/target "
+                "in the config file."
             )
 
     def missing(self) -> tuple[str, Path] | None:

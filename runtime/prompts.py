@@ -1,4 +1,5 @@
-"""Prompts shared by the benchmarks, the demo and the tests: code continuations for the stdlib pair, chat for smollm2."""
+"""Prompts shared by the benchmarks, the demo and the tests: code continuations for the stdlib
+pair, chat for smollm2."""
 
 CODE_PROMPTS = [
     "def fibonacci(n):\n",

@@ -67,7 +67,8 @@ CHAT_REQUESTS = [
         dict(privacy="local_only", device_id=DEVICE),
     ),
     (
-        "tandem with a draft tree (the device's top-3 first tokens, top-2 under each: 6 paths per verify pass)",
+        "tandem with a draft tree (the device's top-3 first tokens, top-2 under each: "
+        "6 paths per verify pass)",
         "Explain how a rainbow forms.",
         dict(device_id=DEVICE, placement="prefer_tandem", draft_tree=(3, 2)),
     ),
@@ -137,7 +138,8 @@ def _live_policy_change(router: str, client: tandem.Client, request: dict) -> No
                     f"excluded: {c.reason}"
                     if c.excluded
                     else (
-                        f"score {c.score:.3f}, predicted ${c.predicted_cost_usd:.2e}, {c.predicted_ttft_ms:.0f} ms TTFT, "
+                        f"score {c.score:.3f}, predicted ${c.predicted_cost_usd:.2e}, "
+                        f"{c.predicted_ttft_ms:.0f} ms TTFT, "
                         f"{c.predicted_token_ms:.1f} ms/token, {c.predicted_device_energy_joules:.2f} J"
                     )
                 )
@@ -199,9 +201,10 @@ def run_demo(
                         if r.placement == "tandem":
                             s = chunks[-1].raw.tandem
                             print(
-                                f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} drafted tokens "
-                                f"accepted ({s.acceptance_rate:.2f}), mean γ {s.mean_draft_length:.1f}; "
-                                f"{r.target_forward_passes} target passes for {r.usage.completion_tokens} tokens"
+                                f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} "
+                                f"drafted tokens accepted ({s.acceptance_rate:.2f}), "
+                                f"mean γ {s.mean_draft_length:.1f}; {r.target_forward_passes} target passes "
+                                f"for {r.usage.completion_tokens} tokens"
                             )
                         if r.placement in ("cloud", "tandem"):
                             print(f"--- cost: ${r.cloud_usd:.8f} for {r.target_forward_passes} target passes")

@@ -35,7 +35,8 @@ class Component:
         self.name = name
         self.ready_file = workdir / f"{name}.ready.json"
         self.log_path = workdir / f"{name}.log"
-        self._log = None if log_to_console else open(self.log_path, "wb")
+        # Held open for the child's lifetime (its stdout and stderr); close_log() closes it.
+        self._log = None if log_to_console else open(self.log_path, "wb")  # noqa: SIM115
         cmd = [sys.executable, "-m", "stack.cli", *args, "--ready-file", str(self.ready_file)]
         self.proc = subprocess.Popen(
             cmd,

@@ -1,4 +1,5 @@
-"""The protocol: generated code is fresh, and every service, rpc, message, field and enum value is documented."""
+"""The protocol: generated code is fresh, and every service, rpc, message, field and enum value
+is documented."""
 
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ class Block:
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"blocked: {name}")
 sys.meta_path.insert(0, Block())
-import tandem, tandem.client, tandem.errors, tandem.grpc_status, tandem.results, tandem.convert, runtime.params
-import runtime.configfile, runtime.profiles
+import tandem, tandem.client, tandem.errors, tandem.grpc_status, tandem.results, tandem.convert
+import runtime.params, runtime.configfile, runtime.profiles
 from tandem.v1 import inference_pb2_grpc, worker_pb2_grpc, fleet_pb2_grpc, admin_pb2_grpc
 assert tandem.Client and tandem.AsyncClient
 print("ok")

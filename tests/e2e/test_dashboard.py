@@ -152,7 +152,8 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
         expect(page.locator("#err-cost_weight")).to_contain_text("must be")
         expect(page.locator("#policy-version")).to_have_text("v1")
 
-        # the chosen candidate goes into the form and applies, with its note; the next decision is scored by it
+        # the chosen candidate goes into the form and applies, with its note; the next decision is
+        # scored by it
         v1, latency_before, before = decision(stack)
         page.click(".load-candidate[data-name='latency-first']")
         expect(page.locator("#f-latency_weight")).to_have_value("3")

@@ -1,4 +1,5 @@
-"""`tandem demo` runs the whole stack, prints device and cloud generations with reasons, and leaves nothing behind."""
+"""`tandem demo` runs the whole stack, prints device and cloud generations with reasons, and
+leaves nothing behind."""
 
 from __future__ import annotations
 

@@ -24,7 +24,10 @@ LINK = ["--link-delay-ms", "5"]  # a 10 ms round trip keeps the stream going lon
 
 @pytest.fixture(scope="module")
 def stack(profile, tmp_path_factory):
-    config = '[router.policy]\nlatency_weight = 0.0\n\n[[cloud.pools]]\nname = "asic"\nreplicas = 2\nnum_cpus = 0.25\n'
+    config = (
+        "[router.policy]\nlatency_weight = 0.0\n\n"
+        '[[cloud.pools]]\nname = "asic"\nreplicas = 2\nnum_cpus = 0.25\n'
+    )
     with running_stack(tmp_path_factory, config, (), 2) as s:
         yield s
 

@@ -1,4 +1,5 @@
-"""End to end through real processes: SDK → router → edge worker or Ray Serve replica, on the shipped models."""
+"""End to end through real processes: SDK → router → edge worker or Ray Serve replica,
+on the shipped models."""
 
 from __future__ import annotations
 

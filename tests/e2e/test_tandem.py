@@ -217,7 +217,7 @@ def test_workers_check_tree_fields(stack):
             )
             if sampling is not None:
                 req.sampling.CopyFrom(sampling)
-            code, details = status(lambda: stub.Draft(req, timeout=30))
+            code, details = status(lambda req=req: stub.Draft(req, timeout=30))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and "branching" in details and why in details
         tree = stub.Draft(
             worker_pb2.DraftRequest(session_id="tree", context=ctx, num_tokens=3, branching=[3, 2]),
@@ -227,7 +227,7 @@ def test_workers_check_tree_fields(stack):
     assert len(tree.alternatives) == 5 and all(len(a.token_ids) == 3 for a in tree.alternatives)
     with grpc.insecure_channel(cloud) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
-        for alts, sampling, field in (
+        for alts, _sampling, field in (
             ([[1, 2]], None, "draft_alternatives[0]"),
             ([[10**6, 1, 2]], None, "draft_alternatives[0]"),
             ([[1, 2, 3]] * 16, None, "draft_alternatives"),
@@ -238,7 +238,7 @@ def test_workers_check_tree_fields(stack):
                 draft_token_ids=list(tree.token_ids),
                 draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in alts],
             )
-            code, details = status(lambda: stub.Verify(req, timeout=30))
+            code, details = status(lambda req=req: stub.Verify(req, timeout=30))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and field in details, details
         v = stub.Verify(
             worker_pb2.VerifyRequest(

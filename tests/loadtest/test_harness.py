@@ -105,7 +105,7 @@ def test_scenarios_load_and_bad_values_are_named(tmp_path):
     assert s.arrivals.sweep == (2.0,) and {h.name for h in s.hints} >= {"interactive", "private"}
     bad = tmp_path / "bad.toml"
     bad.write_text('[arrivals]\nprocess = "uniform"\n')
-    with pytest.raises(ConfigError, match="arrivals.*process"):
+    with pytest.raises(ConfigError, match=r"arrivals.*process"):
         load(bad)
     bad.write_text("[fleet]\ndevise = 3\n")
     with pytest.raises(ConfigError, match="devise"):

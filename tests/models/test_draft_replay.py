@@ -21,7 +21,8 @@ def draft_module():
 def test_chain_and_tree_replays_count_rounds():
     m = draft_module()
     ranks = [np.array([0, 0, 1, 0, 2, 0])]
-    # chain, γ=2: rounds accept [0, 0] (+ the bonus), [0] (+ the correction at rank 2), [0]: 6 tokens, 3 passes
+    # chain, γ=2: rounds accept [0, 0] (+ the bonus), [0] (+ the correction at rank 2), [0]:
+    # 6 tokens, 3 passes
     assert m.tokens_per_pass(ranks, 2) == 6 / 3
     assert m.tokens_per_pass([r == 0 for r in ranks], 2) == 6 / 3  # hit sequences replay alike
     # a top-3 first branch: the rank-1 token that starts a round is accepted there
