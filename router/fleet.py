@@ -105,9 +105,9 @@ class FleetRegistry:
                 else "the router's configuration"
             )
             raise FailedPrecondition(
-                f"tokenizer mismatch: {record.kind} worker {record.worker_id!r} ({record.model_name}) uses tokenizer "
-                f"{record.tokenizer_id}, but the fleet uses {expected} (set by {by}); draft and target models must "
-                f"share one tokenizer"
+                f"tokenizer mismatch: {record.kind} worker {record.worker_id!r} ({record.model_name}) uses "
+                f"tokenizer {record.tokenizer_id}, but the fleet uses {expected} (set by {by}); draft and "
+                f"target models must share one tokenizer"
             )
         now = self._clock()
         old = self._workers.get(record.worker_id)

@@ -82,7 +82,8 @@ class RouterMetrics:
         )
         self.fallbacks = Counter(
             "tandem_tandem_fallbacks",
-            "Requests that continued elsewhere (TANDEM: device or replica lost; CLOUD: replica lost or busy), by cause",
+            "Requests that continued elsewhere (TANDEM: device or replica lost; CLOUD: replica lost or "
+            "busy), by cause",
             ["cause"],
             registry=registry,
         )

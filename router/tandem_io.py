@@ -4,8 +4,9 @@ Draft sources: :class:`RequestedDrafts` asks for each round's block with a Draft
 :class:`StreamedDrafts` keeps a DraftStream open on which the device drafts ahead.
 
 Failure semantics: a draft call or stream that fails with UNAVAILABLE, a broken link or the
-per-round timeout raises DeviceLost; a verify round that fails that way is retried on another replica of the pool
-(safe: a new VerifyStream starts from the whole committed context, so the new replica recomputes its cache),
+per-round timeout raises DeviceLost; a verify round that fails that way is retried on another
+replica of the pool (router.failover; safe: a new VerifyStream starts from the whole committed
+context, so the new replica recomputes its cache),
 and CloudLost is raised when none is left. The client's own deadline passing is DeadlineExceeded.
 Any other status is passed through as the matching TandemError.
 """
@@ -391,7 +392,8 @@ class GrpcVerifier:
                     ) from None
 
     async def _round(self, call: grpc.aio.StreamStreamCall, msg: worker_pb2.VerifyStreamRequest):
-        """Send one round and read its verdict; any failure (the per-round timeout included) is an RpcError."""
+        """Send one round and read its verdict; any failure (the per-round timeout included) is an
+        RpcError."""
         try:
             await call.write(msg)
             resp = await asyncio.wait_for(call.read(), self.deadline.timeout())

@@ -37,14 +37,16 @@ def meet_slos(alive: list[Option], ctx: DecisionContext) -> list[Option]:
                 lambda o, h=headroom: o.prediction is not None and not ctx.misses(o.prediction, h),
                 "slo",
                 lambda o, h=headroom: (
-                    f"predicted to miss the SLO ({ctx.misses(o.prediction, h)}) while another candidate meets it"
+                    f"predicted to miss the SLO ({ctx.misses(o.prediction, h)}) while another candidate "
+                    "meets it"
                 ),
             )
     return alive
 
 
 def follow_preference(alive: list[Option], ctx: DecisionContext) -> list[Option]:
-    """PREFER_DEVICE keeps EDGE, PREFER_CLOUD a CLOUD and PREFER_TANDEM a TANDEM candidate when one survived."""
+    """PREFER_DEVICE keeps EDGE, PREFER_CLOUD a CLOUD and PREFER_TANDEM a TANDEM candidate, when one
+    survived."""
     want, hint = ctx.req.preference.preferred, ctx.req.preference
     if want is None:
         return alive

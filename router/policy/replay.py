@@ -46,7 +46,8 @@ def entry_from_record(r: Mapping) -> TraceEntry:
 
 
 def entry_from_log(e: Mapping) -> TraceEntry:
-    """An entry of the router's decision log (router.placer.Placer.decision_log: t_s and the route's fields)."""
+    """An entry of the router's decision log (router.placer.Placer.decision_log: t_s and the route's
+    fields)."""
     route = RouteRequest(**{k: e[k] for k in RouteRequest.__dataclass_fields__ if k in e})
     chars_per_token = float(e.get("chars_per_token") or 3.5)
     return TraceEntry(

@@ -93,7 +93,8 @@ def battery_reserve(o: Option, ctx: DecisionContext) -> str | None:
         return None
     if d.has_battery and not d.charging and d.battery_percent < reserve:
         work = "EDGE work" if o.placement is Placement.EDGE else "drafting"
-        return f"battery {d.battery_percent:.0f}% is below the {reserve:.0f}% reserve and not charging: no {work}"
+        pct = f"{d.battery_percent:.0f}%"
+        return f"battery {pct} is below the {reserve:.0f}% reserve and not charging: no {work}"
     return None
 
 
@@ -135,7 +136,10 @@ def saturated(o: Option, ctx: DecisionContext) -> str | None:
         return None
     after = pool.utilisation + p.slot_share / max(pool.capacity, 1)
     if after > ctx.policy.max_pool_utilisation:
-        return f"pool {pool.name!r} is saturated ({pool.utilisation:.0%} of capacity, {after:.0%} with this request)"
+        return (
+            f"pool {pool.name!r} is saturated ({pool.utilisation:.0%} of capacity, "
+            f"{after:.0%} with this request)"
+        )
     return None
 
 
