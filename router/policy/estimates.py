@@ -21,12 +21,16 @@ from collections.abc import Sequence
 
 from router.policy.config import PolicyConfig
 from router.policy.placement import Decision
-from router.tandem.speculation import MAX_PROFILE, constant
+from router.tandem.control import shrunk_profile
+from router.tandem.speculation import constant
 
 WEIGHT = 0.2  # of each new observation
 LINE_DECAY = 0.9  # a line's older observations keep this weight per new one (≈10 in memory)
 X_REF = 512.0  # prompt tokens at which a prior line is pinned besides x = 0
 MAX_KEYS = 100_000
+PROFILE_DECAY = 0.9  # a pair's acceptance counts keep this weight per later session
+PAIR_WEIGHT = 8.0  # rounds' worth of the fleet's profile behind each position of a pair's
+FLEET_WEIGHT = 8.0  # rounds' worth of the policy's prior behind each position of the fleet's
 
 
 @dataclasses.dataclass
@@ -162,50 +166,51 @@ class _Table:
         return self._n[kind]
 
 
-class _Profiles:
-    """Acceptance profiles (β_1..β_L) by (device, pool, greedy): element-wise moving means, with
-    the mean profile of the measured pairs of the same kind (greedy or sampled) as a newcomer's prior.
-    A profile's positions past its end take its last entry (router.tandem.speculation)."""
+class _Acceptance:
+    """TANDEM acceptance counts by (device, pool, greedy): per position i, the rounds that reached it
+    (drafted it with the ones before it accepted) and of those the rounds that accepted it, each
+    pair's counts decayed by PROFILE_DECAY per session so that they follow the device's text; and
+    the fleet's pooled counts of each kind (greedy or sampled). A pair's profile is its own rates
+    shrunk towards the fleet's profile, which is shrunk towards the policy's prior: a pair seen
+    for a few rounds borrows from the fleet, one seen for many stands on its own (a hierarchical
+    estimate, router.tandem.control.shrunk_profile at both levels)."""
 
     def __init__(self) -> None:
-        self._d: collections.OrderedDict[tuple, tuple[tuple[float, ...], int]] = collections.OrderedDict()
-        self._sum: dict[bool, list[float]] = collections.defaultdict(lambda: [0.0] * MAX_PROFILE)
-        self._n: collections.Counter[bool] = collections.Counter()
+        self._d: collections.OrderedDict[tuple, tuple[list[float], list[float]]] = collections.OrderedDict()
+        self._fleet: dict[bool, tuple[list[float], list[float]]] = {}
 
-    @staticmethod
-    def _padded(betas: Sequence[float], n: int = MAX_PROFILE) -> list[float]:
-        return [betas[min(i, len(betas) - 1)] for i in range(n)]
-
-    def _shift(self, greedy: bool, values: Sequence[float], sign: float) -> None:
-        total = self._sum[greedy]
-        for i, v in enumerate(self._padded(values)):
-            total[i] += sign * v
-
-    def add(self, key: tuple[str, str, bool], betas: Sequence[float], prior: Sequence[float]) -> None:
-        greedy = key[2]
-        old = self._d.pop(key, None)
-        if old is None:
-            values, count = prior, 0
-            self._n[greedy] += 1
-        else:
-            (values, count) = old
-            self._shift(greedy, values, -1.0)
-        n = max(len(betas), len(values))
-        w = max(WEIGHT, 1.0 / (count + 1))
-        new = tuple(v + w * (x - v) for v, x in zip(self._padded(values, n), self._padded(betas, n)))
-        self._d[key] = (new, count + 1)
-        self._shift(greedy, new, 1.0)
+    def add(self, key: tuple[str, str, bool], accepted: Sequence[float], reached: Sequence[float]) -> None:
+        acc, reach = self._d.pop(key, None) or ([], [])
+        f_acc, f_reach = self._fleet.setdefault(key[2], ([], []))
+        for mine, fleet, new in ((acc, f_acc, accepted), (reach, f_reach, reached)):
+            for lst in (mine, fleet):
+                if len(lst) < len(new):
+                    lst.extend([0.0] * (len(new) - len(lst)))
+            for i, v in enumerate(mine):  # the pair's older sessions fade; the fleet keeps their weight
+                fleet[i] -= v * (1 - PROFILE_DECAY)
+                mine[i] = v * PROFILE_DECAY
+            for i, x in enumerate(new):
+                mine[i] += x
+                fleet[i] += x
+        self._d[key] = (acc, reach)
         if len(self._d) > MAX_KEYS:
-            (_, _, gone_greedy), (gone, _) = self._d.popitem(last=False)
-            self._shift(gone_greedy, gone, -1.0)
-            self._n[gone_greedy] -= 1
+            (_, _, greedy), (gone_acc, gone_reach) = self._d.popitem(last=False)
+            f_acc, f_reach = self._fleet[greedy]
+            for lst, gone in ((f_acc, gone_acc), (f_reach, gone_reach)):
+                for i, v in enumerate(gone):
+                    lst[i] -= v
 
-    def get(self, key: tuple[str, str, bool], prior: Sequence[float]) -> tuple[float, ...]:
-        entry = self._d.get(key)
-        if entry is not None:
-            return entry[0]
-        n = self._n[key[2]]
-        return tuple(v / n for v in self._sum[key[2]]) if n else tuple(prior)
+    def get(self, key: tuple[str, str, bool], prior: Sequence[float], positions: int) -> tuple[float, ...]:
+        f_acc, f_reach = self._fleet.get(key[2], ([], []))
+        fleet = shrunk_profile(_padded(f_acc, positions), _padded(f_reach, positions), prior, FLEET_WEIGHT)
+        own = self._d.get(key)
+        if own is None:
+            return fleet
+        return shrunk_profile(_padded(own[0], positions), _padded(own[1], positions), fleet, PAIR_WEIGHT)
+
+
+def _padded(values: Sequence[float], n: int) -> list[float]:
+    return [max(values[i], 0.0) if i < len(values) else 0.0 for i in range(n)]
 
 
 class Estimates:
@@ -215,7 +220,7 @@ class Estimates:
         self.policy = policy  # priors; replaced when the policy changes
         self._t = _Table()
         self._lines = _Lines()
-        self._profiles = _Profiles()
+        self._acceptance = _Acceptance()
         self._chars_per_token: Ewma | None = None
         self.inflight: collections.Counter[str] = collections.Counter()  # pool → slots its requests hold now
         self.device_energy: collections.Counter[str] = (
@@ -298,11 +303,13 @@ class Estimates:
     def observe_draft(self, device: str, ms_per_token: float) -> None:
         self._t.add(("dev_draft", device), ms_per_token, self.policy.prior_draft_ms)
 
-    def observe_acceptance(self, device: str, pool: str, greedy: bool, betas: Sequence[float]) -> None:
-        """A TANDEM session's acceptance profile (β_i: the i-th drafted token accepted given the ones
-        before it were) between `device` and `pool`, greedy or sampled."""
-        if betas:
-            self._profiles.add((device, pool, greedy), betas, self.prior_profile())
+    def observe_acceptance(
+        self, device: str, pool: str, greedy: bool, accepted: Sequence[float], reached: Sequence[float]
+    ) -> None:
+        """A TANDEM session's acceptance counts between `device` and `pool`, greedy or sampled: per
+        position i, the rounds that reached it and of those the rounds that accepted it."""
+        if any(reached):
+            self._acceptance.add((device, pool, greedy), accepted, reached)
 
     # ---------------------------------------------------------------- reads
 
@@ -371,9 +378,11 @@ class Estimates:
         return constant(self.policy.prior_acceptance)
 
     def acceptance(self, device: str, pool: str, greedy: bool = True) -> tuple[float, ...]:
-        """The acceptance profile between `device` and `pool`: its own, else its measured peers'
-        mean (greedy and sampled apart), else the policy's prior as a constant."""
-        return self._profiles.get((device, pool, greedy), self.prior_profile())
+        """The acceptance profile (β_1..β_L, L = the policy's longest draft + 1) between `device` and
+        `pool`: its own rates, shrunk towards the fleet's, shrunk towards the policy's prior."""
+        return self._acceptance.get(
+            (device, pool, greedy), self.prior_profile(), self.policy.max_draft_length + 1
+        )
 
     def chars_per_token(self) -> float:
         return self._chars_per_token.value if self._chars_per_token else self.policy.prompt_chars_per_token

@@ -30,7 +30,9 @@ class Outcome:
     # TANDEM
     greedy: bool = True
     drafted: int = 0  # tokens drafted in rounds
-    acceptance: tuple[float, ...] = ()  # the session's acceptance profile (β_i)
+    # the session's acceptance counts, per drafted position: rounds that reached it, and accepted it
+    accepted: tuple[float, ...] = ()
+    reached: tuple[float, ...] = ()
     draft_ms: float = 0.0  # device time per drafted token
     verify_ms: float = 0.0  # per verify call
     verify_passes: int = 0  # target passes after the first
@@ -49,7 +51,7 @@ def learn(est: Estimates, o: Outcome) -> None:
         if o.head_start:
             est.observe_cloud_ttft(o.pool, o.ttft_ms, o.prompt_tokens)
         if o.drafted:
-            est.observe_acceptance(o.device_id, o.pool, o.greedy, o.acceptance)
+            est.observe_acceptance(o.device_id, o.pool, o.greedy, o.accepted, o.reached)
             est.observe_draft(o.device_id, o.draft_ms)
         if o.verify_passes:
             est.observe_verify(o.pool, o.verify_ms, o.decode_compute_ms / o.verify_passes)

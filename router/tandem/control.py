@@ -88,6 +88,8 @@ class DraftLengthController:
         # of those the rounds that accepted it
         self._reach = [0.0] * n
         self._acc = [0.0] * n
+        self.reached = [0] * n  # the session's own counts, undecayed (what the policy's estimates learn)
+        self.accepted = [0] * n
 
     @property
     def alpha(self) -> float:
@@ -162,6 +164,8 @@ class DraftLengthController:
         for i in range(min(accepted + 1, drafted, len(self._reach))):
             self._reach[i] += 1
             self._acc[i] += 1 if i < accepted else 0
+            self.reached[i] += 1
+            self.accepted[i] += 1 if i < accepted else 0
         if not timed:
             return
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)

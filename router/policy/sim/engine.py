@@ -115,7 +115,6 @@ class Simulation:
             sc.cloud.verify_compute_factor,
             d.overlap if d else req.route.overlap,
             rng,
-            prior=d.draft_model.betas if d and d.draft_model else (),
         )
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:

@@ -16,7 +16,6 @@ from router.policy.sim.strategies import TOKENIZER_ID, register_fleet
 from router.policy.sim.tally import percentile
 from router.policy.sim.world import draw_request
 from router.policy.snapshot import build_snapshot
-from router.tandem.speculation import constant
 from tandem.errors import FailedPrecondition, ResourceExhausted
 
 
@@ -54,7 +53,9 @@ def time_decisions(
         est.observe_edge(dev_id, rng.uniform(50.0, 500.0), rng.uniform(dm.token_ms_min, dm.token_ms_max))
         est.observe_draft(dev_id, rng.uniform(dm.token_ms_min, dm.token_ms_max) * dm.draft_ratio)
         for p in scenario.pools:
-            est.observe_acceptance(dev_id, p.name, True, constant(rng.uniform(0.4, 0.8)))
+            alpha = rng.uniform(0.4, 0.8)  # 20 rounds of γ = 4 at that acceptance
+            reached = [20 * alpha**i for i in range(4)]
+            est.observe_acceptance(dev_id, p.name, True, [r * alpha for r in reached], reached)
     for p in scenario.pools:
         est.observe_cloud(p.name, p.ttft_ms, p.token_ms, p.compute_ms_per_token)
         est.observe_verify(p.name, p.verify_ms, p.compute_ms_per_token * scenario.cloud.verify_compute_factor)

@@ -23,7 +23,6 @@ import dataclasses
 import random
 
 from router.policy.sim.scenario import PoolModel
-from router.tandem.control import PRIOR_POSITION_WEIGHT, shrunk_profile
 from router.tandem.speculation import RoundModel
 
 
@@ -65,7 +64,8 @@ class Happened:
     # TANDEM, as the session measured it
     rounds: int = 0
     drafted: int = 0
-    acceptance: tuple[float, ...] = ()
+    accepted: tuple[int, ...] = ()  # per drafted position: rounds that accepted it …
+    reached: tuple[int, ...] = ()  # … of the rounds that reached it
     draft_ms: float = 0.0
     verify_call_ms: float = 0.0
 
@@ -119,7 +119,6 @@ def tandem_truth(
     verify_compute_factor: float,
     overlap: bool,
     rng: random.Random,
-    prior: tuple[float, ...] = (),
 ) -> Happened:
     """TANDEM as router.tandem.loop runs it, played out round by round with random acceptance
     (`betas`: this request's true profile). Head start: the pool prefills and sends the first
@@ -127,8 +126,7 @@ def tandem_truth(
     when its first token was the target's, else the device drafts anew. Each round drafts γ (the
     device's time plus its link) and verifies them (one pass); with overlap a round after a hit
     waits only for the verify call and the drafting that outlasted it, and after a miss the blocks
-    drafted ahead are dropped. The session's measured acceptance profile is shrunk towards `prior`
-    (the decision's) as the router's controller does."""
+    drafted ahead are dropped. The session's acceptance counts are what its controller would count."""
     a, verify = dev.draft_ms, pool.verify_ms * m
     model = RoundModel(betas, a, rtt_ms, verify, overlap)
     pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
@@ -178,7 +176,8 @@ def tandem_truth(
         first_compute_ms=pool.compute_ms_per_token,
         rounds=rounds,
         drafted=drafted,
-        acceptance=shrunk_profile(acc, reach, prior or betas[:1], PRIOR_POSITION_WEIGHT) if gamma else (),
+        accepted=tuple(acc) if gamma else (),
+        reached=tuple(reach) if gamma else (),
         draft_ms=a,
         verify_call_ms=verify,
     )

@@ -148,16 +148,14 @@ def test_tandem_truth_plays_rounds_out_and_matches_the_model_on_average():
     assert sum(a.energy_j for a in ahead) > sum(t.energy_j for t in runs)
 
 
-def test_tandem_truth_measures_a_falling_profile_as_the_session_would():
+def test_tandem_truth_counts_acceptance_as_the_session_would():
     truth = (0.95, 0.8, 0.6, 0.4, 0.3)
-    t = tandem(betas=truth, gamma=4, n=4000, prior=(0.5,))
-    measured = t.acceptance
-    assert len(measured) == 5 and measured[0] > measured[1] > measured[2] > measured[3]
-    assert measured[0] == pytest.approx(0.95, abs=0.03) and measured[2] == pytest.approx(0.6, abs=0.06)
+    t = tandem(betas=truth, gamma=4, n=4000)
+    assert len(t.reached) == 5 and t.reached[0] > t.reached[1] > t.reached[2] > t.reached[3] > 0
+    rates = [a / r for a, r in zip(t.accepted[:4], t.reached[:4])]
+    assert rates[0] == pytest.approx(0.95, abs=0.03) and rates[2] == pytest.approx(0.6, abs=0.06)
     assert t.draft_ms == 16.0 and t.verify_call_ms == pytest.approx(REF.pools[1].verify_ms)
-    assert (
-        tandem(gamma=0).rounds == 199 and tandem(gamma=0).acceptance == ()
-    )  # no drafting: the cloud decodes
+    assert tandem(gamma=0).rounds == 199 and tandem(gamma=0).reached == ()  # no drafting: the cloud decodes
 
 
 def test_edge_pays_the_link_twice_and_every_token_on_the_battery():
