@@ -28,6 +28,8 @@ class RouterConfig:
     draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
     overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
     head_start: bool = True  # TANDEM: the cloud sends the first token while the device prefills
+    # TANDEM: a request falling behind its per-token SLO continues in the cloud (router.tandem.pace)
+    pace_guard: bool = True
     draft_speed_slack: float = (
         0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
     )

@@ -191,14 +191,15 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
             prompt_tokens=prompt_tokens,
             tokens=out.produced,
             ttft_ms=out.ttft_ms,
+            # the client sits on the device: its link is part of what the client sees
+            client_rtt_ms=device.state.rtt_ms if device else 0.0,
             token_ms=out.token_ms,
             device_id=device_id,
             device_rtt_ms=edge.state.rtt_ms if edge else 0.0,
             pool=bill.pool,
             decode_compute_ms=bill.cloud_compute_ms - first_compute_ms,
         )
-        # the client sits on the device: its link is part of what the client sees
-        self.placer.finished(decision, outcome, client_rtt_ms=device.state.rtt_ms if device else 0.0)
+        self.placer.finished(decision, outcome)
 
     def _timeout(self, context) -> float:
         remaining = context.time_remaining()

@@ -99,11 +99,11 @@ class Placer:
         stats, self.shadow = self.shadow, None
         return stats
 
-    def finished(self, d: Decision, outcome: Outcome, client_rtt_ms: float) -> None:
+    def finished(self, d: Decision, outcome: Outcome) -> None:
         """A request decided as `d` has finished: the estimates learn from its outcome
         (router.policy.outcome.learn, the one place) and the calibration metrics see it."""
-        learn(self.estimates, outcome)
-        self.observe_latency(d, outcome.ttft_ms + client_rtt_ms, outcome.token_ms)
+        learn(self.estimates, outcome, d)
+        self.observe_latency(d, outcome.ttft_ms + outcome.client_rtt_ms, outcome.token_ms)
 
     def observe_latency(self, d: Decision, ttft_ms: float, token_ms: float | None) -> None:
         """Actual (as the client sees it) ÷ predicted, for the dashboard's calibration view."""

@@ -12,7 +12,9 @@ output, else UNAVAILABLE.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -29,6 +31,7 @@ from router.policy.outcome import Outcome
 from router.policy.placement import Decision, Placement, Preference, Quality
 from router.tandem.control import DEFAULT_PRIOR, DraftControlConfig, DraftLengthController
 from router.tandem.loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
+from router.tandem.pace import PaceGuard
 from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
 from router.worker_channels import WorkerChannels
 from runtime.llm.tokenizer import Tokenizer
@@ -76,6 +79,37 @@ def stats_to_pb(s: TandemStats) -> common_pb2.TandemStats:
     )
 
 
+class _Pace:
+    """A TANDEM stream's pace: tokens committed since the first, the time since the first, and the
+    time per token of the rounds (from the end of the first round: the wait for the device's head
+    block is paid once)."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.produced = 0
+        self.first_at = self.rounds_from = 0.0
+        self.rounds_base = 0
+
+    def commit(self, tokens: int) -> bool:
+        """Count a round's tokens; True once the rounds' pace can be judged."""
+        now = time.perf_counter()
+        self.commits += 1
+        if self.commits == 1:
+            self.first_at = now
+            return False
+        self.produced += tokens
+        if self.commits == 2:
+            self.rounds_from, self.rounds_base = now, self.produced
+            return False
+        return True
+
+    def now(self) -> tuple[float, int, float]:
+        """(ms since the first token, tokens since it, ms per token of the rounds after the first)."""
+        t = time.perf_counter()
+        paced = max(self.produced - self.rounds_base, 1)
+        return (t - self.first_at) * 1e3, self.produced, (t - self.rounds_from) * 1e3 / paced
+
+
 class TandemStreamer:
     def __init__(
         self,
@@ -109,6 +143,14 @@ class TandemStreamer:
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,
         )
+
+    def _pace_guard(self, spec: GenerateSpec, decision: Decision, pool: str, prompt_tokens: int) -> PaceGuard:
+        """The request's pace guard (router.tandem.pace) at the pool's estimated speeds."""
+        est = self.placer.estimates.pool(pool)
+        n = spec.sampling.max_new_tokens
+        handover_ms = est["ttft_ms"] + est["prefill_ms_per_token"] * (prompt_tokens + n / 2)
+        slo = spec.route.token_slo_ms or self.placer.store.policy.default_token_slo_ms
+        return PaceGuard(slo if self.config.pace_guard else 0.0, n, est["token_ms"], handover_ms)
 
     async def stream(
         self,
@@ -153,39 +195,38 @@ class TandemStreamer:
         else:
             drafts = RequestedDrafts(*args, branching=tree)
         text = TextRenderer(tokenizer, prompt, spec.sampling.stop, spec.sampling.max_new_tokens)
+        guard = self._pace_guard(spec, decision, verifier.replica.pool.name, len(prompt))
+        pace = _Pace()
         stats = TandemStats()
         committed = list(prompt)
         extra_compute_ms = 0.0
-        last, finish = None, None
+        last, finish, handover = None, None, ""
         try:
+            rounds = tandem_rounds(
+                prompt,
+                spec.sampling.max_new_tokens,
+                max_context,
+                verifier.replica.eos_token_id,
+                control,
+                drafts,
+                verifier,
+                stats,
+                head_start=self.config.head_start,
+            )
             try:
-                async for c in tandem_rounds(
-                    prompt,
-                    spec.sampling.max_new_tokens,
-                    max_context,
-                    verifier.replica.eos_token_id,
-                    control,
-                    drafts,
-                    verifier,
-                    stats,
-                    head_start=self.config.head_start,
-                ):
-                    committed += c.tokens
-                    delta, finish = text.feed(c.tokens, eos=c.eos)
-                    last = out.chunk(c.tokens, delta, "tandem", c.worker_id, accepted=c.accepted)
-                    if finish:
-                        break
-                    yield last
+                async with contextlib.aclosing(rounds):
+                    async for c in rounds:
+                        committed += c.tokens
+                        delta, finish = text.feed(c.tokens, eos=c.eos)
+                        last = out.chunk(c.tokens, delta, "tandem", c.worker_id, accepted=c.accepted)
+                        if finish:
+                            break
+                        yield last
+                        if pace.commit(len(c.tokens)) and guard.behind(*pace.now()):
+                            handover = "slo_pace"  # too slow for the SLO: the pool decodes the rest alone
+                            break
             except DeviceLost as lost:
-                stats.fallbacks[lost.cause] = stats.fallbacks.get(lost.cause, 0) + 1
-                self.metrics.fallbacks.labels(lost.cause).inc()
-                async for last, finish, ms in self._continue(
-                    verifier.replica, "cloud", committed, out, text, round_sampling, deadline, verifier
-                ):
-                    extra_compute_ms += ms
-                    if finish:
-                        break
-                    yield last
+                handover = lost.cause
             except CloudLost as lost:
                 if (
                     spec.route.preference is Preference.ONLY_CLOUD
@@ -199,6 +240,16 @@ class TandemStreamer:
                 async for last, finish, _ in self._continue(
                     edge, "edge", committed, out, text, round_sampling, deadline
                 ):
+                    if finish:
+                        break
+                    yield last
+            if handover:  # the device was lost, or the pace guard handed the request over
+                stats.fallbacks[handover] = stats.fallbacks.get(handover, 0) + 1
+                self.metrics.fallbacks.labels(handover).inc()
+                async for last, finish, ms in self._continue(
+                    verifier.replica, "cloud", committed, out, text, round_sampling, deadline, verifier
+                ):
+                    extra_compute_ms += ms
                     if finish:
                         break
                     yield last
@@ -229,6 +280,7 @@ class TandemStreamer:
                     prompt_tokens=len(prompt),
                     tokens=out.produced,
                     ttft_ms=out.ttft_ms,
+                    client_rtt_ms=edge.state.rtt_ms,  # the client sits on the device
                     token_ms=out.token_ms,
                     device_id=edge.worker_id,
                     pool=pool.name,
@@ -242,7 +294,6 @@ class TandemStreamer:
                     verify_passes=max(stats.target_passes - 1, 0),
                     head_start=self.config.head_start,
                 ),
-                client_rtt_ms=edge.state.rtt_ms,
             )
             yield final
         finally:

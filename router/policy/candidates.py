@@ -96,8 +96,8 @@ def _tandem_prediction(ctx: DecisionContext, pool: PoolEstimate, scales: Scales)
             )
 
         pred = predict()
-        if ctx.misses(pred) and prices != FASTEST:
+        if ctx.misses(Placement.TANDEM, pred) and prices != FASTEST:
             fast = predict(prices=FASTEST)
-            pred = pred if ctx.misses(fast) else fast
+            pred = pred if ctx.misses(Placement.TANDEM, fast) else fast
         variants.append(pred)
-    return min(variants, key=lambda v: (bool(ctx.misses(v)), scales.score(v, policy)))
+    return min(variants, key=lambda v: (bool(ctx.misses(Placement.TANDEM, v)), scales.score(v, policy)))

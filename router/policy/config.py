@@ -33,8 +33,9 @@ class PolicyConfig:
     # SLOs for requests that set none (0: none)
     default_ttft_slo_ms: float = 0.0
     default_token_slo_ms: float = 0.0
-    # a candidate meets an SLO when predicted within this share of it: predictions err, loads move
-    slo_headroom: float = 0.8
+    # a candidate meets an SLO when it is predicted to with this probability: its prediction, the
+    # spread the model knows of (TANDEM's rounds) and the spread measured beyond it (links, loads)
+    slo_confidence: float = 0.9
     # quality: with QUALITY_UNSPECIFIED, the small model suffices up to this many new tokens (0: never)
     small_ok_max_new_tokens: int = 0
     allow_tandem: bool = True
@@ -56,6 +57,7 @@ class PolicyConfig:
     prior_verify_ms: float = 30.0
     prior_compute_ms_per_token: float = 20.0
     prior_compute_ms_per_verify: float = 24.0
+    prior_latency_spread: float = 0.15  # std of log(actual ÷ predicted) latency before any is measured
     prompt_chars_per_token: float = (
         3.5  # prompt length estimate before tokenizing (prior: the router learns it)
     )
@@ -93,8 +95,8 @@ class PolicyConfig:
             raise InvalidArgument("energy_margin", f"must be >= 1, got {self.energy_margin}")
         if self.max_pool_utilisation <= 0:
             raise InvalidArgument("max_pool_utilisation", "must be > 0")
-        if not 0 < self.slo_headroom <= 1:
-            raise InvalidArgument("slo_headroom", f"must be in (0, 1], got {self.slo_headroom}")
+        if not 0.5 <= self.slo_confidence < 1:
+            raise InvalidArgument("slo_confidence", f"must be in [0.5, 1), got {self.slo_confidence}")
         if self.prompt_chars_per_token <= 0:
             raise InvalidArgument("prompt_chars_per_token", "must be > 0")
         if self.cost_weight + self.latency_weight + self.battery_weight <= 0:

@@ -84,13 +84,24 @@ class DecisionContext:
     def why_device_only(self) -> str:
         return "privacy LOCAL_ONLY" if self.req.privacy is Privacy.LOCAL_ONLY else "placement ONLY_DEVICE"
 
-    def misses(self, p: Prediction, headroom: float | None = None) -> str:
-        """What `p` is predicted to miss ('' if nothing), with the SLOs scaled by `headroom`
-        (default: the policy's)."""
-        headroom = self.policy.slo_headroom if headroom is None else headroom
-        out, shown = [], f" × {headroom:g} headroom" if headroom < 1 else ""
-        if self.ttft_slo_ms and p.ttft_ms > self.ttft_slo_ms * headroom:
-            out.append(f"TTFT {p.ttft_ms:.0f} ms > {self.ttft_slo_ms:g} ms{shown}")
-        if self.token_slo_ms and self.n > 1 and p.token_ms > self.token_slo_ms * headroom:
-            out.append(f"{p.token_ms:.1f} ms/token > {self.token_slo_ms:g} ms{shown}")
+    def margin(self, placement: str, what: str, model_var: float = 0.0) -> float:
+        """The factor a prediction is scaled by to meet an SLO with the policy's confidence: the
+        measured spread of actual ÷ predicted latency for this placement, scaled by the spread the
+        model knows of for this request (`model_var`)."""
+        if self.snap.spread is None:
+            return 1.0
+        return self.snap.spread(placement, what).margin(self.policy.slo_confidence, model_var)
+
+    def misses(self, placement: str, p: Prediction, confident: bool = True) -> str:
+        """What `p` (a prediction for `placement`) misses ('' if nothing): with the policy's confidence
+        (the margins of :meth:`margin`), or `confident=False`: as predicted."""
+        out = []
+        ttft = p.ttft_ms * (self.margin(placement, "ttft") if confident else 1.0)
+        if self.ttft_slo_ms and ttft > self.ttft_slo_ms:
+            shown = f" ({p.ttft_ms:.0f} predicted)" if confident else ""
+            out.append(f"TTFT {ttft:.0f} ms{shown} > {self.ttft_slo_ms:g} ms")
+        token = p.token_ms * (self.margin(placement, "token", p.token_var) if confident else 1.0)
+        if self.token_slo_ms and self.n > 1 and token > self.token_slo_ms:
+            shown = f" ({p.token_ms:.1f} predicted)" if confident else ""
+            out.append(f"{token:.1f} ms/token{shown} > {self.token_slo_ms:g} ms")
         return ", ".join(out)

@@ -113,6 +113,7 @@ def pick(options: list[Option], ranked: list[Option], ctx: DecisionContext, poli
         predicted_token_ms=p.token_ms,
         predicted_energy_j=p.energy_j,
         predicted_slot_share=p.slot_share,
+        predicted_token_var=p.token_var,
         draft_prices=p.prices,
         draft_model=p.model,
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
+import statistics
 from collections.abc import Sequence
 
 from router.policy.config import PolicyConfig
@@ -28,6 +30,7 @@ WEIGHT = 0.2  # of each new observation
 LINE_DECAY = 0.9  # a line's older observations keep this weight per new one (≈10 in memory)
 X_REF = 512.0  # prompt tokens at which a prior line is pinned besides x = 0
 MAX_KEYS = 100_000
+SPREAD_STEP = 0.01  # a latency spread's quantiles move by at most this per request, once warmed up
 PROFILE_DECAY = 0.9  # a pair's acceptance counts keep this weight per later session
 PAIR_WEIGHT = 8.0  # rounds' worth of the fleet's profile behind each position of a pair's
 FLEET_WEIGHT = 8.0  # rounds' worth of the policy's prior behind each position of the fleet's
@@ -213,6 +216,50 @@ def _padded(values: Sequence[float], n: int) -> list[float]:
     return [max(values[i], 0.0) if i < len(values) else 0.0 for i in range(n)]
 
 
+SPREAD_QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+
+class Spread:
+    """How actual latency strays from predicted: quantiles of u = log(actual ÷ predicted) ÷ scale,
+    scale = √(model variance + base²) — the residual standardised by what the model knows of the
+    request's own spread (TANDEM's rounds; `base` for the rest), so that one distribution serves
+    short and long requests. Quantiles, not a mean and a variance, because the distribution is
+    skewed (the pace guard cuts TANDEM's slow tail). Tracked by stochastic approximation, starting
+    from the standard normal's; `quantile(q)` interpolates between the tracked ones."""
+
+    def __init__(self, base: float) -> None:
+        self.base = base
+        self.q = [statistics.NormalDist().inv_cdf(p) for p in SPREAD_QUANTILES]
+        self.count = 0
+
+    def scale(self, model_var: float) -> float:
+        return math.sqrt(max(model_var, 0.0) + self.base**2)
+
+    def add(self, log_ratio: float, model_var: float) -> None:
+        u = log_ratio / self.scale(model_var)
+        step = max(SPREAD_STEP, 4.0 / (self.count + 10))
+        for i, p in enumerate(SPREAD_QUANTILES):
+            self.q[i] += step * (p - (u <= self.q[i]))
+        for i in range(1, len(self.q)):  # keep them ordered
+            self.q[i] = max(self.q[i], self.q[i - 1])
+        self.count += 1
+
+    def quantile(self, p: float) -> float:
+        """The p-quantile of u (linear between the tracked ones, the extreme ones beyond them)."""
+        qs = SPREAD_QUANTILES
+        if p <= qs[0]:
+            return self.q[0]
+        for i in range(1, len(qs)):
+            if p <= qs[i]:
+                t = (p - qs[i - 1]) / (qs[i] - qs[i - 1])
+                return self.q[i - 1] + t * (self.q[i] - self.q[i - 1])
+        return self.q[-1]
+
+    def margin(self, p: float, model_var: float) -> float:
+        """The factor that a prediction times meets with probability `p`."""
+        return math.exp(self.quantile(p) * self.scale(model_var))
+
+
 class Estimates:
     """Not thread-safe: the router's event loop (or the simulator) owns it."""
 
@@ -221,6 +268,7 @@ class Estimates:
         self._t = _Table()
         self._lines = _Lines()
         self._acceptance = _Acceptance()
+        self._spreads: dict[tuple[str, str], Spread] = {}  # (placement, "ttft" | "token")
         self._chars_per_token: Ewma | None = None
         self.inflight: collections.Counter[str] = collections.Counter()  # pool → slots its requests hold now
         self.device_energy: collections.Counter[str] = (
@@ -310,6 +358,21 @@ class Estimates:
         position i, the rounds that reached it and of those the rounds that accepted it."""
         if any(reached):
             self._acceptance.add((device, pool, greedy), accepted, reached)
+
+    def observe_latency(
+        self, placement: str, what: str, actual_ms: float, predicted_ms: float, model_var: float
+    ) -> None:
+        """A finished request's `what` ("ttft" or "token") against its prediction, as the client saw it."""
+        if actual_ms > 0 and predicted_ms > 0:
+            self.spread(placement, what).add(math.log(actual_ms / predicted_ms), model_var)
+
+    def spread(self, placement: str, what: str) -> Spread:
+        """How `what` ("ttft" or "token") of `placement` strays from its predictions (the prior's
+        standard normal, scaled by prior_latency_spread, until measured)."""
+        s = self._spreads.get((placement, what))
+        if s is None:
+            s = self._spreads[(placement, what)] = Spread(self.policy.prior_latency_spread)
+        return s
 
     # ---------------------------------------------------------------- reads
 

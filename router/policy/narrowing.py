@@ -28,18 +28,20 @@ def narrow(
 
 
 def meet_slos(alive: list[Option], ctx: DecisionContext) -> list[Option]:
-    """Drop candidates predicted to miss the SLOs, judged with the policy's headroom when any
-    candidate meets them so, else as they are: one that misses by less is still a better bet."""
-    for headroom in (ctx.policy.slo_headroom, 1.0):
-        if any(not ctx.misses(o.prediction, headroom) for o in alive if o.prediction):
+    """Drop candidates that are not predicted to meet the SLOs with the policy's confidence when any
+    candidate is; else those predicted to miss them outright — one that misses by less is still a
+    better bet."""
+    for confident, why in ((True, "not sure enough to meet the SLO"), (False, "predicted to miss the SLO")):
+        missed = {
+            id(o): ctx.misses(o.placement, o.prediction, confident) if o.prediction else "not predicted"
+            for o in alive
+        }
+        if not all(missed.values()):
             return narrow(
                 alive,
-                lambda o, h=headroom: o.prediction is not None and not ctx.misses(o.prediction, h),
+                lambda o, missed=missed: not missed[id(o)],
                 "slo",
-                lambda o, h=headroom: (
-                    f"predicted to miss the SLO ({ctx.misses(o.prediction, h)}) while another candidate "
-                    "meets it"
-                ),
+                lambda o, why=why, missed=missed: f"{why} ({missed[id(o)]}) while another candidate meets it",
             )
     return alive
 

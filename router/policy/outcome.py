@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from router.policy.estimates import Estimates
-from router.policy.placement import Placement
+from router.policy.placement import Decision, Placement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Outcome:
     prompt_tokens: int
     tokens: int  # generated
     ttft_ms: float  # the request's arrival at the router → its first token there
+    client_rtt_ms: float  # the client's own round trip to the router (it sees ttft_ms plus this)
     token_ms: float | None  # mean time per token after the first (None: one token)
     device_id: str = ""  # EDGE and TANDEM: the device
     device_rtt_ms: float = 0.0  # EDGE: the router ↔ device round trip inside ttft_ms
@@ -39,9 +40,13 @@ class Outcome:
     head_start: bool = True  # the first token was the pool's (a CLOUD time to first token)
 
 
-def learn(est: Estimates, o: Outcome) -> None:
-    """Feed a finished request's measurements to the estimates the policy predicts from."""
+def learn(est: Estimates, o: Outcome, d: Decision) -> None:
+    """Feed a finished request's measurements to the estimates the policy predicts from, and its
+    latency, as the client saw it, against the prediction `d` was made with."""
     est.observe_prompt(o.prompt_chars, o.prompt_tokens)
+    est.observe_latency(d.placement, "ttft", o.ttft_ms + o.client_rtt_ms, d.predicted_ttft_ms, 0.0)
+    if o.token_ms is not None:
+        est.observe_latency(d.placement, "token", o.token_ms, d.predicted_token_ms, d.predicted_token_var)
     if o.placement is Placement.EDGE:
         est.observe_edge(o.device_id, max(o.ttft_ms - o.device_rtt_ms, 0.0), o.token_ms, o.prompt_tokens)
     elif o.placement is Placement.CLOUD:

@@ -124,6 +124,7 @@ class Decision:
     predicted_token_ms: float = 0.0
     predicted_energy_j: float = 0.0
     predicted_slot_share: float = 0.0  # of one pool slot, while it runs (router.policy.predict)
+    predicted_token_var: float = 0.0  # variance of log(actual ÷ predicted) per-token time the model knows of
     draft_prices: RoundPrices = FASTEST  # TANDEM: what the session's draft length control minimises
     # TANDEM: the round model the prediction used — the session's controller starts from it; its
     # `overlap` is run-ahead drafting (off where its dropped drafts cost more than it saves)

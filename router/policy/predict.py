@@ -96,6 +96,9 @@ class Prediction:
     model: RoundModel | None = (
         None  # TANDEM: the round model predicted with (the session's controller's prior)
     )
+    # the variance of log(actual ÷ predicted) per-token time that the model itself knows of (TANDEM:
+    # how many tokens its rounds commit, hits and misses); the rest is learned (router.policy.estimates)
+    token_var: float = 0.0
 
     @property
     def overlap(self) -> bool:
@@ -179,7 +182,8 @@ def predict_tandem(
         while gamma > 0 and tandem_drafted_tokens(model, gamma, n) * device.energy_per_token_j > left:
             gamma -= 1
     rest = max(n - 1, 0)
-    rounds = rest / model.expected_tokens(gamma)
+    e = model.expected_tokens(gamma)
+    rounds = rest / e
     r = model.round_ms(gamma) if gamma else pool.verify_ms
     # after the cloud's first token: wait for the device's head block (its link, prefill and γ + 1
     # drafts, begun when the cloud's prefill was), then the rounds — the first of which needs no
@@ -198,6 +202,11 @@ def predict_tandem(
     )
     total = device.rtt_ms + pool_ttft + after
     busy = pool_ttft + rounds * pool.verify_ms
+    token_var = 0.0
+    if gamma and rounds >= 1:
+        token_var = (
+            model.tokens_variance(gamma) / e**2 + model.round_ms_variance(gamma) / max(r, 1e-6) ** 2
+        ) / rounds
     return Prediction(
         ttft_ms=device.rtt_ms + pool_ttft,
         token_ms=after / rest if rest else 0.0,
@@ -208,4 +217,5 @@ def predict_tandem(
         slot_share=min(1.0, busy / max(total, 1e-6)),
         prices=prices,
         model=model,
+        token_var=token_var,
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord, least_loaded
 from router.policy.config import PolicyConfig
 from router.policy.costs import priced
-from router.policy.estimates import Estimates
+from router.policy.estimates import Estimates, Spread
 from router.policy.predict import DeviceEstimate, PoolEstimate
 
 
@@ -24,6 +24,9 @@ class FleetSnapshot:
     # pool → the device's acceptance profile with it (β_i; see router.tandem.speculation)
     acceptance: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     chars_per_token: float = 0.0  # measured over the fleet's prompts (0: the policy's prior)
+    # how latency strays from predictions, by placement (router.policy.estimates.Spread): a callable
+    # (placement, "ttft" | "token") → Spread; None: the predictions as they are
+    spread: Callable[[str, str], Spread] | None = None
 
 
 def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> DeviceEstimate:
@@ -91,5 +94,9 @@ def build_snapshot(
     pools = pool_estimates(registry.members(CLOUD), est, registry.busy, policy.pool_prices)
     acceptance = {p.name: est.acceptance(device_id, p.name, greedy) for p in pools} if device else {}
     return FleetSnapshot(
-        device=device, pools=pools, acceptance=acceptance, chars_per_token=est.chars_per_token()
+        device=device,
+        pools=pools,
+        acceptance=acceptance,
+        chars_per_token=est.chars_per_token(),
+        spread=est.spread,
     )

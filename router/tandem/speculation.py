@@ -34,6 +34,9 @@ The quantities, for draft length γ (reach(j) = Π_{i≤j} β_i):
   hits is not held up by its link;
 - tokens drafted per round: γ, plus with overlap those drafted ahead past a block that misses and
   dropped, (1 − h)·min((γ + 1)·blocks ahead, (D + V) / a);
+- over R rounds, the time per committed token varies with the tokens each round commits and, with
+  overlap, with hits and misses: its squared coefficient of variation is about
+  (Var(tokens)/E² + Var(round time)/round time²)/R (renewal theory; the policy's SLO margins);
 - the best γ minimises a round's price per committed token, price(γ) / E(γ), where
   :class:`RoundPrices` prices a round's time, its target pass and its drafted tokens (the policy's
   score units; time alone is the fastest γ).
@@ -97,6 +100,27 @@ class RoundModel:
             run *= self.beta(i)
             total += run
         return total
+
+    def tokens_variance(self, gamma: int) -> float:
+        """The variance of the tokens a round commits (1 + K, K the accepted prefix: P(K ≥ j) = reach(j))."""
+        mean = square = 0.0
+        run = 1.0
+        for j in range(1, gamma + 1):
+            run *= self.beta(j)
+            mean += run
+            square += (2 * j - 1) * run
+        return max(square - mean * mean, 0.0)
+
+    def round_ms_variance(self, gamma: int) -> float:
+        """The variance of a round's time: with overlap, a hit round is short and a miss long."""
+        if not self.overlap or gamma <= 0:
+            return 0.0
+        h = self.hit(gamma)
+        full = gamma * self.draft_ms + self.link_ms + self.verify_ms
+        hit_round = self.verify_ms + max(
+            0.0, max(0.0, gamma * self.draft_ms - self.verify_ms) + self.ahead_extra_ms
+        )
+        return h * (1 - h) * (full - hit_round) ** 2
 
     def hit(self, gamma: int) -> float:
         """The probability that a block of γ is wholly accepted and its bonus token guessed."""

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RoutingPolicy(_message.Message):
-    __slots__ = ("cost_weight", "latency_weight", "battery_weight", "battery_reserve_percent", "energy_margin", "default_battery_capacity_joules", "default_ttft_slo_ms", "default_token_slo_ms", "small_ok_max_new_tokens", "allow_tandem", "max_cost_usd", "max_pool_price_per_hour_usd", "max_pool_utilisation", "max_draft_length", "max_device_state_age_s", "prior_acceptance", "prior_device_ttft_ms", "prior_device_prefill_ms_per_token", "prior_device_token_ms", "prior_draft_ms", "prior_rtt_ms", "prior_cloud_ttft_ms", "prior_cloud_prefill_ms_per_token", "prior_cloud_token_ms", "prior_verify_ms", "prior_compute_ms_per_token", "prior_compute_ms_per_verify", "prompt_chars_per_token", "prefill_energy_fraction", "slo_headroom", "pool_prices")
+    __slots__ = ("cost_weight", "latency_weight", "battery_weight", "battery_reserve_percent", "energy_margin", "default_battery_capacity_joules", "default_ttft_slo_ms", "default_token_slo_ms", "small_ok_max_new_tokens", "allow_tandem", "max_cost_usd", "max_pool_price_per_hour_usd", "max_pool_utilisation", "max_draft_length", "max_device_state_age_s", "prior_acceptance", "prior_device_ttft_ms", "prior_device_prefill_ms_per_token", "prior_device_token_ms", "prior_draft_ms", "prior_rtt_ms", "prior_cloud_ttft_ms", "prior_cloud_prefill_ms_per_token", "prior_cloud_token_ms", "prior_verify_ms", "prior_compute_ms_per_token", "prior_compute_ms_per_verify", "prompt_chars_per_token", "prefill_energy_fraction", "slo_confidence", "prior_latency_spread", "pool_prices")
     class PoolPricesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -47,7 +47,8 @@ class RoutingPolicy(_message.Message):
     PRIOR_COMPUTE_MS_PER_VERIFY_FIELD_NUMBER: _ClassVar[int]
     PROMPT_CHARS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PREFILL_ENERGY_FRACTION_FIELD_NUMBER: _ClassVar[int]
-    SLO_HEADROOM_FIELD_NUMBER: _ClassVar[int]
+    SLO_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_LATENCY_SPREAD_FIELD_NUMBER: _ClassVar[int]
     POOL_PRICES_FIELD_NUMBER: _ClassVar[int]
     cost_weight: float
     latency_weight: float
@@ -78,9 +79,10 @@ class RoutingPolicy(_message.Message):
     prior_compute_ms_per_verify: float
     prompt_chars_per_token: float
     prefill_energy_fraction: float
-    slo_headroom: float
+    slo_confidence: float
+    prior_latency_spread: float
     pool_prices: _containers.ScalarMap[str, float]
-    def __init__(self, cost_weight: _Optional[float] = ..., latency_weight: _Optional[float] = ..., battery_weight: _Optional[float] = ..., battery_reserve_percent: _Optional[float] = ..., energy_margin: _Optional[float] = ..., default_battery_capacity_joules: _Optional[float] = ..., default_ttft_slo_ms: _Optional[float] = ..., default_token_slo_ms: _Optional[float] = ..., small_ok_max_new_tokens: _Optional[int] = ..., allow_tandem: _Optional[bool] = ..., max_cost_usd: _Optional[float] = ..., max_pool_price_per_hour_usd: _Optional[float] = ..., max_pool_utilisation: _Optional[float] = ..., max_draft_length: _Optional[int] = ..., max_device_state_age_s: _Optional[float] = ..., prior_acceptance: _Optional[float] = ..., prior_device_ttft_ms: _Optional[float] = ..., prior_device_prefill_ms_per_token: _Optional[float] = ..., prior_device_token_ms: _Optional[float] = ..., prior_draft_ms: _Optional[float] = ..., prior_rtt_ms: _Optional[float] = ..., prior_cloud_ttft_ms: _Optional[float] = ..., prior_cloud_prefill_ms_per_token: _Optional[float] = ..., prior_cloud_token_ms: _Optional[float] = ..., prior_verify_ms: _Optional[float] = ..., prior_compute_ms_per_token: _Optional[float] = ..., prior_compute_ms_per_verify: _Optional[float] = ..., prompt_chars_per_token: _Optional[float] = ..., prefill_energy_fraction: _Optional[float] = ..., slo_headroom: _Optional[float] = ..., pool_prices: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    def __init__(self, cost_weight: _Optional[float] = ..., latency_weight: _Optional[float] = ..., battery_weight: _Optional[float] = ..., battery_reserve_percent: _Optional[float] = ..., energy_margin: _Optional[float] = ..., default_battery_capacity_joules: _Optional[float] = ..., default_ttft_slo_ms: _Optional[float] = ..., default_token_slo_ms: _Optional[float] = ..., small_ok_max_new_tokens: _Optional[int] = ..., allow_tandem: _Optional[bool] = ..., max_cost_usd: _Optional[float] = ..., max_pool_price_per_hour_usd: _Optional[float] = ..., max_pool_utilisation: _Optional[float] = ..., max_draft_length: _Optional[int] = ..., max_device_state_age_s: _Optional[float] = ..., prior_acceptance: _Optional[float] = ..., prior_device_ttft_ms: _Optional[float] = ..., prior_device_prefill_ms_per_token: _Optional[float] = ..., prior_device_token_ms: _Optional[float] = ..., prior_draft_ms: _Optional[float] = ..., prior_rtt_ms: _Optional[float] = ..., prior_cloud_ttft_ms: _Optional[float] = ..., prior_cloud_prefill_ms_per_token: _Optional[float] = ..., prior_cloud_token_ms: _Optional[float] = ..., prior_verify_ms: _Optional[float] = ..., prior_compute_ms_per_token: _Optional[float] = ..., prior_compute_ms_per_verify: _Optional[float] = ..., prompt_chars_per_token: _Optional[float] = ..., prefill_energy_fraction: _Optional[float] = ..., slo_confidence: _Optional[float] = ..., prior_latency_spread: _Optional[float] = ..., pool_prices: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class PolicyVersion(_message.Message):
     __slots__ = ("version", "policy", "caller", "created_unix_s", "note", "source", "restored_version")

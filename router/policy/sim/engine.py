@@ -115,6 +115,7 @@ class Simulation:
             sc.cloud.verify_compute_factor,
             d.overlap if d else req.route.overlap,
             rng,
+            req.route.token_slo_ms,
         )
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:
@@ -221,6 +222,7 @@ class Simulation:
         t.ttfts.append(o.ttft_ms)
         if plan.placement == "tandem":
             t.gammas.append(plan.gamma)
+            t.pace_handovers += o.handed > 0
             t.tandem_shares.append(job.share)
         if req.route.privacy == Privacy.LOCAL_ONLY and plan.placement != "edge":
             t.privacy_violations += 1

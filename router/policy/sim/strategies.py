@@ -124,7 +124,7 @@ class RouterPolicy(Strategy):
         assert h is not None
         if plan.decision is not None:
             self.estimates.end(plan.decision)
-        learn(self.estimates, outcome_of(job))
+        learn(self.estimates, outcome_of(job), plan.decision)
 
 
 def outcome_of(job: Job) -> Outcome:
@@ -138,11 +138,12 @@ def outcome_of(job: Job) -> Outcome:
         prompt_tokens=req.prompt_tokens,
         tokens=n,
         ttft_ms=h.router_ttft_ms,  # the router sees the stream without the client's own link
+        client_rtt_ms=h.ttft_ms - h.router_ttft_ms,
         token_ms=h.token_ms if n > 1 else None,
         device_id=dev.id,
         device_rtt_ms=dev.rtt_ms,  # what the device reports; the truth's round trip is jittered
         pool=plan.pool,
-        decode_compute_ms=h.compute_ms - h.first_compute_ms,
+        decode_compute_ms=h.compute_ms - h.first_compute_ms - h.handed_compute_ms,
         greedy=req.route.greedy,
         drafted=h.drafted,
         accepted=h.accepted,

@@ -57,6 +57,7 @@ class Tally:
         default_factory=lambda: collections.defaultdict(list)
     )
     gammas: list = dataclasses.field(default_factory=list)
+    pace_handovers: int = 0  # TANDEM requests the pace guard handed over to the cloud
     # cloud occupancy seen by arrivals, per hour of the run (Poisson arrivals see time averages)
     util_sum: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     util_n: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -101,6 +102,7 @@ def summary(t: Tally, strategy: str, pools: Mapping[str, PoolState], span_s: flo
         ),
         "queued_requests": t.queue_waits,
         "mean_gamma": round(statistics.fmean(t.gammas), 2) if t.gammas else 0.0,
+        "pace_handovers": t.pace_handovers,
         # the share of a slot a TANDEM request really holds (the router counts it as a whole one)
         "tandem_mean_slot_share": round(statistics.fmean(t.tandem_shares), 3) if t.tandem_shares else 0.0,
         "refusal_causes": dict(t.refusal_causes),

@@ -10,6 +10,8 @@ purpose, in the ways real fleets do:
   dropped after a miss — instead of taking the model's expectations;
 - a request's link round trip is jittered around its device's, and a device in a thermal episode
   runs slower;
+- a TANDEM request behind its per-token SLO is handed over to its pool (the pace guard), as the
+  router does, at the pool's price;
 - a pool slows with its utilisation, m(ρ) = 1 + k·ρ/(1 − min(ρ, 0.95)), and queues requests when
   every slot is taken.
 
@@ -23,6 +25,7 @@ import dataclasses
 import random
 
 from router.policy.sim.scenario import PoolModel
+from router.tandem.pace import PaceGuard
 from router.tandem.speculation import RoundModel
 
 
@@ -68,6 +71,8 @@ class Happened:
     reached: tuple[int, ...] = ()  # … of the rounds that reached it
     draft_ms: float = 0.0
     verify_call_ms: float = 0.0
+    handed: int = 0  # tokens the pool decoded alone after the pace guard handed the request over
+    handed_compute_ms: float = 0.0  # … and their accelerator time (in compute_ms)
 
 
 def edge_truth(n: int, prompt_tokens: int, rtt_ms: float, dev: DeviceSpeed) -> Happened:
@@ -119,6 +124,7 @@ def tandem_truth(
     verify_compute_factor: float,
     overlap: bool,
     rng: random.Random,
+    token_slo_ms: float = 0.0,
 ) -> Happened:
     """TANDEM as router.tandem.loop runs it, played out round by round with random acceptance
     (`betas`: this request's true profile). Head start: the pool prefills and sends the first
@@ -126,16 +132,22 @@ def tandem_truth(
     when its first token was the target's, else the device drafts anew. Each round drafts γ (the
     device's time plus its link) and verifies them (one pass); with overlap a round after a hit
     waits only for the verify call and the drafting that outlasted it, and after a miss the blocks
-    drafted ahead are dropped. The session's acceptance counts are what its controller would count."""
+    drafted ahead are dropped. With a per-token SLO the pace guard (router.tandem.pace) hands a
+    request that falls behind over to the pool, which decodes the rest alone after prefilling the
+    context. The session's acceptance counts are what its controller would count."""
     a, verify = dev.draft_ms, pool.verify_ms * m
     model = RoundModel(betas, a, rtt_ms, verify, overlap)
     pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
     ttft = rtt_ms + wait_ms + pool_ttft
     reach, acc = [0] * (gamma + 1), [0] * (gamma + 1)
     produced, rounds, drafted, dropped, after = 1, 0, 0, 0.0, 0.0
+    handover_ms = (pool.ttft_ms + pool.prefill_ms_per_token * (prompt_tokens + n / 2)) * m
+    guard = PaceGuard(token_slo_ms, n, pool.token_ms * m, handover_ms)
+    handed = 0  # tokens the cloud decoded alone after a hand-over
     if gamma and n > 1:
         drafted = gamma + 1  # the head block
         after = max(0.0, rtt_ms + dev.ttft_ms(prompt_tokens) + (gamma + 1) * a - pool_ttft)  # a stall
+        stall = after
         pending = rng.random() < model.beta(1)  # its first token was the target's: it is round two's draft
         prev_hit = False
         while produced < n:
@@ -160,6 +172,10 @@ def tandem_truth(
                 dropped += min((g + 1) * model.blocks_ahead(g), (rtt_ms + verify) / max(a, 1e-3))
             after += wait + verify
             produced, rounds = produced + k + 1, rounds + 1
+            if guard.behind(after, produced - 1, (after - stall) / (produced - 1)):
+                handed = n - produced
+                after += handover_ms + handed * pool.token_ms * m
+                produced = n
     else:
         rounds = max(n - 1, 0)
         after = rounds * verify
@@ -170,7 +186,7 @@ def tandem_truth(
         token_ms=after / rest if rest else 0.0,
         total_ms=total,
         energy_j=(drafted + dropped) * dev.energy_per_token_j + dev.prefill_energy_j(prompt_tokens),
-        compute_ms=pool.compute_ms_per_token * (1 + rounds * verify_compute_factor),
+        compute_ms=pool.compute_ms_per_token * (1 + rounds * verify_compute_factor + handed),
         share=min(1.0, (pool_ttft + rounds * verify) / max(total - wait_ms, 1e-9)),
         router_ttft_ms=wait_ms + pool_ttft,
         first_compute_ms=pool.compute_ms_per_token,
@@ -180,4 +196,6 @@ def tandem_truth(
         reached=tuple(reach) if gamma else (),
         draft_ms=a,
         verify_call_ms=verify,
+        handed=handed,
+        handed_compute_ms=handed * pool.compute_ms_per_token,
     )
