@@ -45,6 +45,7 @@ The quantities, for draft length γ (reach(j) = Π_{i≤j} β_i):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 
@@ -89,27 +90,32 @@ class RoundModel:
         """β_i for i = 1, 2, … (the profile's last entry past its end)."""
         return self.betas[min(i, len(self.betas)) - 1]
 
+    @functools.cached_property
+    def _tables(self) -> tuple[list[float], list[float], list[float]]:
+        """reach(j), Σ_{i≤j} reach(i) and Σ_{i≤j} (2i−1)·reach(i) for j = 0, 1, …, grown on demand
+        (the best γ reads them for every candidate length)."""
+        return [1.0], [0.0], [0.0]
+
+    def _upto(self, n: int) -> tuple[list[float], list[float], list[float]]:
+        reach, total, square = self._tables
+        for j in range(len(reach), n + 1):
+            reach.append(reach[-1] * self.beta(j))
+            total.append(total[-1] + reach[-1])
+            square.append(square[-1] + (2 * j - 1) * reach[-1])
+        return reach, total, square
+
     def reach(self, n: int) -> float:
         """The probability that the first `n` drafted tokens are all accepted (1 for n = 0)."""
-        return math.prod(self.beta(i) for i in range(1, n + 1))
+        return self._upto(n)[0][n]
 
     def expected_tokens(self, gamma: int) -> float:
         """E(γ): tokens a round drafting γ commits on average (the last one is the target's)."""
-        total, run = 1.0, 1.0
-        for i in range(1, gamma + 1):
-            run *= self.beta(i)
-            total += run
-        return total
+        return 1.0 + self._upto(gamma)[1][gamma]
 
     def tokens_variance(self, gamma: int) -> float:
         """The variance of the tokens a round commits (1 + K, K the accepted prefix: P(K ≥ j) = reach(j))."""
-        mean = square = 0.0
-        run = 1.0
-        for j in range(1, gamma + 1):
-            run *= self.beta(j)
-            mean += run
-            square += (2 * j - 1) * run
-        return max(square - mean * mean, 0.0)
+        _, total, square = self._upto(gamma)
+        return max(square[gamma] - total[gamma] ** 2, 0.0)
 
     def round_ms_variance(self, gamma: int) -> float:
         """The variance of a round's time: with overlap, a hit round is short and a miss long."""

@@ -68,6 +68,7 @@ class Simulation:
         rng: random.Random | None = None,
         progress: Callable[[str], None] | None = None,
         requests: list[SimRequest] | None = None,
+        pace_guard: bool = True,
     ) -> None:
         """`requests`: a recorded workload to replay (router.policy.replay) instead of the scenario's own."""
         self.scenario = scenario
@@ -83,6 +84,7 @@ class Simulation:
         )  # the default policy's, whatever a run overrides
         self.now = scenario.start_hour * 3600.0
         self.tally = Tally()
+        self.pace_guard = pace_guard  # TANDEM requests behind their token SLO continue in the cloud
         self._events: list[tuple[float, int, Job]] = []
         self._seq = 0
         strategy.attach(self)
@@ -115,7 +117,7 @@ class Simulation:
             sc.cloud.verify_compute_factor,
             d.overlap if d else req.route.overlap,
             rng,
-            req.route.token_slo_ms,
+            req.route.token_slo_ms if self.pace_guard else 0.0,
         )
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:
@@ -281,6 +283,8 @@ def simulate(
     strategy: Strategy,
     rng: random.Random | None = None,
     progress: Callable[[str], None] | None = None,
+    pace_guard: bool = True,
 ) -> dict[str, Any]:
-    """Run `strategy` over `scenario` (the world drawn from `rng`, default Random(scenario.seed))."""
-    return Simulation(scenario, strategy, rng, progress).run()
+    """Run `strategy` over `scenario` (the world drawn from `rng`, default Random(scenario.seed));
+    `pace_guard` False: TANDEM requests never hand over to the cloud (router config pace_guard)."""
+    return Simulation(scenario, strategy, rng, progress, pace_guard=pace_guard).run()

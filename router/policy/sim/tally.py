@@ -110,12 +110,15 @@ def summary(t: Tally, strategy: str, pools: Mapping[str, PoolState], span_s: flo
         "pushed_below_examples": t.pushed_below_examples,
     }
     if t.ttft_ratio:  # calibration: actual ÷ predicted (the policy's predictions only)
+
+        def quantile(values: list[float], q: float) -> float | None:
+            return round(percentile(sorted(values), q), 3) if values else None
+
         out["actual_over_predicted"] = {
-            pl: {
-                "ttft_p50": round(percentile(sorted(t.ttft_ratio[pl]), 0.5), 3),
-                "token_p50": round(percentile(sorted(t.token_ratio[pl]), 0.5), 3)
-                if t.token_ratio[pl]
-                else None,
+            str(pl): {
+                f"{what}_p{round(q * 100)}": quantile(ratios[pl], q)
+                for what, ratios in (("ttft", t.ttft_ratio), ("token", t.token_ratio))
+                for q in (0.5, 0.9)
             }
             for pl in sorted(t.ttft_ratio)
         }

@@ -85,7 +85,7 @@ def test_local_only_never_leaves_the_device():
     d = decide(req(privacy="local_only", preference="only_cloud"), snap(device()), POLICY, NOW)
     assert d.placement == "edge" and d.rule == "device_only" and "LOCAL_ONLY" in d.reason
     assert all(c.excluded and c.rule == "privacy" for c in d.candidates if c.placement != "edge")
-    with pytest.raises(FailedPrecondition, match="LOCAL_ONLY.*may not leave") as e:
+    with pytest.raises(FailedPrecondition, match=r"LOCAL_ONLY.*may not leave") as e:
         decide(req(privacy="local_only"), snap(None), POLICY, NOW)
     assert "not registered" in str(e.value)
 

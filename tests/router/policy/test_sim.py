@@ -252,36 +252,21 @@ def test_bench_writes_json_markdown_and_png(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("bench_policy", ROOT / "bench/policy.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert (
-        bench.main(
-            [
-                "--devices",
-                "10",
-                "--hours",
-                "0.05",
-                "--curve",
-                "0",
-                "--out",
-                str(tmp_path),
-                "--timing-devices",
-                "100",
-                "--timing-decisions",
-                "50",
-                "--policy",
-                "latency_weight=0.4",
-            ]
-        )
-        == 0
-    )
+    args = ["--seeds", "1,2", "--devices", "10", "--hours", "0.05", "--curve", "0", "--out", str(tmp_path)]
+    args += ["--timing-devices", "100", "--timing-decisions", "50", "--jobs", "1"]
+    args += ["--policy", "latency_weight=0.4"]
+    assert bench.main(args) == 0
     data = json.loads((tmp_path / "policy.json").read_text())
-    assert [r["strategy"] for r in data["strategies"]] == [
-        "always-cloud",
-        "always-device",
-        "random",
-        "policy",
-    ]
-    assert data["policy_overrides"] == {"latency_weight": 0.4} and len(data["latency_weight_curve"]) == 1
+    first = data["days"][0]
+    assert [d["seed"] for d in data["days"]] == [1, 2]
+    strategies = ["always-cloud", "always-device", "random", "policy", "policy, no pace guard"]
+    assert list(first["rows"]) == strategies
+    assert list(data["days"][1]["rows"]) == ["always-cloud", "policy", "policy, no pace guard"]
+    assert data["policy_overrides"] == {"latency_weight": 0.4} and len(first["curve"]) == 1
+    cost = data["summary"]["policy"]["cost_share_of_always_cloud"]
+    assert cost["worst"] == max(cost["by_seed"].values()) and set(cost["by_seed"]) == {"1", "2"}
     assert set(data["targets"]) >= {"slo_attainment", "decision_p99_ms"}
-    assert "| policy |" in (tmp_path / "policy.md").read_text()
+    md = (tmp_path / "policy.md").read_text()
+    assert "| policy | slo_attainment |" in md and "Calibration" in md
     assert (tmp_path / "policy.png").read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().out.lstrip().startswith("{")
