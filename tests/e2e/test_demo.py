@@ -1,12 +1,17 @@
-"""`tandem demo` runs the whole stack, prints device and cloud generations with reasons, and
-leaves nothing behind."""
+"""`tandem demo` runs the whole stack from a non-editable install (a wheel built from this checkout,
+installed into a folder of its own, run from outside the checkout), prints device and cloud
+generations with reasons, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
 
 RAY_PROCESS_NAMES = ("raylet", "gcs_server", "plasma_store")
 
@@ -23,13 +28,36 @@ def ray_processes() -> set[int]:
     return found
 
 
-def test_demo_streams_from_device_and_cloud_and_exits_cleanly(profile):
+def installed_wheel(tmp_path: Path) -> Path:
+    """The package as `pip install .` installs it (no dependencies: the test's environment has them),
+    in a folder of its own."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True
+    )
+    wheel = next(wheels.glob("tandem_llm-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    return site
+
+
+def test_demo_streams_from_device_and_cloud_and_exits_cleanly(tmp_path):
+    site = installed_wheel(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import stack.cli, runtime.profiles as p; print(stack.cli.__file__); "
+         "print(p.builtin_profile('stdlib').missing())"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    assert where[0].startswith(str(site)) and where[1] == "None"  # the wheel's code and its shipped models
     before = ray_processes()
     res = subprocess.run(
         [sys.executable, "-m", "stack.cli", "demo", "--model", "stdlib"],
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,
+        env=env,
     )
     out = res.stdout
     assert res.returncode == 0, f"demo failed:\n{out}\n{res.stderr[-3000:]}"

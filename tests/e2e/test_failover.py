@@ -158,3 +158,32 @@ def test_device_killed_mid_stream_continues_in_the_cloud(stack, target):
     assert r.placements == ("tandem", "cloud")
     fallbacks = dict(chunks[-1].raw.tandem.fallbacks)
     assert sum(fallbacks.values()) == 1 and next(iter(fallbacks)).startswith("device_")
+
+
+def test_a_request_behind_its_token_slo_is_handed_to_the_cloud_and_stays_exact(stack, target):
+    """The pace guard (router.tandem.pace): a TANDEM request that cannot keep its per-token SLO — a
+    device behind an 80 ms round trip, an impossible SLO — continues in the cloud from its committed
+    tokens; the output is still the target's, token for token."""
+    live_replicas(stack, 2)
+    stack.start_edge("slow-phone", ["--link-delay-ms", "40"])
+    deadline = time.monotonic() + 60
+    while not any(m.info.worker_id == "slow-phone" for m in fleet(stack)):
+        assert time.monotonic() < deadline, "slow-phone never registered"
+        time.sleep(0.2)
+    want = greedy(target, PROMPTS[3])
+    with tandem.Client(stack.router_address, timeout=120) as client:
+        for prompt in PROMPTS[:3]:  # the router measures the pool decoding alone (what a hand-over costs)
+            client.complete(prompt, max_new_tokens=32, placement="only_cloud")
+        chunks = list(
+            client.generate(
+                PROMPTS[3],
+                max_new_tokens=N,
+                device_id="slow-phone",
+                placement="prefer_tandem",
+                token_slo_ms=0.01,
+            )
+        )
+    r = tandem.Result.collect(chunks)
+    assert list(r.token_ids) == want
+    assert r.placements == ("tandem", "cloud"), r.placements  # TANDEM rounds, then the pool alone
+    assert chunks[-1].raw.tandem.fallbacks["slo_pace"] == 1
