@@ -79,6 +79,33 @@ def stats_to_pb(s: TandemStats) -> common_pb2.TandemStats:
     )
 
 
+@dataclasses.dataclass
+class _Session:
+    """One TANDEM request's state in the router: the committed tokens are the state that every
+    continuation resumes from."""
+
+    spec: GenerateSpec
+    decision: Decision
+    edge: WorkerRecord
+    deadline: Deadline
+    sampling: common_pb2.SamplingParams  # the rounds' (stop strings are the router's)
+    verifier: GrpcVerifier
+    drafts: RequestedDrafts | StreamedDrafts
+    control: DraftLengthController
+    prompt: list[int]
+    max_context: int
+    text: TextRenderer
+    guard: PaceGuard
+    stats: TandemStats = dataclasses.field(default_factory=TandemStats)
+    committed: list[int] = dataclasses.field(default_factory=list)
+    extra_compute_ms: float = 0.0  # the pool decoding alone after a hand-over
+    last: inference_pb2.GenerateChunk | None = None
+    finish: str | None = None
+
+    def __post_init__(self) -> None:
+        self.committed = list(self.prompt)
+
+
 class _Pace:
     """A TANDEM stream's pace: tokens committed since the first, the time since the first, and the
     time per token of the rounds (from the end of the first round: the wait for the device's head
@@ -150,7 +177,8 @@ class TandemStreamer:
         n = spec.sampling.max_new_tokens
         handover_ms = est["ttft_ms"] + est["prefill_ms_per_token"] * (prompt_tokens + n / 2)
         slo = spec.route.token_slo_ms or self.placer.store.policy.default_token_slo_ms
-        return PaceGuard(slo if self.config.pace_guard else 0.0, n, est["token_ms"], handover_ms)
+        guard = slo if self.config.pace_guard else 0.0
+        return PaceGuard(guard, n, est["token_ms"], handover_ms, decision.predicted_token_ms)
 
     async def stream(
         self,
@@ -161,6 +189,21 @@ class TandemStreamer:
         out: ChunkBuilder,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[inference_pb2.GenerateChunk]:
+        """Stream a TANDEM request's chunks (module docstring): set the session up, run the rounds and
+        any hand-over, then the final chunk with its bill; the device's and replicas' sessions are
+        released however it ends."""
+        s = await self._open(spec, request_id, sampling, decision, context)
+        try:
+            async for chunk in self._generate(s, out):
+                yield chunk
+            yield await self._finish(s, out)
+        finally:
+            await s.drafts.close()
+            await s.verifier.release()
+
+    async def _open(self, spec, request_id, sampling, decision: Decision, context) -> _Session:
+        """The session: the replica (replaced if it died since its last heartbeat), the prompt's
+        tokens, the draft-length controller, the draft source and the pace guard."""
         edge, cloud = self.registry.get(decision.edge_worker_id), self.registry.get(decision.cloud_worker_id)
         if edge is None or cloud is None:
             raise Unavailable("the device or the replica chosen for TANDEM left the fleet")
@@ -173,7 +216,7 @@ class TandemStreamer:
         prompt_input = common_pb2.PromptInput(
             text=spec.prompt, messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in spec.messages]
         )
-        while True:  # a replica that died since its last heartbeat is replaced like in a round
+        while True:
             try:
                 tokenizer = await self.tokenizers.get(verifier.replica, deadline.timeout())
                 tok_resp = await self.channels.stub(verifier.replica.endpoint).Tokenize(
@@ -188,150 +231,156 @@ class TandemStreamer:
         control = self._controller(spec, decision, edge)
         tree = (
             (spec.route.draft_tree or self.config.draft_tree) if spec.sampling.greedy else ()
-        )  # sampling: one chain
+        )  # sampling: a chain
         args = (self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
         if control.overlap:
             drafts = StreamedDrafts(*args, blocks_ahead=control.blocks_ahead, branching=tree)
         else:
             drafts = RequestedDrafts(*args, branching=tree)
-        text = TextRenderer(tokenizer, prompt, spec.sampling.stop, spec.sampling.max_new_tokens)
-        guard = self._pace_guard(spec, decision, verifier.replica.pool.name, len(prompt))
-        pace = _Pace()
-        stats = TandemStats()
-        committed = list(prompt)
-        extra_compute_ms = 0.0
-        last, finish, handover = None, None, ""
+        return _Session(
+            spec=spec,
+            decision=decision,
+            edge=edge,
+            deadline=deadline,
+            sampling=round_sampling,
+            verifier=verifier,
+            drafts=drafts,
+            control=control,
+            prompt=prompt,
+            max_context=max_context,
+            text=TextRenderer(tokenizer, prompt, spec.sampling.stop, spec.sampling.max_new_tokens),
+            guard=self._pace_guard(spec, decision, verifier.replica.pool.name, len(prompt)),
+        )
+
+    async def _generate(self, s: _Session, out: ChunkBuilder) -> AsyncIterator[inference_pb2.GenerateChunk]:
+        """The rounds, then — if the device was lost or the pace guard handed the request over — the
+        pool alone, or — if the pool was lost — the device alone, from the committed tokens. Yields
+        every chunk but the last, which it leaves in `s.last` with `s.finish`."""
+        spec, stats = s.spec, s.stats
+        pace, handover = _Pace(), ""
+        rounds = tandem_rounds(
+            s.prompt,
+            spec.sampling.max_new_tokens,
+            s.max_context,
+            s.verifier.replica.eos_token_id,
+            s.control,
+            s.drafts,
+            s.verifier,
+            stats,
+            head_start=self.config.head_start,
+        )
         try:
-            rounds = tandem_rounds(
-                prompt,
-                spec.sampling.max_new_tokens,
-                max_context,
-                verifier.replica.eos_token_id,
-                control,
-                drafts,
-                verifier,
-                stats,
-                head_start=self.config.head_start,
-            )
-            try:
-                async with contextlib.aclosing(rounds):
-                    async for c in rounds:
-                        committed += c.tokens
-                        delta, finish = text.feed(c.tokens, eos=c.eos)
-                        last = out.chunk(c.tokens, delta, "tandem", c.worker_id, accepted=c.accepted)
-                        if finish:
-                            break
-                        yield last
-                        if pace.commit(len(c.tokens)) and guard.behind(*pace.now()):
-                            handover = "slo_pace"  # too slow for the SLO: the pool decodes the rest alone
-                            break
-            except DeviceLost as lost:
-                handover = lost.cause
-            except CloudLost as lost:
-                if (
-                    spec.route.preference is Preference.ONLY_CLOUD
-                    or spec.route.quality is Quality.LARGE_REQUIRED
-                ):
-                    raise Unavailable(
-                        f"TANDEM lost its cloud pool and the request needs the large model: {lost}"
-                    ) from None
-                stats.fallbacks["cloud_unavailable"] = stats.fallbacks.get("cloud_unavailable", 0) + 1
-                self.metrics.fallbacks.labels("cloud_unavailable").inc()
-                async for last, finish, _ in self._continue(
-                    edge, "edge", committed, out, text, round_sampling, deadline
-                ):
-                    if finish:
+            async with contextlib.aclosing(rounds):
+                async for c in rounds:
+                    s.committed += c.tokens
+                    delta, s.finish = s.text.feed(c.tokens, eos=c.eos)
+                    s.last = out.chunk(c.tokens, delta, "tandem", c.worker_id, accepted=c.accepted)
+                    if s.finish:
+                        return
+                    yield s.last
+                    if pace.commit(len(c.tokens)) and s.guard.behind(*pace.now()):
+                        handover = "slo_pace"  # too slow for the SLO: the pool decodes the rest alone
                         break
-                    yield last
-            if handover:  # the device was lost, or the pace guard handed the request over
-                stats.fallbacks[handover] = stats.fallbacks.get(handover, 0) + 1
-                self.metrics.fallbacks.labels(handover).inc()
-                async for last, finish, ms in self._continue(
-                    verifier.replica, "cloud", committed, out, text, round_sampling, deadline, verifier
-                ):
-                    extra_compute_ms += ms
-                    if finish:
-                        break
-                    yield last
-            if last is None or not finish:
-                raise Unavailable("TANDEM generation ended without finishing")
-            await drafts.close()  # counts the blocks drafted ahead and never used
-            stats.overlap_misses = drafts.dropped
-            stats.device_energy_j += drafts.wasted_energy_j
-            compute_ms = stats.cloud_compute_ms + extra_compute_ms
-            pool = verifier.replica.pool
-            bill = Bill(
-                pool=pool.name,
-                cloud_usd=cloud_cost_usd(
-                    priced(pool, self.placer.store.policy.pool_prices), compute_ms, out.produced
-                ),
-                cloud_compute_ms=compute_ms,
-                target_passes=stats.target_passes + (1 if extra_compute_ms else 0),
-                device_energy_j=stats.device_energy_j,
-            )
-            last.tandem.CopyFrom(stats_to_pb(stats))
-            final = out.finish(last, finish, len(prompt), bill)
-            self.metrics.observe_tandem(stats)
-            self.placer.finished(
-                decision,
-                Outcome(
-                    placement=Placement.TANDEM,
-                    prompt_chars=spec.route.prompt_chars,
-                    prompt_tokens=len(prompt),
-                    tokens=out.produced,
-                    ttft_ms=out.ttft_ms,
-                    client_rtt_ms=edge.state.rtt_ms,  # the client sits on the device
-                    token_ms=out.token_ms,
-                    device_id=edge.worker_id,
-                    pool=pool.name,
-                    decode_compute_ms=stats.cloud_compute_ms - stats.first_verify_compute_ms,
-                    greedy=spec.sampling.greedy,
-                    drafted=stats.drafted,
-                    accepted=tuple(control.accepted),
-                    reached=tuple(control.reached),
-                    draft_ms=control.draft_ms,
-                    verify_ms=control.verify_ms,
-                    verify_passes=max(stats.target_passes - 1, 0),
-                    head_start=self.config.head_start,
-                ),
-            )
-            yield final
-        finally:
-            await drafts.close()
-            await verifier.release()
+        except DeviceLost as lost:
+            handover = lost.cause
+        except CloudLost as lost:
+            if spec.route.preference is Preference.ONLY_CLOUD or spec.route.quality is Quality.LARGE_REQUIRED:
+                raise Unavailable(
+                    f"TANDEM lost its cloud pool and the request needs the large model: {lost}"
+                ) from None
+            self._fell_back(stats, "cloud_unavailable")
+            async for chunk in self._continue(s, s.edge, "edge", out):
+                yield chunk
+        if handover:
+            self._fell_back(stats, handover)
+            async for chunk in self._continue(s, s.verifier.replica, "cloud", out, s.verifier):
+                yield chunk
+
+    def _fell_back(self, stats: TandemStats, cause: str) -> None:
+        stats.fallbacks[cause] = stats.fallbacks.get(cause, 0) + 1
+        self.metrics.fallbacks.labels(cause).inc()
+
+    async def _finish(self, s: _Session, out: ChunkBuilder) -> inference_pb2.GenerateChunk:
+        """The final chunk, with the request's statistics and bill; the policy's estimates learn
+        from its outcome."""
+        if s.last is None or not s.finish:
+            raise Unavailable("TANDEM generation ended without finishing")
+        stats, control = s.stats, s.control
+        await s.drafts.close()  # counts the blocks drafted ahead and never used
+        stats.overlap_misses = s.drafts.dropped
+        stats.device_energy_j += s.drafts.wasted_energy_j
+        compute_ms = stats.cloud_compute_ms + s.extra_compute_ms
+        pool = s.verifier.replica.pool
+        bill = Bill(
+            pool=pool.name,
+            cloud_usd=cloud_cost_usd(
+                priced(pool, self.placer.store.policy.pool_prices), compute_ms, out.produced
+            ),
+            cloud_compute_ms=compute_ms,
+            target_passes=stats.target_passes + (1 if s.extra_compute_ms else 0),
+            device_energy_j=stats.device_energy_j,
+        )
+        s.last.tandem.CopyFrom(stats_to_pb(stats))
+        final = out.finish(s.last, s.finish, len(s.prompt), bill)
+        self.metrics.observe_tandem(stats)
+        outcome = Outcome(
+            placement=Placement.TANDEM,
+            prompt_chars=s.spec.route.prompt_chars,
+            prompt_tokens=len(s.prompt),
+            tokens=out.produced,
+            ttft_ms=out.ttft_ms,
+            client_rtt_ms=s.edge.state.rtt_ms,  # the client sits on the device
+            token_ms=out.token_ms,
+            device_id=s.edge.worker_id,
+            pool=pool.name,
+            decode_compute_ms=stats.cloud_compute_ms - stats.first_verify_compute_ms,
+            greedy=s.spec.sampling.greedy,
+            drafted=stats.drafted,
+            accepted=tuple(control.accepted),
+            reached=tuple(control.reached),
+            draft_ms=control.draft_ms,
+            verify_ms=control.verify_ms,
+            verify_passes=max(stats.target_passes - 1, 0),
+            head_start=self.config.head_start,
+        )
+        self.placer.finished(s.decision, outcome)
+        return final
 
     async def _continue(
         self,
+        s: _Session,
         worker: WorkerRecord,
         placement: str,
-        committed: list[int],
         out: ChunkBuilder,
-        text: TextRenderer,
-        sampling: common_pb2.SamplingParams,
-        deadline: Deadline,
         verifier: GrpcVerifier | None = None,
-    ):
-        """Generate the rest on one worker from the committed tokens; yields (chunk, finish, compute_ms).
+    ) -> AsyncIterator[inference_pb2.GenerateChunk]:
+        """Generate the rest on one worker from the committed tokens; yields every chunk but the
+        last, which it leaves in `s.last` with `s.finish`.
 
         With `verifier` (the cloud case) a replica that fails is replaced by another of the pool,
         continuing from the tokens committed so far; UNAVAILABLE when none is left.
         """
         while True:
             rest = common_pb2.SamplingParams()
-            rest.CopyFrom(sampling)
-            rest.max_new_tokens = text.max_new - text.produced
+            rest.CopyFrom(s.sampling)
+            rest.max_new_tokens = s.text.max_new - s.text.produced
             req = worker_pb2.WorkerGenerateRequest(
                 session_id=f"{out.request_id}-{placement}",
-                input=common_pb2.PromptInput(token_ids=committed),
+                input=common_pb2.PromptInput(token_ids=s.committed),
                 sampling=rest,
             )
-            call = self.channels.stub(worker.endpoint).Generate(req, timeout=deadline.timeout())
+            call = self.channels.stub(worker.endpoint).Generate(req, timeout=s.deadline.timeout())
             try:
                 async for w in call:
                     tokens = list(w.token_ids)
-                    committed += tokens
-                    delta, finish = text.feed(tokens, eos=w.finish_reason == common_pb2.FINISH_REASON_EOS)
-                    yield out.chunk(tokens, delta, placement, worker.worker_id), finish, w.compute_ms
+                    s.committed += tokens
+                    if placement == "cloud":
+                        s.extra_compute_ms += w.compute_ms
+                    delta, s.finish = s.text.feed(tokens, eos=w.finish_reason == common_pb2.FINISH_REASON_EOS)
+                    s.last = out.chunk(tokens, delta, placement, worker.worker_id)
+                    if s.finish:
+                        return
+                    yield s.last
                 return
             except grpc.RpcError as err:
                 if verifier is None:

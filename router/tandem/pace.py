@@ -19,6 +19,8 @@ class PaceGuard:
     n: int  # tokens the request asks for
     cloud_token_ms: float  # the pool's time per token decoding alone
     handover_ms: float  # the pool's time to the first token of a continuation (it prefills the context)
+    predicted_ms: float = 0.0  # the pace the request was placed for (0: none; the measured pace alone)
+    prior_tokens: float = 16.0  # tokens' worth of weight the predicted pace keeps against the measured one
     min_tokens: int = 8  # tokens after the first before the pace is judged (a few rounds)
 
     def behind(self, elapsed_ms: float, produced: int, pace_ms: float) -> bool:
@@ -28,6 +30,10 @@ class PaceGuard:
         rest = self.n - 1 - produced
         if not self.token_slo_ms or produced < self.min_tokens or rest <= 0:
             return False
+        if self.predicted_ms > 0:  # a few slow rounds are weak evidence: the prediction holds them back
+            pace_ms = (produced * pace_ms + self.prior_tokens * self.predicted_ms) / (
+                produced + self.prior_tokens
+            )
         at_pace = elapsed_ms + rest * pace_ms
         in_cloud = elapsed_ms + self.handover_ms + rest * self.cloud_token_ms
         return at_pace > self.token_slo_ms * (self.n - 1) and in_cloud < at_pace

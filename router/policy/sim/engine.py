@@ -118,6 +118,7 @@ class Simulation:
             d.overlap if d else req.route.overlap,
             rng,
             req.route.token_slo_ms if self.pace_guard else 0.0,
+            d.predicted_token_ms if d else 0.0,
         )
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:

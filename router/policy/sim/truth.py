@@ -125,6 +125,7 @@ def tandem_truth(
     overlap: bool,
     rng: random.Random,
     token_slo_ms: float = 0.0,
+    predicted_token_ms: float = 0.0,
 ) -> Happened:
     """TANDEM as router.tandem.loop runs it, played out round by round with random acceptance
     (`betas`: this request's true profile). Head start: the pool prefills and sends the first
@@ -142,7 +143,7 @@ def tandem_truth(
     reach, acc = [0] * (gamma + 1), [0] * (gamma + 1)
     produced, rounds, drafted, dropped, after = 1, 0, 0, 0.0, 0.0
     handover_ms = (pool.ttft_ms + pool.prefill_ms_per_token * (prompt_tokens + n / 2)) * m
-    guard = PaceGuard(token_slo_ms, n, pool.token_ms * m, handover_ms)
+    guard = PaceGuard(token_slo_ms, n, pool.token_ms * m, handover_ms, predicted_token_ms)
     handed = 0  # tokens the cloud decoded alone after a hand-over
     if gamma and n > 1:
         drafted = gamma + 1  # the head block

@@ -28,3 +28,12 @@ def test_it_waits_for_a_few_rounds_and_does_nothing_without_an_slo_or_at_the_end
 def test_the_head_blocks_wait_is_not_charged_per_token():
     # a long wait for the device's head block, then rounds at a fine pace: still on track
     assert not GUARD.behind(elapsed_ms=2500.0, produced=20, pace_ms=60.0)
+
+
+def test_the_predicted_pace_holds_a_few_slow_rounds_back():
+    placed = PaceGuard(100.0, 201, cloud_token_ms=30.0, handover_ms=150.0, predicted_ms=60.0)
+    # 10 tokens at 120 ms each: alone, a sure miss; against a 60 ms prediction, still on track
+    assert GUARD.behind(elapsed_ms=1300.0, produced=10, pace_ms=120.0)
+    assert not placed.behind(elapsed_ms=1300.0, produced=10, pace_ms=120.0)
+    # 60 tokens at 130 ms: the evidence outweighs the prediction
+    assert placed.behind(elapsed_ms=7900.0, produced=60, pace_ms=130.0)
