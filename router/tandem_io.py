@@ -119,8 +119,9 @@ async def _draft_call(
     )
 
 
-class RequestedDrafts:
-    """One Draft call per round (a tree when `branching` is set: greedy requests only)."""
+class _DeviceDrafts:
+    """What both draft sources hold: the device's stub and the session's drafting parameters; the
+    blocks drafted and not used, and their energy."""
 
     def __init__(
         self,
@@ -133,17 +134,17 @@ class RequestedDrafts:
         branching: Sequence[int] = (),
     ) -> None:
         self.stub = channels.stub(edge.endpoint)
-        self.edge = edge
         self.session_id = session_id
         self.sampling = sampling
         self.support_size = support_size
         self.deadline = deadline
         self.branching = tuple(branching)
-        self.dropped = 0
+        self.dropped = 0  # blocks drafted and not used
         self.wasted_energy_j = 0.0
         self._closed = False
 
-    async def block(self, committed: Sequence[int], gamma: int) -> Draft:
+    async def head(self, committed: Sequence[int], n: int) -> Draft:
+        """A unary Draft call on the session (a stream opened later reuses its cache)."""
         return await _draft_call(
             self.stub,
             self.session_id,
@@ -151,12 +152,16 @@ class RequestedDrafts:
             self.support_size,
             self.deadline,
             committed,
-            gamma,
+            n,
             self.branching,
         )
 
-    async def head(self, committed: Sequence[int], n: int) -> Draft:
-        return await self.block(committed, n)
+
+class RequestedDrafts(_DeviceDrafts):
+    """One Draft call per round (a tree when `branching` is set: greedy requests only)."""
+
+    async def block(self, committed: Sequence[int], gamma: int) -> Draft:
+        return await self.head(committed, gamma)
 
     async def settle(self, committed: Sequence[int], hit: bool) -> None:
         return None
@@ -168,7 +173,7 @@ class RequestedDrafts:
             await release_session(self.stub, self.session_id)
 
 
-class StreamedDrafts:
+class StreamedDrafts(_DeviceDrafts):
     """A DraftStream on which the device drafts ahead (see worker.proto and router.tandem.loop).
 
     The router's view: the current epoch, the context length the next block must continue, and
@@ -187,12 +192,7 @@ class StreamedDrafts:
         blocks_ahead: Callable[[int], int] = lambda gamma: 2,
         branching: Sequence[int] = (),
     ) -> None:
-        self.stub = channels.stub(edge.endpoint)
-        self.branching = tuple(branching)
-        self.session_id = session_id
-        self.sampling = sampling
-        self.support_size = support_size
-        self.deadline = deadline
+        super().__init__(channels, edge, session_id, sampling, support_size, deadline, branching)
         self.blocks_ahead = blocks_ahead
         self.call = None
         self.blocks: asyncio.Queue = asyncio.Queue()
@@ -201,9 +201,6 @@ class StreamedDrafts:
         self.expect_start = -1  # context length the next valid block continues
         self.gamma = 0
         self.verified = 0
-        self.dropped = 0  # blocks drafted and not used
-        self.wasted_energy_j = 0.0
-        self._closed = False
 
     async def _open(self) -> None:
         self.call = self.stub.DraftStream(timeout=self.deadline.timeout_total())
@@ -227,19 +224,6 @@ class StreamedDrafts:
             raise _device_error(err, self.deadline) from None
         except (grpc.aio.UsageError, asyncio.InvalidStateError):
             raise DeviceLost("device_stream_closed") from None
-
-    async def head(self, committed: Sequence[int], n: int) -> Draft:
-        """A unary Draft call on the stream's session (the stream, opened later, reuses its cache)."""
-        return await _draft_call(
-            self.stub,
-            self.session_id,
-            self.sampling,
-            self.support_size,
-            self.deadline,
-            committed,
-            n,
-            self.branching,
-        )
 
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
         if self.call is None:

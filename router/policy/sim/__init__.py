@@ -18,7 +18,7 @@ names every difference), so the policy is measured against a world it only estim
 Units: the clock is in seconds; latencies in ms; energy in J; battery charge in percent.
 """
 
-from router.policy.sim.engine import Job, Simulation, simulate
+from router.policy.sim.engine import Simulation, simulate
 from router.policy.sim.scenario import (
     REFERENCE,
     AcceptanceModel,
@@ -31,10 +31,10 @@ from router.policy.sim.scenario import (
     load_scenario,
     scenario_from_dict,
 )
+from router.policy.sim.state import Job, Plan, World
 from router.policy.sim.strategies import (
     AlwaysCloud,
     AlwaysDevice,
-    Plan,
     RandomPlacement,
     RouterPolicy,
     Strategy,
@@ -66,6 +66,7 @@ __all__ = [
     "SimRequest",
     "Simulation",
     "Strategy",
+    "World",
     "baseline_gamma",
     "cloud_truth",
     "draw_request",

@@ -10,8 +10,6 @@ exactly. The random baseline draws from its own generator.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import heapq
 import math
 import random
@@ -22,40 +20,13 @@ from typing import Any
 from router.policy.config import PolicyConfig
 from router.policy.costs import cloud_cost_usd
 from router.policy.placement import Privacy, Quality
-from router.policy.sim.scenario import PoolModel, Scenario
-from router.policy.sim.strategies import Plan, Strategy
+from router.policy.sim.scenario import Scenario
+from router.policy.sim.state import Job, Plan, PoolState
+from router.policy.sim.strategies import Strategy
 from router.policy.sim.tally import Tally, refusal_cause, summary
 from router.policy.sim.truth import Happened, cloud_truth, edge_truth, latency_multiplier, tandem_truth
 from router.policy.sim.world import SimDevice, SimRequest, generate_requests
 from tandem.errors import FailedPrecondition, ResourceExhausted
-
-
-@dataclasses.dataclass
-class Job:
-    req: SimRequest
-    device: SimDevice
-    plan: Plan
-    queued_at: float
-    share: float = 0.0  # cloud slots it holds (or asks for while queued)
-    outcome: Happened | None = None  # the truth, once it started
-    start_seq: int = 0  # the device's start counter when it started
-    overlapped: bool = False  # another request of its device was in flight when it started
-
-
-class PoolState:
-    def __init__(self, model: PoolModel) -> None:
-        self.model = model
-        self.occupied = 0.0
-        self.queue: collections.deque[Job] = collections.deque()
-        self.busy_integral = 0.0  # slot-seconds, for the mean utilisation
-        self._t = 0.0
-
-    def account(self, now: float) -> None:
-        self.busy_integral += min(self.occupied, self.model.slots) * (now - self._t)
-        self._t = now
-
-    def fits(self, share: float) -> bool:
-        return self.occupied <= 1e-9 or self.occupied + share <= self.model.slots + 1e-9
 
 
 class Simulation:

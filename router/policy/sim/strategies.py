@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import typing
 
 from router.fleet import CLOUD, EDGE, DeviceState, FleetRegistry, WorkerRecord
 from router.policy.config import PolicyConfig
 from router.policy.decide import decide
 from router.policy.estimates import Estimates
 from router.policy.outcome import Outcome, learn
-from router.policy.placement import Decision, Placement
+from router.policy.placement import Placement
 from router.policy.sim.scenario import PoolModel
+from router.policy.sim.state import Job, Plan, World
 from router.policy.sim.world import SimDevice, SimRequest
 from router.policy.snapshot import build_snapshot
 from router.tandem.speculation import RoundModel, constant
 
-if typing.TYPE_CHECKING:
-    from router.policy.sim.engine import Job, Simulation
-
 TOKENIZER_ID = "sim-tokenizer-v1"  # one tokenizer for the whole fleet (the registry enforces it)
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    placement: str  # edge | cloud | tandem
-    pool: str = ""
-    gamma: int = 0
-    predicted_ttft_ms: float = 0.0
-    predicted_token_ms: float = 0.0
-    decision: Decision | None = None  # the policy's, when the policy made the plan
 
 
 class Strategy:
@@ -38,7 +24,7 @@ class Strategy:
 
     name = "strategy"
 
-    def attach(self, sim: Simulation) -> None:
+    def attach(self, sim: World) -> None:
         self.sim = sim
 
     def plan(self, req: SimRequest, dev: SimDevice) -> Plan:
@@ -107,7 +93,7 @@ class RouterPolicy(Strategy):
         self.name = name
         self.estimates = Estimates(self.policy)
 
-    def attach(self, sim: Simulation) -> None:
+    def attach(self, sim: World) -> None:
         super().attach(sim)
         self.registry = FleetRegistry(clock=lambda: sim.now, lease_s=3600.0, tokenizer_id=TOKENIZER_ID)
         register_fleet(self.registry, [d.id for d in sim.devices], sim.scenario.pools)

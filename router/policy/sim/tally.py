@@ -9,12 +9,10 @@ import collections
 import dataclasses
 import math
 import statistics
-import typing
 from collections.abc import Mapping
 from typing import Any
 
-if typing.TYPE_CHECKING:
-    from router.policy.sim.engine import PoolState
+from router.policy.sim.state import PoolState
 
 PLACEMENTS = ("edge", "cloud", "tandem", "refused")
 
