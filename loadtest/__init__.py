@@ -1,1 +1,2 @@
-"""Load testing: the device-fleet simulator (fleet_sim) and its shipped scenarios."""
+"""Load testing: `tandem loadtest` (an open-loop harness with a simulated device fleet of real edge
+workers), its scenarios, records and reports."""

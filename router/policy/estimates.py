@@ -189,7 +189,7 @@ class _Acceptance:
             for lst in (mine, fleet):
                 if len(lst) < len(new):
                     lst.extend([0.0] * (len(new) - len(lst)))
-            for i, v in enumerate(mine):  # the pair's older sessions fade; the fleet keeps their weight
+            for i, v in enumerate(mine):  # older sessions fade (the fleet's counts are the pairs' sum)
                 fleet[i] -= v * (1 - PROFILE_DECAY)
                 mine[i] = v * PROFILE_DECAY
             for i, x in enumerate(new):

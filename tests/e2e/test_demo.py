@@ -5,6 +5,7 @@ generations with reasons, and leaves nothing behind."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +32,17 @@ def ray_processes() -> set[int]:
 def installed_wheel(tmp_path: Path) -> Path:
     """The package as `pip install .` installs it (no dependencies: the test's environment has them),
     in a folder of its own."""
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    src, wheels, site = tmp_path / "src", tmp_path / "wheels", tmp_path / "site"
+    # the files git tracks, as they are in the working tree: a build in the checkout itself would
+    # leave (and reuse) a build/ folder there
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in tracked.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)], check=True
     )
     wheel = next(wheels.glob("tandem_llm-*.whl"))
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
