@@ -8,6 +8,7 @@ families as collected, the fleet's members and the policy, with an injected cloc
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -73,6 +74,97 @@ def _buckets(flat: dict[Key, float], name: str, placement: str) -> dict[float, f
     return out
 
 
+@dataclasses.dataclass
+class _Window:
+    """The registry now (`flat`) and at the window's start (`old`), `span` seconds apart."""
+
+    flat: dict[Key, float]
+    old: dict[Key, float]
+    span: float
+
+    def rate(self, name: str, label: str) -> dict[str, float]:
+        """Per second over the window, by `label`."""
+        delta = _delta(_by(self.flat, name, label), _by(self.old, name, label))
+        return {k: v / self.span for k, v in delta.items()}
+
+    def total(self, name: str) -> float:
+        return sum(v for (n, _), v in self.flat.items() if n == name)
+
+    def window(self, name: str) -> float:
+        """How much `name` grew over the window."""
+        return self.total(name) - sum(v for (n, _), v in self.old.items() if n == name)
+
+    def reasons(self) -> list[dict]:
+        """Decisions per second by placement and settling rule, the most frequent first."""
+        out = []
+        for (n, labels), v in self.flat.items():
+            if n == "tandem_decisions_total":
+                d = dict(labels)
+                r = (v - self.old.get((n, labels), 0.0)) / self.span
+                if r > 0:
+                    out.append({"placement": d.get("placement", ""), "rule": d.get("rule", ""), "rps": r})
+        return sorted(out, key=lambda x: -x["rps"])
+
+    def latency(self) -> dict[str, dict[str, dict]]:
+        """TTFT and per-token latency p50/p90/p99 (ms) by placement, over the window."""
+        out: dict[str, dict[str, dict]] = {}
+        for what, name in (("ttft_ms", "tandem_ttft_seconds"), ("token_ms", "tandem_token_latency_seconds")):
+            out[what] = {}
+            for placement in sorted(
+                {dict(k[1]).get("placement", "") for k in self.flat if k[0] == f"{name}_bucket"}
+            ):
+                buckets = _delta(_buckets(self.flat, name, placement), _buckets(self.old, name, placement))
+                qs = {f"p{int(q * 100)}": histogram_quantile(buckets, q) for q in (0.5, 0.9, 0.99)}
+                out[what][placement] = {k: None if v is None else v * 1e3 for k, v in qs.items()}
+        return out
+
+    def tandem(self) -> dict[str, float | None]:
+        """TANDEM over the window: acceptance (per request and per token), tokens per round, γ."""
+        rounds, drafted, accepted = (
+            self.window(f"tandem_tandem_{x}_total") for x in ("rounds", "drafted_tokens", "accepted_tokens")
+        )
+        acc_n, acc_sum = (self.window(f"tandem_tandem_acceptance_rate_{x}") for x in ("count", "sum"))
+        tpr_n, tpr_sum = (self.window(f"tandem_tandem_tokens_per_round_{x}") for x in ("count", "sum"))
+        return {
+            "acceptance": acc_sum / acc_n if acc_n else None,
+            "acceptance_tokens": accepted / drafted if drafted else None,
+            "tokens_per_round": tpr_sum / tpr_n if tpr_n else None,
+            "gamma": drafted / rounds if rounds else None,
+        }
+
+    def pools(self, fleet: Sequence, policy) -> list[dict]:
+        """Each pool's replicas, queue, price, spend and tokens (totals and per second)."""
+        cost = _by(self.flat, "tandem_cloud_cost_usd_total", "pool")
+        tokens = _by(self.flat, "tandem_pool_tokens_total", "pool")
+        d_cost = _delta(cost, _by(self.old, "tandem_cloud_cost_usd_total", "pool"))
+        d_tok = _delta(tokens, _by(self.old, "tandem_pool_tokens_total", "pool"))
+        pools: dict[str, dict] = {}
+        for w in fleet:
+            if w.kind != "cloud":
+                continue
+            reported = w.pool.price_per_replica_hour_usd
+            p = pools.setdefault(
+                w.pool.name,
+                {
+                    "name": w.pool.name,
+                    "accelerator": w.pool.accelerator,
+                    "replicas": 0,
+                    "queue": 0,
+                    "reported_price_per_replica_hour_usd": reported,
+                    "price_per_replica_hour_usd": pool_price(policy, w.pool.name, reported),
+                },
+            )
+            p["replicas"] += 1
+            p["queue"] += w.state.queue_depth
+        for name, p in pools.items():
+            tok = tokens.get(name, 0.0)
+            p["cost_usd"] = cost.get(name, 0.0)
+            p["cost_per_1k_tokens_usd"] = 1e3 * p["cost_usd"] / tok if tok else None
+            p["cost_usd_per_s"] = d_cost.get(name, 0.0) / self.span
+            p["tokens_per_s"] = d_tok.get(name, 0.0) / self.span
+        return sorted(pools.values(), key=lambda p: p["name"])
+
+
 class LiveView:
     """Keeps the last `window_s` of registry snapshots and `history` points of totals."""
 
@@ -96,79 +188,38 @@ class LiveView:
         flat = flatten(families)
         self._snaps.append((now, flat))
         t0, old = self._before(now)
-        span = max(now - t0, 1e-9)
-
-        def rate(name: str, label: str, where: dict | None = None) -> dict[str, float]:
-            return {
-                k: v / span
-                for k, v in _delta(_by(flat, name, label, where), _by(old, name, label, where)).items()
+        w = _Window(flat, old, max(now - t0, 1e-9))
+        rps = {p: r for p, r in w.rate("tandem_requests_total", "placement").items() if p != "none" or r}
+        spend, energy = w.total("tandem_cloud_cost_usd_total"), w.total("tandem_device_energy_joules_total")
+        self.series.append(
+            {
+                "t": now,
+                "rps": sum(rps.values()),
+                "spend_usd": spend,
+                "device_energy_j": energy,
+                "rps_by_placement": rps,
             }
-
-        rps = {p: r for p, r in rate("tandem_requests_total", "placement").items() if p != "none" or r}
-        reasons = []
-        for (n, labels), v in flat.items():
-            if n == "tandem_decisions_total":
-                d = dict(labels)
-                r = (v - old.get((n, labels), 0.0)) / span
-                if r > 0:
-                    reasons.append({"placement": d.get("placement", ""), "rule": d.get("rule", ""), "rps": r})
-        reasons.sort(key=lambda x: -x["rps"])
-        latency = {}
-        for what, name in (("ttft_ms", "tandem_ttft_seconds"), ("token_ms", "tandem_token_latency_seconds")):
-            latency[what] = {}
-            for placement in sorted(
-                {dict(k[1]).get("placement", "") for k in flat if k[0] == f"{name}_bucket"}
-            ):
-                buckets = _delta(_buckets(flat, name, placement), _buckets(old, name, placement))
-                qs = {f"p{int(q * 100)}": histogram_quantile(buckets, q) for q in (0.5, 0.9, 0.99)}
-                latency[what][placement] = {k: None if v is None else v * 1e3 for k, v in qs.items()}
-
-        def total(name: str) -> float:
-            return sum(v for (n, _), v in flat.items() if n == name)
-
-        def window(name: str) -> float:
-            return total(name) - sum(v for (n, _), v in old.items() if n == name)
-
-        rounds, drafted, accepted = (
-            window(f"tandem_tandem_{x}_total") for x in ("rounds", "drafted_tokens", "accepted_tokens")
         )
-        acc_n, acc_sum = (
-            window("tandem_tandem_acceptance_rate_count"),
-            window("tandem_tandem_acceptance_rate_sum"),
-        )
-        tpr_n, tpr_sum = (
-            window("tandem_tandem_tokens_per_round_count"),
-            window("tandem_tandem_tokens_per_round_sum"),
-        )
-        cost_by_pool = _by(flat, "tandem_cloud_cost_usd_total", "pool")
-        tokens_by_pool = _by(flat, "tandem_pool_tokens_total", "pool")
-        d_cost = _delta(cost_by_pool, _by(old, "tandem_cloud_cost_usd_total", "pool"))
-        d_tok = _delta(tokens_by_pool, _by(old, "tandem_pool_tokens_total", "pool"))
-        pools: dict[str, dict] = {}
-        for w in fleet:
-            if w.kind != "cloud":
-                continue
-            p = pools.setdefault(
-                w.pool.name,
-                {
-                    "name": w.pool.name,
-                    "accelerator": w.pool.accelerator,
-                    "replicas": 0,
-                    "queue": 0,
-                    "reported_price_per_replica_hour_usd": w.pool.price_per_replica_hour_usd,
-                    "price_per_replica_hour_usd": pool_price(
-                        policy, w.pool.name, w.pool.price_per_replica_hour_usd
-                    ),
-                },
-            )
-            p["replicas"] += 1
-            p["queue"] += w.state.queue_depth
-        for name, p in pools.items():
-            tok = tokens_by_pool.get(name, 0.0)
-            p["cost_usd"] = cost_by_pool.get(name, 0.0)
-            p["cost_per_1k_tokens_usd"] = 1e3 * p["cost_usd"] / tok if tok else None
-            p["cost_usd_per_s"] = d_cost.get(name, 0.0) / span
-            p["tokens_per_s"] = d_tok.get(name, 0.0) / span
+        return {
+            "t": now,
+            "window_s": round(w.span, 3),
+            "policy_version": policy_version,
+            "rps": rps,
+            "reasons": w.reasons()[:8],
+            "latency": w.latency(),
+            "slo": {"ttft_ms": policy.default_ttft_slo_ms, "token_ms": policy.default_token_slo_ms},
+            "tandem": w.tandem(),
+            "spend_usd": spend,
+            "spend_usd_per_s": w.window("tandem_cloud_cost_usd_total") / w.span,
+            "device_energy_j": energy,
+            "device_energy_j_per_s": w.window("tandem_device_energy_joules_total") / w.span,
+            "pools": w.pools(fleet, policy),
+            "devices": self._devices(fleet),
+            "inflight": w.total("tandem_inflight_requests"),
+        }
+
+    def _devices(self, fleet: Sequence) -> list[dict]:
+        """Each device's state and its share of the work (tokens) since the last sample."""
         devices = []
         seen = {}
         for w in fleet:
@@ -192,34 +243,4 @@ class LiveView:
         work = sum(d["tokens_since_last"] for d in devices)
         for d in devices:
             d["share"] = d["tokens_since_last"] / work if work else 0.0
-        spend, energy = total("tandem_cloud_cost_usd_total"), total("tandem_device_energy_joules_total")
-        point = {
-            "t": now,
-            "rps": sum(rps.values()),
-            "spend_usd": spend,
-            "device_energy_j": energy,
-            "rps_by_placement": rps,
-        }
-        self.series.append(point)
-        return {
-            "t": now,
-            "window_s": round(span, 3),
-            "policy_version": policy_version,
-            "rps": rps,
-            "reasons": reasons[:8],
-            "latency": latency,
-            "slo": {"ttft_ms": policy.default_ttft_slo_ms, "token_ms": policy.default_token_slo_ms},
-            "tandem": {
-                "acceptance": acc_sum / acc_n if acc_n else None,
-                "acceptance_tokens": accepted / drafted if drafted else None,
-                "tokens_per_round": tpr_sum / tpr_n if tpr_n else None,
-                "gamma": drafted / rounds if rounds else None,
-            },
-            "spend_usd": spend,
-            "spend_usd_per_s": window("tandem_cloud_cost_usd_total") / span,
-            "device_energy_j": energy,
-            "device_energy_j_per_s": window("tandem_device_energy_joules_total") / span,
-            "pools": sorted(pools.values(), key=lambda p: p["name"]),
-            "devices": sorted(devices, key=lambda d: d["id"]),
-            "inflight": total("tandem_inflight_requests"),
-        }
+        return sorted(devices, key=lambda d: d["id"])
