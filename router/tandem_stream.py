@@ -339,6 +339,8 @@ class TandemStreamer:
             accepted=tuple(control.accepted),
             reached=tuple(control.reached),
             draft_ms=control.draft_ms,
+            link_ms=control.link_ms,
+            ahead_extra_ms=control.ahead_extra_ms,
             verify_ms=control.verify_ms,
             verify_passes=max(stats.target_passes - 1, 0),
             head_start=self.config.head_start,

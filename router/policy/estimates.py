@@ -348,6 +348,12 @@ class Estimates:
         if token_ms is not None:
             self._t.add(("dev_token", device), token_ms, self.policy.prior_device_token_ms)
 
+    def observe_link(self, device: str, link_ms: float, ahead_extra_ms: float) -> None:
+        """A TANDEM session's measured draft-call overhead (the device's link as its rounds pay it)
+        and what its run-ahead blocks kept it waiting beyond the modelled overlap."""
+        self._t.add(("dev_link", device), link_ms, link_ms)
+        self._t.add(("dev_ahead", device), ahead_extra_ms, 0.0)
+
     def observe_draft(self, device: str, ms_per_token: float) -> None:
         self._t.add(("dev_draft", device), ms_per_token, self.policy.prior_draft_ms)
 
@@ -436,6 +442,15 @@ class Estimates:
             "token_ms": token_ms,
             "draft_ms": draft_ms,
         }
+
+    def device_link(self, device: str) -> tuple[float | None, float]:
+        """(the draft-call overhead its TANDEM sessions measured — its own only, a link is the
+        device's; None before any —, what run-ahead blocks kept them waiting beyond the modelled
+        overlap — its own, else its measured peers')."""
+        link = ("dev_link", device)
+        return (self._t.get(link, 0.0) if self._t.count(link) else None), self._t.get(
+            ("dev_ahead", device), 0.0
+        )
 
     def prior_profile(self) -> tuple[float, ...]:
         return constant(self.policy.prior_acceptance)

@@ -35,6 +35,8 @@ class Outcome:
     accepted: tuple[float, ...] = ()
     reached: tuple[float, ...] = ()
     draft_ms: float = 0.0  # device time per drafted token
+    link_ms: float = 0.0  # the draft call's overhead the session measured (0: not measured)
+    ahead_extra_ms: float = 0.0  # what run-ahead blocks kept its rounds waiting beyond the model
     verify_ms: float = 0.0  # per verify call
     verify_passes: int = 0  # target passes after the first
     head_start: bool = True  # the first token was the pool's (a CLOUD time to first token)
@@ -58,5 +60,7 @@ def learn(est: Estimates, o: Outcome, d: Decision) -> None:
         if o.drafted:
             est.observe_acceptance(o.device_id, o.pool, o.greedy, o.accepted, o.reached)
             est.observe_draft(o.device_id, o.draft_ms)
+            if o.link_ms > 0:
+                est.observe_link(o.device_id, o.link_ms, o.ahead_extra_ms)
         if o.verify_passes:
             est.observe_verify(o.pool, o.verify_ms, o.decode_compute_ms / o.verify_passes)

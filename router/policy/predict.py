@@ -76,6 +76,8 @@ class DeviceEstimate:
     token_ms: float  # EDGE time per token
     draft_ms: float  # time per drafted token
     last_seen: float  # registry clock
+    link_ms: float = 0.0  # a draft call's overhead as TANDEM rounds pay it (0: the round trip, rtt_ms)
+    ahead_extra_ms: float = 0.0  # what run-ahead blocks keep a round waiting beyond the modelled overlap
     inflight_energy_j: float = 0.0  # predicted energy of its requests still running (not yet in its battery)
     prefill_ms_per_token: float = 0.0  # … plus this per prompt token
 
@@ -149,13 +151,15 @@ def round_model(
     device: DeviceEstimate, pool: PoolEstimate, betas: tuple[float, ...], overlap: bool
 ) -> RoundModel:
     """The cost model of a TANDEM round between `device` and `pool`: the device's draft time, its
-    link to the router (a draft call's round trip) and the pool's verify call."""
+    link as rounds pay it (what its sessions measured, else its round trip to the router) and the
+    pool's verify call."""
     return RoundModel(
         betas=betas,
         draft_ms=max(device.draft_ms, 1e-3),
-        link_ms=device.rtt_ms,
+        link_ms=device.link_ms or device.rtt_ms,
         verify_ms=pool.verify_ms,
         overlap=overlap,
+        ahead_extra_ms=device.ahead_extra_ms,
     )
 
 
@@ -190,11 +194,11 @@ def predict_tandem(
     # drafting when the head block matched (probability β_1)
     pool_ttft = pool.first_token_ms(prompt_tokens)
     stall = (
-        max(0.0, device.rtt_ms + device.first_token_ms(prompt_tokens) + (gamma + 1) * a - pool_ttft)
+        max(0.0, model.link_ms + device.first_token_ms(prompt_tokens) + (gamma + 1) * a - pool_ttft)
         if gamma
         else 0.0
     )
-    after = stall + rounds * r - (model.beta(1) * (gamma * a + device.rtt_ms) if gamma and rest else 0.0)
+    after = stall + rounds * r - (model.beta(1) * (gamma * a + model.link_ms) if gamma and rest else 0.0)
     after = max(after, rounds * pool.verify_ms)
     passes = 1 + rounds
     energy = tandem_drafted_tokens(model, gamma, n) * device.energy_per_token_j + prefill_energy(

@@ -32,6 +32,7 @@ class FleetSnapshot:
 def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> DeviceEstimate:
     s = w.state
     e = est.device(w.worker_id)
+    link_ms, ahead_extra_ms = est.device_link(w.worker_id)
     return DeviceEstimate(
         worker_id=w.worker_id,
         endpoint=w.endpoint,
@@ -47,6 +48,8 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
         prefill_ms_per_token=e["prefill_ms_per_token"],
         token_ms=e["token_ms"],
         draft_ms=e["draft_ms"],
+        link_ms=link_ms or 0.0,
+        ahead_extra_ms=ahead_extra_ms,
         last_seen=w.last_seen,
         inflight_energy_j=est.device_energy[w.worker_id],
     )

@@ -163,3 +163,15 @@ def test_requests_in_flight_hold_pool_slots_and_device_energy():
     est.end(t)
     est.end(c)
     assert not est.inflight and not est.device_energy  # nothing left behind, not even float residue
+
+
+def test_a_devices_tandem_link_is_learnt_from_its_sessions_and_used_by_the_model():
+    from router.policy.estimates import Estimates
+
+    est = Estimates(PolicyConfig())
+    assert est.device_link("phone") == (None, 0.0)  # not measured: the policy uses its round trip
+    est.observe_link("phone", link_ms=12.0, ahead_extra_ms=1.5)
+    est.observe_link("phone", link_ms=14.0, ahead_extra_ms=0.5)
+    link, extra = est.device_link("phone")
+    assert 12.0 < link < 14.0 and 0.5 < extra < 1.5
+    assert est.device_link("tablet") == (None, extra)  # a link is the device's own; the wait, its peers'

@@ -135,6 +135,7 @@ def outcome_of(job: Job) -> Outcome:
         accepted=h.accepted,
         reached=h.reached,
         draft_ms=h.draft_ms,
+        link_ms=h.link_ms,
         verify_ms=h.verify_call_ms,
         verify_passes=h.rounds,
     )

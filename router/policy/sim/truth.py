@@ -70,6 +70,7 @@ class Happened:
     accepted: tuple[int, ...] = ()  # per drafted position: rounds that accepted it …
     reached: tuple[int, ...] = ()  # … of the rounds that reached it
     draft_ms: float = 0.0
+    link_ms: float = 0.0  # the device's link as the rounds paid it
     verify_call_ms: float = 0.0
     handed: int = 0  # tokens the pool decoded alone after the pace guard handed the request over
     handed_compute_ms: float = 0.0  # … and their accelerator time (in compute_ms)
@@ -196,6 +197,7 @@ def tandem_truth(
         accepted=tuple(acc) if gamma else (),
         reached=tuple(reach) if gamma else (),
         draft_ms=a,
+        link_ms=rtt_ms if gamma else 0.0,
         verify_call_ms=verify,
         handed=handed,
         handed_compute_ms=handed * pool.compute_ms_per_token,
