@@ -38,13 +38,17 @@ PRIOR_POSITION_WEIGHT = 2.0  # pseudo-observations behind each position of the p
 def shrunk_profile(
     acc: Sequence[float], reach: Sequence[float], prior: Sequence[float], weight: float
 ) -> tuple[float, ...]:
-    """β_i = (accepted_i + w·prior_i) / (reached_i + w) for each position i, clamped into
-    [0.001, 0.999]: a position's own rate where it was reached often, the prior where seldom.
-    `prior` repeats its last entry past its end."""
-    out = []
+    """β_i = (accepted_i + w·t_i) / (reached_i + w) for each position i, clamped into
+    [0.001, 0.999]: a position's own rate where it was reached often, a target where seldom. The
+    first position's target is the prior's; each later one's is the estimate just before it, in
+    the prior's shape (t_i = β_{i−1}·prior_i/prior_{i−1}) — so positions seldom reached continue
+    the level the data set at the positions before them, not the prior's level. `prior` repeats
+    its last entry past its end."""
+    out: list[float] = []
     for i, (a, r) in enumerate(zip(acc, reach)):
         p = prior[min(i, len(prior) - 1)]
-        out.append(min(max((a + weight * p) / (r + weight), 0.001), 0.999))
+        target = p if not out else out[-1] * p / prior[min(i - 1, len(prior) - 1)]
+        out.append(min(max((a + weight * min(target, 0.999)) / (r + weight), 0.001), 0.999))
     return tuple(out)
 
 
@@ -98,11 +102,10 @@ class DraftLengthController:
 
     def position_acceptance(self) -> tuple[float, ...]:
         """β_i for i = 1..max_gamma + 1 (the last one stands for the bonus-token guess): each
-        position's own rate, shrunk towards the prior profile scaled by how the session's α̂
-        compares with the prior's (so positions seldom reached follow the session's overall rate)."""
-        prior, scale = self.config.prior, self.alpha / self._alpha0
-        scaled = [min(prior.beta(i + 1) * scale, 0.999) for i in range(len(self._acc))]
-        return shrunk_profile(self._acc, self._reach, scaled, PRIOR_POSITION_WEIGHT)
+        position's own rate, shrunk towards the prior profile's shape at the level of the positions
+        before it (shrunk_profile)."""
+        prior = [self.config.prior.beta(i + 1) for i in range(len(self._acc))]
+        return shrunk_profile(self._acc, self._reach, prior, PRIOR_POSITION_WEIGHT)
 
     def model(self) -> RoundModel:
         """The cost model over what the session has measured so far."""
