@@ -34,6 +34,7 @@ import statistics
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -52,9 +53,16 @@ from tandem.v1 import common_pb2, worker_pb2, worker_pb2_grpc  # noqa: E402
 
 POOLS = ("batched", "unbatched")
 CONFIG = """
-[[cloud.pools]]
+[[router.pools]]
 name = "batched"
 accelerator = "cpu"
+
+[[router.pools]]
+name = "unbatched"
+accelerator = "cpu"
+
+[[cloud.pools]]
+name = "batched"
 resource = ""
 replicas = 1
 num_cpus = 0.5
@@ -64,7 +72,6 @@ max_inflight = 256
 
 [[cloud.pools]]
 name = "unbatched"
-accelerator = "cpu"
 resource = ""
 replicas = 1
 num_cpus = 0.5
@@ -138,7 +145,7 @@ async def tandem_session(stub, sid: str, rounds: list[VerifyCall], gaps: list[fl
 
 
 async def run(
-    endpoint: str,
+    open_channel: Callable[[], grpc.aio.Channel],
     mode: str,
     sessions: int,
     prompts: list[list[int]],
@@ -146,10 +153,11 @@ async def run(
     n: int,
     tag: str,
 ) -> dict:
-    """`sessions` concurrent sessions, each running session after session over the prompt set until
-    every prompt ran at least once (so that one session's figures are not one prompt's)."""
+    """`sessions` concurrent sessions on a replica (`open_channel`: the router's way to it), each
+    running session after session over the prompt set until every prompt ran at least once (so
+    that one session's figures are not one prompt's)."""
     total = -(-max(sessions, len(prompts)) // sessions) * sessions
-    async with grpc.aio.insecure_channel(endpoint) as ch:
+    async with open_channel() as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
         gaps: list[float] = []
 
@@ -248,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
                         m = replicas[pool]
                         before = batch_histogram(m.info.metrics_port)
                         r = asyncio.run(
-                            run(m.endpoint, mode, s, prompts, traces, args.tokens, f"{mode}-{pool}-{s}-{rep}")
+                            run(
+                                lambda m=m: stack.worker_channel(m, aio=True),
+                                mode,
+                                s,
+                                prompts,
+                                traces,
+                                args.tokens,
+                                f"{mode}-{pool}-{s}-{rep}",
+                            )
                         )
                         r.update(
                             sessions=s,

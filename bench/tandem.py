@@ -59,10 +59,8 @@ battery_weight = 0.0
 BENCH_POOL = """
 [[cloud.pools]]
 name = "gpu"
-accelerator = "gpu"
 resource = "gpu"
 replicas = 1
-price_per_replica_hour_usd = 3.0
 """
 
 
@@ -278,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             stack.start_edge(device, ["--link-delay-ms", str(rtt / 2)])
             stack.wait_fleet(edge=1, cloud=1)
             client_link = stack.start_link(device, stack.router_address, rtt / 2)
-            with tandem.Client(client_link, timeout=600) as client:
+            with tandem.Client(
+                client_link, timeout=600, root_certificates=stack.credentials.ca_bytes()
+            ) as client:
                 cfgs = configs([int(g) for g in args.gammas.split(",") if g], overlaps, trees)
                 for cfg in cfgs:  # warm caches and the router's per-device estimates
                     run_one(client, prompts[0], 16, device, cfg["kwargs"], chat)

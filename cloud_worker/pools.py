@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -52,7 +53,7 @@ class CloudPools:
         self._configured = Gauge(
             "tandem_cloud_pool_replicas_configured",
             "Replicas each pool is configured to run",
-            ["pool", "accelerator"],
+            ["pool", "resource"],
             registry=self.registry,
         )
         self.metrics_port = 0
@@ -65,9 +66,12 @@ class CloudPools:
 
         from cloud_worker.replica import TargetReplica
 
+        # first, so a missing credential fails before Ray starts; the replicas get the credential
+        # itself (a token file is the driver's to read)
+        pools = [dataclasses.replace(p, token=p.credential(), token_file=None) for p in self.config.pools]
         t0 = time.monotonic()
         for p in self.config.pools:
-            self._configured.labels(p.name, p.accelerator).set(p.replicas)
+            self._configured.labels(p.name, p.resource).set(p.replicas)
         self._httpd, self.metrics_port = serve_metrics(
             self.registry, self.config.host, self.config.metrics_port
         )
@@ -93,7 +97,7 @@ class CloudPools:
         )
         # Serve's HTTP/gRPC proxies are not needed: replicas serve gRPC themselves.
         serve.start(proxy_location=ProxyLocation.Disabled)
-        for pool in self.config.pools:
+        for pool in pools:
             actor_options: dict = {"num_cpus": pool.num_cpus}
             if pool.resource:
                 actor_options["resources"] = {pool.resource: 1}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import socket
 
-import grpc
 from prometheus_client import CollectorRegistry
 from ray import serve
 
@@ -25,13 +24,12 @@ from runtime.llm.kv_cache import SessionCache
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import ModelProfile
-from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from runtime.serving import WORKER_SERVICES, mark_not_serving, mark_serving, serve_metrics, worker_server
 from runtime.worker_metrics import WorkerMetrics
 from runtime.worker_servicer import WorkerServicer
-from tandem.v1 import common_pb2, fleet_pb2, worker_pb2, worker_pb2_grpc
+from tandem.v1 import common_pb2, fleet_pb2
 
 log = logging.getLogger("tandem.cloud.replica")
-SERVICES = (worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name,)
 
 
 def _replica_id(pool: str) -> str:
@@ -62,7 +60,6 @@ class ReplicaHost:
             max_context=spec.max_context,
             execution_provider=self.runner.decoder.execution_provider,
             pool=self.pool.name,
-            accelerator=self.pool.accelerator,
             metrics_port=self.metrics_port,
             version=tandem.__version__,
             eos_token_id=spec.eos_token_id if spec.eos_token_id is not None else -1,
@@ -82,9 +79,6 @@ class ReplicaHost:
         p = self.pool
         return common_pb2.PoolProfile(
             name=p.name,
-            accelerator=p.accelerator,
-            price_per_replica_hour_usd=p.price_per_replica_hour_usd,
-            price_per_1k_tokens_usd=p.price_per_1k_tokens_usd,
             replicas=p.replicas,
             slots_per_replica=p.slots_per_replica,
         )
@@ -128,10 +122,14 @@ class TargetReplica:
             self.servicer.forward = self.batcher
             self.servicer.released = self.batcher.forget
         self.host.servicer = self.servicer
-        self.server = grpc.aio.server()
-        worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)
-        self.health = add_health_and_reflection(self.server, SERVICES)
-        self.port = self.server.add_insecure_port(f"{cloud.host}:0")
+        # pool.token: CloudPools resolved the pool's credential before deploying
+        self.server, self.health, self.port = worker_server(
+            self.servicer,
+            f"{cloud.host}:0",
+            pool.token,
+            f"replica {self.worker_id}",
+            None if cloud.insecure else cloud.tls.server_credentials(require_client_auth=True),
+        )
         advertise = cloud.advertise_host or (
             cloud.host if cloud.host not in ("0.0.0.0", "::") else _node_ip()
         )
@@ -140,7 +138,7 @@ class TargetReplica:
         if cloud.metrics:
             self._httpd, self.host.metrics_port = serve_metrics(self.registry, cloud.host, 0)
         await self.server.start()
-        await mark_serving(self.health, SERVICES)
+        await mark_serving(self.health, WORKER_SERVICES)
         self.membership = FleetMembership(
             cloud.router,
             lambda: fleet_pb2.RegisterRequest(
@@ -150,7 +148,9 @@ class TargetReplica:
                 pool=self.host.profile(),
             ),
             self.host.state,
+            pool.token,
             on_rtt=self.host.set_rtt,
+            channel_credentials=None if cloud.insecure else cloud.tls.channel_credentials(),
         )
         await self.membership.start()
         log.info("replica %s of pool %s serving on %s", self.worker_id, pool.name, self.endpoint)
@@ -176,7 +176,7 @@ class TargetReplica:
             raise RuntimeError("replica not initialised")
 
     async def __del__(self) -> None:
-        await mark_not_serving(self.health, SERVICES)
+        await mark_not_serving(self.health, WORKER_SERVICES)
         await self.membership.stop()
         await self.server.stop(1.0)
         if self._httpd:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+from runtime.credentials import read_token
 from runtime.link_emulator import LinkProfile
 from runtime.llm.decoder import NPU_FIRST_PROVIDERS
+from runtime.tls import TlsConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,19 +33,32 @@ class BatteryConfig:
 @dataclasses.dataclass(frozen=True)
 class EdgeConfig:
     device_id: str = ""  # default: "<hostname>-edge"
+    router: str = ""  # router host:port to keep the device's link to; empty: no router
+    # the device's credential (`tandem credentials enroll device ID` prints it): the token itself,
+    # or a file holding it
+    token: str = ""
+    token_file: Path | None = None
+    # The device dials out and opens no port by default. listen = true instead serves the Worker
+    # service on host:port (0: any free port) and registers it for the router to call: for devices
+    # the router can reach, and the benchmark that compares the two.
+    listen: bool = False
     host: str = "127.0.0.1"
-    port: int = 0  # 0: any free port
-    advertise_host: str = ""  # address the router should call; default: host
-    metrics_port: int = 0  # /metrics; 0: any free port; -1: disabled
-    router: str = ""  # router host:port to register with; empty: do not register
+    port: int = 0
+    advertise_host: str = ""  # listen: the address the router calls; default: host
+    # TLS: ca_file vouches for the router's certificate (None: the system's roots); a device that
+    # listens serves with cert_file/key_file and lets in only clients whose certificate ca_file
+    # signed (the router's)
+    tls: TlsConfig = dataclasses.field(default_factory=TlsConfig)
+    insecure: bool = False  # plaintext to the router (and on the listening port): development only
+    metrics_port: int = -1  # /metrics on this port (0: any free one); -1: none
     providers: tuple[str, ...] = NPU_FIRST_PROVIDERS  # execution-provider preference, first available wins
     threads: int = 1  # onnxruntime intra-op threads
     max_inflight: int = 16  # calls served at once before RESOURCE_EXHAUSTED
     kv_cache_mb: int = 256
     battery: BatteryConfig = dataclasses.field(default_factory=BatteryConfig)
     thermal_override: str = ""  # simulate a thermal state: nominal | fair | serious | critical
-    # Emulate the device's network link (both directions: router→device calls and device→router
-    # registration/heartbeats) with an in-process TCP proxy; all zero = a direct connection.
+    # Emulate the device's network to the router (its link's connection — and, when it listens, the
+    # router's calls — run through in-process proxies; both directions); all zero: a direct one.
     link: LinkProfile = dataclasses.field(default_factory=LinkProfile)
 
     def __post_init__(self) -> None:
@@ -52,3 +68,14 @@ class EdgeConfig:
             )
         if self.threads < 1 or self.max_inflight < 1:
             raise ValueError("threads and max_inflight must be >= 1")
+        if self.token and self.token_file:
+            raise ValueError("set token or token_file, not both")
+        if self.listen and not self.insecure and not (self.tls.has_cert and self.tls.ca_file):
+            raise ValueError(
+                "listen serves the router over mutual TLS: set [edge.tls] cert_file, key_file and ca_file "
+                "(or insecure = true)"
+            )
+
+    def credential(self) -> str:
+        """The device's token ('' when none is configured). Raises ValueError on an unreadable file."""
+        return read_token(self.token, self.token_file, "edge")

@@ -1,4 +1,4 @@
-"""The edge worker process: draft model + Worker service + device telemetry + fleet membership."""
+"""The edge worker process: draft model + Worker service + device telemetry + its link to the router."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 import tandem
 from edge_worker.battery import ModelledBattery, read_os_battery
 from edge_worker.config import EdgeConfig
+from edge_worker.link import LinkClient
 from edge_worker.metrics import EdgeMetrics
 from edge_worker.thermal import read_max_temp_c, state_for
 from runtime.fleet_client import FleetMembership
@@ -23,10 +24,10 @@ from runtime.llm.kv_cache import SessionCache
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import ModelProfile
-from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from runtime.serving import WORKER_SERVICES, mark_not_serving, mark_serving, serve_metrics, worker_server
 from runtime.worker_metrics import WorkerMetrics
 from runtime.worker_servicer import WorkerServicer
-from tandem.v1 import common_pb2, fleet_pb2, worker_pb2, worker_pb2_grpc
+from tandem.v1 import common_pb2, fleet_pb2
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ THERMAL = {
     "serious": common_pb2.THERMAL_STATE_SERIOUS,
     "critical": common_pb2.THERMAL_STATE_CRITICAL,
 }
-SERVICES = (worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name,)
 
 
 class EdgeHost:
@@ -131,10 +131,18 @@ class EdgeHost:
 
 
 class EdgeWorker:
-    """A running edge worker. ``await start()`` binds, serves and registers; ``await stop()`` undoes it."""
+    """A running edge worker. ``await start()`` opens its link to the router (or, with `listen`,
+    serves the Worker service on a port and registers it for the router to call); ``await stop()``
+    undoes it. Raises ValueError at construction when the device has no credential but a router."""
 
     def __init__(self, config: EdgeConfig, profile: ModelProfile) -> None:
         self.config = config
+        self.token = config.credential()
+        if (config.router or config.listen) and not self.token:
+            raise ValueError(
+                f"device {config.device_id or '(unnamed)'} has no credential: set token or token_file "
+                "(`tandem credentials enroll device ID` prints one)"
+            )
         self.registry = CollectorRegistry()
         available = available_providers()
         providers = choose_providers(config.providers, available)
@@ -147,77 +155,105 @@ class EdgeWorker:
             runner, self.host, WorkerMetrics(self.registry, "edge"), config.max_inflight
         )
         self.host.servicer = self.servicer
-        self.server = grpc.aio.server()
-        worker_pb2_grpc.add_WorkerServicer_to_server(self.servicer, self.server)
-        self.health = add_health_and_reflection(self.server, SERVICES)
-        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
-        if self.port == 0:
-            raise OSError(f"cannot bind the edge worker to {config.host}:{config.port}")
+        self.server: grpc.aio.Server | None = None
+        self.health = None
+        self.port = 0
+        if config.listen:
+            # the device's own credential admits the router: only the two of them know it
+            self.server, self.health, self.port = worker_server(
+                self.servicer,
+                f"{config.host}:{config.port}",
+                self.token,
+                f"device {self.device_id}",
+                None if config.insecure else config.tls.server_credentials(require_client_auth=True),
+            )
+        self.link: LinkClient | None = None
         self.membership: FleetMembership | None = None
         self._httpd = None
-        self.links: list[LinkEmulator] = []  # [inbound, outbound] when the link is emulated
-
-    @property
-    def emulated_link(self) -> bool:
-        return self.config.link != LinkProfile()
-
-    @property
-    def endpoint(self) -> str:
-        if self.links:
-            return self.links[0].address
-        return f"{self.config.advertise_host or self.config.host}:{self.port}"
+        # the emulated network between the device and its router, when one is configured:
+        # [router → device (listen only), device → router]
+        self.emulators: list[LinkEmulator] = []
 
     @property
     def device_id(self) -> str:
         return self.host.device_id
 
-    async def start(self, register_retry_s: float = 60.0) -> None:
-        self._httpd, self.host.metrics_port = serve_metrics(
-            self.registry, self.config.host, self.config.metrics_port
-        )
-        await self.server.start()
-        await mark_serving(self.health, SERVICES)
+    def _router_credentials(self) -> grpc.ChannelCredentials | None:
+        return None if self.config.insecure else self.config.tls.channel_credentials()
+
+    @property
+    def endpoint(self) -> str:
+        """Where the router calls a listening device ('' when it does not listen)."""
+        if not self.server:
+            return ""
+        if self.emulators and self.config.listen:
+            return self.emulators[0].address
+        return f"{self.config.advertise_host or self.config.host}:{self.port}"
+
+    async def start(self, connect_timeout_s: float = 60.0) -> None:
+        if self.config.metrics_port >= 0:
+            self._httpd, self.host.metrics_port = serve_metrics(
+                self.registry, self.config.host, self.config.metrics_port
+            )
+        if self.server is not None:
+            await self.server.start()
+            await mark_serving(self.health, WORKER_SERVICES)
         router = self.config.router
-        if self.emulated_link:
-            inbound = await LinkEmulator(
-                f"{self.config.host}:{self.port}", self.config.link, self.config.host
-            ).start()
-            self.links.append(inbound)
+        if self.config.link != LinkProfile():
+            if self.server is not None:
+                inbound = LinkEmulator(f"{self.config.host}:{self.port}", self.config.link, self.config.host)
+                self.emulators.append(await inbound.start())
             if router:
                 outbound = await LinkEmulator(router, self.config.link, self.config.host).start()
-                self.links.append(outbound)
+                self.emulators.append(outbound)
                 router = outbound.address
         log.info(
-            "edge worker %s serving on %s with %s%s",
+            "edge worker %s with %s%s%s",
             self.device_id,
-            self.endpoint,
             self.host.runner.decoder.execution_provider,
-            f" behind an emulated link ({self.config.link})" if self.links else "",
+            f", serving the router on {self.endpoint}" if self.server else "",
+            f", behind an emulated link ({self.config.link})" if self.emulators else "",
         )
-        if router:
-            self.membership = FleetMembership(
-                router,
-                lambda: fleet_pb2.RegisterRequest(
-                    info=self.host.info(), endpoint=self.endpoint, state=self.host.state()
-                ),
-                self.host.state,
-                on_rtt=self.host.set_rtt,
-            )
-            try:
-                await self.membership.start(register_retry_s)
-            except Exception:
-                await self.stop()
-                raise
+        try:
+            if router and self.server is not None:
+                self.membership = FleetMembership(
+                    router,
+                    lambda: fleet_pb2.RegisterRequest(
+                        info=self.host.info(), endpoint=self.endpoint, state=self.host.state()
+                    ),
+                    self.host.state,
+                    self.token,
+                    on_rtt=self.host.set_rtt,
+                    channel_credentials=self._router_credentials(),
+                )
+                await self.membership.start(connect_timeout_s)
+            elif router:
+                self.link = LinkClient(
+                    router,
+                    self.token,
+                    lambda: fleet_pb2.LinkHello(info=self.host.info(), state=self.host.state()),
+                    self.host.state,
+                    self.servicer,
+                    self._router_credentials(),
+                )
+                await self.link.start(connect_timeout_s)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self, grace_s: float = 2.0) -> None:
-        await mark_not_serving(self.health, SERVICES)
-        if self.membership:
+        if self.link is not None:
+            await self.link.stop()
+            self.link = None
+        if self.membership is not None:
             await self.membership.stop()
             self.membership = None
-        await self.server.stop(grace_s)
-        for link in self.links:
-            await link.stop()
-        self.links = []
+        if self.server is not None:
+            await mark_not_serving(self.health, WORKER_SERVICES)
+            await self.server.stop(grace_s)
+        for emulator in self.emulators:
+            await emulator.stop()
+        self.emulators = []
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()

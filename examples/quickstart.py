@@ -1,17 +1,20 @@
 """Stream one generation, then look at where it ran and why.
 
 .venv/bin/tandem up &                      # a local router, device and cloud pools
-.venv/bin/python examples/quickstart.py    # or: examples/quickstart.py HOST:PORT DEVICE_ID
+.venv/bin/python examples/quickstart.py    # or: examples/quickstart.py HOST:PORT DEVICE_ID CA_FILE
 """
 
 import sys
+from pathlib import Path
 
 import tandem
 
 target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
 device = sys.argv[2] if len(sys.argv) > 2 else "my-phone"
+# the CA of the router's certificate: `tandem up` makes one in ./tandem-credentials
+ca = Path(sys.argv[3] if len(sys.argv) > 3 else "tandem-credentials/ca.pem").read_bytes()
 
-with tandem.Client(target, timeout=60) as client:
+with tandem.Client(target, timeout=60, root_certificates=ca) as client:
     chunks = []
     for chunk in client.generate("def fibonacci(n):\n", max_new_tokens=48, device_id=device):
         print(chunk.text, end="", flush=True)

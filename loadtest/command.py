@@ -25,6 +25,7 @@ from loadtest import harness, report
 from loadtest.records import summarise, summary_table
 from loadtest.scenario import Scenario, load, prompt_set
 from runtime.configfile import ConfigError
+from runtime.tls import open_channel
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
 
@@ -52,6 +53,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, help="requests in flight at most (0: no cap)")
     p.add_argument("--devices", type=int, help="simulated devices (overrides the scenario)")
     p.add_argument("--api-key", help="sent as authorization: Bearer <key>")
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        help="the CA of the target router's certificate (default: the system's roots; a local stack's own)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="a plaintext target (a router with insecure = true)"
+    )
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        help="the target fleet's credentials folder, to enroll simulated devices with "
+        "(default: the local stack's)",
+    )
     p.add_argument("--out", type=Path, help="output folder (default: loadtest-runs/<scenario>-<time>)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="print two runs side by side")
 
@@ -93,8 +108,8 @@ def with_overrides(s: Scenario, args: argparse.Namespace) -> Scenario:
     return s
 
 
-def edge_ids(target: str, prefix: str | None = None) -> list[str]:
-    with grpc.insecure_channel(target) as ch:
+def edge_ids(target: str, tls: grpc.ChannelCredentials | None, prefix: str | None = None) -> list[str]:
+    with open_channel(target, tls, aio=False) as ch:
         members = (
             admin_pb2_grpc.AdminStub(ch)
             .ListFleet(admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE), timeout=10)
@@ -105,10 +120,12 @@ def edge_ids(target: str, prefix: str | None = None) -> list[str]:
     )
 
 
-def wait_devices(target: str, prefix: str, n: int, timeout_s: float = 120.0) -> list[str]:
+def wait_devices(
+    target: str, tls: grpc.ChannelCredentials | None, prefix: str, n: int, timeout_s: float = 120.0
+) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while True:
-        ids = edge_ids(target, prefix)
+        ids = edge_ids(target, tls, prefix)
         if len(ids) >= n:
             return ids
         if time.monotonic() > deadline:
@@ -137,21 +154,24 @@ def main(args: argparse.Namespace) -> int:
 
     from stack.local_stack import LocalStack
 
-    with LocalStack(config=args.config, progress=log) as stack:
+    with LocalStack(config=args.config, progress=log, credentials=args.credentials) as stack:
+        ca = args.ca_file.read_bytes() if args.ca_file else None
         if args.target:
             stack.router_address = args.target
         else:
+            ca = stack.credentials.ca_bytes()
             stack.start_router()
             stack.start_cloud()
             stack.wait_fleet(edge=0, cloud=1, timeout_s=120)
         target = stack.router_address
+        tls = None if args.insecure else grpc.ssl_channel_credentials(root_certificates=ca)
         if args.attach:
-            devices = edge_ids(target)
+            devices = edge_ids(target, tls)
             log(f"attached to {len(devices)} edge workers already registered")
         elif scenario.fleet.devices:
             log(f"starting {scenario.fleet.devices} simulated devices")
             stack.start_devices(args.scenario, scenario.fleet.devices)
-            devices = wait_devices(target, scenario.fleet.id_prefix, scenario.fleet.devices)
+            devices = wait_devices(target, tls, scenario.fleet.id_prefix, scenario.fleet.devices)
         else:
             devices = []
         samples: list[dict] = []
@@ -180,6 +200,9 @@ def main(args: argparse.Namespace) -> int:
                         )
 
             creds = {"api_key": args.api_key} if args.api_key else {}
+            if not args.insecure:
+                creds["root_certificates"] = ca
+                creds["tls"] = True
             records = asyncio.run(harness.run(target, scenario, planned, f"{rate:g}/s", creds, on_sample))
             runs.append((rate, records))
             report.write_records(out, runs)  # after every rate: a long sweep keeps what it measured

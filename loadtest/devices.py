@@ -1,5 +1,6 @@
 """A simulated device fleet: N real edge workers (the shipped draft model on onnxruntime, a modelled
-battery, an emulated link) in one process, registered with a router, charging on a pattern.
+battery, an emulated link) in one process, each on its own device link to a router with its own
+credential, charging on a pattern.
 
 Run by ``tandem devices`` (the load-test harness starts it as a child process).
 """
@@ -15,13 +16,20 @@ from edge_worker.config import BatteryConfig, EdgeConfig
 from edge_worker.worker import EdgeWorker
 from loadtest.scenario import Fleet
 from runtime.profiles import ModelProfile
+from runtime.tls import TlsConfig
 
 log = logging.getLogger(__name__)
 
 
-def device_configs(fleet: Fleet, router: str, seed: int) -> list[EdgeConfig]:
+def device_configs(
+    fleet: Fleet,
+    router: str,
+    seed: int,
+    token: Callable[[str], str] = lambda device_id: "",
+    tls: TlsConfig | None = None,
+) -> list[EdgeConfig]:
     """One EdgeConfig per simulated device: battery drawn from the fleet's range, links dealt by
-    weight (pure)."""
+    weight, credential `token(device id)`, TLS to the router with `tls` (None: plaintext) (pure)."""
     rng = random.Random(f"{seed}-fleet")
     lo, hi = fleet.battery_percent
     total = sum(link.weight for link in fleet.links)
@@ -42,11 +50,14 @@ def device_configs(fleet: Fleet, router: str, seed: int) -> list[EdgeConfig]:
             charge_watts=fleet.charge_watts,
             energy_per_token_joules=fleet.energy_per_token_joules,
         )
+        device_id = f"{fleet.id_prefix}-{i:03d}"
         out.append(
             EdgeConfig(
-                device_id=f"{fleet.id_prefix}-{i:03d}",
+                device_id=device_id,
                 router=router,
-                port=0,
+                token=token(device_id),
+                tls=tls or TlsConfig(),
+                insecure=tls is None,
                 metrics_port=-1,
                 battery=battery,
                 link=link.profile(),
@@ -71,16 +82,19 @@ async def serve(
     profile: ModelProfile,
     ready: Callable[[dict], None],
     stop: asyncio.Event,
+    token: Callable[[str], str],
+    tls: TlsConfig | None,
     clock: Callable[[], float] | None = None,
 ) -> None:
-    """Start the fleet's workers, report them through `ready`, follow the charging pattern until
-    `stop` is set, then stop the workers (deregistering them)."""
+    """Start the fleet's workers (device `d` proving itself with `token(d)`), report them through
+    `ready`, follow the charging pattern until `stop` is set, then stop the workers (their links
+    close: the router forgets them)."""
     loop = asyncio.get_running_loop()
     clock = clock or loop.time
-    workers = [EdgeWorker(c, profile) for c in device_configs(fleet, router, seed)]
+    workers = [EdgeWorker(c, profile) for c in device_configs(fleet, router, seed, token, tls)]
     await asyncio.gather(*(w.start() for w in workers))
-    log.info("%d simulated devices registered with %s", len(workers), router)
-    ready({"devices": [w.device_id for w in workers], "endpoints": [w.endpoint for w in workers]})
+    log.info("%d simulated devices linked to %s", len(workers), router)
+    ready({"devices": [w.device_id for w in workers]})
     t0 = clock()
     try:
         while not stop.is_set():

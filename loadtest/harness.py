@@ -20,6 +20,8 @@ import tandem
 from loadtest.arrivals import schedule
 from loadtest.records import RequestRecord, percentile
 from loadtest.scenario import HintMix, Scenario
+from runtime.tls import open_channel
+from tandem.client import tls_credentials
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
 
@@ -165,16 +167,18 @@ async def run(
     on_sample: Callable[[float, list], None] = lambda t, m: None,
     sample_every_s: float = 1.0,
 ) -> list[RequestRecord]:
-    """Send `planned` to the router at `target` on schedule; returns one record per request, in
+    """Send `planned` to the router at `target` on schedule (`credentials`: tandem.AsyncClient's
+    keyword arguments — api_key, tls, root_certificates); returns one record per request, in
     order. Samples ListFleet every `sample_every_s` into `on_sample(t, members)`."""
     a = scenario.arrivals
     slots = asyncio.Semaphore(a.concurrency) if a.concurrency else None
     progress = Progress(len(planned), a.duration_s, label)
     done: list[RequestRecord] = []
     opts = dict(credentials or {})
+    tls = tls_credentials(opts.get("tls", False), opts.get("root_certificates"), None)
     async with (
         tandem.AsyncClient(target, retries=scenario.requests.retries, **opts) as client,
-        grpc.aio.insecure_channel(target) as admin_channel,
+        open_channel(target, tls) as admin_channel,
     ):
         admin = admin_pb2_grpc.AdminStub(admin_channel)
         t0 = time.perf_counter() + 0.05  # a moment to set up before the first send

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from router.identity import PoolSpec
 from router.policy.config import PolicyConfig
 from runtime.params import tree_problem
+from runtime.tls import TlsConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +49,21 @@ class RouterConfig:
     dashboard_allow_remote: bool = False
     # non-empty: Inference calls need one of these in `authorization: Bearer <key>` metadata
     api_keys: tuple[str, ...] = ()
-    # >= 0: also serve every service with TLS on this port (0: a free one), with this PEM pair
-    tls_port: int = -1
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    # the fleet secret every member's credential is checked against (`tandem credentials init`
+    # makes one, `tandem credentials enroll` a member's token from it); without it the router
+    # takes no members
+    fleet_secret_file: Path | None = None
+    # the cloud pools replicas may join, with their accelerator and price (a replica's own word on
+    # them is not taken)
+    pools: tuple[PoolSpec, ...] = (
+        PoolSpec("asic", "asic", price_per_replica_hour_usd=1.0),
+        PoolSpec("gpu", "gpu", price_per_replica_hour_usd=3.0),
+    )
+    # TLS on every hop: the router serves `port` with this certificate, and calls cloud replicas
+    # (and devices that listen) with it as its client certificate, trusting ca_file for theirs.
+    # `tandem credentials init DIR` makes a development set.
+    tls: TlsConfig = dataclasses.field(default_factory=TlsConfig)
+    insecure: bool = False  # plaintext instead, on every hop of this router (development only)
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
@@ -64,8 +77,6 @@ class RouterConfig:
                 f"dashboard_host {self.dashboard_host!r} is not loopback: set dashboard_allow_remote = true "
                 "to serve the dashboard there (and set admin_token)"
             )
-        if self.tls_port >= 0 and not (self.tls_cert_file and self.tls_key_file):
-            raise ValueError("tls_port needs tls_cert_file and tls_key_file")
         if (
             self.health_check_interval_ms < 0
             or self.health_check_timeout_ms <= 0
@@ -79,6 +90,15 @@ class RouterConfig:
             raise ValueError("max_inflight must be >= 1, worker_timeout_s and round_timeout_s > 0")
         if not 1 <= self.draft_support_size <= 4096:
             raise ValueError("draft_support_size must be in [1, 4096]")
+        names = [p.name for p in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError("router.pools: pool names must be distinct")
         problem = tree_problem(self.draft_tree)
         if problem:
             raise ValueError(f"draft_tree: {problem}")
+        if not self.insecure and not self.tls.has_cert:
+            raise ValueError(
+                "the router serves TLS: set [router.tls] cert_file and key_file (and ca_file, the CA of its "
+                "workers' certificates; `tandem credentials init DIR` makes a development set), or "
+                "insecure = true for plaintext"
+            )

@@ -10,6 +10,7 @@ from router.policy.config import PolicyConfig, policy_to_dict
 from router.policy.placement import Decision, Preference, Privacy, Quality, RouteRequest
 from router.policy_store import PolicyVersion
 from runtime.convert import check_enum, messages_from_pb, sampling_from_pb
+from runtime.credentials import check_id
 from runtime.params import SamplingConfig, tree_problem
 from tandem.convert import PLACEMENTS
 from tandem.errors import InvalidArgument
@@ -101,12 +102,33 @@ def parse_generate(msg: inference_pb2.GenerateRequest) -> GenerateSpec:
     return GenerateSpec(msg.request_id, msg.prompt, tuple(messages_from_pb(msg.messages)), sampling, route)
 
 
-def state_from_pb(s: common_pb2.WorkerState) -> DeviceState:
+# what a member may report: (field, lowest, highest); a value outside is refused, naming the field
+STATE_RANGES = (
+    ("battery_percent", 0.0, 100.0),
+    ("energy_per_token_joules", 0.0, 1_000.0),
+    ("queue_depth", 0, 1_000_000),
+    ("active_sessions", 0, 1_000_000),
+    ("rtt_ms", 0.0, 600_000.0),
+    ("kv_cache_bytes", 0, 2**50),
+    ("battery_capacity_joules", 0.0, 1e9),
+    ("tokens_generated", 0, 2**62),
+    ("energy_spent_joules", 0.0, 1e12),
+)
+
+
+def state_from_pb(s: common_pb2.WorkerState, prefix: str = "state") -> DeviceState:
+    """A member's reported state, every number range-checked (InvalidArgument naming the field)."""
+    for name, lo, hi in STATE_RANGES:
+        v = getattr(s, name)
+        if not math.isfinite(v) or not lo <= v <= hi:
+            raise InvalidArgument(f"{prefix}.{name}", f"must be in [{lo:g}, {hi:g}], got {v!r}")
+    battery = BATTERY[check_enum(s, "battery_source", f"{prefix}.battery_source")]
+    thermal = THERMAL[check_enum(s, "thermal", f"{prefix}.thermal")]
     return DeviceState(
         battery_percent=s.battery_percent,
         charging=s.charging,
-        battery_source=BATTERY.get(s.battery_source, "none"),
-        thermal=THERMAL.get(s.thermal, "unknown"),
+        battery_source=battery,
+        thermal=thermal,
         energy_per_token_joules=s.energy_per_token_joules,
         queue_depth=s.queue_depth,
         active_sessions=s.active_sessions,
@@ -118,42 +140,51 @@ def state_from_pb(s: common_pb2.WorkerState) -> DeviceState:
 
 
 def record_from_register(msg: fleet_pb2.RegisterRequest) -> WorkerRecord:
-    info = msg.info
-    if not info.worker_id:
-        raise InvalidArgument("info.worker_id", "required")
     if not msg.endpoint or ":" not in msg.endpoint:
         raise InvalidArgument("endpoint", f"must be host:port, got {msg.endpoint!r}")
+    return record_from_info(msg.info, msg.endpoint, msg.state, msg.pool, "")
+
+
+def record_from_info(
+    info: common_pb2.WorkerInfo,
+    endpoint: str,
+    state: common_pb2.WorkerState,
+    pool: common_pb2.PoolProfile,
+    prefix: str,
+) -> WorkerRecord:
+    """A member's record from what it says of itself (fields named under `prefix`)."""
+    at = f"{prefix}." if prefix else ""
+    check_id(f"{at}info.worker_id", info.worker_id)
     if not info.tokenizer_id:
-        raise InvalidArgument("info.tokenizer_id", "required (draft and target must share a tokenizer)")
-    kind = check_enum(info, "kind", "info.kind")
+        raise InvalidArgument(f"{at}info.tokenizer_id", "required (draft and target must share a tokenizer)")
+    kind = check_enum(info, "kind", f"{at}info.kind")
     if kind not in KINDS:
-        raise InvalidArgument("info.kind", "must be WORKER_KIND_EDGE or WORKER_KIND_CLOUD")
-    if KINDS[kind] == CLOUD and not msg.pool.name:
-        raise InvalidArgument("pool.name", "required for cloud replicas")
-    if info.max_context <= 0:
-        raise InvalidArgument("info.max_context", f"must be > 0, got {info.max_context}")
-    p = msg.pool
+        raise InvalidArgument(f"{at}info.kind", "must be WORKER_KIND_EDGE or WORKER_KIND_CLOUD")
+    if KINDS[kind] == CLOUD and not pool.name:
+        raise InvalidArgument(f"{at}pool.name", "required for cloud replicas")
+    if not 0 < info.max_context <= 10_000_000:
+        raise InvalidArgument(f"{at}info.max_context", f"must be in [1, 10000000], got {info.max_context}")
     return WorkerRecord(
         worker_id=info.worker_id,
         kind=KINDS[kind],
-        endpoint=msg.endpoint,
-        model_name=info.model_name,
-        tokenizer_id=info.tokenizer_id,
+        endpoint=endpoint,
+        model_name=info.model_name[:200],
+        tokenizer_id=info.tokenizer_id[:200],
         max_context=info.max_context,
         eos_token_id=info.eos_token_id,
-        execution_provider=info.execution_provider,
-        available_providers=tuple(info.available_providers),
+        execution_provider=info.execution_provider[:200],
+        available_providers=tuple(p[:200] for p in info.available_providers[:32]),
         vocab_size=info.vocab_size,
-        version=info.version,
+        version=info.version[:64],
         pool=PoolInfo(
-            p.name,
-            p.accelerator or info.accelerator,
-            p.price_per_replica_hour_usd,
-            p.price_per_1k_tokens_usd,
-            p.replicas,
-            p.slots_per_replica or 8,
+            pool.name,
+            pool.accelerator or info.accelerator,
+            pool.price_per_replica_hour_usd,
+            pool.price_per_1k_tokens_usd,
+            pool.replicas,
+            pool.slots_per_replica or 8,
         ),
-        state=state_from_pb(msg.state),
+        state=state_from_pb(state, f"{at}state"),
         metrics_port=info.metrics_port,
     )
 

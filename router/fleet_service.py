@@ -1,34 +1,50 @@
-"""Fleet servicer: workers register, heartbeat and deregister (thin over FleetRegistry)."""
+"""Fleet servicer: cloud replicas (and devices that listen) register, heartbeat and deregister;
+devices hold their link. Every call proves its member (router.identity). Thin over FleetRegistry
+and router.device_links."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from router.config import RouterConfig
-from router.convert import KINDS, record_from_register, state_from_pb
+from router.convert import KINDS, record_from_info, record_from_register, state_from_pb
+from router.device_links import DeviceLink, DeviceLinks, link_endpoint
 from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
 from router.health_checks import FailureCounts
+from router.identity import FleetIdentity
 from router.metrics import RouterMetrics
 from router.worker_channels import WorkerChannels
-from runtime.grpc_errors import map_errors
+from runtime.credentials import bearer
+from runtime.grpc_errors import map_errors, map_stream_errors
 from tandem.errors import InvalidArgument
-from tandem.v1 import fleet_pb2, fleet_pb2_grpc
+from tandem.v1 import common_pb2, fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0  # a link that says nothing for this long after it opens is dropped
 
 
 class FleetService(fleet_pb2_grpc.FleetServicer):
     def __init__(
-        self, registry: FleetRegistry, config: RouterConfig, metrics: RouterMetrics, channels: WorkerChannels
+        self,
+        registry: FleetRegistry,
+        config: RouterConfig,
+        metrics: RouterMetrics,
+        channels: WorkerChannels,
+        links: DeviceLinks,
+        identity: FleetIdentity,
     ) -> None:
         self.registry = registry
         self.config = config
         self.metrics = metrics
         self.channels = channels
+        self.links = links
+        self.identity = identity
         self.health_failures = FailureCounts(config.health_check_failures)
 
     def update_gauges(self) -> None:
@@ -51,14 +67,20 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         kind = KINDS.get(request.info.kind, "unknown")
         try:
             record = record_from_register(request)
+            record = self.identity.check(record, bearer(context.invocation_metadata()))
             old = self.registry.get(record.worker_id)
             self.registry.register(record)
         except Exception as exc:
             self.metrics.registrations.labels(kind, getattr(exc, "status", "INTERNAL")).inc()
-            log.warning("registration of %s refused: %s", request.info.worker_id, exc)
+            log.warning("registration of %s refused: %s", request.info.worker_id[:128], exc)
             raise
         if old and old.endpoint != record.endpoint:
             await self.channels.drop(old.endpoint)
+        link = self.links.get(record.worker_id)
+        if link is not None:  # a device that held a link now listens: the link is stale
+            self.links.detach(link)
+            link.close("the device registered to be called on its own port")
+        await self.channels.bind(record.endpoint, self.identity.token_for(record))
         self.metrics.registrations.labels(kind, "OK").inc()
         self._battery(record)
         self.update_gauges()
@@ -75,18 +97,29 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             lease_ms=self.config.lease_ms,
         )
 
+    def _authenticate(self, worker_id: str, context) -> WorkerRecord | None:
+        """The member `worker_id` names, when the call proves it is that member (Unauthenticated
+        otherwise); None when no such member is registered."""
+        if not worker_id:
+            raise InvalidArgument("worker_id", "required")
+        record = self.registry.get(worker_id)
+        if record is not None:
+            self.identity.check(record, bearer(context.invocation_metadata()))
+        return record
+
     @map_errors
     async def Heartbeat(self, request, context):
-        if not request.worker_id:
-            raise InvalidArgument("worker_id", "required")
-        known = self.registry.heartbeat(request.worker_id, state_from_pb(request.state))
+        state = state_from_pb(request.state)
+        if self._authenticate(request.worker_id, context) is None:
+            return fleet_pb2.HeartbeatResponse(known=False)
+        known = self.registry.heartbeat(request.worker_id, state)
         self._battery(self.registry.get(request.worker_id))
         return fleet_pb2.HeartbeatResponse(known=known)
 
     @map_errors
     async def Deregister(self, request, context):
-        if not request.worker_id:
-            raise InvalidArgument("worker_id", "required")
+        if self._authenticate(request.worker_id, context) is None:
+            return fleet_pb2.DeregisterResponse(removed=False)
         gone = self.registry.deregister(request.worker_id)
         if gone:
             self._forget(gone)
@@ -103,6 +136,9 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             )
             self.metrics.expired.labels(w.kind).inc()
             self._forget(w)
+            link = self.links.get(w.worker_id)
+            if link is not None:
+                link.close("its lease ran out")
             await self.channels.drop(w.endpoint)
         self.update_gauges()
 
@@ -137,3 +173,108 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             return False, err.code().name
         ok = resp.status == health_pb2.HealthCheckResponse.SERVING
         return ok, "" if ok else health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    @map_stream_errors
+    async def Link(self, request_iterator, context):
+        """A device's link (fleet.proto): hello → welcome, then calls out and replies, telemetry and
+        pings both ways until the stream ends, which is the device leaving."""
+        hello = await self._hello(request_iterator)
+        device_id = hello.info.worker_id
+        record = record_from_info(
+            hello.info, link_endpoint(device_id), hello.state, common_pb2.PoolProfile(), "hello"
+        )
+        if record.kind != EDGE:
+            raise InvalidArgument("hello.info.kind", "a link is a device's (WORKER_KIND_EDGE)")
+        # before anything changes: a link without the device's credential takes nothing over
+        self.identity.check(record, bearer(context.invocation_metadata()))
+        old = self.registry.get(device_id)
+        out: asyncio.Queue[fleet_pb2.LinkDown] = asyncio.Queue()
+        link = DeviceLink(device_id, out.put_nowait)
+        self.registry.register(record)  # FailedPrecondition on a tokenizer that is not the fleet's
+        if old is not None and old.endpoint != record.endpoint:  # it listened before
+            await self.channels.drop(old.endpoint)
+        if self.links.attach(link) is not None:
+            self.metrics.link_reconnects.inc()
+        self.metrics.links.set(len(self.links))
+        self._battery(self.registry.get(device_id))
+        self.update_gauges()
+        log.info("device %s linked (%s, %s)", device_id, record.model_name, record.execution_provider)
+        yield fleet_pb2.LinkDown(
+            welcome=fleet_pb2.LinkWelcome(
+                worker_id=device_id, heartbeat_interval_ms=self.config.heartbeat_interval_ms
+            )
+        )
+        reader = asyncio.create_task(self._read_link(link, request_iterator), name=f"link-{device_id}")
+        pinger = asyncio.create_task(self._ping(link), name=f"link-ping-{device_id}")
+        why = "the stream ended"
+        ended = asyncio.ensure_future(link.ended.wait())
+        try:
+            while True:
+                getter = asyncio.ensure_future(out.get())
+                done, _ = await asyncio.wait({getter, reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                if reader in done and not reader.cancelled():
+                    err = reader.exception()
+                    why = reader.result() if err is None else f"reading the link failed: {err!r}"
+                elif ended in done:
+                    why = link.closed
+                return
+        finally:
+            ended.cancel()
+            for task in (reader, pinger):
+                task.cancel()
+            link.close(why)
+            if self.links.detach(link):
+                gone = self.registry.deregister(device_id)
+                if gone:
+                    self._forget(gone)
+                log.info("device %s left: %s", device_id, why)
+            self.metrics.links.set(len(self.links))
+            self.update_gauges()
+
+    async def _hello(self, request_iterator) -> fleet_pb2.LinkHello:
+        try:
+            first = await asyncio.wait_for(anext(aiter(request_iterator)), HELLO_TIMEOUT_S)
+        except (StopAsyncIteration, TimeoutError):
+            raise InvalidArgument("hello", "a link starts with the device's hello") from None
+        if first.WhichOneof("message") != "hello":
+            raise InvalidArgument(
+                "hello", f"a link starts with the device's hello, not {first.WhichOneof('message')}"
+            )
+        return first.hello
+
+    async def _read_link(self, link: DeviceLink, request_iterator) -> str:
+        """The device's messages until the stream ends; returns why it ended."""
+        try:
+            async for msg in request_iterator:
+                kind = msg.WhichOneof("message")
+                if kind == "reply":
+                    link.deliver(msg.reply)
+                elif kind == "telemetry":
+                    state = state_from_pb(msg.telemetry, "telemetry")
+                    if link.rtt_ms:  # the router's own measurement of the link
+                        state = dataclasses.replace(state, rtt_ms=link.rtt_ms)
+                    if not self.registry.heartbeat(link.device_id, state):
+                        # dropped (its lease ran out): the device dials again and registers anew
+                        return "the router had forgotten the device"
+                    self._battery(self.registry.get(link.device_id))
+                elif kind == "pong":
+                    link.pong(msg.pong.nonce)
+                    self.metrics.link_rtt.observe(link.rtt_ms / 1e3)
+                else:
+                    return f"the device sent {kind!r} after its hello"
+            return "the device closed the link"
+        except InvalidArgument as exc:
+            return f"the device sent bad telemetry ({exc})"
+        except grpc.RpcError as exc:
+            return f"the stream broke ({exc.code().name})"
+
+    async def _ping(self, link: DeviceLink) -> None:
+        """Measure the link's round trip every heartbeat interval."""
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
+            link.ping()
+            self.metrics.link_calls.set(sum(lk.inflight for lk in self.links.all()))

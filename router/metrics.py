@@ -112,6 +112,22 @@ class RouterMetrics:
             registry=registry,
         )
 
+        self.links = Gauge("tandem_device_links", "Devices connected by their link", registry=registry)
+        self.link_reconnects = Counter(
+            "tandem_device_link_reconnects",
+            "Links that replaced a link of the same device",
+            registry=registry,
+        )
+        self.link_calls = Gauge(
+            "tandem_device_link_calls_inflight", "Calls in flight on the devices' links", registry=registry
+        )
+        self.link_rtt = Histogram(
+            "tandem_device_link_rtt_seconds",
+            "Round trip of the devices' links, measured by pings on them",
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+
     def fallback(self, cause: str) -> None:
         """A request continued elsewhere (router.failover's causes, TANDEM's device and pool losses)."""
         self.fallbacks.labels(cause).inc()

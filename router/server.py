@@ -14,14 +14,17 @@ from prometheus_client import CollectorRegistry
 from router.admin_service import AdminService
 from router.config import RouterConfig
 from router.dashboard.server import Dashboard
+from router.device_links import DeviceLinks
 from router.fleet import FleetRegistry
 from router.fleet_service import FleetService
+from router.identity import FleetIdentity
 from router.inference_service import InferenceService
 from router.metrics import RouterMetrics
 from router.placer import Placer
 from router.policy.estimates import Estimates
 from router.policy_store import PolicyFileWatcher, PolicyStore
 from router.worker_channels import WorkerChannels
+from runtime.credentials import read_secret
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
 from tandem.v1 import admin_pb2, admin_pb2_grpc, fleet_pb2, fleet_pb2_grpc, inference_pb2, inference_pb2_grpc
 
@@ -42,8 +45,17 @@ class Router:
         self.registry_metrics = CollectorRegistry()
         self.metrics = RouterMetrics(self.registry_metrics)
         self.fleet = FleetRegistry(clock, config.lease_ms / 1e3, config.tokenizer_id)
-        self.channels = WorkerChannels()
-        self.fleet_service = FleetService(self.fleet, config, self.metrics, self.channels)
+        self.links = DeviceLinks()
+        # mutual TLS to the workers: they let in the router's certificate, the router checks theirs
+        worker_credentials = None if config.insecure else config.tls.channel_credentials(present_cert=True)
+        self.channels = WorkerChannels(self.links, worker_credentials)
+        secret = read_secret(config.fleet_secret_file) if config.fleet_secret_file else None
+        if secret is None:
+            log.warning("no fleet_secret_file: this router takes no devices and no replicas")
+        self.identity = FleetIdentity(secret, config.pools)
+        self.fleet_service = FleetService(
+            self.fleet, config, self.metrics, self.channels, self.links, self.identity
+        )
         self.placer = Placer(self.fleet, PolicyStore(config.policy), Estimates(config.policy), self.metrics)
         self.policy_file = (
             PolicyFileWatcher(config.policy_file, self.placer.store, config.policy)
@@ -59,18 +71,13 @@ class Router:
         fleet_pb2_grpc.add_FleetServicer_to_server(self.fleet_service, self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin, self.server)
         self.health = add_health_and_reflection(self.server, SERVICES)
-        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        where = f"{config.host}:{config.port}"
+        if config.insecure:
+            self.port = self.server.add_insecure_port(where)
+        else:
+            self.port = self.server.add_secure_port(where, config.tls.server_credentials())
         if self.port == 0:
-            raise OSError(f"cannot bind the router to {config.host}:{config.port}")
-        self.tls_port = 0
-        if config.tls_port >= 0:
-            assert config.tls_cert_file and config.tls_key_file  # RouterConfig checks it
-            creds = grpc.ssl_server_credentials(
-                [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
-            )
-            self.tls_port = self.server.add_secure_port(f"{config.host}:{config.tls_port}", creds)
-            if self.tls_port == 0:
-                raise OSError(f"cannot bind the router's TLS port {config.host}:{config.tls_port}")
+            raise OSError(f"cannot bind the router to {where}")
         self.metrics_port = 0
         self._httpd = None
         self._expiry: asyncio.Task | None = None
@@ -97,6 +104,7 @@ class Router:
                 decision_log=self.placer.decision_log,
                 live_policy=lambda: self.placer.store.policy,
                 changes_allowed=bool(self.config.admin_token),
+                channel_credentials=None if self.config.insecure else self.config.tls.channel_credentials(),
             )
             self.dashboard_port = await self.dashboard.start(
                 self.config.dashboard_host, self.config.dashboard_port
@@ -167,7 +175,6 @@ async def serve(
                 "metrics_port": router.metrics_port,
                 "address": router.address,
                 "dashboard_port": router.dashboard_port,
-                "tls_port": router.tls_port,
             }
         )
     try:

@@ -1,9 +1,16 @@
-"""gRPC channels from the router to workers, one per endpoint, reused across calls."""
+"""The router's way to a worker: a gRPC channel per cloud replica endpoint, reused across calls; a
+device's link (router.device_links) for a ``link:`` endpoint.
+
+Calls to a worker's own port carry the member's credential (`bind`), which is how the worker knows
+the caller is the router (runtime.serving.CallerCheck)."""
 
 from __future__ import annotations
 
 import grpc
 
+from router.device_links import LINK_PREFIX, DeviceLinks, LinkStub
+from runtime.credentials import bearer_metadata
+from runtime.tls import open_channel
 from tandem.v1 import worker_pb2_grpc
 
 CHANNEL_OPTIONS = [
@@ -13,19 +20,54 @@ CHANNEL_OPTIONS = [
 ]
 
 
-class WorkerChannels:
-    def __init__(self) -> None:
-        self._channels: dict[str, tuple[grpc.aio.Channel, worker_pb2_grpc.WorkerStub]] = {}
+class _WithCredential:
+    """A Worker stub whose every call carries the worker's credential."""
 
-    def _entry(self, endpoint: str) -> tuple[grpc.aio.Channel, worker_pb2_grpc.WorkerStub]:
+    def __init__(self, stub: worker_pb2_grpc.WorkerStub, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._stub = stub
+        self._metadata = metadata
+
+    def __getattr__(self, name: str):
+        method = getattr(self._stub, name)
+        ours = self._metadata
+
+        def call(*args, metadata=None, **kwargs):
+            return method(*args, metadata=ours + tuple(metadata or ()), **kwargs)
+
+        return call
+
+
+class WorkerChannels:
+    def __init__(
+        self, links: DeviceLinks | None = None, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
+        """`credentials`: TLS to the workers' ports (None: plaintext)."""
+        self.links = links if links is not None else DeviceLinks()
+        self.credentials = credentials
+        self._channels: dict[str, tuple[grpc.aio.Channel, _WithCredential]] = {}
+        self._tokens: dict[str, str] = {}
+
+    async def bind(self, endpoint: str, token: str) -> None:
+        """Calls to `endpoint` carry `token` from now on (a new token: a new channel)."""
+        if self._tokens.get(endpoint) != token:
+            await self.drop(endpoint)
+            self._tokens[endpoint] = token
+
+    def _entry(self, endpoint: str) -> tuple[grpc.aio.Channel, _WithCredential]:
         entry = self._channels.get(endpoint)
         if entry is None:
-            channel = grpc.aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
-            entry = (channel, worker_pb2_grpc.WorkerStub(channel))
+            channel = open_channel(endpoint, self.credentials, CHANNEL_OPTIONS)
+            stub = _WithCredential(
+                worker_pb2_grpc.WorkerStub(channel), bearer_metadata(self._tokens.get(endpoint, ""))
+            )
+            entry = (channel, stub)
             self._channels[endpoint] = entry
         return entry
 
-    def stub(self, endpoint: str) -> worker_pb2_grpc.WorkerStub:
+    def stub(self, endpoint: str) -> _WithCredential | LinkStub:
+        """The Worker stub of the worker at `endpoint` (a device's over its link)."""
+        if endpoint.startswith(LINK_PREFIX):
+            return self.links.stub_for(endpoint)
         return self._entry(endpoint)[1]
 
     def channel(self, endpoint: str) -> grpc.aio.Channel:
@@ -33,6 +75,8 @@ class WorkerChannels:
         return self._entry(endpoint)[0]
 
     async def drop(self, endpoint: str) -> None:
+        """Close the channel to `endpoint` (a link closes with its stream: nothing to do)."""
+        self._tokens.pop(endpoint, None)
         entry = self._channels.pop(endpoint, None)
         if entry:
             await entry[0].close()

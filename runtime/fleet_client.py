@@ -1,8 +1,11 @@
-"""A worker's membership in the router's fleet: register, heartbeat with live state, deregister.
+"""A worker's membership in the router's fleet: register, heartbeat with live state, deregister —
+each call with the member's credential. Cloud replicas use it; devices hold a link instead
+(edge_worker.link), unless they listen for the router's calls.
 
 Registration retries while the router is unreachable (UNAVAILABLE, DEADLINE_EXCEEDED) with capped
-exponential backoff; a refusal (INVALID_ARGUMENT, FAILED_PRECONDITION — e.g. a tokenizer that
-differs from the fleet's) is final and raised to the caller. Heartbeats carry the round trip of
+exponential backoff; a refusal (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT,
+FAILED_PRECONDITION — e.g. a tokenizer that differs from the fleet's) is final and raised to the
+caller. Heartbeats carry the round trip of
 the previous heartbeat; a heartbeat the router does not recognise triggers a new registration.
 """
 
@@ -15,6 +18,7 @@ from collections.abc import Callable
 
 import grpc
 
+from runtime.credentials import bearer_metadata
 from tandem.errors import TandemError
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, fleet_pb2, fleet_pb2_grpc
@@ -30,15 +34,23 @@ class FleetMembership:
         router_address: str,
         register_request: Callable[[], fleet_pb2.RegisterRequest],
         state: Callable[[], common_pb2.WorkerState],
+        token: str,
         on_rtt: Callable[[float], None] | None = None,
         call_timeout_s: float = 5.0,
+        channel_credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        """`token`: the member's credential; `channel_credentials`: TLS to the router (None: plaintext)."""
         self.router_address = router_address
+        self._metadata = bearer_metadata(token)
         self._register_request = register_request
         self._state = state
         self._on_rtt = on_rtt or (lambda ms: None)
         self._timeout = call_timeout_s
-        self._channel = grpc.aio.insecure_channel(router_address)
+        self._channel = (
+            grpc.aio.secure_channel(router_address, channel_credentials)
+            if channel_credentials is not None
+            else grpc.aio.insecure_channel(router_address)
+        )
         self._stub = fleet_pb2_grpc.FleetStub(self._channel)
         self._task: asyncio.Task | None = None
         self.worker_id = ""
@@ -55,7 +67,9 @@ class FleetMembership:
         while True:
             try:
                 t0 = time.perf_counter()
-                resp = await self._stub.Register(self._register_request(), timeout=self._timeout)
+                resp = await self._stub.Register(
+                    self._register_request(), timeout=self._timeout, metadata=self._metadata
+                )
                 self._on_rtt((time.perf_counter() - t0) * 1e3)
                 self.worker_id = resp.worker_id
                 self.heartbeat_interval_s = max(0.05, resp.heartbeat_interval_ms / 1e3)
@@ -81,6 +95,7 @@ class FleetMembership:
                 resp = await self._stub.Heartbeat(
                     fleet_pb2.HeartbeatRequest(worker_id=self.worker_id, state=self._state()),
                     timeout=self._timeout,
+                    metadata=self._metadata,
                 )
                 self._on_rtt((time.perf_counter() - t0) * 1e3)
                 if not resp.known:
@@ -109,7 +124,9 @@ class FleetMembership:
         if self.worker_id:
             try:
                 await self._stub.Deregister(
-                    fleet_pb2.DeregisterRequest(worker_id=self.worker_id), timeout=1.0
+                    fleet_pb2.DeregisterRequest(worker_id=self.worker_id),
+                    timeout=1.0,
+                    metadata=self._metadata,
                 )
             except grpc.RpcError:
                 pass

@@ -6,6 +6,8 @@
     tandem demo   [--config F] [--model stdlib|smollm2]      (smollm2 by default once built)
     tandem up     [--config F] [--port N] [--device ID ...]   (a local stack until Ctrl-C)
     tandem models build smollm2 [--cache DIR]                 (needs the train extra)
+    tandem credentials init DIR                               (a fleet secret: the router's)
+    tandem credentials enroll device ID|pool NAME --dir DIR   (print and file a member's token)
     tandem loadtest SCENARIO [--target HOST:PORT] [--rate R]   (the load tester's, see loadtest/cli.py)
     tandem devices --router HOST:PORT --scenario SCENARIO      (a simulated device fleet, the same)
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -38,6 +41,32 @@ def load_config(args: argparse.Namespace) -> tuple[dict, Path | None]:
     data = load(args.config) if args.config else {}
     base = Path(data["__dir__"]) if "__dir__" in data else None
     return data, base
+
+
+def flag_value(value):
+    """A flag's value for a config table: a path flag as an absolute path string (relative to the
+    working directory, where a file's paths are relative to the file)."""
+    return str(value.resolve()) if isinstance(value, Path) else value
+
+
+def apply_tls_flags(args: argparse.Namespace, table: dict) -> None:
+    """--ca-file/--cert-file/--key-file/--insecure over a component's table (its [*.tls] table)."""
+    tls = dict(table.get("tls", {}))
+    for key in ("ca_file", "cert_file", "key_file"):
+        if getattr(args, key, None) is not None:
+            tls[key] = flag_value(getattr(args, key))
+    table["tls"] = tls
+    if getattr(args, "insecure", False):
+        table["insecure"] = True
+
+
+def tls_flags(p: argparse.ArgumentParser, serves: bool = True) -> None:
+    """The TLS options of a component (`serves`: it has a certificate of its own)."""
+    p.add_argument("--ca-file", type=Path, help="the CA that signed its peers' certificates (PEM)")
+    if serves:
+        p.add_argument("--cert-file", type=Path, help="its own certificate (PEM)")
+        p.add_argument("--key-file", type=Path, help="its certificate's private key (PEM)")
+    p.add_argument("--insecure", action="store_true", help="plaintext instead of TLS (development only)")
 
 
 def load_profile(data: dict, base: Path | None, override: str | None = None):
@@ -73,9 +102,10 @@ def cmd_router(args: argparse.Namespace) -> int:
 
     data, base = load_config(args)
     table = dict(data.get("router", {}))
-    for key in ("host", "port", "metrics_port", "dashboard_port"):
+    for key in ("host", "port", "metrics_port", "dashboard_port", "fleet_secret_file"):
         if getattr(args, key) is not None:
-            table[key] = getattr(args, key)
+            table[key] = flag_value(getattr(args, key))
+    apply_tls_flags(args, table)
     config = build(RouterConfig, table, "router", base)
     asyncio.run(run_until_signal(lambda stop: serve(config, ready_writer(args.ready_file), stop)))
     return 0
@@ -88,9 +118,12 @@ def cmd_edge(args: argparse.Namespace) -> int:
 
     data, base = load_config(args)
     table = dict(data.get("edge", {}))
-    for key in ("router", "device_id", "host", "port", "metrics_port"):
+    for key in ("router", "device_id", "host", "port", "metrics_port", "token_file"):
         if getattr(args, key) is not None:
-            table[key] = getattr(args, key)
+            table[key] = flag_value(getattr(args, key))
+    if args.listen:
+        table["listen"] = True
+    apply_tls_flags(args, table)
     link = dict(table.get("link", {}))
     for key in ("delay_ms", "jitter_ms", "bandwidth_mbps", "loss"):
         if getattr(args, f"link_{key}") is not None:
@@ -111,8 +144,26 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     table = dict(data.get("cloud", {}))
     for key in ("router", "ray_address", "host", "metrics_port"):
         if getattr(args, key) is not None:
-            table[key] = getattr(args, key)
+            table[key] = flag_value(getattr(args, key))
+    apply_tls_flags(args, table)
     config = build(CloudConfig, table, "cloud", base)
+    tokens = dict(item.split("=", 1) for item in args.pool_token_file or ())
+    unknown = set(tokens) - {p.name for p in config.pools}
+    if unknown:
+        print(
+            f"tandem cloud: --pool-token-file for pools not configured: {', '.join(sorted(unknown))}",
+            file=sys.stderr,
+        )
+        return 2
+    config = dataclasses.replace(
+        config,
+        pools=tuple(
+            dataclasses.replace(p, token="", token_file=Path(tokens[p.name]).resolve())
+            if p.name in tokens
+            else p
+            for p in config.pools
+        ),
+    )
     profile = load_profile(data, base, args.model)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,6 +177,27 @@ def cmd_cloud(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         pools.stop()
+    return 0
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    """Make a fleet's credentials folder, or enroll a member and print its token."""
+    from stack.credentials import FleetCredentials, init_credentials
+
+    if args.action == "init":
+        creds = init_credentials(args.dir)
+        print(f"fleet secret: {creds.secret_file} (the router's fleet_secret_file; keep it private)")
+        return 0
+    creds = FleetCredentials(args.dir)
+    if not creds.secret_file.exists():
+        print(
+            f"tandem credentials: no fleet secret in {args.dir} (tandem credentials init DIR)",
+            file=sys.stderr,
+        )
+        return 2
+    path = creds.token_file(args.role, args.name)
+    print(path.read_text().strip())
+    print(f"(also in {path})", file=sys.stderr)
     return 0
 
 
@@ -175,18 +247,30 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with LocalStack(config=args.config, progress=say, model=args.model) as stack:
+    with LocalStack(
+        config=args.config, progress=say, model=args.model, credentials=args.credentials
+    ) as stack:
         stack.start_router(port=args.port, dashboard_port=args.dashboard_port)
         for device in args.device:
             stack.start_edge(device)
         stack.start_cloud()
         stack.wait_fleet(edge=len(args.device), cloud=1, timeout_s=120)
         ready_writer(args.ready_file)(
-            {"router": stack.router_address, "dashboard": stack.dashboard_url, "devices": args.device}
+            {
+                "router": stack.router_address,
+                "dashboard": stack.dashboard_url,
+                "devices": args.device,
+                "ca_file": str(stack.credentials.ca_file.resolve()),
+            }
+        )
+        ca = stack.credentials.ca_file.resolve()
+        say(
+            f"router on {stack.router_address} (TLS), dashboard {stack.dashboard_url or 'off'}, devices "
+            f"{', '.join(args.device) or 'none'}; Ctrl-C stops everything"
         )
         say(
-            f"router on {stack.router_address}, dashboard {stack.dashboard_url or 'off'}, devices "
-            f"{', '.join(args.device) or 'none'}; Ctrl-C stops everything"
+            f"connect with tandem.Client({stack.router_address!r}, root_certificates=open({str(ca)!r}, "
+            f"'rb').read()); credentials in {args.credentials.resolve()}"
         )
         while not stop.is_set():
             time.sleep(0.2)
@@ -234,12 +318,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int)
     p.add_argument("--metrics-port", type=int)
     p.add_argument("--dashboard-port", type=int, help="the dashboard's HTTP port (0: a free one; -1: off)")
+    p.add_argument(
+        "--fleet-secret-file", type=Path, help="the fleet secret members' credentials are checked against"
+    )
+    tls_flags(p)
     p.set_defaults(fn=cmd_router)
 
-    p = sub.add_parser("edge", help="run an edge worker (draft model) and register it with a router")
+    p = sub.add_parser("edge", help="run an edge worker (draft model) linked to a router")
     common(p)
     p.add_argument("--router", help="router host:port")
     p.add_argument("--device-id")
+    p.add_argument(
+        "--token-file", type=Path, help="the device's credential (tandem credentials enroll device ID)"
+    )
+    p.add_argument(
+        "--listen",
+        action="store_true",
+        help="serve the router on --host:--port instead of dialling out (devices the router can reach)",
+    )
+    tls_flags(p)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--metrics-port", type=int)
@@ -255,7 +352,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
     p.add_argument("--host", help="address replicas bind (0.0.0.0 on a cluster)")
     p.add_argument("--metrics-port", type=int)
+    p.add_argument(
+        "--pool-token-file",
+        action="append",
+        metavar="POOL=PATH",
+        help="a pool's credential (tandem credentials enroll pool POOL); repeatable",
+    )
+    tls_flags(p)
     p.set_defaults(fn=cmd_cloud)
+
+    p = sub.add_parser("credentials", help="make a fleet secret; enroll devices and pools")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("init", help="a credentials folder with a new fleet secret (kept if one exists)")
+    c.add_argument("dir", type=Path)
+    c.set_defaults(fn=cmd_credentials)
+    c = csub.add_parser("enroll", help="print (and file under DIR) a device's or a pool's token")
+    c.add_argument("role", choices=["device", "pool"])
+    c.add_argument("name", help="the device id or the pool name")
+    c.add_argument("--dir", type=Path, required=True, help="the credentials folder (tandem credentials init)")
+    c.set_defaults(fn=cmd_credentials)
 
     p = sub.add_parser(
         "link", help="run a TCP link emulator (delay, jitter, bandwidth, loss) in front of a server"
@@ -292,6 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ready-file", help="write a JSON line with the router's address once up")
     p.add_argument("--model", help="model profile (stdlib or smollm2); overrides the config's [model]")
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        default=Path("tandem-credentials"),
+        help="the stack's fleet secret, tokens and development CA (made if missing; default: %(default)s)",
+    )
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("demo", help="start router, edge worker and cloud pool locally and generate")
@@ -322,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tandem {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         print(f"tandem {args.command}: {exc}", file=sys.stderr)
         return 2
     except TandemError as exc:

@@ -110,19 +110,13 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def _pools(config: Path | None) -> list[str]:
-    from cloud_worker.config import CloudConfig
-    from runtime.configfile import build, load
-
-    data = load(config) if config else {}
-    return [p.name for p in build(CloudConfig, data.get("cloud"), "cloud").pools]
-
-
-def _live_policy_change(router: str, client: tandem.Client, request: dict) -> None:
+def _live_policy_change(stack: LocalStack, client: tandem.Client, request: dict) -> None:
     """Explain one request, change the policy's weights through the Admin API, explain it again."""
     ask = dict(request, max_new_tokens=64, device_id=DEVICE)
     print("\n=== the policy, tuned live: the same request explained before and after a change")
-    with tandem.AdminClient(router, caller="demo") as admin:
+    with tandem.AdminClient(
+        stack.router_address, caller="demo", root_certificates=stack.credentials.ca_bytes()
+    ) as admin:
         for changes in ({}, {"cost_weight": 0.0, "latency_weight": 1.0}):
             if changes:
                 v = admin.set_policy(changes, note="demo: latency only")
@@ -170,7 +164,7 @@ def run_demo(
             stack.start_router()
             stack.start_edge(DEVICE, ["--link-delay-ms", str(link_delay_ms)] if link_delay_ms else ())
             stack.start_cloud()
-            members = stack.wait_fleet(edge=1, cloud=len(_pools(config)))
+            members = stack.wait_fleet(edge=1, cloud=len(stack.pool_names()))
             _say(
                 f"fleet ready in {time.monotonic() - t0:.0f}s: "
                 + ", ".join(
@@ -180,7 +174,11 @@ def run_demo(
             chat = is_chat(profile)
             requests = CHAT_REQUESTS if chat else CODE_REQUESTS
             tokens = max_new_tokens or (96 if chat else 40)
-            with tandem.Client(stack.router_address, timeout=120) as client:
+            _say(
+                "every hop runs TLS with the stack's own development CA; every member proved who it is "
+                f"(credentials in {stack.credentials.root})"
+            )
+            with stack.client(timeout=120) as client:
                 for title, prompt, opts in requests:
                     print(f"\n=== {title}\n--- {'user' if chat else 'prompt'}: {prompt!r}")
                     ask = dict(messages=[("user", prompt)]) if chat else dict(prompt=prompt)
@@ -212,7 +210,7 @@ def run_demo(
                             print(f"--- device energy: {r.device_energy_joules:.2f} J")
                     except tandem.TandemError as exc:
                         print(f"\n--- refused: {exc.status}: {exc}")
-                _live_policy_change(stack.router_address, client, ask)
+                _live_policy_change(stack, client, ask)
             _say("shutting down")
     except StackError as exc:
         print(f"[demo] failed: {exc}", file=sys.stderr)

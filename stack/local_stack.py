@@ -1,6 +1,8 @@
 """Run a whole Tandem stack on this machine as real processes: router, edge worker(s), cloud pools.
 
-Used by ``tandem demo``, the end-to-end tests and the benchmarks. Every component is started with
+Used by ``tandem demo``, the end-to-end tests and the benchmarks. The stack has its own fleet
+credentials (stack.credentials, in its work folder): the router checks every member's, each device
+and pool is given its own token. Every component is started with
 ``python -m stack.cli`` on free ports (port 0) and reports its bound ports through a ready file;
 ``stop()`` sends SIGTERM (the cloud process then shuts Serve and Ray down), waits, and kills any
 process of the tree still alive, so nothing is left behind — Ray's processes included.
@@ -21,7 +23,10 @@ from pathlib import Path
 import grpc
 import psutil
 
+from stack.credentials import FleetCredentials, init_credentials
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
+
+DEFAULT_POOLS = ("asic", "gpu")  # cloud_worker.config.CloudConfig's
 
 
 class StackError(RuntimeError):
@@ -87,8 +92,11 @@ class LocalStack:
         log_to_console: bool = False,
         progress: Callable[[str], None] = lambda msg: None,
         model: str | None = None,
+        credentials: Path | None = None,
     ) -> None:
-        """`model` names the model profile every component runs (overriding the config's [model])."""
+        """`model` names the model profile every component runs (overriding the config's [model]);
+        `credentials` the fleet's credentials folder (stack.credentials; default: a new one in the
+        work folder)."""
         self.config = config
         self.model = model
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="tandem-stack-")
@@ -99,6 +107,56 @@ class LocalStack:
         self.router_address = ""
         self.dashboard_url = ""
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
+        # a folder given is made if missing (what it holds is kept)
+        self.credentials: FleetCredentials = init_credentials(credentials or self.workdir / "credentials")
+
+    # -- talking to the stack as its users (and its router) do: TLS, with the fleet's CA
+
+    def client(self, **kwargs):
+        """A `tandem.Client` of the router."""
+        import tandem
+
+        return tandem.Client(self.router_address, root_certificates=self.credentials.ca_bytes(), **kwargs)
+
+    def async_client(self, **kwargs):
+        """A `tandem.AsyncClient` of the router."""
+        import tandem
+
+        return tandem.AsyncClient(
+            self.router_address, root_certificates=self.credentials.ca_bytes(), **kwargs
+        )
+
+    def router_channel(self, aio: bool = False):
+        """A channel to the router (its Admin and Fleet services)."""
+        from runtime.tls import open_channel
+
+        return open_channel(self.router_address, self.credentials.tls().channel_credentials(), aio=aio)
+
+    def worker_channel(self, member: admin_pb2.FleetMember, aio: bool = False):
+        """A channel to `member`'s own Worker service as the router has one: mutual TLS with the
+        router's certificate, every call carrying the member's credential (its pool's, or a
+        listening device's) — for tests and benchmarks that call workers directly."""
+        from runtime.credentials import DEVICE, POOL
+        from runtime.tls import open_channel
+
+        if member.info.kind == common_pb2.WORKER_KIND_CLOUD:
+            token = self.credentials.token(POOL, member.pool.name)
+        else:
+            token = self.credentials.token(DEVICE, member.info.worker_id)
+        creds = grpc.composite_channel_credentials(
+            self.credentials.tls("router").channel_credentials(present_cert=True),
+            grpc.access_token_call_credentials(token),
+        )
+        return open_channel(member.endpoint, creds, aio=aio)
+
+    def pool_names(self) -> list[str]:
+        """The cloud pools the stack's config runs."""
+        if self.config is None:
+            return list(DEFAULT_POOLS)
+        from runtime.configfile import load
+
+        pools = load(self.config).get("cloud", {}).get("pools")
+        return [p.get("name", "asic") for p in pools] if pools else list(DEFAULT_POOLS)
 
     def _start(self, name: str, args: list[str], with_config: bool = True) -> Component:
         if self.config and with_config:
@@ -108,6 +166,13 @@ class LocalStack:
         comp = Component(name, args, self.workdir, self.env, self.log_to_console)
         self.components[name] = comp
         return comp
+
+    def _tls_args(self, name: str) -> list[str]:
+        tls = self.credentials.tls(name)
+        args = ["--ca-file", str(tls.ca_file)]
+        if tls.cert_file is not None:
+            args += ["--cert-file", str(tls.cert_file), "--key-file", str(tls.key_file)]
+        return args
 
     def start_router(self, timeout_s: float = 60.0, port: int = 0, dashboard_port: int = 0) -> str:
         self.progress("starting router")
@@ -123,6 +188,9 @@ class LocalStack:
                 "0",
                 "--dashboard-port",
                 str(dashboard_port),
+                "--fleet-secret-file",
+                str(self.credentials.secret_file),
+                *self._tls_args("router"),
             ],
         ).wait_ready(timeout_s)
         self.router_address = f"127.0.0.1:{info['port']}"
@@ -141,10 +209,11 @@ class LocalStack:
                 self.router_address,
                 "--device-id",
                 device_id,
-                "--port",
-                "0",
+                "--token-file",
+                str(self.credentials.device_token_file(device_id)),
                 "--metrics-port",
                 "0",
+                *self._tls_args("worker" if "--listen" in extra else ""),
                 *extra,
             ],
         )
@@ -152,14 +221,41 @@ class LocalStack:
 
     def start_cloud(self, extra: Sequence[str] = (), timeout_s: float = 300.0) -> dict:
         self.progress("starting cloud pools on Ray Serve (local Ray; this takes a while)")
-        comp = self._start("cloud", ["cloud", "--router", self.router_address, "--metrics-port", "0", *extra])
+        tokens = [
+            arg
+            for pool in self.pool_names()
+            for arg in ("--pool-token-file", f"{pool}={self.credentials.pool_token_file(pool)}")
+        ]
+        comp = self._start(
+            "cloud",
+            [
+                "cloud",
+                "--router",
+                self.router_address,
+                "--metrics-port",
+                "0",
+                *tokens,
+                *self._tls_args("worker"),
+                *extra,
+            ],
+        )
         return comp.wait_ready(timeout_s)
 
     def start_devices(self, scenario: Path, count: int, timeout_s: float = 180.0) -> dict:
         """A `tandem devices` process: the scenario's simulated fleet of `count` edge workers."""
         comp = self._start(
             "devices",
-            ["devices", "--router", self.router_address, "--scenario", str(scenario), "--count", str(count)],
+            [
+                "devices",
+                "--router",
+                self.router_address,
+                "--scenario",
+                str(scenario),
+                "--count",
+                str(count),
+                "--credentials",
+                str(self.credentials.root),
+            ],
         )
         return comp.wait_ready(timeout_s)
 
@@ -173,7 +269,7 @@ class LocalStack:
     def wait_fleet(self, edge: int, cloud: int, timeout_s: float = 60.0) -> list[admin_pb2.FleetMember]:
         """Block until the router lists at least `edge` edge workers and `cloud` replicas."""
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.router_address) as ch:
+        with self.router_channel() as ch:
             stub = admin_pb2_grpc.AdminStub(ch)
             while True:
                 members = list(stub.ListFleet(admin_pb2.ListFleetRequest(), timeout=5).members)

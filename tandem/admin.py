@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
+from tandem.client import tls_credentials
 from tandem.errors import InvalidArgument
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import admin_pb2, admin_pb2_grpc
@@ -45,7 +46,7 @@ POLICY_FIELDS = tuple(f.name for f in admin_pb2.RoutingPolicy.DESCRIPTOR.fields)
 
 class AdminClient:
     """Blocking Admin client. `caller` is recorded with policy changes; `admin_token` is sent when
-    the router requires one."""
+    the router requires one; `tls` / `root_certificates` / `credentials` as for `tandem.Client`."""
 
     def __init__(
         self,
@@ -54,8 +55,12 @@ class AdminClient:
         caller: str = "",
         admin_token: str = "",
         timeout: float | None = 30.0,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self._channel = grpc.insecure_channel(target)
+        creds = tls_credentials(tls, root_certificates, credentials)
+        self._channel = grpc.secure_channel(target, creds) if creds else grpc.insecure_channel(target)
         self._stub = admin_pb2_grpc.AdminStub(self._channel)
         self.timeout = timeout
         md = []

@@ -102,6 +102,17 @@ def build_request(
     )
 
 
+def tls_credentials(
+    tls: bool, root_certificates: bytes | None, credentials: grpc.ChannelCredentials | None
+) -> grpc.ChannelCredentials | None:
+    """The channel credentials a client asked for: `credentials` as given, else TLS when `tls` or
+    `root_certificates` (the CA that signed the router's certificate; None: the system's roots);
+    None: plaintext."""
+    if credentials is None and (tls or root_certificates):
+        return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return credentials
+
+
 class _Options:
     """What both clients share: target, deadline, credentials, metadata and the retry rule."""
 
@@ -126,9 +137,7 @@ class _Options:
         self.retries = retries
         self.retry_backoff_s = retry_backoff_s
         self.metadata = tuple(metadata) + ((("authorization", f"Bearer {api_key}"),) if api_key else ())
-        if credentials is None and (tls or root_certificates):
-            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-        self.credentials = credentials
+        self.credentials = tls_credentials(tls, root_certificates, credentials)
 
     def channel(self, grpc_module, options: Sequence[tuple[str, object]]):
         """A channel to the target from `grpc_module` (grpc or grpc.aio), with TLS when asked for."""

@@ -14,6 +14,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "NotFound",
+    "PermissionDenied",
     "ResourceExhausted",
     "TandemError",
     "Unauthenticated",
@@ -62,6 +63,13 @@ class Unauthenticated(TandemError):
     """Missing or bad credentials."""
 
     status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(TandemError):
+    """The caller proved who it is but may not do this (e.g. join a pool the router's config does
+    not name)."""
+
+    status = "PERMISSION_DENIED"
 
 
 class Unavailable(TandemError):

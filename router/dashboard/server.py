@@ -22,11 +22,13 @@ from google.protobuf import field_mask_pb2, json_format
 
 from router.dashboard.live import LiveView
 from router.policy.config import PolicyConfig, policy_from_dict
+from runtime.tls import open_channel
 from tandem.errors import InvalidArgument
 from tandem.grpc_status import FIELD_METADATA_KEY
 from tandem.v1 import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger(__name__)
+MAX_UPLOAD_BYTES = 64 * 2**20
 
 STATIC = Path(__file__).resolve().parent / "static"
 HTTP_STATUS = {
@@ -63,11 +65,14 @@ class Dashboard:
         decision_log: Callable[[], list[dict]] = lambda: [],
         live_policy: Callable[[], PolicyConfig] = PolicyConfig,
         changes_allowed: bool = True,
+        channel_credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         """`decision_log` returns the router's recent decisions (the what-if trace); `live_policy`
         the policy in force; without `changes_allowed` (a router with no admin token) the page is
-        read-only: every change answers 403."""
+        read-only: every change answers 403. `channel_credentials`: TLS to the router's Admin service
+        (None: plaintext)."""
         self.changes_allowed = changes_allowed
+        self.channel_credentials = channel_credentials
         self.admin_target = admin_target
         self._sample = sample
         self._decision_log = decision_log
@@ -81,7 +86,8 @@ class Dashboard:
         self._ticker: asyncio.Task | None = None
         self._channel: grpc.aio.Channel | None = None
         self._subscribers: set[asyncio.Queue] = set()
-        app = web.Application()
+        # uploaded load-test records run to megabytes (aiohttp's default body limit is 1 MiB)
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
         app.add_routes(
             [
                 web.get("/", self._index),
@@ -100,7 +106,7 @@ class Dashboard:
         self.app = app
 
     async def start(self, host: str, port: int) -> int:
-        self._channel = grpc.aio.insecure_channel(self.admin_target)
+        self._channel = open_channel(self.admin_target, self.channel_credentials)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

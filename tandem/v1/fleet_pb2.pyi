@@ -1,10 +1,127 @@
 from tandem.v1 import common_pb2 as _common_pb2
+from tandem.v1 import worker_pb2 as _worker_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class LinkUp(_message.Message):
+    __slots__ = ("hello", "telemetry", "reply", "pong")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    PONG_FIELD_NUMBER: _ClassVar[int]
+    hello: LinkHello
+    telemetry: _common_pb2.WorkerState
+    reply: LinkReply
+    pong: LinkPong
+    def __init__(self, hello: _Optional[_Union[LinkHello, _Mapping]] = ..., telemetry: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ..., reply: _Optional[_Union[LinkReply, _Mapping]] = ..., pong: _Optional[_Union[LinkPong, _Mapping]] = ...) -> None: ...
+
+class LinkHello(_message.Message):
+    __slots__ = ("info", "state")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    info: _common_pb2.WorkerInfo
+    state: _common_pb2.WorkerState
+    def __init__(self, info: _Optional[_Union[_common_pb2.WorkerInfo, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ...) -> None: ...
+
+class LinkDown(_message.Message):
+    __slots__ = ("welcome", "call", "cancel", "ping")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    welcome: LinkWelcome
+    call: LinkCall
+    cancel: LinkCancel
+    ping: LinkPing
+    def __init__(self, welcome: _Optional[_Union[LinkWelcome, _Mapping]] = ..., call: _Optional[_Union[LinkCall, _Mapping]] = ..., cancel: _Optional[_Union[LinkCancel, _Mapping]] = ..., ping: _Optional[_Union[LinkPing, _Mapping]] = ...) -> None: ...
+
+class LinkWelcome(_message.Message):
+    __slots__ = ("worker_id", "heartbeat_interval_ms")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    heartbeat_interval_ms: int
+    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+
+class LinkCall(_message.Message):
+    __slots__ = ("call_id", "timeout_ms", "half_close", "describe", "draft", "draft_stream", "generate", "release", "get_tokenizer", "tokenize")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    HALF_CLOSE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBE_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_STREAM_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    GET_TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    timeout_ms: float
+    half_close: bool
+    describe: _worker_pb2.DescribeRequest
+    draft: _worker_pb2.DraftRequest
+    draft_stream: _worker_pb2.DraftStreamRequest
+    generate: _worker_pb2.WorkerGenerateRequest
+    release: _worker_pb2.ReleaseRequest
+    get_tokenizer: _worker_pb2.GetTokenizerRequest
+    tokenize: _worker_pb2.TokenizeRequest
+    def __init__(self, call_id: _Optional[int] = ..., timeout_ms: _Optional[float] = ..., half_close: _Optional[bool] = ..., describe: _Optional[_Union[_worker_pb2.DescribeRequest, _Mapping]] = ..., draft: _Optional[_Union[_worker_pb2.DraftRequest, _Mapping]] = ..., draft_stream: _Optional[_Union[_worker_pb2.DraftStreamRequest, _Mapping]] = ..., generate: _Optional[_Union[_worker_pb2.WorkerGenerateRequest, _Mapping]] = ..., release: _Optional[_Union[_worker_pb2.ReleaseRequest, _Mapping]] = ..., get_tokenizer: _Optional[_Union[_worker_pb2.GetTokenizerRequest, _Mapping]] = ..., tokenize: _Optional[_Union[_worker_pb2.TokenizeRequest, _Mapping]] = ...) -> None: ...
+
+class LinkCancel(_message.Message):
+    __slots__ = ("call_id",)
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    def __init__(self, call_id: _Optional[int] = ...) -> None: ...
+
+class LinkReply(_message.Message):
+    __slots__ = ("call_id", "end", "status", "describe", "draft", "draft_block", "generate", "release", "get_tokenizer", "tokenize")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBE_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    GET_TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    end: bool
+    status: LinkStatus
+    describe: _worker_pb2.DescribeResponse
+    draft: _worker_pb2.DraftResponse
+    draft_block: _worker_pb2.DraftBlock
+    generate: _worker_pb2.WorkerGenerateChunk
+    release: _worker_pb2.ReleaseResponse
+    get_tokenizer: _worker_pb2.GetTokenizerResponse
+    tokenize: _worker_pb2.TokenizeResponse
+    def __init__(self, call_id: _Optional[int] = ..., end: _Optional[bool] = ..., status: _Optional[_Union[LinkStatus, _Mapping]] = ..., describe: _Optional[_Union[_worker_pb2.DescribeResponse, _Mapping]] = ..., draft: _Optional[_Union[_worker_pb2.DraftResponse, _Mapping]] = ..., draft_block: _Optional[_Union[_worker_pb2.DraftBlock, _Mapping]] = ..., generate: _Optional[_Union[_worker_pb2.WorkerGenerateChunk, _Mapping]] = ..., release: _Optional[_Union[_worker_pb2.ReleaseResponse, _Mapping]] = ..., get_tokenizer: _Optional[_Union[_worker_pb2.GetTokenizerResponse, _Mapping]] = ..., tokenize: _Optional[_Union[_worker_pb2.TokenizeResponse, _Mapping]] = ...) -> None: ...
+
+class LinkStatus(_message.Message):
+    __slots__ = ("code", "message", "field")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    field: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+
+class LinkPing(_message.Message):
+    __slots__ = ("nonce",)
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    nonce: int
+    def __init__(self, nonce: _Optional[int] = ...) -> None: ...
+
+class LinkPong(_message.Message):
+    __slots__ = ("nonce",)
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    nonce: int
+    def __init__(self, nonce: _Optional[int] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("info", "endpoint", "state", "pool")

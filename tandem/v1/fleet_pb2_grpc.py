@@ -49,6 +49,11 @@ class FleetStub:
                 request_serializer=tandem_dot_v1_dot_fleet__pb2.DeregisterRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_fleet__pb2.DeregisterResponse.FromString,
                 _registered_method=True)
+        self.Link = channel.stream_stream(
+                '/tandem.v1.Fleet/Link',
+                request_serializer=tandem_dot_v1_dot_fleet__pb2.LinkUp.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_fleet__pb2.LinkDown.FromString,
+                _registered_method=True)
 
 
 class FleetServicer:
@@ -78,6 +83,21 @@ class FleetServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Link(self, request_iterator, context):
+        """A device's one long-lived link to the router. Devices dial out and nothing dials them: the
+        device sends `hello` first (who it is and what it runs; its credential travels as
+        `authorization: Bearer <device token>` metadata), then telemetry, pongs and the replies to the
+        router's calls; the router answers `welcome`, then sends calls of the Worker service (each
+        with an id, its own deadline, and the ids multiplexed, so a slow call never stalls another),
+        cancellations and pings. The link breaking is the device leaving, at once; the device dials
+        again and comes back under the same id. A second link for a connected id replaces the first.
+        Errors: UNAUTHENTICATED (no credential, or one that is not this device's), INVALID_ARGUMENT (a
+        bad hello), FAILED_PRECONDITION (a tokenizer that differs from the fleet's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +115,11 @@ def add_FleetServicer_to_server(servicer, server):
                     servicer.Deregister,
                     request_deserializer=tandem_dot_v1_dot_fleet__pb2.DeregisterRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_fleet__pb2.DeregisterResponse.SerializeToString,
+            ),
+            'Link': grpc.stream_stream_rpc_method_handler(
+                    servicer.Link,
+                    request_deserializer=tandem_dot_v1_dot_fleet__pb2.LinkUp.FromString,
+                    response_serializer=tandem_dot_v1_dot_fleet__pb2.LinkDown.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +203,33 @@ class Fleet:
             '/tandem.v1.Fleet/Deregister',
             tandem_dot_v1_dot_fleet__pb2.DeregisterRequest.SerializeToString,
             tandem_dot_v1_dot_fleet__pb2.DeregisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Link(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tandem.v1.Fleet/Link',
+            tandem_dot_v1_dot_fleet__pb2.LinkUp.SerializeToString,
+            tandem_dot_v1_dot_fleet__pb2.LinkDown.FromString,
             options,
             channel_credentials,
             insecure,

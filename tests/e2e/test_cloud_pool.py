@@ -27,12 +27,26 @@ CONFIG = """
 [router.policy]
 latency_weight = 0.0
 
+[[router.pools]]
+name = "main"
+accelerator = "cpu"
+price_per_replica_hour_usd = 3.0
+
+[[router.pools]]
+name = "tiny"
+accelerator = "cpu"
+price_per_replica_hour_usd = 0.5
+
+[[router.pools]]
+name = "auto"
+accelerator = "cpu"
+price_per_replica_hour_usd = 9.0
+
 [[cloud.pools]]
 name = "main"
 resource = ""
 replicas = 1
 num_cpus = 0.25
-price_per_replica_hour_usd = 3.0
 max_batch_size = 16
 batch_wait_ms = 2.0
 
@@ -41,7 +55,6 @@ name = "tiny"
 resource = ""
 replicas = 1
 num_cpus = 0.25
-price_per_replica_hour_usd = 0.5
 max_inflight = 1
 max_batch_size = 1
 
@@ -52,7 +65,6 @@ replicas = 1
 min_replicas = 1
 max_replicas = 2
 num_cpus = 0.25
-price_per_replica_hour_usd = 9.0
 target_queue_per_replica = 1.0
 """
 
@@ -74,7 +86,7 @@ def greedy(target, prompt, n):
 
 
 def replicas(stack, pool):
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
     return [m for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD and m.info.pool == pool]
 
@@ -101,7 +113,7 @@ def test_concurrent_cloud_and_tandem_sessions_batch_and_stay_exact(stack, target
     traces = {p: greedy_tandem_trace(target, draft, target.prompt_ids(text=p), n, 4) for p in PROMPTS}
 
     async def go():
-        async with grpc.aio.insecure_channel(main.endpoint) as ch:
+        async with stack.worker_channel(main, aio=True) as ch:
             stub = worker_pb2_grpc.WorkerStub(ch)
 
             async def cloud(i, prompt):
@@ -159,7 +171,7 @@ def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, tar
     trace = greedy_tandem_trace(target, draft, prompt, 12, 4)
 
     async def go():
-        async with grpc.aio.insecure_channel(main.endpoint) as ch:
+        async with stack.worker_channel(main, aio=True) as ch:
             stub = worker_pb2_grpc.WorkerStub(ch)
             statuses = []
             for first in (
@@ -191,7 +203,7 @@ def test_a_verify_stream_checks_its_messages_and_releases_its_session(stack, tar
             return statuses
 
     async def whole():  # a session on one stream, whose end releases the session's cache
-        async with grpc.aio.insecure_channel(main.endpoint) as ch:
+        async with stack.worker_channel(main, aio=True) as ch:
             stub = worker_pb2_grpc.WorkerStub(ch)
             stream = stub.VerifyStream(timeout=30)
             got = []
@@ -232,7 +244,7 @@ def test_a_full_replica_answers_resource_exhausted_at_once(stack):
         input=common_pb2.PromptInput(text=PROMPTS[0]),
         sampling=common_pb2.SamplingParams(max_new_tokens=400),
     )
-    with grpc.insecure_channel(tiny.endpoint) as ch:
+    with stack.worker_channel(tiny) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
         running = stub.Generate(long, timeout=120)
         next(running)  # the one call tiny admits is in flight
@@ -253,7 +265,7 @@ def test_the_router_moves_a_refused_call_to_another_pool(stack, target):
     done = threading.Event()
 
     def occupy():
-        with grpc.insecure_channel(tiny.endpoint) as ch:
+        with stack.worker_channel(tiny) as ch:
             req = worker_pb2.WorkerGenerateRequest(
                 session_id="occupy",
                 input=common_pb2.PromptInput(text=PROMPTS[1]),
@@ -269,7 +281,7 @@ def test_the_router_moves_a_refused_call_to_another_pool(stack, target):
     t.start()
     try:
         assert busy.wait(30)
-        with tandem.Client(stack.router_address, timeout=60) as client:
+        with stack.client(timeout=60) as client:
             chunks = list(client.generate(PROMPTS[2], max_new_tokens=24, placement="only_cloud"))
         r = tandem.Result.collect(chunks)
         assert r.decision.pool == "tiny"  # the policy chose the cheap pool, which refused the call …
@@ -287,7 +299,7 @@ def test_a_pool_scales_up_on_its_replicas_reported_load(stack):
     stop = threading.Event()
 
     def load(i):
-        with grpc.insecure_channel(auto[0].endpoint) as ch:
+        with stack.worker_channel(auto[0]) as ch:
             stub = worker_pb2_grpc.WorkerStub(ch)
             while not stop.is_set():
                 req = worker_pb2.WorkerGenerateRequest(

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import tandem
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import running_stack
 
@@ -58,6 +57,8 @@ def load(stack, tmp_path):
             "--target",
             stack.router_address,
             "--attach",
+            "--ca-file",
+            str(stack.credentials.ca_file),
             "--rate",
             "3",
             "--duration",
@@ -79,7 +80,7 @@ def load(stack, tmp_path):
 
 def decision(stack) -> tuple[int, float, str]:
     """The next decision's policy version, the latency term of its winner's score, and its reason."""
-    with tandem.Client(stack.router_address, timeout=30) as client:
+    with stack.client(timeout=30) as client:
         d = client.explain(PROMPTS[0], max_new_tokens=48, device_id=DEVICE)
     latency = float(re.search(r"latency ([0-9.]+)", d.reason).group(1))
     return d.policy_version, latency, d.reason

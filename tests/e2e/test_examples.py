@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 )
 def test_example_runs(stack, name, expect):
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), stack.router_address, DEVICE],
+        [sys.executable, str(EXAMPLES / name), stack.router_address, DEVICE, str(stack.credentials.ca_file)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import time
 
-import grpc
 import psutil
 import pytest
 
@@ -43,7 +41,7 @@ def greedy(target, prompt):
 
 
 def fleet(stack):
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         return list(admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members)
 
 
@@ -97,7 +95,7 @@ def test_replica_killed_mid_stream_is_retried_on_another(stack, target):
         killed["id"] = worker_id
         KILLED.add(worker_id)
 
-    with tandem.Client(stack.router_address, timeout=120) as client:
+    with stack.client(timeout=120) as client:
         chunks = stream_and(client, PROMPTS[0], "phone-a", kill_verifier)
     r = tandem.Result.collect(chunks)
     assert list(r.token_ids) == want  # nothing lost, nothing repeated
@@ -109,7 +107,7 @@ def test_cloud_replica_killed_mid_stream_continues_on_another(stack, target):
     live_replicas(stack, 2)
     want = greedy(target, PROMPTS[2])
     chunks, killed = [], None
-    with tandem.Client(stack.router_address, timeout=120) as client:
+    with stack.client(timeout=120) as client:
         for chunk in client.generate(PROMPTS[2], max_new_tokens=N, placement="only_cloud"):
             chunks.append(chunk)
             if len(chunks) == 3:
@@ -133,7 +131,7 @@ def test_all_replicas_killed_finishes_on_the_device(stack, target):
             psutil.Process(pid_listening_on(int(m.endpoint.rsplit(":", 1)[1]))).kill()
             KILLED.add(m.info.worker_id)
 
-    with tandem.Client(stack.router_address, timeout=120) as client:
+    with stack.client(timeout=120) as client:
         chunks = stream_and(client, PROMPTS[1], "phone-a", kill_pool)
     r = tandem.Result.collect(chunks)
     assert r.usage.completion_tokens == N == len(r.token_ids)
@@ -144,20 +142,39 @@ def test_all_replicas_killed_finishes_on_the_device(stack, target):
     assert chunks[-1].raw.tandem.fallbacks["cloud_unavailable"] == 1
 
 
-def test_device_killed_mid_stream_continues_in_the_cloud(stack, target):
+def test_device_killed_mid_stream_is_noticed_at_once_continues_in_the_cloud_and_comes_back(stack, target):
+    """The device's process dies mid-TANDEM: its link breaks, so the router knows at once (not at
+    the end of a lease), the request continues in the cloud exactly, and the device, started
+    again, rejoins under its id."""
     live_replicas(stack, 2)
     want = greedy(target, PROMPTS[2])
+    noticed = {}
 
-    def kill_device(chunks):
-        stack.stop_component("edge-phone-a", sig=signal.SIGKILL)
+    with stack.router_channel() as ch, stack.client(timeout=120) as client:
+        admin = admin_pb2_grpc.AdminStub(ch)
 
-    with tandem.Client(stack.router_address, timeout=120) as client:
+        def linked() -> bool:
+            members = admin.ListFleet(admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE)).members
+            return any(m.info.worker_id == "phone-a" for m in members)
+
+        def kill_device(chunks):
+            assert linked()
+            t0 = time.perf_counter()
+            stack.components["edge-phone-a"].proc.kill()
+            while linked():
+                assert time.perf_counter() - t0 < 10, "the router never noticed"
+            noticed["ms"] = (time.perf_counter() - t0) * 1e3
+
         chunks = stream_and(client, PROMPTS[2], "phone-a", kill_device)
+    stack.stop_component("edge-phone-a")
+    assert noticed["ms"] < 100, f"the router noticed after {noticed['ms']:.0f} ms"
     r = tandem.Result.collect(chunks)
     assert list(r.token_ids) == want  # exactly the uninterrupted greedy output
     assert r.placements == ("tandem", "cloud")
     fallbacks = dict(chunks[-1].raw.tandem.fallbacks)
     assert sum(fallbacks.values()) == 1 and next(iter(fallbacks)).startswith("device_")
+    stack.start_edge("phone-a", LINK)  # the same id and credential: it is the same device
+    stack.wait_fleet(edge=1, cloud=2)
 
 
 def test_a_request_behind_its_token_slo_is_handed_to_the_cloud_and_stays_exact(stack, target):
@@ -171,7 +188,7 @@ def test_a_request_behind_its_token_slo_is_handed_to_the_cloud_and_stays_exact(s
         assert time.monotonic() < deadline, "slow-phone never registered"
         time.sleep(0.2)
     want = greedy(target, PROMPTS[3])
-    with tandem.Client(stack.router_address, timeout=120) as client:
+    with stack.client(timeout=120) as client:
         for prompt in PROMPTS[:3]:  # the router measures the pool decoding alone (what a hand-over costs)
             client.complete(prompt, max_new_tokens=32, placement="only_cloud")
         chunks = list(

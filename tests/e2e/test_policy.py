@@ -13,14 +13,16 @@ from tests.e2e.conftest import DEVICE
 
 @pytest.fixture(scope="module")
 def client(stack):
-    with tandem.Client(stack.router_address, timeout=120) as c:
+    with stack.client(timeout=120) as c:
         yield c
 
 
 @pytest.fixture
 def admin(stack):
     """An Admin client; whatever a test changes is rolled back afterwards."""
-    with tandem.AdminClient(stack.router_address, caller="pytest") as a:
+    with tandem.AdminClient(
+        stack.router_address, caller="pytest", root_certificates=stack.credentials.ca_bytes()
+    ) as a:
         start = a.get_policy().version
         yield a
         if a.get_policy().version != start:
@@ -66,7 +68,7 @@ def test_bad_policy_changes_are_named_and_change_nothing(stack, admin):
     with pytest.raises(tandem.InvalidArgument) as e:
         admin.set_policy({"battery_reserve_percent": 120.0})
     assert e.value.field == "policy.battery_reserve_percent"
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         stub = admin_pb2_grpc.AdminStub(ch)
         with pytest.raises(grpc.RpcError) as err:
             stub.SetPolicy(

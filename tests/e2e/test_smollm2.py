@@ -14,7 +14,6 @@ import sys
 
 import pytest
 
-import tandem
 from runtime.llm.decoder import NEAR_TIE, OnnxDecoder, divergence
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import builtin_profile, is_chat
@@ -25,10 +24,8 @@ DEVICE = "smol-phone"
 CONFIG = """
 [[cloud.pools]]
 name = "gpu"
-accelerator = "gpu"
 resource = "gpu"
 replicas = 1
-price_per_replica_hour_usd = 3.0
 """
 
 
@@ -60,7 +57,7 @@ def stack(smollm2, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(stack):
-    with tandem.Client(stack.router_address, timeout=300) as c:
+    with stack.client(timeout=300) as c:
         yield c
 
 

@@ -19,7 +19,7 @@ from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.params import SamplingConfig
 from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, inference_pb2_grpc
-from tests.conftest import PROMPTS
+from tests.conftest import PROMPTS, edge_config
 from tests.e2e.conftest import DEVICE
 
 N = 24
@@ -27,7 +27,7 @@ N = 24
 
 @pytest.fixture(scope="module")
 def client(stack):
-    with tandem.Client(stack.router_address, timeout=60) as c:
+    with stack.client(timeout=60) as c:
         yield c
 
 
@@ -63,7 +63,7 @@ def metric(text: str, name: str, **labels) -> float:
 
 
 def test_fleet_is_assembled(stack):
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
     edge = [m for m in members if m.info.kind == common_pb2.WORKER_KIND_EDGE]
     cloud = [m for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD]
@@ -128,7 +128,7 @@ def test_stop_string_and_sampling_through_the_stack(client):
 
 def test_async_client(stack):
     async def run():
-        async with tandem.AsyncClient(stack.router_address, timeout=60) as c:
+        async with stack.async_client(timeout=60) as c:
             results = await asyncio.gather(
                 c.complete(PROMPTS[0], max_new_tokens=8, placement="only_cloud"),
                 c.complete(PROMPTS[1], max_new_tokens=8, placement="only_device", device_id=DEVICE),
@@ -171,7 +171,7 @@ def test_bad_input_is_invalid_argument_naming_the_field(client, kwargs, field, p
 def test_unknown_enum_value_is_invalid_argument(stack):
     req = tandem.client.build_request("x", max_new_tokens=4)
     req.hints.placement = 17
-    with grpc.insecure_channel(stack.router_address) as ch, pytest.raises(grpc.RpcError) as err:
+    with stack.router_channel() as ch, pytest.raises(grpc.RpcError) as err:
         list(inference_pb2_grpc.InferenceStub(ch).Generate(req, timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "hints.placement" in err.value.details()
@@ -207,12 +207,14 @@ def test_router_metrics_count_placements_and_latency(stack, client):
 
 
 def test_every_server_has_health_and_reflection(stack):
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
-    for address, service in [(stack.router_address, "tandem.v1.Inference")] + [
-        (m.endpoint, "tandem.v1.Worker") for m in members
+    linked = [m for m in members if m.endpoint.startswith("link:")]
+    assert [m.info.worker_id for m in linked] == [DEVICE]  # the device dialled out: no port of its own
+    for open_channel, service in [(stack.router_channel, "tandem.v1.Inference")] + [
+        (lambda m=m: stack.worker_channel(m), "tandem.v1.Worker") for m in members if m not in linked
     ]:
-        with grpc.insecure_channel(address) as ch:
+        with open_channel() as ch:
             status = health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=5
             )
@@ -225,12 +227,30 @@ def test_every_server_has_health_and_reflection(stack):
     for m in members:  # every worker serves /metrics too
         assert m.info.metrics_port and "tandem_worker" in scrape(m.info.metrics_port)
     cloud = scrape(stack.components["cloud"].info["metrics_port"])
-    assert metric(cloud, "tandem_cloud_pool_replicas_configured", accelerator="asic", pool="asic") == 1
-    assert metric(cloud, "tandem_cloud_pool_replicas_configured", accelerator="gpu", pool="gpu") == 1
+    assert metric(cloud, "tandem_cloud_pool_replicas_configured", resource="asic", pool="asic") == 1
+    assert metric(cloud, "tandem_cloud_pool_replicas_configured", resource="gpu", pool="gpu") == 1
+
+
+def test_with_plaintext_off_every_port_refuses_a_plaintext_client(stack):
+    """The stack runs TLS on every hop: a plaintext client gets nowhere on any port, and a TLS
+    client without the router's certificate gets no further than a replica's handshake."""
+    with stack.router_channel() as ch:
+        members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
+    replicas = [m.endpoint for m in members if not m.endpoint.startswith("link:")]
+    assert len(replicas) == 2
+    for address in [stack.router_address, *replicas]:
+        with grpc.insecure_channel(address) as ch:
+            with pytest.raises(grpc.RpcError) as err:
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, address
+    for address in replicas:  # TLS that trusts the CA, but shows no client certificate
+        with grpc.secure_channel(address, stack.credentials.tls().channel_credentials()) as ch:
+            with pytest.raises(grpc.RpcError) as err:
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, address
 
 
 def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_path):
-    from edge_worker.config import EdgeConfig
     from edge_worker.worker import EdgeWorker
     from runtime.profiles import ModelProfile
 
@@ -243,16 +263,14 @@ def test_mismatched_tokenizer_is_refused_at_registration(stack, profile, tmp_pat
     odd = ModelProfile("odd", other, profile.draft, profile.target)
 
     async def start():
-        worker = EdgeWorker(
-            EdgeConfig(device_id="odd-phone", router=stack.router_address, metrics_port=-1), odd
-        )
-        await worker.start(register_retry_s=5)
+        worker = EdgeWorker(edge_config(stack.credentials, "odd-phone", stack.router_address), odd)
+        await worker.start(connect_timeout_s=5)
 
     with pytest.raises(tandem.FailedPrecondition) as err:
         asyncio.run(start())
     msg = str(err.value)
     assert "tokenizer mismatch" in msg and "odd-phone" in msg and "share one tokenizer" in msg
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         ids = [
             m.info.worker_id
             for m in admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import urllib.request
+
 import pytest
 
 import tandem
@@ -9,7 +13,7 @@ from runtime.llm.decoder import OnnxDecoder
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.params import SamplingConfig
-from tests.conftest import PROMPTS
+from tests.conftest import PROMPTS, edge_config
 from tests.e2e.conftest import DEVICE
 
 N = 48
@@ -17,7 +21,7 @@ N = 48
 
 @pytest.fixture(scope="module")
 def client(stack):
-    with tandem.Client(stack.router_address, timeout=120) as c:
+    with stack.client(timeout=120) as c:
         yield c
 
 
@@ -61,6 +65,29 @@ def test_tandem_greedy_output_is_the_targets(client, target, gamma, overlap):
         assert sum(c.raw.accepted_draft_tokens for c in chunks) == stats.accepted_tokens
         if not overlap:
             assert stats.overlap_hits == stats.overlap_misses == 0
+
+
+def test_a_device_drafts_ahead_on_its_link_and_stays_exact(stack, client, target):
+    """Run-ahead drafting (a DraftStream, its control messages and blocks multiplexed on the device's
+    link): with a latency-only policy the router chooses it, and the output is the target's."""
+    with tandem.AdminClient(
+        stack.router_address, caller="pytest", root_certificates=stack.credentials.ca_bytes()
+    ) as admin:
+        before = admin.get_policy().version
+        admin.set_policy({"cost_weight": 0.0, "latency_weight": 1.0, "battery_weight": 0.0}, note="overlap")
+        try:
+            ahead = 0
+            for prompt in PROMPTS[:4]:
+                chunks = list(
+                    client.generate(prompt, max_new_tokens=N, device_id=DEVICE, placement="prefer_tandem")
+                )
+                r = tandem.Result.collect(chunks)
+                assert r.placements == ("tandem",) and list(r.token_ids) == greedy(target, prompt)[0]
+                stats = chunks[-1].raw.tandem
+                ahead += stats.overlap_hits + stats.overlap_misses
+            assert ahead > 0, "the device never drafted ahead"
+        finally:
+            admin.rollback_policy(before, note="restore")
 
 
 @pytest.mark.parametrize("tree,gamma,overlap", [((3, 2), 4, False), ((3, 2), 0, True), ((4,), 2, True)])
@@ -152,24 +179,26 @@ def test_tandem_statistics_reach_prometheus(stack, client):
 def test_tandem_sessions_are_released_on_completion_and_cancellation(stack, client):
     import time
 
-    import grpc
+    from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
 
-    from tandem.v1 import admin_pb2, admin_pb2_grpc, worker_pb2, worker_pb2_grpc
-
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
-    endpoints = [m.endpoint for m in members]
+    replicas = [m for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD]
+    device_metrics = stack.components[f"edge-{DEVICE}"].info["metrics_port"]
 
     def sessions() -> int:
         total = 0
-        for endpoint in endpoints:
-            with grpc.insecure_channel(endpoint) as ch:
+        for m in replicas:  # asked directly, as the router (with the pool's credential)
+            with stack.worker_channel(m) as ch:
                 total += (
                     worker_pb2_grpc.WorkerStub(ch)
                     .Describe(worker_pb2.DescribeRequest(), timeout=5)
                     .state.active_sessions
                 )
-        return total
+        # the device has no port to ask: its /metrics says
+        text = urllib.request.urlopen(f"http://127.0.0.1:{device_metrics}/metrics", timeout=5).read()
+        held = re.search(rb'^tandem_worker_kv_sessions\{kind="edge"\} (\S+)$', text, re.M)
+        return total + int(float(held.group(1)))
 
     def wait_released() -> None:
         deadline = time.monotonic() + 10
@@ -186,17 +215,16 @@ def test_tandem_sessions_are_released_on_completion_and_cancellation(stack, clie
     wait_released()
 
 
-def test_workers_check_tree_fields(stack):
+def test_workers_check_tree_fields(stack, profile):
     """Draft `branching` and Verify `draft_alternatives` are validated by the workers themselves:
     INVALID_ARGUMENT naming the field, and a valid tree verifies in one pass."""
     import grpc
 
     from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2, worker_pb2_grpc
 
-    with grpc.insecure_channel(stack.router_address) as ch:
+    with stack.router_channel() as ch:
         members = admin_pb2_grpc.AdminStub(ch).ListFleet(admin_pb2.ListFleetRequest()).members
-    edge = next(m.endpoint for m in members if m.info.kind == common_pb2.WORKER_KIND_EDGE)
-    cloud = next(m.endpoint for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD)
+    cloud = next(m for m in members if m.info.kind == common_pb2.WORKER_KIND_CLOUD)
     ctx = list(range(100, 120))
     hot = common_pb2.SamplingParams(temperature=0.8, max_new_tokens=1)
 
@@ -205,27 +233,45 @@ def test_workers_check_tree_fields(stack):
             call()
         return err.value.code(), err.value.details()
 
-    with grpc.insecure_channel(edge) as ch:
-        stub = worker_pb2_grpc.WorkerStub(ch)
-        for branching, sampling, why in (
-            ([9], None, "each in"),
-            ([4, 4, 2], None, "16"),
-            ([2], hot, "greedy only"),
-        ):
-            req = worker_pb2.DraftRequest(
-                session_id="tree-bad", context=ctx, num_tokens=3, branching=branching
-            )
-            if sampling is not None:
-                req.sampling.CopyFrom(sampling)
-            code, details = status(lambda req=req: stub.Draft(req, timeout=30))
-            assert code == grpc.StatusCode.INVALID_ARGUMENT and "branching" in details and why in details
-        tree = stub.Draft(
-            worker_pb2.DraftRequest(session_id="tree", context=ctx, num_tokens=3, branching=[3, 2]),
-            timeout=30,
+    async def on_a_device() -> worker_pb2.DraftResponse:
+        """The same checks on a device's Worker service (one that listens, asked as the router)."""
+        from edge_worker.worker import EdgeWorker
+        from runtime.credentials import DEVICE
+
+        creds = stack.credentials
+        worker = EdgeWorker(edge_config(creds, "tree-board", "", listen=True), profile)
+        await worker.start()
+        as_router = grpc.composite_channel_credentials(
+            creds.tls("router").channel_credentials(present_cert=True),
+            grpc.access_token_call_credentials(creds.token(DEVICE, "tree-board")),
         )
-        stub.Release(worker_pb2.ReleaseRequest(session_id="tree"), timeout=10)
+        try:
+            async with grpc.aio.secure_channel(worker.endpoint, as_router) as ch:
+                stub = worker_pb2_grpc.WorkerStub(ch)
+                for branching, sampling, why in (
+                    ([9], None, "each in"),
+                    ([4, 4, 2], None, "16"),
+                    ([2], hot, "greedy only"),
+                ):
+                    req = worker_pb2.DraftRequest(
+                        session_id="tree-bad", context=ctx, num_tokens=3, branching=branching
+                    )
+                    if sampling is not None:
+                        req.sampling.CopyFrom(sampling)
+                    with pytest.raises(grpc.aio.AioRpcError) as err:
+                        await stub.Draft(req, timeout=30)
+                    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                    assert "branching" in err.value.details() and why in err.value.details()
+                return await stub.Draft(
+                    worker_pb2.DraftRequest(session_id="tree", context=ctx, num_tokens=3, branching=[3, 2]),
+                    timeout=30,
+                )
+        finally:
+            await worker.stop(0)
+
+    tree = asyncio.run(on_a_device())
     assert len(tree.alternatives) == 5 and all(len(a.token_ids) == 3 for a in tree.alternatives)
-    with grpc.insecure_channel(cloud) as ch:
+    with stack.worker_channel(cloud) as ch:
         stub = worker_pb2_grpc.WorkerStub(ch)
         for alts, _sampling, field in (
             ([[1, 2]], None, "draft_alternatives[0]"),

@@ -5,26 +5,31 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from router.config import RouterConfig
 from router.server import Router
 from tandem.v1 import admin_pb2, admin_pb2_grpc
+from tests.conftest import router_config
 
 
 @pytest.fixture
-async def router():
-    r = Router(RouterConfig(port=0, metrics_port=-1, dashboard_port=-1, admin_token="s3cret"))
+async def router(fleet):
+    r = Router(router_config(fleet, admin_token="s3cret"))
     await r.start()
     yield r
     await r.stop(0)
 
 
-async def test_policy_changes_need_the_admin_token(router):
+@pytest.fixture
+def channel(router, fleet):
+    return lambda: grpc.aio.secure_channel(router.address, fleet.tls().channel_credentials())
+
+
+async def test_policy_changes_need_the_admin_token(channel):
     req = admin_pb2.SetPolicyRequest(
         policy=admin_pb2.RoutingPolicy(latency_weight=2.0),
         update_mask={"paths": ["latency_weight"]},
         note="faster",
     )
-    async with grpc.aio.insecure_channel(router.address) as ch:
+    async with channel() as ch:
         stub = admin_pb2_grpc.AdminStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.SetPolicy(req, metadata=(("x-tandem-admin-token", "wrong"),))
@@ -40,14 +45,14 @@ async def test_policy_changes_need_the_admin_token(router):
         assert v.policy.cost_weight == 1.0  # untouched by the mask
 
 
-async def test_shadow_policies_need_the_token_are_validated_and_never_enforced(router):
+async def test_shadow_policies_need_the_token_are_validated_and_never_enforced(router, channel):
     shadow = admin_pb2.SetPolicyRequest(
         policy=admin_pb2.RoutingPolicy(latency_weight=5.0),
         update_mask={"paths": ["latency_weight"]},
         note="what if",
     )
     token = (("x-tandem-admin-token", "s3cret"),)
-    async with grpc.aio.insecure_channel(router.address) as ch:
+    async with channel() as ch:
         stub = admin_pb2_grpc.AdminStub(ch)
         assert not (await stub.GetShadowReport(admin_pb2.GetShadowReportRequest())).active
         with pytest.raises(grpc.aio.AioRpcError) as err:

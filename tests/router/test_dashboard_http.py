@@ -12,6 +12,7 @@ import pytest
 
 from router.config import RouterConfig
 from router.server import Router
+from tests.conftest import router_config
 
 
 def call(url: str, body: dict | None = None, headers: dict | None = None, method: str | None = None):
@@ -33,11 +34,11 @@ async def http(*args, **kwargs):
 
 
 @pytest.fixture
-async def routers():
+async def routers(fleet):
     made = []
 
     async def make(**kw) -> str:
-        r = Router(RouterConfig(port=0, metrics_port=-1, dashboard_port=0, **kw))
+        r = Router(router_config(fleet, dashboard_port=0, **kw))
         await r.start()
         made.append(r)
         return f"http://127.0.0.1:{r.dashboard_port}"
@@ -111,4 +112,10 @@ async def test_without_an_admin_token_the_page_is_read_only(routers):
 async def test_a_dashboard_outside_loopback_must_be_allowed():
     with pytest.raises(ValueError, match="dashboard_allow_remote"):
         RouterConfig(dashboard_host="0.0.0.0")
-    RouterConfig(dashboard_host="0.0.0.0", dashboard_allow_remote=True)
+    RouterConfig(dashboard_host="0.0.0.0", dashboard_allow_remote=True, insecure=True)
+
+
+def test_a_router_serves_tls_unless_told_plaintext():
+    with pytest.raises(ValueError, match="serves TLS"):
+        RouterConfig()
+    assert RouterConfig(insecure=True).insecure

@@ -48,8 +48,8 @@ def test_bad_router_config_is_named(table, match):
 
 
 def test_draft_tree_setting():
-    assert build(RouterConfig, {"draft_tree": [3, 2]}, "router").draft_tree == (3, 2)
-    assert build(RouterConfig, {}, "router").draft_tree == ()
+    assert build(RouterConfig, {"draft_tree": [3, 2], "insecure": True}, "router").draft_tree == (3, 2)
+    assert build(RouterConfig, {"insecure": True}, "router").draft_tree == ()
 
 
 def test_nested_tables_and_lists():
@@ -61,6 +61,10 @@ def test_nested_tables_and_lists():
         build(CloudConfig, {"pools": [{"replicas": "two"}]}, "cloud")
     with pytest.raises(ConfigError, match="distinct"):
         build(CloudConfig, {"pools": [{"name": "a"}, {"name": "a"}]}, "cloud")
+    with pytest.raises(ConfigError, match="mutual TLS"):  # secure by default: TLS files, or say insecure
+        build(CloudConfig, {}, "cloud")
+    with pytest.raises(ConfigError, match="mutual TLS"):
+        build(EdgeConfig, {"listen": True}, "edge")
 
 
 def test_missing_file_is_a_config_error(tmp_path):
@@ -74,11 +78,11 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def test_a_table_configures_pairs_such_as_pool_prices(tmp_path):
     path = tmp_path / "t.toml"
-    path.write_text("[router.policy.pool_prices]\ngpu = 2.5\nasic = 0.5\n")
+    path.write_text("[router]\ninsecure = true\n[router.policy.pool_prices]\ngpu = 2.5\nasic = 0.5\n")
     assert build(RouterConfig, load(path)["router"], "router").policy.pool_prices == (
         ("asic", 0.5),
         ("gpu", 2.5),
     )
-    path.write_text("[router.policy.pool_prices]\ngpu = 'cheap'\n")
+    path.write_text("[router]\ninsecure = true\n[router.policy.pool_prices]\ngpu = 'cheap'\n")
     with pytest.raises(ConfigError, match="pool_prices"):
         build(RouterConfig, load(path)["router"], "router")

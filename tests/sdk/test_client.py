@@ -12,9 +12,9 @@ import grpc
 import pytest
 
 import tandem
-from router.config import RouterConfig
 from router.server import create_server
 from tandem.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from tests.conftest import router_config
 
 PUBLIC = [
     "Aborted",
@@ -35,6 +35,7 @@ PUBLIC = [
     "Result",
     "TandemError",
     "TandemStats",
+    "PermissionDenied",
     "Unauthenticated",
     "Unavailable",
     "Usage",
@@ -147,63 +148,33 @@ def test_nothing_is_retried_once_a_token_arrived_nor_other_errors_nor_past_the_r
         tandem.Client("127.0.0.1:1", retries=-1)
 
 
-def _self_signed(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-async def test_api_keys_and_tls(tmp_path):
-    cert, key = _self_signed(tmp_path)
-    r, _ = create_server(
-        RouterConfig(
-            port=0,
-            metrics_port=-1,
-            dashboard_port=-1,
-            api_keys=("k1", "k2"),
-            tls_port=0,
-            tls_cert_file=cert,
-            tls_key_file=key,
-        )
-    )
+async def test_api_keys_and_tls(fleet):
+    """The router serves TLS alone: clients need its CA (or system roots that vouch for it) and,
+    when it has API keys, one of them."""
+    r, _ = create_server(router_config(fleet, api_keys=("k1", "k2")))
     await r.start()
+    ca = fleet.ca_bytes()
     try:
-        plain, secure = r.address, f"localhost:{r.tls_port}"
-        async with tandem.AsyncClient(plain, timeout=5) as anonymous:
+        async with tandem.AsyncClient(r.address, timeout=5, root_certificates=ca) as anonymous:
             with pytest.raises(tandem.Unauthenticated, match="API key"):
                 await anonymous.complete("hi")
-        async with tandem.AsyncClient(plain, timeout=5, api_key="wrong") as wrong:
+        async with tandem.AsyncClient(r.address, timeout=5, api_key="wrong", root_certificates=ca) as wrong:
             with pytest.raises(tandem.Unauthenticated):
                 await wrong.complete("hi")
         # with a key the request reaches the policy, which has no worker to place it on
-        for target, opts in ((plain, {}), (secure, {"tls": True, "root_certificates": cert.read_bytes()})):
-            async with tandem.AsyncClient(target, timeout=5, api_key="k2", **opts) as client:
-                with pytest.raises(tandem.TandemError) as e:
-                    await client.complete("hi")
-                assert not isinstance(e.value, tandem.Unauthenticated)
-        async with tandem.AsyncClient(secure, timeout=2, api_key="k1", retries=0) as no_tls:
-            with pytest.raises((tandem.Unavailable, tandem.DeadlineExceeded)):
-                await no_tls.complete("hi")
+        async with tandem.AsyncClient(r.address, timeout=5, api_key="k2", root_certificates=ca) as client:
+            with pytest.raises(tandem.TandemError) as e:
+                await client.complete("hi")
+            assert not isinstance(e.value, tandem.Unauthenticated)
+        for opts in ({}, {"tls": True}):  # plaintext; TLS that does not trust the fleet's CA
+            async with tandem.AsyncClient(r.address, timeout=2, api_key="k1", retries=0, **opts) as no:
+                with pytest.raises((tandem.Unavailable, tandem.DeadlineExceeded)):
+                    await no.complete("hi")
+
+        def admin_version() -> int:  # the blocking admin client, off the router's event loop
+            with tandem.AdminClient(r.address, root_certificates=ca) as admin:
+                return admin.get_policy().version
+
+        assert await asyncio.to_thread(admin_version) == 1
     finally:
         await r.stop(0)

@@ -191,8 +191,11 @@ async function runWhatif() {
   $("whatif-run").disabled = true;
   try {
     const resp = await fetch("/api/whatif", {method: "POST", headers: headers(), body: JSON.stringify(body)});
-    const out = await resp.json();
-    if (!resp.ok) { $("err-whatif").textContent = `${out.field}: ${out.message}`; return; }
+    const out = await resp.json().catch(() => null);  // a refusal may not be JSON (413: too large)
+    if (!resp.ok) {
+      $("err-whatif").textContent = out ? `${out.field}: ${out.message}` : `HTTP ${resp.status} ${resp.statusText}`;
+      return;
+    }
     plot(out.points);
     const tbody = $("whatif-results").tBodies[0];
     tbody.innerHTML = "";
