@@ -3,6 +3,7 @@
     .venv/bin/python bench/tandem.py                 # stdlib pair: 20 prompts × 128 tokens, RTT 0/10/30/80 ms
     .venv/bin/python bench/tandem.py --model smollm2 # SmolLM2 pair: 20 chat prompts × 96 tokens
     .venv/bin/python bench/tandem.py --prompts 4 --tokens 32 --rtts 0,30   # a quick look
+    .venv/bin/python bench/tandem.py --paths link,dialled   # the device link against the dialled path
 
 Topology (all real processes on this machine): the client (the app, on the device) reaches the
 router through a link emulator; the router reaches the edge worker through the edge worker's own
@@ -23,6 +24,17 @@ Where a TANDEM output differs from CLOUD's, the first differing position is re-s
 (one uncached pass over the prompt and the common prefix) and the gap between its top two logits
 reported: a difference is acceptable only at a near-tie (gap < 1e-4), where the verify pass's and the
 single step's float rounding may order the two differently; anything else is a bug.
+
+Paths (--paths): how the router reaches the edge worker. `link` (the default): the device dials out
+and holds its device link, the router's calls travel on it. `dialled`: the edge worker listens on
+its own port (`--listen`) and the router dials it. With both (`--paths link,dialled`), each RTT has
+two edge workers behind links of the same delay, one of each kind, and every configuration runs on
+both, back to back on every prompt (the order alternating from prompt to prompt), so the shared
+machine's slow spells fall on both alike; rows carry their `path`, and the figures add, per RTT and
+configuration, link ÷ dialled for target passes per token and for tokens/s, and exactness on each
+path (the issue's bar: exact everywhere over the link, and both ratios within 5% of 1). In that mode
+fixed γ is left out unless --gammas names some (CLOUD, EDGE, TANDEM adaptive with and without
+overlap), and the output stem is tandem_paths.
 Prints JSON and a markdown table; writes both to bench/results/ (<name>.json, <name>.md).
 """
 
@@ -64,6 +76,9 @@ replicas = 1
 """
 
 
+PATHS = ("link", "dialled")  # how the router reaches the edge worker (--paths)
+WITHIN = 0.05  # the issue's bar: link ÷ dialled within 5% of 1
+
 # The 30-layer SmolLM2 target gets both cores (≈30 ms per step with 2 threads); the device keeps one.
 SMOLLM2_POOL_THREADS = "threads = 2\n"
 
@@ -99,6 +114,22 @@ def configs(
 def tree_shapes(text: str) -> tuple[tuple[int, ...], ...]:
     """'3x2,4' → ((3, 2), (4,))."""
     return tuple(tuple(int(k) for k in part.split("x")) for part in text.split(",") if part)
+
+
+def wait_devices(stack: LocalStack, devices: dict[str, str], timeout_s: float = 60.0) -> None:
+    """Block until the router lists each path's device, reached that way (a ``link:`` endpoint for
+    the link, its own address for the dialled one), and a cloud replica."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        members = {m.info.worker_id: m for m in stack.wait_fleet(edge=len(devices), cloud=1)}
+        if all(
+            d in members and members[d].endpoint.startswith("link:") == (path == "link")
+            for path, d in devices.items()
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"devices {sorted(devices.values())} not in the fleet after {timeout_s:g}s")
+        time.sleep(0.1)
 
 
 def run_one(
@@ -190,16 +221,21 @@ def near_ties(rows: list[dict], runs: dict[str, list[dict]], prompts: list[str],
             )
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], with_path: bool = False) -> str:
     head = (
-        "| RTT ms | configuration | tokens/s | TTFT p50 ms | target passes/token | cloud ms/token "
-        "| acceptance | tokens/round | mean γ | overlap hits | exact |"
+        f"| RTT ms | configuration |{' path |' if with_path else ''} tokens/s | TTFT p50 ms "
+        "| target passes/token | cloud ms/token | acceptance | tokens/round | mean γ | overlap hits | exact |"
     )
-    lines = [head, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        head,
+        f"| ---: | --- |{' --- |' if with_path else ''} ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
+    ]
     fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
     for r in rows:
+        path = f" {r['path']} |" if with_path else ""
         lines.append(
-            f"| {r['rtt_ms']:g} | {r['config']} | {r['tokens_per_s']:.0f} | {r['ttft_ms_p50']:.1f} | "
+            f"| {r['rtt_ms']:g} | {r['config']} |{path} {r['tokens_per_s']:.0f} | {r['ttft_ms_p50']:.1f} | "
             f"{r['target_passes_per_token']:.3f} | {r.get('cloud_compute_ms_per_token', 0):.3f} | "
             f"{fmt(r['acceptance'], '.2f')} | {fmt(r['tokens_per_round'], '.2f')} | "
             f"{fmt(r['mean_gamma'], '.1f')} | {r['overlap_hits'] if r['tokens_per_round'] else '–'} | "
@@ -236,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the router's policy weights, which price adaptive γ's rounds: latency alone, or the "
         "default weights (cost, latency, energy); default: latency stdlib, default smollm2",
     )
+    ap.add_argument(
+        "--paths",
+        default="link",
+        help="how the router reaches the edge worker, comma-separated: link (the device's link, the "
+        "default), dialled (the worker listens, the router dials it); both: side by side",
+    )
     ap.add_argument("--config", type=Path, help="Tandem config file (model profile, pools)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", help="output file stem (default: tandem, or tandem_<model>)")
@@ -248,11 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     chat = is_chat(profile)
     stdlib = profile.name == "stdlib"
     args.tokens = args.tokens or (128 if stdlib else 96)
-    args.gammas = args.gammas if args.gammas is not None else ("2,4,6,8" if stdlib else "4")
+    paths = [p for p in args.paths.split(",") if p]
+    if not paths or len(set(paths)) != len(paths) or not set(paths) <= set(PATHS):
+        ap.error(f"--paths: a comma-separated list of {', '.join(PATHS)}, each once")
+    compare = len(paths) > 1
+    # comparing paths doubles the runs: adaptive γ only unless fixed ones are asked for
+    default_gammas = "" if compare else ("2,4,6,8" if stdlib else "4")
+    args.gammas = args.gammas if args.gammas is not None else default_gammas
     trees = tree_shapes(args.trees if args.trees is not None else ("" if stdlib else "3x2,4x2"))
     overlaps = (False, True) if (args.overlap or ("both" if stdlib else "on")) == "both" else (True,)
-    args.name = args.name or ("tandem" if stdlib else f"tandem_{profile.name}")
+    suffix = "" if paths == ["link"] else "_paths" if compare else f"_{paths[0]}"
+    args.name = args.name or ("tandem" if stdlib else f"tandem_{profile.name}") + suffix
     rtts = [float(x) for x in args.rtts.split(",")]
+    if len(set(rtts)) != len(rtts):  # components are named by their RTT
+        ap.error("--rtts: each round-trip time once")
     pool = CHAT_PROMPTS if chat else CODE_PROMPTS
     prompts = (pool * ((args.prompts + len(pool) - 1) // len(pool)))[: args.prompts]
     rows: list[dict] = []
@@ -272,58 +323,101 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_router()
         stack.start_cloud()
         for rtt in rtts:
-            device = f"dev-rtt{rtt:g}"
-            stack.start_edge(device, ["--link-delay-ms", str(rtt / 2)])
-            stack.wait_fleet(edge=1, cloud=1)
-            client_link = stack.start_link(device, stack.router_address, rtt / 2)
+            # one edge worker per path, behind links of the same delay
+            devices = {path: f"dev-rtt{rtt:g}" + (f"-{path}" if compare else "") for path in paths}
+            for path, device in devices.items():
+                listen = ["--listen"] if path == "dialled" else []  # 127.0.0.1, a free port; mutual TLS
+                stack.start_edge(device, ["--link-delay-ms", str(rtt / 2), *listen])
+            wait_devices(stack, devices)
+            link_name = devices[paths[0]] if not compare else f"client-rtt{rtt:g}"
+            client_link = stack.start_link(link_name, stack.router_address, rtt / 2)
             with tandem.Client(
                 client_link, timeout=600, root_certificates=stack.credentials.ca_bytes()
             ) as client:
                 cfgs = configs([int(g) for g in args.gammas.split(",") if g], overlaps, trees)
                 for cfg in cfgs:  # warm caches and the router's per-device estimates
-                    run_one(client, prompts[0], 16, device, cfg["kwargs"], chat)
-                # Side by side: every configuration runs on a prompt before the next prompt, so the
-                # shared machine's slow spells fall on all of them alike.
-                runs: dict[str, list[dict]] = {cfg["name"]: [] for cfg in cfgs}
+                    for device in devices.values():
+                        run_one(client, prompts[0], 16, device, cfg["kwargs"], chat)
+                # Side by side: every configuration runs on a prompt (on every path, back to back, in
+                # an order alternating from prompt to prompt) before the next prompt, so the shared
+                # machine's slow spells fall on all of them alike.
+                runs: dict[str, dict[str, list[dict]]] = {p: {cfg["name"]: [] for cfg in cfgs} for p in paths}
                 for i, p in enumerate(prompts):
+                    order = paths if i % 2 == 0 else paths[::-1]
                     for cfg in cfgs:
-                        runs[cfg["name"]].append(run_one(client, p, args.tokens, device, cfg["kwargs"], chat))
+                        for path in order:
+                            runs[path][cfg["name"]].append(
+                                run_one(client, p, args.tokens, devices[path], cfg["kwargs"], chat)
+                            )
                     print(
                         f"[bench] RTT {rtt:g} ms: prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True
                     )
-                reference = [r["tokens"] for r in runs["CLOUD"]]
-                at_rtt = [
-                    summarise(
-                        cfg["name"], rtt, runs[cfg["name"]], None if cfg["name"] == "EDGE" else reference
-                    )
-                    for cfg in cfgs
-                ]
-                near_ties(at_rtt, runs, prompts, profile, chat)
-                for cfg, row in zip(cfgs, at_rtt):
-                    rows.append(row)
-                    print(
-                        f"[bench] RTT {rtt:g} ms {cfg['name']}: {row['tokens_per_s']:.0f} tok/s, "
-                        f"{row['target_passes_per_token']:.3f} passes/token, exact {row['exact']}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-            stack.stop_component(f"link-{device}")
-            stack.stop_component(f"edge-{device}")
+                for path in paths:
+                    reference = [r["tokens"] for r in runs[path]["CLOUD"]]
+                    at_rtt = [
+                        summarise(
+                            cfg["name"],
+                            rtt,
+                            runs[path][cfg["name"]],
+                            None if cfg["name"] == "EDGE" else reference,
+                        )
+                        | {"path": path}
+                        for cfg in cfgs
+                    ]
+                    near_ties(at_rtt, runs[path], prompts, profile, chat)
+                    if compare:  # the target's greedy output is one: CLOUD's on every path alike
+                        for row in at_rtt:
+                            row["prompt_tokens_per_s"] = [
+                                len(r["tokens"]) / r["seconds"] for r in runs[path][row["config"]]
+                            ]
+                            if row["config"] == "CLOUD":
+                                row["cloud_same_as_first_path"] = sum(
+                                    a["tokens"] == b["tokens"]
+                                    for a, b in zip(runs[path]["CLOUD"], runs[paths[0]]["CLOUD"])
+                                )
+                    for cfg, row in zip(cfgs, at_rtt):
+                        rows.append(row)
+                        print(
+                            f"[bench] RTT {rtt:g} ms {cfg['name']}{f' ({path})' if compare else ''}: "
+                            f"{row['tokens_per_s']:.0f} tok/s, "
+                            f"{row['target_passes_per_token']:.3f} passes/token, exact {row['exact']}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+            stack.stop_component(f"link-{link_name}")
+            for device in devices.values():
+                stack.stop_component(f"edge-{device}")
     result = {
         "model": profile.name,
         "policy": None if args.config else policy,
         "prompts": args.prompts,
         "new_tokens": args.tokens,
         "rtts_ms": rtts,
+        "paths": paths,
         "rows": rows,
         "seconds": round(time.time() - t_start, 1),
-        "figures": figures(rows),
     }
+    if compare:
+        result["figures"] = {p: figures([r for r in rows if r["path"] == p]) for p in paths}
+        result["path_figures"] = path_figures(rows)
+    else:
+        result["figures"] = figures(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = table(rows) + "\n\n" + figures_md(result["figures"]) + "\n"
+    if compare:
+        md = (
+            path_figures_md(result["path_figures"])
+            + "\n\n"
+            + table(rows, with_path=True)
+            + "".join(f"\n\nOn the {p} path:\n\n" + figures_md(result["figures"][p]) for p in paths)
+            + "\n"
+        )
+        print(json.dumps(result["path_figures"], indent=2))
+    else:
+        md = table(rows) + "\n\n" + figures_md(result["figures"]) + "\n"
     (args.out / f"{args.name}.md").write_text(md)
-    print(json.dumps(result["figures"], indent=2))
+    if not compare:
+        print(json.dumps(result["figures"], indent=2))
     print(md)
     return 0
 
@@ -405,6 +499,94 @@ def figures_md(f: dict) -> str:
             f"{'–' if saving is None else f'{saving:.2f}×'} | "
             f"{gain} |"
         )
+    return "\n".join(lines)
+
+
+def path_figures(rows: list[dict]) -> dict:
+    """Per RTT and configuration: link ÷ dialled for target passes per token and tokens/s (and
+    TTFT), exactness on each path; whether every TANDEM configuration is within WITHIN on both."""
+    base, other = "dialled", "link"
+    by = {(r["path"], r["rtt_ms"], r["config"]): r for r in rows}
+    out: dict = {"per_rtt": {}, "bar": WITHIN}
+    checks: list[bool] = []
+    worse: list[bool] = []
+    for rtt in sorted({r["rtt_ms"] for r in rows}):
+        at = {}
+        for name in dict.fromkeys(r["config"] for r in rows if r["rtt_ms"] == rtt):
+            lk, dl = by.get((other, rtt, name)), by.get((base, rtt, name))
+            if lk is None or dl is None:
+                continue
+            tps = lk["tokens_per_s"] / dl["tokens_per_s"]
+            passes = (
+                lk["target_passes_per_token"] / dl["target_passes_per_token"]
+                if dl["target_passes_per_token"]
+                else None
+            )
+            v = {
+                "tokens_per_s_link": lk["tokens_per_s"],
+                "tokens_per_s_dialled": dl["tokens_per_s"],
+                "tokens_per_s_ratio": tps,
+                # the same prompt's pair of runs, back to back: the median of their ratios
+                "tokens_per_s_ratio_prompt_median": statistics.median(
+                    a / b for a, b in zip(lk["prompt_tokens_per_s"], dl["prompt_tokens_per_s"])
+                ),
+                "passes_per_token_link": lk["target_passes_per_token"],
+                "passes_per_token_dialled": dl["target_passes_per_token"],
+                "passes_per_token_ratio": passes,
+                "ttft_p50_ratio": lk["ttft_ms_p50"] / dl["ttft_ms_p50"] if dl["ttft_ms_p50"] else None,
+                "exact_link": lk["exact"],
+                "exact_dialled": dl["exact"],
+                "prompts": lk["prompts"],
+            }
+            if name.startswith("TANDEM"):
+                ok = abs(tps - 1) <= WITHIN and (passes is None or abs(passes - 1) <= WITHIN)
+                v["within_bar"] = ok
+                checks.append(ok)
+                # one-sided: the link no more than WITHIN slower, nor WITHIN more passes per token
+                worse.append(tps < 1 - WITHIN or (passes is not None and passes > 1 + WITHIN))
+            at[name] = v
+        out["per_rtt"][f"{rtt:g}"] = at
+    link_rows = [r for r in rows if r["path"] == other and r["exact"] is not None]
+    out["exact_everywhere_link"] = all(r["exact"] == r["prompts"] for r in link_rows)
+    out["exact_everywhere"] = all(r["exact"] == r["prompts"] for r in rows if r["exact"] is not None)
+    out["cloud_same_on_both_paths"] = all(
+        r.get("cloud_same_as_first_path", r["prompts"]) == r["prompts"]
+        for r in rows
+        if r["config"] == "CLOUD"
+    )
+    out["tandem_within_bar_everywhere"] = all(checks) if checks else None
+    out["link_worse_than_bar_anywhere"] = any(worse)
+    return out
+
+
+def path_figures_md(f: dict) -> str:
+    fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
+    lines = [
+        f"Over the device link, exact on every prompt in every TANDEM configuration: "
+        f"**{'yes' if f['exact_everywhere_link'] else 'NO'}** (on both paths: "
+        f"{'yes' if f['exact_everywhere'] else 'NO'}; CLOUD's output the same on both: "
+        f"{'yes' if f['cloud_same_on_both_paths'] else 'NO'}). Every TANDEM configuration's passes/token "
+        f"and tokens/s within {f['bar']:.0%} of the dialled path's: "
+        f"**{'yes' if f['tandem_within_bar_everywhere'] else 'NO'}**.",
+        "",
+        "| RTT ms | configuration | tokens/s link / dialled | link ÷ dialled tokens/s (per-prompt median) "
+        "| passes/token link / dialled | link ÷ dialled passes/token | TTFT p50 link ÷ dialled "
+        "| exact link | exact dialled |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for rtt, at in f["per_rtt"].items():
+        for name, v in at.items():
+            exact = [
+                "–" if e is None else f"{e}/{v['prompts']}" for e in (v["exact_link"], v["exact_dialled"])
+            ]
+            lines.append(
+                f"| {rtt} | {name} | {v['tokens_per_s_link']:.0f} / {v['tokens_per_s_dialled']:.0f} | "
+                f"{v['tokens_per_s_ratio']:.3f} ({v['tokens_per_s_ratio_prompt_median']:.3f}) | "
+                f"{v['passes_per_token_link']:.3f} / "
+                f"{v['passes_per_token_dialled']:.3f} | {fmt(v['passes_per_token_ratio'], '.3f')} | "
+                f"{fmt(v['ttft_p50_ratio'], '.3f')} | "
+                f"{exact[0]} | {exact[1]} |"
+            )
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
@@ -91,12 +92,14 @@ class LinkClient:
         token: str,
         hello: Callable[[], fleet_pb2.LinkHello],
         state: Callable[[], common_pb2.WorkerState],
-        servicer: WorkerServicer,
+        servicer: WorkerServicer | Any,
         channel_credentials: grpc.ChannelCredentials | None = None,
         backoff_s: tuple[float, float] = (0.2, 10.0),
         rng: random.Random | None = None,
     ) -> None:
-        """`hello` and `state` say what the device runs and how it is now, each time they are sent."""
+        """`hello` and `state` say what the device runs and how it is now, each time they are sent.
+        `servicer` answers the router's calls (a WorkerServicer; a call it has no method for gets
+        UNIMPLEMENTED)."""
         self.router = router
         self.token = token
         self.hello = hello
@@ -112,7 +115,14 @@ class LinkClient:
         self._channel: grpc.aio.Channel | None = None
 
     def _open_channel(self) -> grpc.aio.Channel:
-        options = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000)]
+        options = [
+            # a quiet link stays up: HTTP/2 pings find a dead router (and keep NAT mappings open)
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            # a connection of its own, as a device has: not one shared with other links in the process
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
         if self.channel_credentials is not None:
             return grpc.aio.secure_channel(self.router, self.channel_credentials, options=options)
         return grpc.aio.insecure_channel(self.router, options=options)
@@ -177,12 +187,11 @@ class LinkClient:
                 await call.code(), grpc.aio.Metadata(), grpc.aio.Metadata(), await call.details()
             )
         self.worker_id = first.welcome.worker_id
-        interval = max(first.welcome.heartbeat_interval_ms, 50) / 1e3
         out: asyncio.Queue[fleet_pb2.LinkUp] = asyncio.Queue()
         calls: dict[int, tuple[asyncio.Task, asyncio.Queue | None]] = {}
         tasks = [
             asyncio.create_task(self._write(call, out)),
-            asyncio.create_task(self._telemetry(out, interval)),
+            asyncio.create_task(self._telemetry(out, first.welcome)),
         ]
         self.connected.set()
         log.info("linked to router %s as %s", self.router, self.worker_id)
@@ -210,10 +219,19 @@ class LinkClient:
         while True:
             await call.write(await out.get())
 
-    async def _telemetry(self, out: asyncio.Queue, interval: float) -> None:
+    async def _telemetry(self, out: asyncio.Queue, welcome: fleet_pb2.LinkWelcome) -> None:
+        """Look at the state every heartbeat interval; send it when it changed, and at least every
+        telemetry_refresh_ms (an idle device stays quiet)."""
+        interval = max(welcome.heartbeat_interval_ms, 50) / 1e3
+        refresh = max(welcome.telemetry_refresh_ms / 1e3, interval)
+        last, sent_at = None, 0.0
         while True:
             await asyncio.sleep(interval)
-            out.put_nowait(fleet_pb2.LinkUp(telemetry=self.state()))
+            state, now = self.state(), time.monotonic()
+            step = welcome.telemetry_battery_step
+            if last is None or now - sent_at >= refresh or changed(last, state, step):
+                out.put_nowait(fleet_pb2.LinkUp(telemetry=state))
+                last, sent_at = state, now
 
     def _on_call(self, msg: fleet_pb2.LinkCall, calls: dict, out: asyncio.Queue) -> None:
         entry = calls.get(msg.call_id)
@@ -240,7 +258,10 @@ class LinkClient:
         """Run one call on the servicer and send its answer."""
         method, field = METHODS[kind]
         ctx = _CallContext(deadline)
-        handler = getattr(self.servicer, method)
+        handler = getattr(self.servicer, method, None)
+        if handler is None:
+            out.put_nowait(_end(call_id, grpc.StatusCode.UNIMPLEMENTED, f"no {method} on this device"))
+            return
 
         def reply(msg=None, **end) -> fleet_pb2.LinkUp:
             r = fleet_pb2.LinkReply(call_id=call_id, **end)
@@ -272,6 +293,20 @@ class LinkClient:
         except Exception:
             log.exception("link call %s (%s) failed", call_id, method)
             out.put_nowait(_end(call_id, grpc.StatusCode.INTERNAL, f"{method} failed on the device"))
+
+
+def changed(before: common_pb2.WorkerState, now: common_pb2.WorkerState, battery_step: float) -> bool:
+    """Whether `now` is worth telemetry after `before` was sent (pure): anything but the battery
+    level differs, or the level moved by `battery_step` points or more."""
+    moved = abs(now.battery_percent - before.battery_percent)
+    if moved and moved >= battery_step:
+        return True
+    a, b = common_pb2.WorkerState(), common_pb2.WorkerState()
+    a.CopyFrom(before)
+    b.CopyFrom(now)
+    a.ClearField("battery_percent")
+    b.ClearField("battery_percent")
+    return a != b
 
 
 def _end(call_id: int, code: grpc.StatusCode, message: str, field: str = "") -> fleet_pb2.LinkUp:

@@ -20,16 +20,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from runtime.credentials import DEVICE
     from stack.credentials import FleetCredentials
 
+    creds = FleetCredentials(args.credentials)
+    creds.secret()  # fail now on a folder without a fleet secret
+    ready = ready_writer(args.ready_file)
+
+    def token(device_id: str) -> str:
+        return creds.token(DEVICE, device_id)
+
+    if args.light is not None:
+        return light_devices(args, token, None if args.insecure else creds.tls().channel_credentials(), ready)
+    if args.scenario is None:
+        raise ValueError("--scenario is required (or --light N for light devices)")
     scenario = load(args.scenario)
     fleet = scenario.fleet if args.count is None else dataclasses.replace(scenario.fleet, devices=args.count)
     data, base = load_config(args)
     prof = load_profile(data, base, args.model)
-    ready = ready_writer(args.ready_file)
-    creds = FleetCredentials(args.credentials)
-    creds.secret()  # fail now on a folder without a fleet secret
-
-    def token(device_id: str) -> str:
-        return creds.token(DEVICE, device_id)
 
     asyncio.run(
         run_until_signal(
@@ -42,6 +47,33 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 stop,
                 token,
                 None if args.insecure else creds.tls(),
+            )
+        )
+    )
+    return 0
+
+
+def light_devices(args: argparse.Namespace, token, channel_credentials, ready) -> int:
+    import logging
+
+    from loadtest.light_devices import serve_light
+
+    if args.light <= 0 or args.first < 0:
+        raise ValueError("--light must be > 0 and --first >= 0")
+    logging.getLogger("edge_worker.link").setLevel(logging.WARNING)  # not a line per device
+    asyncio.run(
+        run_until_signal(
+            lambda stop: serve_light(
+                args.light,
+                args.router,
+                token,
+                channel_credentials,
+                ready,
+                stop,
+                prefix=args.prefix,
+                first=args.first,
+                tokenizer_id=args.tokenizer_id,
+                progress=lambda m: print(f"[devices] {m}", flush=True),
             )
         )
     )
@@ -63,8 +95,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     common(p)
     p.add_argument("--router", required=True, help="router host:port")
-    p.add_argument("--scenario", required=True, type=Path, help="load-test scenario TOML (its [fleet] table)")
+    p.add_argument("--scenario", type=Path, help="load-test scenario TOML (its [fleet] table)")
     p.add_argument("--count", type=int, help="devices (overrides the scenario)")
+    p.add_argument(
+        "--light",
+        type=int,
+        metavar="N",
+        help="instead: N light devices (no model; they link, heartbeat and answer Describe), to "
+        "measure how many devices a router holds",
+    )
+    p.add_argument("--prefix", default="light", help="light devices' id prefix (ids PREFIX-00000 …)")
+    p.add_argument("--first", type=int, default=0, help="the first light device's number")
+    p.add_argument(
+        "--tokenizer-id", default="light", help="the tokenizer light devices claim (the fleet's, if pinned)"
+    )
     p.add_argument(
         "--credentials",
         required=True,

@@ -109,15 +109,13 @@ def with_overrides(s: Scenario, args: argparse.Namespace) -> Scenario:
 
 
 def edge_ids(target: str, tls: grpc.ChannelCredentials | None, prefix: str | None = None) -> list[str]:
-    with open_channel(target, tls, aio=False) as ch:
-        members = (
-            admin_pb2_grpc.AdminStub(ch)
-            .ListFleet(admin_pb2.ListFleetRequest(kind=common_pb2.WORKER_KIND_EDGE), timeout=10)
-            .members
-        )
-    return sorted(
-        m.info.worker_id for m in members if prefix is None or m.info.worker_id.startswith(prefix + "-")
+    """The registered devices' ids (those named `prefix`-…, when given)."""
+    request = admin_pb2.ListFleetRequest(
+        kind=common_pb2.WORKER_KIND_EDGE, id_prefix="" if prefix is None else prefix + "-"
     )
+    with open_channel(target, tls, aio=False) as ch:
+        members = admin_pb2_grpc.AdminStub(ch).ListFleet(request, timeout=10).members
+    return sorted(m.info.worker_id for m in members)
 
 
 def wait_devices(

@@ -4,6 +4,9 @@ the routing policy — read, changed, rolled back — live."""
 from __future__ import annotations
 
 import hmac
+import time
+
+import grpc
 
 from router.convert import (
     KINDS,
@@ -17,9 +20,15 @@ from router.convert import (
 from router.fleet import FleetRegistry
 from router.placer import Placer
 from router.policy.config import policy_from_dict
+from router.worker_channels import WorkerChannels
+from runtime.credentials import check_id
 from runtime.grpc_errors import map_errors
-from tandem.errors import InvalidArgument, Unauthenticated
-from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
+from tandem.errors import InvalidArgument, NotFound, Unauthenticated
+from tandem.grpc_status import from_rpc_error
+from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2, worker_pb2
+
+PING_TIMEOUT_MS = 5000
+MAX_PING_TIMEOUT_MS = 60_000
 
 CALLER_KEY = "x-tandem-caller"
 TOKEN_KEY = "x-tandem-admin-token"
@@ -37,9 +46,12 @@ def _changes(request: admin_pb2.SetPolicyRequest) -> dict:
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, registry: FleetRegistry, placer: Placer, admin_token: str = "") -> None:
+    def __init__(
+        self, registry: FleetRegistry, placer: Placer, channels: WorkerChannels, admin_token: str = ""
+    ) -> None:
         self.registry = registry
         self.placer = placer
+        self.channels = channels
         self.admin_token = admin_token
 
     def _caller(self, context) -> str:
@@ -53,9 +65,41 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @map_errors
     async def ListFleet(self, request, context):
         kind = KINDS.get(request.kind) if request.kind != common_pb2.WORKER_KIND_UNSPECIFIED else None
+        if len(request.id_prefix) > 128:
+            raise InvalidArgument("id_prefix", f"at most 128 characters, got {len(request.id_prefix)}")
+        if request.after:
+            check_id("after", request.after)
         now = self.registry.now()
-        members = sorted(self.registry.members(kind), key=lambda w: (w.kind, w.worker_id))
-        return admin_pb2.ListFleetResponse(members=[member_to_pb(w, now) for w in members])
+        members = sorted(
+            (
+                w
+                for w in self.registry.members(kind)
+                if w.worker_id.startswith(request.id_prefix) and w.worker_id > request.after
+            ),
+            key=lambda w: (w.kind, w.worker_id),
+        )
+        page = members[: request.limit] if request.limit else members
+        return admin_pb2.ListFleetResponse(members=[member_to_pb(w, now) for w in page], matched=len(members))
+
+    @map_errors
+    async def PingMember(self, request, context):
+        self._caller(context)
+        check_id("worker_id", request.worker_id)
+        if request.timeout_ms > MAX_PING_TIMEOUT_MS:
+            raise InvalidArgument("timeout_ms", f"at most {MAX_PING_TIMEOUT_MS}, got {request.timeout_ms}")
+        member = self.registry.get(request.worker_id)
+        if member is None:
+            raise NotFound(f"no member {request.worker_id!r} is registered")
+        t0 = time.perf_counter()
+        try:
+            described = await self.channels.stub(member.endpoint).Describe(
+                worker_pb2.DescribeRequest(), timeout=(request.timeout_ms or PING_TIMEOUT_MS) / 1e3
+            )
+        except grpc.RpcError as err:  # the member's own status, said as the member's
+            raise from_rpc_error(err) from None
+        return admin_pb2.PingMemberResponse(
+            describe=described, round_trip_ms=(time.perf_counter() - t0) * 1e3, endpoint=member.endpoint
+        )
 
     @map_errors
     async def Explain(self, request, context):

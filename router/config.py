@@ -17,7 +17,12 @@ class RouterConfig:
     port: int = 50051  # 0: any free port
     metrics_port: int = 9464  # /metrics; 0: any free port; -1: disabled
     heartbeat_interval_ms: int = 1000  # asked of every worker
-    lease_ms: int = 5000  # a worker silent this long is dropped
+    lease_ms: int = 5000  # a worker silent this long is dropped (devices on a link: when it breaks)
+    # devices on a link: telemetry on change (looked at every heartbeat interval), at least this
+    # often, and a battery change worth a message; the router pings each link this often (its RTT)
+    link_telemetry_refresh_ms: int = 30_000
+    link_battery_step: float = 0.5
+    link_ping_interval_ms: int = 10_000
     # cloud replicas are also asked (grpc.health.v1) every interval; this many failed checks in a
     # row (no answer within the timeout, or NOT_SERVING) drop one; interval 0: no health checks
     health_check_interval_ms: int = 1000
@@ -68,6 +73,12 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
+        if self.link_telemetry_refresh_ms < self.heartbeat_interval_ms or self.link_ping_interval_ms <= 0:
+            raise ValueError(
+                "link_telemetry_refresh_ms must be at least heartbeat_interval_ms, link_ping_interval_ms > 0"
+            )
+        if not 0 <= self.link_battery_step <= 100:
+            raise ValueError("link_battery_step must be in [0, 100]")
         if (
             self.dashboard_port >= 0
             and not self.dashboard_allow_remote

@@ -196,8 +196,9 @@ class DeviceLink:
     """One connected device's link: the router → device messages go out through `send`, the
     replies come back through `deliver`. Closed when the stream ends; a closed link fails every call."""
 
-    def __init__(self, device_id: str, send: Callable[[fleet_pb2.LinkDown], None]) -> None:
-        """`send` queues a message for the stream in order (it never blocks)."""
+    def __init__(self, device_id: str, send: Callable[[fleet_pb2.LinkDown | None], None]) -> None:
+        """`send` queues a message for the stream in order (it never blocks); `send(None)`, which
+        `close` makes, ends the stream."""
         self.device_id = device_id
         self._send = send
         self.calls: dict[int, _Call] = {}
@@ -207,7 +208,6 @@ class DeviceLink:
         self.rtt_ms = 0.0  # measured by pings on the link (a moving mean)
         self._pings: dict[int, float] = {}
         self.connected_at = time.monotonic()
-        self.ended = asyncio.Event()  # set by close(): the stream is to end
 
     async def send(self, msg: fleet_pb2.LinkDown) -> None:
         if self.closed:
@@ -256,7 +256,7 @@ class DeviceLink:
         if self.closed:
             return
         self.closed = why or "closed"
-        self.ended.set()
+        self._send(None)
         err = rpc_error(grpc.StatusCode.UNAVAILABLE, f"device {self.device_id}'s link broke: {self.closed}")
         for call in list(self.calls.values()):
             call.fail(err)
@@ -274,11 +274,14 @@ class DeviceLink:
             self._pings.pop(next(iter(self._pings)))
         self.send_nowait(fleet_pb2.LinkDown(ping=fleet_pb2.LinkPing(nonce=nonce)))
 
-    def pong(self, nonce: int) -> None:
+    def pong(self, nonce: int) -> bool:
+        """Take a pong; True when it answered a ping of ours (the round trip is then updated)."""
         sent = self._pings.pop(nonce, None)
-        if sent is not None:
-            ms = (time.perf_counter() - sent) * 1e3
-            self.rtt_ms = ms if not self.rtt_ms else 0.7 * self.rtt_ms + 0.3 * ms
+        if sent is None:
+            return False
+        ms = (time.perf_counter() - sent) * 1e3
+        self.rtt_ms = ms if not self.rtt_ms else 0.7 * self.rtt_ms + 0.3 * ms
+        return True
 
 
 class DeviceLinks:
@@ -320,9 +323,12 @@ class DeviceLinks:
     def __len__(self) -> int:
         return len(self._links)
 
+    def __contains__(self, device_id: str) -> bool:
+        return device_id in self._links
+
     def all(self) -> list[DeviceLink]:
         return list(self._links.values())
 
 
-def _never(msg) -> None:  # a closed link's send: never called
-    raise AssertionError("a closed link sent a message")
+def _never(msg) -> None:  # a closed link's send: only its end
+    assert msg is None, "a closed link sent a message"

@@ -163,10 +163,11 @@ class FleetRegistry:
             self.version += 1
         return w
 
-    def expire(self) -> list[WorkerRecord]:
-        """Drop workers silent for longer than the lease; returns them."""
+    def expire(self, present: Callable[[WorkerRecord], bool] = lambda w: False) -> list[WorkerRecord]:
+        """Drop workers silent for longer than the lease, except those `present` says are known to
+        be there by other means (a device's open link); returns them."""
         cutoff = self._clock() - self.lease_s
-        gone = [w for w in self._workers.values() if w.last_seen < cutoff]
+        gone = [w for w in self._workers.values() if w.last_seen < cutoff and not present(w)]
         for w in gone:
             del self._workers[w.worker_id]
             self._by_kind[w.kind].pop(w.worker_id, None)

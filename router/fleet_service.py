@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -46,21 +47,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.links = links
         self.identity = identity
         self.health_failures = FailureCounts(config.health_check_failures)
-
-    def update_gauges(self) -> None:
-        for kind in (EDGE, CLOUD):
-            self.metrics.fleet.labels(kind).set(len(self.registry.members(kind)))
-
-    def _battery(self, record) -> None:
-        if record is not None and record.kind == EDGE and record.state.battery_source != "none":
-            self.metrics.battery.labels(record.worker_id).set(record.state.battery_percent)
-
-    def _forget(self, record) -> None:
-        if record.kind == EDGE:
-            try:
-                self.metrics.battery.remove(record.worker_id)
-            except KeyError:
-                pass
+        self._ping_cursor = 0
 
     @map_errors
     async def Register(self, request, context):
@@ -82,8 +69,6 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             link.close("the device registered to be called on its own port")
         await self.channels.bind(record.endpoint, self.identity.token_for(record))
         self.metrics.registrations.labels(kind, "OK").inc()
-        self._battery(record)
-        self.update_gauges()
         log.info(
             "registered %s worker %s at %s (%s)",
             record.kind,
@@ -113,7 +98,6 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         if self._authenticate(request.worker_id, context) is None:
             return fleet_pb2.HeartbeatResponse(known=False)
         known = self.registry.heartbeat(request.worker_id, state)
-        self._battery(self.registry.get(request.worker_id))
         return fleet_pb2.HeartbeatResponse(known=known)
 
     @map_errors
@@ -122,25 +106,22 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             return fleet_pb2.DeregisterResponse(removed=False)
         gone = self.registry.deregister(request.worker_id)
         if gone:
-            self._forget(gone)
             await self.channels.drop(gone.endpoint)
             log.info("deregistered %s worker %s", gone.kind, gone.worker_id)
-        self.update_gauges()
         return fleet_pb2.DeregisterResponse(removed=gone is not None)
 
     async def expire(self) -> None:
         """Drop silent workers (called periodically by the router)."""
-        for w in self.registry.expire():
+        # a device on its link is there until the link breaks (HTTP/2 keepalive finds a dead one)
+        for w in self.registry.expire(lambda w: w.worker_id in self.links):
             log.warning(
                 "%s worker %s missed heartbeats for %d ms: dropped", w.kind, w.worker_id, self.config.lease_ms
             )
             self.metrics.expired.labels(w.kind).inc()
-            self._forget(w)
             link = self.links.get(w.worker_id)
             if link is not None:
                 link.close("its lease ran out")
             await self.channels.drop(w.endpoint)
-        self.update_gauges()
 
     async def check_health(self) -> None:
         """Ask every cloud replica's health service once (concurrently); drop the ones that failed
@@ -159,9 +140,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
                 )
                 self.registry.deregister(w.worker_id)
                 self.metrics.unhealthy.labels(w.kind).inc()
-                self._forget(w)
                 await self.channels.drop(w.endpoint)
-        self.update_gauges()
 
     async def _healthy(self, w: WorkerRecord) -> tuple[bool, str]:
         stub = health_pb2_grpc.HealthStub(self.channels.channel(w.endpoint))
@@ -188,52 +167,41 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         # before anything changes: a link without the device's credential takes nothing over
         self.identity.check(record, bearer(context.invocation_metadata()))
         old = self.registry.get(device_id)
-        out: asyncio.Queue[fleet_pb2.LinkDown] = asyncio.Queue()
+        # the stream's messages out, in order; None ends it (the reader finished, or the link closed)
+        out: asyncio.Queue[fleet_pb2.LinkDown | None] = asyncio.Queue()
         link = DeviceLink(device_id, out.put_nowait)
         self.registry.register(record)  # FailedPrecondition on a tokenizer that is not the fleet's
         if old is not None and old.endpoint != record.endpoint:  # it listened before
             await self.channels.drop(old.endpoint)
         if self.links.attach(link) is not None:
             self.metrics.link_reconnects.inc()
-        self.metrics.links.set(len(self.links))
-        self._battery(self.registry.get(device_id))
-        self.update_gauges()
         log.info("device %s linked (%s, %s)", device_id, record.model_name, record.execution_provider)
         yield fleet_pb2.LinkDown(
             welcome=fleet_pb2.LinkWelcome(
-                worker_id=device_id, heartbeat_interval_ms=self.config.heartbeat_interval_ms
+                worker_id=device_id,
+                heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+                telemetry_refresh_ms=self.config.link_telemetry_refresh_ms,
+                telemetry_battery_step=self.config.link_battery_step,
             )
         )
+        link.ping()  # its round trip now, not an interval from now
         reader = asyncio.create_task(self._read_link(link, request_iterator), name=f"link-{device_id}")
-        pinger = asyncio.create_task(self._ping(link), name=f"link-ping-{device_id}")
-        why = "the stream ended"
-        ended = asyncio.ensure_future(link.ended.wait())
+        reader.add_done_callback(lambda _t: out.put_nowait(None))
         try:
-            while True:
-                getter = asyncio.ensure_future(out.get())
-                done, _ = await asyncio.wait({getter, reader, ended}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                    continue
-                getter.cancel()
-                if reader in done and not reader.cancelled():
-                    err = reader.exception()
-                    why = reader.result() if err is None else f"reading the link failed: {err!r}"
-                elif ended in done:
-                    why = link.closed
-                return
+            # one awaited queue per link, not a wait over several futures per message: a router
+            # holds thousands of mostly idle links, and every message should cost little
+            while (msg := await out.get()) is not None:
+                yield msg
         finally:
-            ended.cancel()
-            for task in (reader, pinger):
-                task.cancel()
-            link.close(why)
+            why = link.closed
+            if reader.done() and not reader.cancelled():
+                err = reader.exception()
+                why = why or (reader.result() if err is None else f"reading the link failed: {err!r}")
+            reader.cancel()
+            link.close(why or "the stream ended")
             if self.links.detach(link):
-                gone = self.registry.deregister(device_id)
-                if gone:
-                    self._forget(gone)
-                log.info("device %s left: %s", device_id, why)
-            self.metrics.links.set(len(self.links))
-            self.update_gauges()
+                self.registry.deregister(device_id)
+                log.info("device %s left: %s", device_id, link.closed)
 
     async def _hello(self, request_iterator) -> fleet_pb2.LinkHello:
         try:
@@ -260,10 +228,14 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
                     if not self.registry.heartbeat(link.device_id, state):
                         # dropped (its lease ran out): the device dials again and registers anew
                         return "the router had forgotten the device"
-                    self._battery(self.registry.get(link.device_id))
                 elif kind == "pong":
-                    link.pong(msg.pong.nonce)
-                    self.metrics.link_rtt.observe(link.rtt_ms / 1e3)
+                    if link.pong(msg.pong.nonce):
+                        self.metrics.link_rtt.observe(link.rtt_ms / 1e3)
+                        record = self.registry.get(link.device_id)
+                        if record is not None:
+                            self.registry.heartbeat(
+                                link.device_id, dataclasses.replace(record.state, rtt_ms=link.rtt_ms)
+                            )
                 else:
                     return f"the device sent {kind!r} after its hello"
             return "the device closed the link"
@@ -272,9 +244,15 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         except grpc.RpcError as exc:
             return f"the stream broke ({exc.code().name})"
 
-    async def _ping(self, link: DeviceLink) -> None:
-        """Measure the link's round trip every heartbeat interval."""
-        while True:
-            await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
+    def ping_links(self, share: float) -> None:
+        """Ping the next `share` of the links (in turn, so that a large fleet's pings spread over
+        the ping interval instead of going out at once); each pong measures its link's round
+        trip. Called every heartbeat interval by the router, with share = heartbeat ÷ ping interval."""
+        links = self.links.all()
+        if not links:
+            return
+        n = min(len(links), max(1, math.ceil(len(links) * share)))
+        start = self._ping_cursor % len(links)
+        for link in (links[start:] + links[:start])[:n]:
             link.ping()
-            self.metrics.link_calls.set(sum(lk.inflight for lk in self.links.all()))
+        self._ping_cursor = start + n

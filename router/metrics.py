@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RATIO_BUCKETS = (0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0)
@@ -58,12 +61,6 @@ class RouterMetrics:
         self.policy_version = Gauge(
             "tandem_policy_version", "Version of the routing policy in force", registry=registry
         )
-        self.battery = Gauge(
-            "tandem_device_battery_percent",
-            "Battery charge reported by each device",
-            ["device"],
-            registry=registry,
-        )
         self.cloud_cost = Counter(
             "tandem_cloud_cost_usd", "Money spent in cloud pools", ["pool"], registry=registry
         )
@@ -76,7 +73,6 @@ class RouterMetrics:
         )
         self.device_energy = Counter("tandem_device_energy_joules", "Device energy spent", registry=registry)
         self.inflight = Gauge("tandem_inflight_requests", "Generate calls being served", registry=registry)
-        self.fleet = Gauge("tandem_fleet_workers", "Registered workers", ["kind"], registry=registry)
         self.registrations = Counter(
             "tandem_fleet_registrations", "Register calls by result", ["kind", "result"], registry=registry
         )
@@ -112,21 +108,23 @@ class RouterMetrics:
             registry=registry,
         )
 
-        self.links = Gauge("tandem_device_links", "Devices connected by their link", registry=registry)
         self.link_reconnects = Counter(
             "tandem_device_link_reconnects",
             "Links that replaced a link of the same device",
             registry=registry,
         )
-        self.link_calls = Gauge(
-            "tandem_device_link_calls_inflight", "Calls in flight on the devices' links", registry=registry
-        )
         self.link_rtt = Histogram(
             "tandem_device_link_rtt_seconds",
             "Round trip of the devices' links, measured by pings on them",
-            buckets=TTFT_BUCKETS,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=registry,
         )
+        self.fleet = FleetCollector()  # counted from the fleet when scraped: see watch()
+        registry.register(self.fleet)
+
+    def watch(self, members: Callable[[], Iterable], links: Callable[[], Iterable[int]]) -> None:
+        """Count the fleet's figures (FleetCollector) from `members()` and `links()`."""
+        self.fleet.members, self.fleet.links = members, links
 
     def fallback(self, cause: str) -> None:
         """A request continued elsewhere (router.failover's causes, TANDEM's device and pool losses)."""
@@ -142,3 +140,62 @@ class RouterMetrics:
             self.acceptance.observe(stats.accepted / stats.drafted)
             self.drafted.inc(stats.drafted)
             self.accepted.inc(stats.accepted)
+
+
+BATTERY_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
+
+
+class FleetCollector:
+    """Fleet-wide figures computed when scraped, in one pass over the members, so that the number of
+    devices grows neither the number of series (no per-device labels: a router holds thousands of
+    devices) nor the work done per heartbeat.
+
+    `members()` gives the registered workers (router.fleet.WorkerRecord); `links()` the connected
+    links' calls in flight, one number per link."""
+
+    def __init__(
+        self, members: Callable[[], Iterable] = tuple, links: Callable[[], Iterable[int]] = tuple
+    ) -> None:
+        self.members = members
+        self.links = links
+
+    def collect(self):
+        kinds: dict[str, int] = {"edge": 0, "cloud": 0}
+        counts = [0] * len(BATTERY_BUCKETS)
+        total, n = 0.0, 0
+        for w in self.members():
+            kinds[w.kind] = kinds.get(w.kind, 0) + 1
+            state = w.state
+            if w.kind != "edge" or state.battery_source == "none":
+                continue
+            n += 1
+            total += state.battery_percent
+            for i, edge in enumerate(BATTERY_BUCKETS):
+                if state.battery_percent <= edge:
+                    counts[i] += 1
+                    break
+        fleet = GaugeMetricFamily("tandem_fleet_workers", "Registered workers", labels=["kind"])
+        for kind, count in kinds.items():
+            fleet.add_metric([kind], count)
+        yield fleet
+        cumulative, buckets = 0, []
+        for edge, c in zip(BATTERY_BUCKETS, counts):
+            cumulative += c
+            buckets.append((f"{edge:g}", cumulative))
+        buckets.append(("+Inf", n))
+        yield HistogramMetricFamily(
+            "tandem_device_battery_percent",
+            "Battery charge of the devices that report one (one observation per device, now)",
+            buckets=buckets,
+            sum_value=total,
+        )
+        inflight = list(self.links())
+        yield GaugeMetricFamily("tandem_device_links", "Devices connected by their link", value=len(inflight))
+        yield GaugeMetricFamily(
+            "tandem_device_link_calls_inflight", "Calls in flight on the devices' links", value=sum(inflight)
+        )
+        yield GaugeMetricFamily(
+            "tandem_device_link_calls_inflight_max",
+            "Calls in flight on the busiest device link",
+            value=max(inflight, default=0),
+        )

@@ -35,6 +35,16 @@ SERVICES = (
     fleet_pb2.DESCRIPTOR.services_by_name["Fleet"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
 )
+# Devices hold their links for hours, mostly quiet: let them keep their connection alive with HTTP/2
+# pings (a quiet stream is not "too many pings"), and ping them so that a device gone without a
+# word (no FIN: it lost power, left coverage) is found and its link ended.
+SERVER_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+)
 
 
 class Router:
@@ -46,6 +56,7 @@ class Router:
         self.metrics = RouterMetrics(self.registry_metrics)
         self.fleet = FleetRegistry(clock, config.lease_ms / 1e3, config.tokenizer_id)
         self.links = DeviceLinks()
+        self.metrics.watch(self.fleet.__iter__, lambda: (lk.inflight for lk in self.links.all()))
         # mutual TLS to the workers: they let in the router's certificate, the router checks theirs
         worker_credentials = None if config.insecure else config.tls.channel_credentials(present_cert=True)
         self.channels = WorkerChannels(self.links, worker_credentials)
@@ -65,8 +76,8 @@ class Router:
         if self.policy_file:
             self.policy_file.poll()  # a file present at start applies before the first request
         self.inference = InferenceService(self.fleet, self.channels, self.metrics, config, self.placer)
-        self.admin = AdminService(self.fleet, self.placer, config.admin_token)
-        self.server = grpc.aio.server()
+        self.admin = AdminService(self.fleet, self.placer, self.channels, config.admin_token)
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
         inference_pb2_grpc.add_InferenceServicer_to_server(self.inference, self.server)
         fleet_pb2_grpc.add_FleetServicer_to_server(self.fleet_service, self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin, self.server)
@@ -120,6 +131,8 @@ class Router:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
             await self.fleet_service.expire()
+            config = self.config
+            self.fleet_service.ping_links(config.heartbeat_interval_ms / config.link_ping_interval_ms)
 
     def _dashboard_inputs(self) -> tuple:
         store = self.placer.store

@@ -259,6 +259,28 @@ class LocalStack:
         )
         return comp.wait_ready(timeout_s)
 
+    def start_light_devices(
+        self, count: int, first: int = 0, name: str = "light", timeout_s: float = 300.0
+    ) -> dict:
+        """A `tandem devices --light` process: `count` light devices (no model) numbered from
+        `first`, each on its own link; returns once all are linked."""
+        comp = self._start(
+            name,
+            [
+                "devices",
+                "--router",
+                self.router_address,
+                "--light",
+                str(count),
+                "--first",
+                str(first),
+                "--credentials",
+                str(self.credentials.root),
+            ],
+            with_config=False,
+        )
+        return comp.wait_ready(timeout_s)
+
     def start_link(self, name: str, to: str, delay_ms: float, timeout_s: float = 30.0) -> str:
         """A `tandem link` emulator process forwarding to `to`; returns its address."""
         comp = self._start(

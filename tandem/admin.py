@@ -22,7 +22,7 @@ from google.protobuf import field_mask_pb2
 from tandem.client import tls_credentials
 from tandem.errors import InvalidArgument
 from tandem.grpc_status import from_rpc_error
-from tandem.v1 import admin_pb2, admin_pb2_grpc
+from tandem.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +107,30 @@ class AdminClient:
         resp = self._call(self._stub.ListPolicyHistory, admin_pb2.ListPolicyHistoryRequest(limit=limit))
         return [PolicyVersion.from_pb(v) for v in resp.versions]
 
-    def list_fleet(self) -> list[admin_pb2.FleetMember]:
-        return list(self._call(self._stub.ListFleet, admin_pb2.ListFleetRequest()).members)
+    def list_fleet(self, *, id_prefix: str = "", page_size: int = 1000) -> list[admin_pb2.FleetMember]:
+        """Every registered member (whose id starts with `id_prefix`), edge first, each kind sorted
+        by id, fetched `page_size` at a time."""
+        out: list[admin_pb2.FleetMember] = []
+        for kind in (common_pb2.WORKER_KIND_EDGE, common_pb2.WORKER_KIND_CLOUD):
+            after = ""
+            while True:
+                page = self._call(
+                    self._stub.ListFleet,
+                    admin_pb2.ListFleetRequest(kind=kind, id_prefix=id_prefix, limit=page_size, after=after),
+                )
+                out.extend(page.members)
+                if page.matched <= len(page.members):
+                    break
+                after = page.members[-1].info.worker_id
+        return out
+
+    def ping_member(self, worker_id: str, *, timeout_ms: int = 0) -> admin_pb2.PingMemberResponse:
+        """Ask one member to describe itself through the router (over its device link or on its
+        port); the reply carries the round trip. NotFound for an unregistered id, the member's own
+        error when it fails. Needs the admin token when the router requires one."""
+        return self._call(
+            self._stub.PingMember, admin_pb2.PingMemberRequest(worker_id=worker_id, timeout_ms=timeout_ms)
+        )
 
     def close(self) -> None:
         self._channel.close()

@@ -2,7 +2,9 @@
 serves) and its fleet registry: rates and percentiles over a sliding window, totals over time.
 
 Pure given its inputs: ``LiveView.sample(families, fleet, policy)`` takes the registry's metric
-families as collected, the fleet's members and the policy, with an injected clock.
+families as collected, the fleet's members and the policy, with an injected clock. Its cost is
+linear in the fleet and its size is not: devices appear as a summary and the top few by work
+(router.dashboard.devices); every device's row stays in ``LiveView.devices`` for search.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from router.dashboard.devices import summary
 from router.policy.config import pool_price
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
@@ -176,6 +179,7 @@ class LiveView:
         self._snaps: collections.deque[tuple[float, dict[Key, float]]] = collections.deque()
         self.series: collections.deque[dict] = collections.deque(maxlen=history)
         self._device_tokens: dict[str, float] = {}
+        self.devices: list[dict] = []  # the last sample's row per device (fleet order), for search
 
     def _before(self, now: float) -> tuple[float, dict[Key, float]]:
         while len(self._snaps) > 1 and now - self._snaps[1][0] >= self.window_s:
@@ -214,12 +218,13 @@ class LiveView:
             "device_energy_j": energy,
             "device_energy_j_per_s": w.window("tandem_device_energy_joules_total") / w.span,
             "pools": w.pools(fleet, policy),
-            "devices": self._devices(fleet),
+            "devices": summary(self._devices(fleet)),
             "inflight": w.total("tandem_inflight_requests"),
         }
 
     def _devices(self, fleet: Sequence) -> list[dict]:
-        """Each device's state and its share of the work (tokens) since the last sample."""
+        """Each device's state and its share of the work (tokens) since the last sample, in fleet
+        order (kept as `devices`)."""
         devices = []
         seen = {}
         for w in fleet:
@@ -243,4 +248,5 @@ class LiveView:
         work = sum(d["tokens_since_last"] for d in devices)
         for d in devices:
             d["share"] = d["tokens_since_last"] / work if work else 0.0
-        return sorted(devices, key=lambda d: d["id"])
+        self.devices = devices
+        return devices

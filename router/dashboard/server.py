@@ -1,5 +1,6 @@
 """The policy tuning dashboard: an HTTP server on the router's event loop (aiohttp) serving the page,
-its static assets (uPlot, committed), live figures over server-sent events, and the policy API.
+its static assets (uPlot, committed), live figures over server-sent events, a device search, and
+the policy API.
 
 Every policy read or change goes through the router's own Admin gRPC API, with the caller's admin
 token and name forwarded, so the page has no power the API lacks. Errors come back as JSON:
@@ -20,6 +21,7 @@ import grpc
 from aiohttp import web
 from google.protobuf import field_mask_pb2, json_format
 
+from router.dashboard.devices import search, search_params
 from router.dashboard.live import LiveView
 from router.policy.config import PolicyConfig, policy_from_dict
 from runtime.tls import open_channel
@@ -94,6 +96,7 @@ class Dashboard:
                 web.static("/static", STATIC),
                 web.get("/api/live", self._live),
                 web.get("/api/events", self._events),
+                web.get("/api/devices", self._devices),
                 web.get("/api/policy", self._get_policy),
                 web.post("/api/policy", self._set_policy),
                 web.post("/api/rollback", self._rollback),
@@ -180,6 +183,15 @@ class Dashboard:
         finally:
             self._subscribers.discard(q)
         return resp
+
+    async def _devices(self, request: web.Request) -> web.Response:
+        """GET /api/devices?q=SUBSTRING&limit=N: the devices whose id contains q (case-insensitive),
+        the first `limit` by id, as of the last live sample (router.dashboard.devices.search)."""
+        try:
+            q, limit = search_params(request.query)
+        except InvalidArgument as exc:
+            return _invalid(exc)
+        return web.json_response(search(self.live.devices, q, limit))
 
     # -- the policy, through the Admin API
 

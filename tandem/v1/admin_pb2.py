@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from tandem.v1 import common_pb2 as tandem_dot_v1_dot_common__pb2
 from tandem.v1 import inference_pb2 as tandem_dot_v1_dot_inference__pb2
+from tandem.v1 import worker_pb2 as tandem_dot_v1_dot_worker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tandem/v1/admin.proto\x12\ttandem.v1\x1a google/protobuf/field_mask.proto\x1a\x16tandem/v1/common.proto\x1a\x19tandem/v1/inference.proto\"\xae\x08\n\rRoutingPolicy\x12\x13\n\x0b\x63ost_weight\x18\x01 \x01(\x01\x12\x16\n\x0elatency_weight\x18\x02 \x01(\x01\x12\x16\n\x0e\x62\x61ttery_weight\x18\x03 \x01(\x01\x12\x1f\n\x17\x62\x61ttery_reserve_percent\x18\x04 \x01(\x01\x12\x15\n\renergy_margin\x18\x05 \x01(\x01\x12\'\n\x1f\x64\x65\x66\x61ult_battery_capacity_joules\x18\x06 \x01(\x01\x12\x1b\n\x13\x64\x65\x66\x61ult_ttft_slo_ms\x18\x07 \x01(\x01\x12\x1c\n\x14\x64\x65\x66\x61ult_token_slo_ms\x18\x08 \x01(\x01\x12\x1f\n\x17small_ok_max_new_tokens\x18\t \x01(\x05\x12\x14\n\x0c\x61llow_tandem\x18\n \x01(\x08\x12\x14\n\x0cmax_cost_usd\x18\x0b \x01(\x01\x12#\n\x1bmax_pool_price_per_hour_usd\x18\x0c \x01(\x01\x12\x1c\n\x14max_pool_utilisation\x18\r \x01(\x01\x12\x18\n\x10max_draft_length\x18\x0e \x01(\x05\x12\x1e\n\x16max_device_state_age_s\x18\x0f \x01(\x01\x12\x18\n\x10prior_acceptance\x18\x10 \x01(\x01\x12\x1c\n\x14prior_device_ttft_ms\x18\x11 \x01(\x01\x12)\n!prior_device_prefill_ms_per_token\x18\x1d \x01(\x01\x12\x1d\n\x15prior_device_token_ms\x18\x12 \x01(\x01\x12\x16\n\x0eprior_draft_ms\x18\x13 \x01(\x01\x12\x14\n\x0cprior_rtt_ms\x18\x14 \x01(\x01\x12\x1b\n\x13prior_cloud_ttft_ms\x18\x15 \x01(\x01\x12(\n prior_cloud_prefill_ms_per_token\x18\x1e \x01(\x01\x12\x1c\n\x14prior_cloud_token_ms\x18\x16 \x01(\x01\x12\x17\n\x0fprior_verify_ms\x18\x17 \x01(\x01\x12\"\n\x1aprior_compute_ms_per_token\x18\x18 \x01(\x01\x12#\n\x1bprior_compute_ms_per_verify\x18\x19 \x01(\x01\x12\x1e\n\x16prompt_chars_per_token\x18\x1a \x01(\x01\x12\x1f\n\x17prefill_energy_fraction\x18\x1b \x01(\x01\x12\x16\n\x0eslo_confidence\x18  \x01(\x01\x12\x1c\n\x14prior_latency_spread\x18! \x01(\x01\x12=\n\x0bpool_prices\x18\x1f \x03(\x0b\x32(.tandem.v1.RoutingPolicy.PoolPricesEntry\x1a\x31\n\x0fPoolPricesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\x1c\x10\x1dR\x0cslo_headroom\"\xaa\x01\n\rPolicyVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\x12\x16\n\x0e\x63reated_unix_s\x18\x04 \x01(\x01\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x18\n\x10restored_version\x18\x07 \x01(\x03\"\x12\n\x10GetPolicyRequest\"\x95\x01\n\x10SetPolicyRequest\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x03\"6\n\x15RollbackPolicyRequest\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t\")\n\x18ListPolicyHistoryRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"G\n\x19ListPolicyHistoryResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.tandem.v1.PolicyVersion\"\x18\n\x16GetShadowReportRequest\"\x1a\n\x18\x43learShadowPolicyRequest\"\xca\x02\n\x0cShadowReport\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x04 \x01(\t\x12\x16\n\x0estarted_unix_s\x18\x05 \x01(\x01\x12\x11\n\tdecisions\x18\x06 \x01(\x03\x12\x16\n\x0esame_placement\x18\x07 \x01(\x03\x12\x13\n\x0bsame_target\x18\x08 \x01(\x03\x12\x30\n\x0b\x64ifferences\x18\t \x03(\x0b\x32\x1b.tandem.v1.ShadowDifference\x12*\n\x04live\x18\n \x01(\x0b\x32\x1c.tandem.v1.ShadowPredictions\x12,\n\x06shadow\x18\x0b \x01(\x0b\x32\x1c.tandem.v1.ShadowPredictions\"?\n\x10ShadowDifference\x12\x0c\n\x04live\x18\x01 \x01(\t\x12\x0e\n\x06shadow\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"H\n\x11ShadowPredictions\x12\x10\n\x08\x63ost_usd\x18\x01 \x01(\x01\x12\x0f\n\x07ttft_ms\x18\x02 \x01(\x01\x12\x10\n\x08token_ms\x18\x03 \x01(\x01\"7\n\x10ListFleetRequest\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.tandem.v1.WorkerKind\"\xc6\x01\n\x0b\x46leetMember\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.tandem.v1.WorkerInfo\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0b\x32\x16.tandem.v1.WorkerState\x12$\n\x04pool\x18\x04 \x01(\x0b\x32\x16.tandem.v1.PoolProfile\x12\x18\n\x10heartbeat_age_ms\x18\x05 \x01(\x01\x12\x19\n\x11registered_age_ms\x18\x06 \x01(\x01\"<\n\x11ListFleetResponse\x12\'\n\x07members\x18\x01 \x03(\x0b\x32\x16.tandem.v1.FleetMember2\xac\x05\n\x05\x41\x64min\x12\x46\n\tListFleet\x12\x1b.tandem.v1.ListFleetRequest\x1a\x1c.tandem.v1.ListFleetResponse\x12:\n\x07\x45xplain\x12\x1a.tandem.v1.GenerateRequest\x1a\x13.tandem.v1.Decision\x12\x42\n\tGetPolicy\x12\x1b.tandem.v1.GetPolicyRequest\x1a\x18.tandem.v1.PolicyVersion\x12\x42\n\tSetPolicy\x12\x1b.tandem.v1.SetPolicyRequest\x1a\x18.tandem.v1.PolicyVersion\x12L\n\x0eRollbackPolicy\x12 .tandem.v1.RollbackPolicyRequest\x1a\x18.tandem.v1.PolicyVersion\x12^\n\x11ListPolicyHistory\x12#.tandem.v1.ListPolicyHistoryRequest\x1a$.tandem.v1.ListPolicyHistoryResponse\x12G\n\x0fSetShadowPolicy\x12\x1b.tandem.v1.SetPolicyRequest\x1a\x17.tandem.v1.ShadowReport\x12M\n\x0fGetShadowReport\x12!.tandem.v1.GetShadowReportRequest\x1a\x17.tandem.v1.ShadowReport\x12Q\n\x11\x43learShadowPolicy\x12#.tandem.v1.ClearShadowPolicyRequest\x1a\x17.tandem.v1.ShadowReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tandem/v1/admin.proto\x12\ttandem.v1\x1a google/protobuf/field_mask.proto\x1a\x16tandem/v1/common.proto\x1a\x19tandem/v1/inference.proto\x1a\x16tandem/v1/worker.proto\"\xae\x08\n\rRoutingPolicy\x12\x13\n\x0b\x63ost_weight\x18\x01 \x01(\x01\x12\x16\n\x0elatency_weight\x18\x02 \x01(\x01\x12\x16\n\x0e\x62\x61ttery_weight\x18\x03 \x01(\x01\x12\x1f\n\x17\x62\x61ttery_reserve_percent\x18\x04 \x01(\x01\x12\x15\n\renergy_margin\x18\x05 \x01(\x01\x12\'\n\x1f\x64\x65\x66\x61ult_battery_capacity_joules\x18\x06 \x01(\x01\x12\x1b\n\x13\x64\x65\x66\x61ult_ttft_slo_ms\x18\x07 \x01(\x01\x12\x1c\n\x14\x64\x65\x66\x61ult_token_slo_ms\x18\x08 \x01(\x01\x12\x1f\n\x17small_ok_max_new_tokens\x18\t \x01(\x05\x12\x14\n\x0c\x61llow_tandem\x18\n \x01(\x08\x12\x14\n\x0cmax_cost_usd\x18\x0b \x01(\x01\x12#\n\x1bmax_pool_price_per_hour_usd\x18\x0c \x01(\x01\x12\x1c\n\x14max_pool_utilisation\x18\r \x01(\x01\x12\x18\n\x10max_draft_length\x18\x0e \x01(\x05\x12\x1e\n\x16max_device_state_age_s\x18\x0f \x01(\x01\x12\x18\n\x10prior_acceptance\x18\x10 \x01(\x01\x12\x1c\n\x14prior_device_ttft_ms\x18\x11 \x01(\x01\x12)\n!prior_device_prefill_ms_per_token\x18\x1d \x01(\x01\x12\x1d\n\x15prior_device_token_ms\x18\x12 \x01(\x01\x12\x16\n\x0eprior_draft_ms\x18\x13 \x01(\x01\x12\x14\n\x0cprior_rtt_ms\x18\x14 \x01(\x01\x12\x1b\n\x13prior_cloud_ttft_ms\x18\x15 \x01(\x01\x12(\n prior_cloud_prefill_ms_per_token\x18\x1e \x01(\x01\x12\x1c\n\x14prior_cloud_token_ms\x18\x16 \x01(\x01\x12\x17\n\x0fprior_verify_ms\x18\x17 \x01(\x01\x12\"\n\x1aprior_compute_ms_per_token\x18\x18 \x01(\x01\x12#\n\x1bprior_compute_ms_per_verify\x18\x19 \x01(\x01\x12\x1e\n\x16prompt_chars_per_token\x18\x1a \x01(\x01\x12\x1f\n\x17prefill_energy_fraction\x18\x1b \x01(\x01\x12\x16\n\x0eslo_confidence\x18  \x01(\x01\x12\x1c\n\x14prior_latency_spread\x18! \x01(\x01\x12=\n\x0bpool_prices\x18\x1f \x03(\x0b\x32(.tandem.v1.RoutingPolicy.PoolPricesEntry\x1a\x31\n\x0fPoolPricesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\x1c\x10\x1dR\x0cslo_headroom\"\xaa\x01\n\rPolicyVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\x12\x16\n\x0e\x63reated_unix_s\x18\x04 \x01(\x01\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x18\n\x10restored_version\x18\x07 \x01(\x03\"\x12\n\x10GetPolicyRequest\"\x95\x01\n\x10SetPolicyRequest\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x03\"6\n\x15RollbackPolicyRequest\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t\")\n\x18ListPolicyHistoryRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"G\n\x19ListPolicyHistoryResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.tandem.v1.PolicyVersion\"\x18\n\x16GetShadowReportRequest\"\x1a\n\x18\x43learShadowPolicyRequest\"\xca\x02\n\x0cShadowReport\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x04 \x01(\t\x12\x16\n\x0estarted_unix_s\x18\x05 \x01(\x01\x12\x11\n\tdecisions\x18\x06 \x01(\x03\x12\x16\n\x0esame_placement\x18\x07 \x01(\x03\x12\x13\n\x0bsame_target\x18\x08 \x01(\x03\x12\x30\n\x0b\x64ifferences\x18\t \x03(\x0b\x32\x1b.tandem.v1.ShadowDifference\x12*\n\x04live\x18\n \x01(\x0b\x32\x1c.tandem.v1.ShadowPredictions\x12,\n\x06shadow\x18\x0b \x01(\x0b\x32\x1c.tandem.v1.ShadowPredictions\"?\n\x10ShadowDifference\x12\x0c\n\x04live\x18\x01 \x01(\t\x12\x0e\n\x06shadow\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"H\n\x11ShadowPredictions\x12\x10\n\x08\x63ost_usd\x18\x01 \x01(\x01\x12\x0f\n\x07ttft_ms\x18\x02 \x01(\x01\x12\x10\n\x08token_ms\x18\x03 \x01(\x01\"h\n\x10ListFleetRequest\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.tandem.v1.WorkerKind\x12\x11\n\tid_prefix\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\"\xc6\x01\n\x0b\x46leetMember\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.tandem.v1.WorkerInfo\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0b\x32\x16.tandem.v1.WorkerState\x12$\n\x04pool\x18\x04 \x01(\x0b\x32\x16.tandem.v1.PoolProfile\x12\x18\n\x10heartbeat_age_ms\x18\x05 \x01(\x01\x12\x19\n\x11registered_age_ms\x18\x06 \x01(\x01\"M\n\x11ListFleetResponse\x12\'\n\x07members\x18\x01 \x03(\x0b\x32\x16.tandem.v1.FleetMember\x12\x0f\n\x07matched\x18\x02 \x01(\r\":\n\x11PingMemberRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"l\n\x12PingMemberResponse\x12-\n\x08\x64\x65scribe\x18\x01 \x01(\x0b\x32\x1b.tandem.v1.DescribeResponse\x12\x15\n\rround_trip_ms\x18\x02 \x01(\x01\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t2\xf7\x05\n\x05\x41\x64min\x12\x46\n\tListFleet\x12\x1b.tandem.v1.ListFleetRequest\x1a\x1c.tandem.v1.ListFleetResponse\x12:\n\x07\x45xplain\x12\x1a.tandem.v1.GenerateRequest\x1a\x13.tandem.v1.Decision\x12\x42\n\tGetPolicy\x12\x1b.tandem.v1.GetPolicyRequest\x1a\x18.tandem.v1.PolicyVersion\x12\x42\n\tSetPolicy\x12\x1b.tandem.v1.SetPolicyRequest\x1a\x18.tandem.v1.PolicyVersion\x12L\n\x0eRollbackPolicy\x12 .tandem.v1.RollbackPolicyRequest\x1a\x18.tandem.v1.PolicyVersion\x12^\n\x11ListPolicyHistory\x12#.tandem.v1.ListPolicyHistoryRequest\x1a$.tandem.v1.ListPolicyHistoryResponse\x12G\n\x0fSetShadowPolicy\x12\x1b.tandem.v1.SetPolicyRequest\x1a\x17.tandem.v1.ShadowReport\x12M\n\x0fGetShadowReport\x12!.tandem.v1.GetShadowReportRequest\x1a\x17.tandem.v1.ShadowReport\x12Q\n\x11\x43learShadowPolicy\x12#.tandem.v1.ClearShadowPolicyRequest\x1a\x17.tandem.v1.ShadowReport\x12I\n\nPingMember\x12\x1c.tandem.v1.PingMemberRequest\x1a\x1d.tandem.v1.PingMemberResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +37,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROUTINGPOLICY_POOLPRICESENTRY']._loaded_options = None
   _globals['_ROUTINGPOLICY_POOLPRICESENTRY']._serialized_options = b'8\001'
-  _globals['_ROUTINGPOLICY']._serialized_start=122
-  _globals['_ROUTINGPOLICY']._serialized_end=1192
-  _globals['_ROUTINGPOLICY_POOLPRICESENTRY']._serialized_start=1123
-  _globals['_ROUTINGPOLICY_POOLPRICESENTRY']._serialized_end=1172
-  _globals['_POLICYVERSION']._serialized_start=1195
-  _globals['_POLICYVERSION']._serialized_end=1365
-  _globals['_GETPOLICYREQUEST']._serialized_start=1367
-  _globals['_GETPOLICYREQUEST']._serialized_end=1385
-  _globals['_SETPOLICYREQUEST']._serialized_start=1388
-  _globals['_SETPOLICYREQUEST']._serialized_end=1537
-  _globals['_ROLLBACKPOLICYREQUEST']._serialized_start=1539
-  _globals['_ROLLBACKPOLICYREQUEST']._serialized_end=1593
-  _globals['_LISTPOLICYHISTORYREQUEST']._serialized_start=1595
-  _globals['_LISTPOLICYHISTORYREQUEST']._serialized_end=1636
-  _globals['_LISTPOLICYHISTORYRESPONSE']._serialized_start=1638
-  _globals['_LISTPOLICYHISTORYRESPONSE']._serialized_end=1709
-  _globals['_GETSHADOWREPORTREQUEST']._serialized_start=1711
-  _globals['_GETSHADOWREPORTREQUEST']._serialized_end=1735
-  _globals['_CLEARSHADOWPOLICYREQUEST']._serialized_start=1737
-  _globals['_CLEARSHADOWPOLICYREQUEST']._serialized_end=1763
-  _globals['_SHADOWREPORT']._serialized_start=1766
-  _globals['_SHADOWREPORT']._serialized_end=2096
-  _globals['_SHADOWDIFFERENCE']._serialized_start=2098
-  _globals['_SHADOWDIFFERENCE']._serialized_end=2161
-  _globals['_SHADOWPREDICTIONS']._serialized_start=2163
-  _globals['_SHADOWPREDICTIONS']._serialized_end=2235
-  _globals['_LISTFLEETREQUEST']._serialized_start=2237
-  _globals['_LISTFLEETREQUEST']._serialized_end=2292
-  _globals['_FLEETMEMBER']._serialized_start=2295
-  _globals['_FLEETMEMBER']._serialized_end=2493
-  _globals['_LISTFLEETRESPONSE']._serialized_start=2495
-  _globals['_LISTFLEETRESPONSE']._serialized_end=2555
-  _globals['_ADMIN']._serialized_start=2558
-  _globals['_ADMIN']._serialized_end=3242
+  _globals['_ROUTINGPOLICY']._serialized_start=146
+  _globals['_ROUTINGPOLICY']._serialized_end=1216
+  _globals['_ROUTINGPOLICY_POOLPRICESENTRY']._serialized_start=1147
+  _globals['_ROUTINGPOLICY_POOLPRICESENTRY']._serialized_end=1196
+  _globals['_POLICYVERSION']._serialized_start=1219
+  _globals['_POLICYVERSION']._serialized_end=1389
+  _globals['_GETPOLICYREQUEST']._serialized_start=1391
+  _globals['_GETPOLICYREQUEST']._serialized_end=1409
+  _globals['_SETPOLICYREQUEST']._serialized_start=1412
+  _globals['_SETPOLICYREQUEST']._serialized_end=1561
+  _globals['_ROLLBACKPOLICYREQUEST']._serialized_start=1563
+  _globals['_ROLLBACKPOLICYREQUEST']._serialized_end=1617
+  _globals['_LISTPOLICYHISTORYREQUEST']._serialized_start=1619
+  _globals['_LISTPOLICYHISTORYREQUEST']._serialized_end=1660
+  _globals['_LISTPOLICYHISTORYRESPONSE']._serialized_start=1662
+  _globals['_LISTPOLICYHISTORYRESPONSE']._serialized_end=1733
+  _globals['_GETSHADOWREPORTREQUEST']._serialized_start=1735
+  _globals['_GETSHADOWREPORTREQUEST']._serialized_end=1759
+  _globals['_CLEARSHADOWPOLICYREQUEST']._serialized_start=1761
+  _globals['_CLEARSHADOWPOLICYREQUEST']._serialized_end=1787
+  _globals['_SHADOWREPORT']._serialized_start=1790
+  _globals['_SHADOWREPORT']._serialized_end=2120
+  _globals['_SHADOWDIFFERENCE']._serialized_start=2122
+  _globals['_SHADOWDIFFERENCE']._serialized_end=2185
+  _globals['_SHADOWPREDICTIONS']._serialized_start=2187
+  _globals['_SHADOWPREDICTIONS']._serialized_end=2259
+  _globals['_LISTFLEETREQUEST']._serialized_start=2261
+  _globals['_LISTFLEETREQUEST']._serialized_end=2365
+  _globals['_FLEETMEMBER']._serialized_start=2368
+  _globals['_FLEETMEMBER']._serialized_end=2566
+  _globals['_LISTFLEETRESPONSE']._serialized_start=2568
+  _globals['_LISTFLEETRESPONSE']._serialized_end=2645
+  _globals['_PINGMEMBERREQUEST']._serialized_start=2647
+  _globals['_PINGMEMBERREQUEST']._serialized_end=2705
+  _globals['_PINGMEMBERRESPONSE']._serialized_start=2707
+  _globals['_PINGMEMBERRESPONSE']._serialized_end=2815
+  _globals['_ADMIN']._serialized_start=2818
+  _globals['_ADMIN']._serialized_end=3577
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from tandem.v1 import common_pb2 as _common_pb2
 from tandem.v1 import inference_pb2 as _inference_pb2
+from tandem.v1 import worker_pb2 as _worker_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -193,10 +194,16 @@ class ShadowPredictions(_message.Message):
     def __init__(self, cost_usd: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., token_ms: _Optional[float] = ...) -> None: ...
 
 class ListFleetRequest(_message.Message):
-    __slots__ = ("kind",)
+    __slots__ = ("kind", "id_prefix", "limit", "after")
     KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     kind: _common_pb2.WorkerKind
-    def __init__(self, kind: _Optional[_Union[_common_pb2.WorkerKind, str]] = ...) -> None: ...
+    id_prefix: str
+    limit: int
+    after: str
+    def __init__(self, kind: _Optional[_Union[_common_pb2.WorkerKind, str]] = ..., id_prefix: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
 
 class FleetMember(_message.Message):
     __slots__ = ("info", "endpoint", "state", "pool", "heartbeat_age_ms", "registered_age_ms")
@@ -215,7 +222,27 @@ class FleetMember(_message.Message):
     def __init__(self, info: _Optional[_Union[_common_pb2.WorkerInfo, _Mapping]] = ..., endpoint: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ..., pool: _Optional[_Union[_common_pb2.PoolProfile, _Mapping]] = ..., heartbeat_age_ms: _Optional[float] = ..., registered_age_ms: _Optional[float] = ...) -> None: ...
 
 class ListFleetResponse(_message.Message):
-    __slots__ = ("members",)
+    __slots__ = ("members", "matched")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
     members: _containers.RepeatedCompositeFieldContainer[FleetMember]
-    def __init__(self, members: _Optional[_Iterable[_Union[FleetMember, _Mapping]]] = ...) -> None: ...
+    matched: int
+    def __init__(self, members: _Optional[_Iterable[_Union[FleetMember, _Mapping]]] = ..., matched: _Optional[int] = ...) -> None: ...
+
+class PingMemberRequest(_message.Message):
+    __slots__ = ("worker_id", "timeout_ms")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    timeout_ms: int
+    def __init__(self, worker_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class PingMemberResponse(_message.Message):
+    __slots__ = ("describe", "round_trip_ms", "endpoint")
+    DESCRIBE_FIELD_NUMBER: _ClassVar[int]
+    ROUND_TRIP_MS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    describe: _worker_pb2.DescribeResponse
+    round_trip_ms: float
+    endpoint: str
+    def __init__(self, describe: _Optional[_Union[_worker_pb2.DescribeResponse, _Mapping]] = ..., round_trip_ms: _Optional[float] = ..., endpoint: _Optional[str] = ...) -> None: ...

@@ -81,6 +81,11 @@ class AdminStub:
                 request_serializer=tandem_dot_v1_dot_admin__pb2.ClearShadowPolicyRequest.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
                 _registered_method=True)
+        self.PingMember = channel.unary_unary(
+                '/tandem.v1.Admin/PingMember',
+                request_serializer=tandem_dot_v1_dot_admin__pb2.PingMemberRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_admin__pb2.PingMemberResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -156,6 +161,16 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PingMember(self, request, context):
+        """Ask one member to describe itself, over its device link or on its port: whether it answers,
+        and how fast. Needs the admin token like SetPolicy (it makes a device work). Errors:
+        INVALID_ARGUMENT (worker_id, timeout_ms); NOT_FOUND for a member not registered; the member's
+        own status when it fails (UNAVAILABLE when it cannot be reached, DEADLINE_EXCEEDED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +218,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ClearShadowPolicy,
                     request_deserializer=tandem_dot_v1_dot_admin__pb2.ClearShadowPolicyRequest.FromString,
                     response_serializer=tandem_dot_v1_dot_admin__pb2.ShadowReport.SerializeToString,
+            ),
+            'PingMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.PingMember,
+                    request_deserializer=tandem_dot_v1_dot_admin__pb2.PingMemberRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_admin__pb2.PingMemberResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +468,33 @@ class Admin:
             '/tandem.v1.Admin/ClearShadowPolicy',
             tandem_dot_v1_dot_admin__pb2.ClearShadowPolicyRequest.SerializeToString,
             tandem_dot_v1_dot_admin__pb2.ShadowReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PingMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandem.v1.Admin/PingMember',
+            tandem_dot_v1_dot_admin__pb2.PingMemberRequest.SerializeToString,
+            tandem_dot_v1_dot_admin__pb2.PingMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,

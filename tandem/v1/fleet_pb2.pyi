@@ -40,12 +40,16 @@ class LinkDown(_message.Message):
     def __init__(self, welcome: _Optional[_Union[LinkWelcome, _Mapping]] = ..., call: _Optional[_Union[LinkCall, _Mapping]] = ..., cancel: _Optional[_Union[LinkCancel, _Mapping]] = ..., ping: _Optional[_Union[LinkPing, _Mapping]] = ...) -> None: ...
 
 class LinkWelcome(_message.Message):
-    __slots__ = ("worker_id", "heartbeat_interval_ms")
+    __slots__ = ("worker_id", "heartbeat_interval_ms", "telemetry_refresh_ms", "telemetry_battery_step")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_REFRESH_MS_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_BATTERY_STEP_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     heartbeat_interval_ms: int
-    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    telemetry_refresh_ms: int
+    telemetry_battery_step: float
+    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_refresh_ms: _Optional[int] = ..., telemetry_battery_step: _Optional[float] = ...) -> None: ...
 
 class LinkCall(_message.Message):
     __slots__ = ("call_id", "timeout_ms", "half_close", "describe", "draft", "draft_stream", "generate", "release", "get_tokenizer", "tokenize")

@@ -1,7 +1,8 @@
 """The dashboard in a real browser (headless Chromium driven by Playwright) on a real stack under
-load: live numbers change, a shadow policy is counted beside the live one, the decision log is
-replayed under two candidates, a bad weight is rejected beside its field, the chosen candidate
-applies and the next decision's reason changes, and a rollback restores the policy."""
+load: live numbers change, the device search finds the device, a shadow policy is counted beside
+the live one, the decision log is replayed under two candidates, a bad weight is rejected beside
+its field, the chosen candidate applies and the next decision's reason changes, and a rollback
+restores the policy."""
 
 from __future__ import annotations
 
@@ -105,6 +106,18 @@ def test_the_dashboard_live_edit_reject_apply_and_roll_back(stack, load, tmp_pat
             timeout=30_000,
         )
         expect(page.locator("#devices tbody tr")).to_have_count(1)
+        expect(page.locator("#devices-count")).to_have_text("1")
+        expect(page.locator("#battery-bins tbody tr")).to_have_count(10)
+        # the search box finds the device by part of its id, and nothing for an id no device has
+        page.fill("#device-search", DEVICE.upper()[2:])
+        expect(page.locator("#device-results tbody tr")).to_have_count(1)
+        expect(page.locator("#device-results tbody tr td").first).to_have_text(DEVICE)
+        expect(page.locator("#device-search-status")).to_have_text("1 matching")
+        page.fill("#device-search", "no-such-device")
+        expect(page.locator("#device-results tbody tr")).to_have_count(0)
+        expect(page.locator("#device-search-status")).to_have_text("0 matching")
+        page.fill("#device-search", DEVICE)
+        expect(page.locator("#device-results tbody tr")).to_have_count(1)
         expect(page.locator("#pools tbody tr")).to_have_count(2)
         expect(page.locator("input.pool-price")).to_have_count(2)  # a price override per pool
 

@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from router.config import RouterConfig
+from router.fleet import EDGE, WorkerRecord
 from router.server import Router
 from tests.conftest import router_config
 
@@ -119,3 +120,40 @@ def test_a_router_serves_tls_unless_told_plaintext():
     with pytest.raises(ValueError, match="serves TLS"):
         RouterConfig()
     assert RouterConfig(insecure=True).insecure
+
+
+async def test_the_device_search_finds_ids_and_validates_its_parameters(fleet):
+    r = Router(router_config(fleet, dashboard_port=0, lease_ms=600_000))
+    await r.start()
+    try:
+        for i in range(120):
+            r.fleet.register(
+                WorkerRecord(f"phone-{i:03d}" if i % 2 else f"Laptop-{i:03d}", EDGE, "", "m", "t", 512, 0)
+            )
+        base = f"http://127.0.0.1:{r.dashboard_port}"
+        for _ in range(100):  # the search reads the live sample, taken every second
+            status, out = await http(base + "/api/devices?q=PHONE-00&limit=3")
+            if out["matches"]:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 200 and out["matches"] == 5 and out["limit"] == 3
+        assert [d["id"] for d in out["devices"]] == ["phone-001", "phone-003", "phone-005"]
+        assert set(out["devices"][0]) >= {
+            "battery_percent",
+            "charging",
+            "share",
+            "thermal",
+            "rtt_ms",
+            "queue",
+        }
+        status, out = await http(base + "/api/devices?q=laptop")
+        assert (status, out["matches"], len(out["devices"])) == (200, 60, 50)  # the default limit
+        status, live = await http(base + "/api/live")
+        assert live["devices"]["count"] == 120 and len(live["devices"]["top"]) == 10
+        bad = (("limit=0", "limit"), ("limit=501", "limit"), ("limit=x", "limit"), ("q=" + "a" * 129, "q"))
+        for query, field in bad:
+            status, err = await http(base + "/api/devices?" + query)
+            assert (status, err["status"], err["field"]) == (400, "INVALID_ARGUMENT", field), query
+        assert "1 to 500" in (await http(base + "/api/devices?limit=1000"))[1]["message"]
+    finally:
+        await r.stop(0)

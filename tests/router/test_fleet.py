@@ -88,3 +88,14 @@ def test_the_policy_can_override_a_pools_reported_price():
     gpu = reg.get("gpu-1").pool
     assert cloud_cost_usd(priced(gpu, policy.pool_prices), 3.6e6, 0) == 0.5 and priced(gpu, ()) is gpu
     assert PolicyConfig().pool_prices == ()
+
+
+def test_members_known_present_by_other_means_do_not_expire():
+    clock = Clock()
+    reg = FleetRegistry(clock, lease_s=5)
+    reg.register(rec("linked"))
+    reg.register(rec("silent"))
+    clock.t += 60
+    gone = reg.expire(present=lambda w: w.worker_id == "linked")  # its link is up
+    assert [w.worker_id for w in gone] == ["silent"] and reg.get("linked") is not None
+    assert [w.worker_id for w in reg.expire()] == ["linked"]  # once its link is gone, the lease applies

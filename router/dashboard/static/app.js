@@ -69,9 +69,7 @@ function render(v) {
   rows($("pools").tBodies[0], (v.pools || []).map((p) => [p.name, p.accelerator, p.replicas, p.queue,
     fmt(p.price_per_replica_hour_usd), p.cost_per_1k_tokens_usd === null ? "—" : "$" + fmt(p.cost_per_1k_tokens_usd, 5),
     fmt(p.tokens_per_s, 1)]));
-  rows($("devices").tBodies[0], (v.devices || []).map((d) => [d.id,
-    `<span class="bar${d.battery_percent < 20 ? " low" : ""}" style="width:${Math.round(d.battery_percent / 2)}px"></span>${fmt(d.battery_percent, 0)}%`,
-    d.charging ? "⚡ yes" : "no", fmt(100 * d.share, 0) + "%", d.thermal, fmt(d.rtt_ms, 1), d.queue]));
+  renderDevices(v.devices);
   $("spend").textContent = "$" + fmt(v.spend_usd, 6);
   $("energy").textContent = fmt(v.device_energy_j, 1) + " J";
   const now = Date.now() / 1000;
@@ -79,6 +77,61 @@ function render(v) {
   push(charts.ttft, now, [...PLACEMENTS.map((p) => (lat.ttft_ms[p] || {}).p99 ?? null), v.slo.ttft_ms || null]);
   push(charts.spend, now, [v.spend_usd, v.device_energy_j]);
   renderShadow(v.shadow || {active: false});
+}
+
+// ---------------------------------------------------------------- devices
+// The live view carries a summary and the top few devices by work, not every device: a fleet of
+// thousands is found through the search box (/api/devices).
+
+const esc = (x) => String(x).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]);
+const count = (n) => Number(n).toLocaleString("en-US");
+
+function deviceCells(d) {
+  return [esc(d.id),
+    `<span class="bar${d.battery_percent < 20 ? " low" : ""}" style="width:${Math.round(d.battery_percent / 2)}px"></span>${fmt(d.battery_percent, 0)}%`,
+    d.charging ? "⚡ yes" : "no", fmt(100 * d.share, 0) + "%", esc(d.thermal), fmt(d.rtt_ms, 1), d.queue];
+}
+
+function bins(tbody, hist) {
+  const most = Math.max(1, ...hist.map((b) => b.count));
+  rows(tbody, hist.map((b) => [esc(b.label),
+    `<span class="bar" style="width:${b.count ? Math.max(1, 100 * b.count / most) : 0}%"></span>`, count(b.count)]));
+  tbody.querySelectorAll("td:nth-child(2)").forEach((td) => td.classList.add("b"));
+}
+
+function renderDevices(s) {
+  if (!s) return;
+  $("devices-count").textContent = count(s.count);
+  $("devices-charging").textContent = count(s.charging);
+  $("devices-thermal").innerHTML = Object.entries(s.thermal).filter(([, n]) => n)
+    .map(([k, n]) => `<span>${esc(k)} <b>${count(n)}</b></span>`).join("") || "—";
+  bins($("battery-bins").tBodies[0], s.battery);
+  bins($("rtt-bins").tBodies[0], s.rtt_ms);
+  $("devices-top-n").textContent = s.top.length;
+  rows($("devices").tBodies[0], s.top.map(deviceCells));
+  if ($("device-search").value.trim()) searchDevices();  // the results follow the live figures
+}
+
+let searchSeq = 0, searchTimer = null;
+
+async function searchDevices() {
+  const q = $("device-search").value.trim(), seq = ++searchSeq;
+  $("err-device-search").textContent = "";
+  if (!q) {
+    $("device-results").tBodies[0].innerHTML = "";
+    $("device-search-status").textContent = "";
+    return;
+  }
+  const resp = await fetch(`/api/devices?q=${encodeURIComponent(q)}&limit=50`);
+  const out = await resp.json().catch(() => null);
+  if (seq !== searchSeq) return;  // a newer search is under way
+  if (!resp.ok) {
+    $("err-device-search").textContent = out ? `${out.field}: ${out.message}` : `HTTP ${resp.status}`;
+    return;
+  }
+  rows($("device-results").tBodies[0], out.devices.map(deviceCells));
+  $("device-search-status").textContent = out.matches > out.devices.length
+    ? `the first ${count(out.devices.length)} of ${count(out.matches)} matching` : `${count(out.matches)} matching`;
 }
 
 // ---------------------------------------------------------------- shadow
@@ -389,5 +442,6 @@ window.addEventListener("load", async () => {
   $("shadow-stop").onclick = stopShadow;
   $("candidate-add").onclick = addCandidate;
   $("whatif-run").onclick = runWhatif;
+  $("device-search").oninput = () => { clearTimeout(searchTimer); searchTimer = setTimeout(searchDevices, 200); };
   await loadPolicy();
 });
