@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/links.py                          # 10,000 light devices in 4 steps (≈5 minutes)
     .venv/bin/python bench/links.py --devices 2000 --procs 2 --window 10   # a quick look
+    .venv/bin/python bench/links.py --devices 2000 --procs 2 --chatty --name links_chatty
+                                                # telemetry and a ping every heartbeat, for comparison
 
 A real router process (TLS, fleet secret, default 1 s heartbeat interval) and `--procs` processes of
 light devices (`tandem devices --light`: no model; each device its own TCP connection, TLS session
@@ -117,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=float, default=30.0, help="seconds of CPU measurement per step")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds to wait after a step links")
     ap.add_argument("--pings", type=int, default=200, help="devices PingMember asks at the last step")
+    ap.add_argument(
+        "--chatty",
+        action="store_true",
+        help="links as chatty as replicas: telemetry and a ping every heartbeat interval (for comparison)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", default="links")
     args = ap.parse_args(argv)
@@ -127,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     with LocalStack(progress=log) as stack:
         admin_token = "bench-admin"
         config = stack.workdir / "links.toml"
-        config.write_text(f'[router]\nadmin_token = "{admin_token}"\n')
+        chatty = "link_telemetry_refresh_ms = 1000\nlink_ping_interval_ms = 1000\n" if args.chatty else ""
+        config.write_text(f'[router]\nadmin_token = "{admin_token}"\n{chatty}')
         stack.config = config
         stack.start_router()
         router = stack.components["router"]
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "procs": args.procs,
         "window_s": args.window,
         "heartbeat_interval_ms": 1000,
+        "chatty": args.chatty,
         "steps": steps,
         "ping": ping,
         "seconds": round(time.time() - t_start, 1),

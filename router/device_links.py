@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -290,6 +291,7 @@ class DeviceLinks:
     def __init__(self) -> None:
         self._links: dict[str, DeviceLink] = {}
         self.reconnects = 0  # links that replaced one of the same device
+        self._ping_cursor = 0
 
     def get(self, device_id: str) -> DeviceLink | None:
         return self._links.get(device_id)
@@ -328,6 +330,20 @@ class DeviceLinks:
 
     def all(self) -> list[DeviceLink]:
         return list(self._links.values())
+
+    def ping_turn(self, share: float) -> int:
+        """Ping the next `share` of the links (at least one), in turn: called every tick with
+        share = tick ÷ ping interval, a large fleet's pings spread over the interval instead of
+        going out at once. Returns how many were pinged."""
+        links = self.all()
+        if not links:
+            return 0
+        n = min(len(links), max(1, math.ceil(len(links) * share)))
+        start = self._ping_cursor % len(links)
+        for i in range(start, start + n):
+            links[i % len(links)].ping()
+        self._ping_cursor = start + n
+        return n
 
 
 def _never(msg) -> None:  # a closed link's send: only its end

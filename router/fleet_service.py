@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -47,7 +46,6 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.links = links
         self.identity = identity
         self.health_failures = FailureCounts(config.health_check_failures)
-        self._ping_cursor = 0
 
     @map_errors
     async def Register(self, request, context):
@@ -243,16 +241,3 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             return f"the device sent bad telemetry ({exc})"
         except grpc.RpcError as exc:
             return f"the stream broke ({exc.code().name})"
-
-    def ping_links(self, share: float) -> None:
-        """Ping the next `share` of the links (in turn, so that a large fleet's pings spread over
-        the ping interval instead of going out at once); each pong measures its link's round
-        trip. Called every heartbeat interval by the router, with share = heartbeat ÷ ping interval."""
-        links = self.links.all()
-        if not links:
-            return
-        n = min(len(links), max(1, math.ceil(len(links) * share)))
-        start = self._ping_cursor % len(links)
-        for link in (links[start:] + links[:start])[:n]:
-            link.ping()
-        self._ping_cursor = start + n

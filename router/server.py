@@ -132,7 +132,7 @@ class Router:
             await asyncio.sleep(self.config.heartbeat_interval_ms / 1e3)
             await self.fleet_service.expire()
             config = self.config
-            self.fleet_service.ping_links(config.heartbeat_interval_ms / config.link_ping_interval_ms)
+            self.links.ping_turn(config.heartbeat_interval_ms / config.link_ping_interval_ms)
 
     def _dashboard_inputs(self) -> tuple:
         store = self.placer.store

@@ -180,14 +180,19 @@ class LiveView:
         self.series: collections.deque[dict] = collections.deque(maxlen=history)
         self._device_tokens: dict[str, float] = {}
         self.devices: list[dict] = []  # the last sample's row per device (fleet order), for search
+        self.devices_at: float | None = None  # when they were sampled (None: not since the last skip)
 
     def _before(self, now: float) -> tuple[float, dict[Key, float]]:
         while len(self._snaps) > 1 and now - self._snaps[1][0] >= self.window_s:
             self._snaps.popleft()
         return self._snaps[0]
 
-    def sample(self, families: Iterable, fleet: Sequence, policy, policy_version: int) -> dict:
-        """The live view now: `fleet` are router.fleet.WorkerRecord, `policy` the PolicyConfig in force."""
+    def sample(
+        self, families: Iterable, fleet: Sequence, policy, policy_version: int, devices: bool = True
+    ) -> dict:
+        """The live view now: `fleet` are router.fleet.WorkerRecord, `policy` the PolicyConfig in
+        force. Without `devices` the device part (one pass over every device) is left out: its
+        "devices" is None and the next one's shares start afresh (`devices_now` fills it in)."""
         now = self.clock()
         flat = flatten(families)
         self._snaps.append((now, flat))
@@ -218,9 +223,18 @@ class LiveView:
             "device_energy_j": energy,
             "device_energy_j_per_s": w.window("tandem_device_energy_joules_total") / w.span,
             "pools": w.pools(fleet, policy),
-            "devices": summary(self._devices(fleet)),
+            "devices": self.devices_now(fleet) if devices else self._skip_devices(),
             "inflight": w.total("tandem_inflight_requests"),
         }
+
+    def devices_now(self, fleet: Sequence) -> dict:
+        """The device part of the live view (router.dashboard.devices.summary) from `fleet` now."""
+        return summary(self._devices(fleet))
+
+    def _skip_devices(self) -> None:
+        self._device_tokens = {}
+        self.devices = []
+        self.devices_at = None
 
     def _devices(self, fleet: Sequence) -> list[dict]:
         """Each device's state and its share of the work (tokens) since the last sample, in fleet
@@ -249,4 +263,5 @@ class LiveView:
         for d in devices:
             d["share"] = d["tokens_since_last"] / work if work else 0.0
         self.devices = devices
+        self.devices_at = self.clock()
         return devices

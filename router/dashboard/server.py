@@ -13,7 +13,9 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import math
 import multiprocessing
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from tandem.v1 import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 64 * 2**20
+WATCH_S = 30.0  # a request for the live view keeps the device part sampled this long
 
 STATIC = Path(__file__).resolve().parent / "static"
 HTTP_STATUS = {
@@ -88,6 +91,7 @@ class Dashboard:
         self._ticker: asyncio.Task | None = None
         self._channel: grpc.aio.Channel | None = None
         self._subscribers: set[asyncio.Queue] = set()
+        self._asked_at = -math.inf  # the last request for the live view or the devices
         # uploaded load-test records run to megabytes (aiohttp's default body limit is 1 MiB)
         app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
         app.add_routes(
@@ -133,9 +137,20 @@ class Dashboard:
 
     # -- live figures
 
+    def _watched(self) -> bool:
+        """Whether anyone looks at the devices: a page connected, or a request lately. Nobody
+        looking, the ticks leave out the device part (a pass over thousands of devices)."""
+        return bool(self._subscribers) or time.monotonic() - self._asked_at < WATCH_S
+
+    def _fresh_devices(self) -> None:
+        """Fill in the latest view's device part when the ticks left it out (nobody was looking)."""
+        self._asked_at = time.monotonic()
+        if self.latest and self.latest.get("devices") is None:
+            self.latest["devices"] = self.live.devices_now(self._sample()[1])
+
     async def _tick(self) -> None:
         families, fleet, policy, version = self._sample()
-        latest = self.live.sample(families, fleet, policy, version)
+        latest = self.live.sample(families, fleet, policy, version, devices=self._watched())
         latest["series"] = list(self.live.series)[-1:]
         try:
             latest["shadow"] = _pb_json(
@@ -160,6 +175,7 @@ class Dashboard:
         return web.FileResponse(STATIC / "index.html")
 
     async def _live(self, request: web.Request) -> web.Response:
+        self._fresh_devices()
         return web.json_response(
             {**self.latest, "series": list(self.live.series), "changes_allowed": self.changes_allowed}
         )
@@ -168,6 +184,7 @@ class Dashboard:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         q: asyncio.Queue = asyncio.Queue()
+        self._fresh_devices()
         self._subscribers.add(q)
         try:
             await resp.write(
@@ -191,6 +208,9 @@ class Dashboard:
             q, limit = search_params(request.query)
         except InvalidArgument as exc:
             return _invalid(exc)
+        self._fresh_devices()
+        if self.live.devices_at is None:  # not sampled since the ticks last left devices out
+            self.live.devices_now(self._sample()[1])
         return web.json_response(search(self.live.devices, q, limit))
 
     # -- the policy, through the Admin API

@@ -172,3 +172,15 @@ def test_the_first_sample_counts_no_work_and_gone_devices_are_forgotten():
     top = view.sample([], grown, PolicyConfig(), 1)["devices"]["top"]
     assert [(x["id"], x["share"]) for x in top] == [("dev-00001", 0.5), ("dev-00002", 0.5)]
     assert {x["id"] for x in view.devices} == {"dev-00001", "dev-00002"}
+
+
+def test_a_sample_nobody_looks_at_leaves_the_devices_out_and_shares_start_afresh():
+    view, t = LiveView(clock=lambda: t), 0.0
+    view.sample([], fleet(3), PolicyConfig(), 1)
+    t = 1.0
+    quiet = view.sample([], fleet(3, lambda i: 7 * i), PolicyConfig(), 1, devices=False)
+    assert quiet["devices"] is None and view.devices == [] and view.devices_at is None
+    assert len(view.series) == 2  # the charts keep going
+    t = 2.0
+    back = view.devices_now(fleet(3, lambda i: 7 * i))  # the work while nobody looked is not counted
+    assert back["count"] == 3 and all(x["share"] == 0 for x in back["top"]) and view.devices_at == 2.0

@@ -133,3 +133,17 @@ async def test_a_new_link_of_a_device_replaces_its_old_one():
     with pytest.raises(grpc.aio.AioRpcError) as err:  # a device not connected: UNAVAILABLE
         await links.stub_for(link_endpoint("phone")).Describe(worker_pb2.DescribeRequest())
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_pings_go_round_the_links_a_share_at_a_time():
+    links = DeviceLinks()
+    sent: dict[str, list] = {}
+    for i in range(10):
+        device_id = f"d{i}"
+        links.attach(DeviceLink(device_id, sent.setdefault(device_id, []).append))
+    assert [links.ping_turn(0.3) for _ in range(3)] == [3, 3, 3]
+    assert sorted(d for d, msgs in sent.items() if msgs) == [f"d{i}" for i in range(9)]  # none twice yet
+    links.ping_turn(0.3)  # d9, then round again from d0
+    assert all(len(msgs) >= 1 for msgs in sent.values()) and len(sent["d0"]) == 2 and len(sent["d3"]) == 1
+    assert all(m.WhichOneof("message") == "ping" for msgs in sent.values() for m in msgs)
+    assert DeviceLinks().ping_turn(0.3) == 0
