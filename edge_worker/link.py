@@ -273,9 +273,18 @@ class LinkClient:
             async with asyncio.timeout(ctx.time_remaining()):
                 if kind in STREAMING:
                     source = _requests(requests) if requests is not None else request
-                    async for item in handler(source, ctx):
-                        out.put_nowait(reply(item))
-                    out.put_nowait(reply(end=True))
+                    replies, ended = handler(source, ctx), False
+                    try:
+                        async for item in replies:
+                            # Generate's last chunk ends the call: one message, not two, per stream
+                            ended = kind == "generate" and bool(item.finish_reason)
+                            out.put_nowait(reply(item, end=True) if ended else reply(item))
+                            if ended:
+                                break
+                    finally:
+                        await replies.aclose()
+                    if not ended:
+                        out.put_nowait(reply(end=True))
                 else:
                     out.put_nowait(reply(await handler(request, ctx), end=True))
         except AbortError as err:

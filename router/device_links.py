@@ -61,6 +61,9 @@ class _Call:
         self.replies: asyncio.Queue = asyncio.Queue()
         self.done = False
         self.opened = False  # its first message has gone out (a client stream's goes with its first write)
+        # one timer per call ends it at its deadline (not a wait_for — a task and a timer — per message)
+        loop = asyncio.get_running_loop()
+        self._timer = None if timeout is None else loop.call_later(max(timeout, 0.0), self._expire)
 
     def timeout_ms(self) -> float:
         return 0.0 if self.deadline is None else max(1.0, (self.deadline - time.monotonic()) * 1e3)
@@ -82,17 +85,20 @@ class _Call:
 
     async def next(self):
         """The next response message, or _End."""
-        if self.deadline is None:
-            item = await self.replies.get()
-        else:
-            try:
-                item = await asyncio.wait_for(self.replies.get(), max(self.deadline - time.monotonic(), 0.0))
-            except TimeoutError:
-                self.cancel()
-                item = _End(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+        item = self.replies.get_nowait() if not self.replies.empty() else await self.replies.get()
         if isinstance(item, _End):
             self.finish()
         return item
+
+    def _expire(self) -> None:
+        """The deadline passed: stop the call here and on the device; its reader gets
+        DEADLINE_EXCEEDED after the replies that came before it."""
+        self._timer = None
+        if not self.done:
+            self.finish()
+            if self.opened:
+                self.link.send_nowait(fleet_pb2.LinkDown(cancel=fleet_pb2.LinkCancel(call_id=self.call_id)))
+            self.replies.put_nowait(_End(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")))
 
     def cancel(self) -> None:
         """Stop the call here and on the device."""
@@ -106,6 +112,9 @@ class _Call:
 
     def finish(self) -> None:
         self.done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.link.calls.pop(self.call_id, None)
 
 

@@ -39,6 +39,7 @@ class Component:
     ) -> None:
         self.name = name
         self.ready_file = workdir / f"{name}.ready.json"
+        self.ready_file.unlink(missing_ok=True)  # a component started again under the name of an earlier one
         self.log_path = workdir / f"{name}.log"
         # Held open for the child's lifetime (its stdout and stderr); close_log() closes it.
         self._log = None if log_to_console else open(self.log_path, "wb")  # noqa: SIM115
