@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from router.config import RouterConfig  # noqa: E402
 from stack.local_stack import LocalStack  # noqa: E402
 from tandem.admin import AdminClient  # noqa: E402
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "devices": args.devices,
         "procs": args.procs,
         "window_s": args.window,
-        "heartbeat_interval_ms": 1000,
+        "heartbeat_interval_ms": RouterConfig.heartbeat_interval_ms,  # the default the router ran with
         "chatty": args.chatty,
         "steps": steps,
         "ping": ping,

@@ -224,11 +224,11 @@ class LinkClient:
         telemetry_refresh_ms (an idle device stays quiet)."""
         interval = max(welcome.heartbeat_interval_ms, 50) / 1e3
         refresh = max(welcome.telemetry_refresh_ms / 1e3, interval)
+        step = welcome.telemetry_battery_step
         last, sent_at = None, 0.0
         while True:
             await asyncio.sleep(interval)
             state, now = self.state(), time.monotonic()
-            step = welcome.telemetry_battery_step
             if last is None or now - sent_at >= refresh or changed(last, state, step):
                 out.put_nowait(fleet_pb2.LinkUp(telemetry=state))
                 last, sent_at = state, now

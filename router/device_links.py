@@ -217,7 +217,6 @@ class DeviceLink:
         self.stub = LinkStub(self)
         self.rtt_ms = 0.0  # measured by pings on the link (a moving mean)
         self._pings: dict[int, float] = {}
-        self.connected_at = time.monotonic()
 
     async def send(self, msg: fleet_pb2.LinkDown) -> None:
         if self.closed:
@@ -299,7 +298,6 @@ class DeviceLinks:
 
     def __init__(self) -> None:
         self._links: dict[str, DeviceLink] = {}
-        self.reconnects = 0  # links that replaced one of the same device
         self._ping_cursor = 0
 
     def get(self, device_id: str) -> DeviceLink | None:
@@ -311,7 +309,6 @@ class DeviceLinks:
         self._links[link.device_id] = link
         if old is not None:
             old.close("replaced by a new link of the same device")
-            self.reconnects += 1
         return old
 
     def detach(self, link: DeviceLink) -> bool:

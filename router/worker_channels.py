@@ -34,6 +34,7 @@ class _WithCredential:
         def call(*args, metadata=None, **kwargs):
             return method(*args, metadata=ours + tuple(metadata or ()), **kwargs)
 
+        setattr(self, name, call)  # found directly from now on
         return call
 
 

@@ -5,8 +5,8 @@ token is an HMAC of its role and name under it — ``device:<id>`` for a device,
 for the replicas of a cloud pool — so the router checks any member without a table of tokens, a
 token names exactly one member, and a member holds its own token and nothing else. The same token
 proves the router to the member: the router's calls to a replica (or to a device that listens)
-carry it, and only the router and that member know it. `tandem devices enroll ID` and
-`tandem pools enroll NAME` print tokens.
+carry it, and only the router and that member know it. `tandem credentials enroll device ID` and
+`tandem credentials enroll pool NAME` print tokens.
 """
 
 from __future__ import annotations

@@ -143,10 +143,13 @@ class Dashboard:
         return bool(self._subscribers) or time.monotonic() - self._asked_at < WATCH_S
 
     def _fresh_devices(self) -> None:
-        """Fill in the latest view's device part when the ticks left it out (nobody was looking)."""
+        """Sample the devices now when the ticks left them out (nobody was looking), into the
+        latest view too; and keep them sampled for a while."""
         self._asked_at = time.monotonic()
-        if self.latest and self.latest.get("devices") is None:
-            self.latest["devices"] = self.live.devices_now(self._sample()[1])
+        if self.live.devices_at is None:
+            devices = self.live.devices_now(self._sample()[1])
+            if self.latest:
+                self.latest["devices"] = devices
 
     async def _tick(self) -> None:
         families, fleet, policy, version = self._sample()
@@ -209,8 +212,6 @@ class Dashboard:
         except InvalidArgument as exc:
             return _invalid(exc)
         self._fresh_devices()
-        if self.live.devices_at is None:  # not sampled since the ticks last left devices out
-            self.live.devices_now(self._sample()[1])
         return web.json_response(search(self.live.devices, q, limit))
 
     # -- the policy, through the Admin API
