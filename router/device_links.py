@@ -171,11 +171,18 @@ class LinkStub:
         self._link = link
 
     async def _unary(self, method: str, request, timeout: float | None):
+        """Awaited as a gRPC unary call is: a caller that is cancelled while waiting cancels the call
+        on the device too (a Draft nobody waits for must not run on, or outlive its session's
+        Release)."""
         call = self._link.open(method, request, timeout)
-        item = await call.next()
-        if isinstance(item, _End):
-            raise item.error or rpc_error(grpc.StatusCode.INTERNAL, f"{method} ended without an answer")
-        end = await call.next()  # the end that follows the response
+        try:
+            item = await call.next()
+            if isinstance(item, _End):
+                raise item.error or rpc_error(grpc.StatusCode.INTERNAL, f"{method} ended without an answer")
+            end = await call.next()  # the end that follows the response
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
         if isinstance(end, _End) and end.error is not None:
             raise end.error
         return item

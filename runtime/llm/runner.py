@@ -486,9 +486,15 @@ class ModelRunner:
     @contextlib.contextmanager
     def operation(self, session_id: str) -> Iterator[_Operation]:
         """Work on `session_id` (a pass built outside the runner, e.g. for a batch): a release
-        meanwhile marks it, so its pass does not re-create the released cache."""
+        meanwhile marks it, so its pass does not re-create the released cache. A caller that leaves
+        the block by an exception (cancelled while its pass waits for the model, say) has given the
+        pass up: it is marked too, since a release after the block no longer finds it."""
         with self._operation(session_id) as op:
-            yield op
+            try:
+                yield op
+            except BaseException:
+                op.released = True
+                raise
 
     # ------------------------------------------------------------------ generation
 

@@ -71,6 +71,20 @@ async def test_a_call_past_its_deadline_fails_and_is_cancelled_on_the_device():
     assert d.link.inflight == 0
 
 
+async def test_a_caller_cancelled_while_awaiting_a_call_cancels_it_on_the_device():
+    """As with a gRPC stub: a head-start Draft the router stops waiting for stops on the device too,
+    so it cannot run on past the session's Release."""
+    d = Device()
+    waiting = asyncio.create_task(d.link.stub.Draft(worker_pb2.DraftRequest(session_id="s"), timeout=5))
+    await asyncio.sleep(0)
+    (call,) = d.calls()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert d.sent[-1].cancel.call_id == call.call_id
+    assert d.link.inflight == 0
+
+
 async def test_cancelling_a_stream_cancels_it_on_the_device():
     d = Device()
     stream = d.link.stub.DraftStream(timeout=5)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
 from runtime.llm.decoder import ContextOverflow, OnnxDecoder, choose_providers
-from runtime.llm.runner import ModelRunner
+from runtime.llm.runner import ModelRunner, verify_pass
 from runtime.llm.sampling import distribution
 from runtime.llm.tokenizer import Tokenizer
 from runtime.params import SamplingConfig
@@ -195,6 +197,22 @@ def test_release_during_a_draft_leaves_no_cache_behind(draft):
     assert draft.draft("abandoned", ids, 2, SamplingConfig()).token_ids  # the id is usable again
     assert draft.cache.get("abandoned") is not None
     draft.release("abandoned")
+
+
+def test_a_pass_given_up_by_its_caller_leaves_no_cache_behind(target):
+    """A verify whose caller was cancelled while its pass waited for the model (its stream ended):
+    the stream's release comes after the caller left the operation, and the pass, run later, must
+    not re-create the released session."""
+    ids = target.prompt_ids(text=PROMPTS[0])
+    with pytest.raises(asyncio.CancelledError), target.operation("gone") as op:
+        raise asyncio.CancelledError  # the awaiting coroutine is cancelled
+    target.release("gone")  # the stream's finally: finds no operation in flight
+    target.logits_after_many([verify_pass("gone", ids, [], op)])  # the pass ran on regardless
+    assert target.cache.get("gone") is None
+    with target.operation("kept") as op:  # a pass its caller waited for is kept
+        target.logits_after_many([verify_pass("kept", ids, [], op)])
+    assert target.cache.get("kept") is not None
+    target.release("kept")
 
 
 def test_choose_providers_prefers_npu_and_ends_with_cpu():
