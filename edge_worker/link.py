@@ -217,7 +217,8 @@ class LinkClient:
     @staticmethod
     async def _write(call, out: asyncio.Queue) -> None:
         while True:
-            await call.write(await out.get())
+            msg = out.get_nowait() if not out.empty() else await out.get()
+            await call.write(msg)
 
     async def _telemetry(self, out: asyncio.Queue, welcome: fleet_pb2.LinkWelcome) -> None:
         """Look at the state every heartbeat interval; send it when it changed, and at least every
@@ -263,11 +264,14 @@ class LinkClient:
             out.put_nowait(_end(call_id, grpc.StatusCode.UNIMPLEMENTED, f"no {method} on this device"))
             return
 
-        def reply(msg=None, **end) -> fleet_pb2.LinkUp:
-            r = fleet_pb2.LinkReply(call_id=call_id, **end)
+        def reply(msg=None, end: bool = False) -> fleet_pb2.LinkUp:
+            up = fleet_pb2.LinkUp()  # built in place: the response is copied once
+            r = up.reply
+            r.call_id = call_id
+            r.end = end
             if msg is not None:
                 getattr(r, field).CopyFrom(msg)
-            return fleet_pb2.LinkUp(reply=r)
+            return up
 
         try:
             async with asyncio.timeout(ctx.time_remaining()):

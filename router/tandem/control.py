@@ -149,12 +149,18 @@ class DraftLengthController:
         energy_j: float = 0.0,
         predrafted: bool = False,
         timed: bool = True,
+        guessed: bool | None = None,
     ) -> None:
         """Record a round: the device's drafting time, the rest of the wait for the block
         (`draft_overhead_ms`: the link, for a block asked for; for a block drafted ahead, what the
         round waited beyond the modelled overlap is recorded instead) and the verify call's time.
         `timed=False`: the block's drafting time is not representative (it was drafted with the
-        prompt's prefill); only acceptance and the verify time are recorded."""
+        prompt's prefill); only acceptance and the verify time are recorded.
+        `guessed`: for a block drafted ahead whose `drafted` tokens were all accepted, whether the
+        device's guess of the next token was the target's — an observation of position
+        `drafted` + 1. Without it a session that drafts short never sees the positions past its γ,
+        and a stale low estimate there keeps it short (the hit probability, h(γ) = reach(γ + 1),
+        is this very event)."""
         self.energy_left_j -= energy_j
         self.verify_ms = self._ewma(self.verify_ms, verify_ms)
         if drafted <= 0:
@@ -164,11 +170,15 @@ class DraftLengthController:
         self._fails = d * self._fails + (1 if accepted < drafted else 0)
         self._reach = [d * r for r in self._reach]
         self._acc = [d * a for a in self._acc]
-        for i in range(min(accepted + 1, drafted, len(self._reach))):
-            self._reach[i] += 1
-            self._acc[i] += 1 if i < accepted else 0
-            self.reached[i] += 1
-            self.accepted[i] += 1 if i < accepted else 0
+        seen = [(i, i < accepted) for i in range(min(accepted + 1, drafted))]
+        if guessed is not None and accepted >= drafted:
+            seen.append((drafted, guessed))
+        for i, ok in seen:
+            if i < len(self._reach):
+                self._reach[i] += 1
+                self._acc[i] += 1 if ok else 0
+                self.reached[i] += 1
+                self.accepted[i] += 1 if ok else 0
         if not timed:
             return
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)

@@ -244,6 +244,11 @@ async def tandem_rounds(
             draft.energy_j,
             predrafted=draft.ahead,
             timed=timed,
+            # a run-ahead block's bonus guess, judged when every drafted token was accepted: the
+            # hit event itself, and the only look at position γ + 1 a session drafting γ gets
+            guessed=None
+            if draft.bonus_guess is None or verdict.path or verdict.accepted < gamma
+            else verdict.next_token == draft.bonus_guess,
         )
         yield Commit(new, verdict.accepted, gamma, verdict.worker_id, eos)
         if eos:

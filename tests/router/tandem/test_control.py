@@ -103,3 +103,27 @@ def test_a_round_drafted_with_the_prompts_prefill_teaches_acceptance_not_speed()
     alpha = ctl.alpha
     ctl.observe(4, 4, draft_ms=400.0, draft_overhead_ms=0.0, verify_ms=3.0, predrafted=True, timed=False)
     assert ctl.draft_ms == 2.0 and ctl.alpha > alpha
+
+
+def test_the_hit_probability_follows_the_bonus_guesses():
+    """A session drafting γ learns position γ + 1 only from its run-ahead blocks' bonus guesses:
+    wholly accepted blocks whose guess is wrong make a hit (h(γ) = reach(γ + 1)) unlikely, where
+    without them the estimate there stays at the level of the positions before it."""
+
+    def hit_after(guessed: bool | None) -> float:
+        ctl = controller(alpha=0.9, overlap=True, fixed_gamma=2)
+        for _ in range(40):
+            ctl.observe(2, 2, 1.0, 0.0, 3.0, predrafted=True, guessed=guessed)
+        return ctl.model().hit(2)
+
+    assert hit_after(None) > 0.9
+    assert hit_after(False) < 0.2
+    assert hit_after(True) > 0.9
+
+
+def test_a_wrong_guess_counts_as_a_failure_at_the_next_position():
+    ctl = controller(alpha=0.9, overlap=True)
+    ctl.observe(3, 3, 1.5, 0.0, 3.0, predrafted=True, guessed=False)
+    assert ctl.reached[:4] == [1, 1, 1, 1] and ctl.accepted[:4] == [1, 1, 1, 0]
+    ctl.observe(3, 2, 1.5, 0.0, 3.0, predrafted=True, guessed=None)  # a rejection: no guess judged
+    assert ctl.reached[:4] == [2, 2, 2, 1]
