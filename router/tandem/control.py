@@ -21,6 +21,9 @@ than late ones, or, in repetitive text, whole blocks are. So the controller keep
 acceptance rate of the i-th drafted token given the earlier ones were accepted (shrunk towards the
 prior profile, scaled to the session's α̂, where positions have few observations), and hands the
 cost model that profile. Older rounds are discounted (`decay`), so the figures follow the text.
+A session sees no position past γ + 1 (the bonus guess of a block drafted ahead), so γ is chosen
+over a *hopeful* profile: positions seen less than the first are raised by the difference in their
+standard errors, and a session that went short in a hard stretch tries longer drafts again.
 """
 
 from __future__ import annotations
@@ -118,8 +121,24 @@ class DraftLengthController:
             ahead_extra_ms=self.ahead_extra_ms,
         )
 
+    def hopeful_acceptance(self) -> tuple[float, ...]:
+        """β_i raised by how much less the session has seen position i than position 1: one standard
+        error at position i's count minus one at position 1's (0 at the start, where every count is
+        0, so a session starts exactly where the policy's model does). A session drafting γ sees
+        nothing past γ + 1, so its estimates there keep whatever they held — often the level of a
+        hard stretch long gone — and would keep it short forever; optimism in the face of that
+        uncertainty drafts further, and the positions' own rates then take over."""
+        w = PRIOR_POSITION_WEIGHT
+        first = 1 / math.sqrt(self._reach[0] + w)
+        return tuple(
+            min(b + math.sqrt(b * (1 - b)) * max(1 / math.sqrt(r + w) - first, 0.0), 0.999)
+            for b, r in zip(self.position_acceptance(), self._reach)
+        )
+
     def best_gamma(self) -> int:
-        return self.model().best_gamma(self.config.max_gamma, self.config.prices, self.config.speed_slack)
+        """The γ with the lowest price per committed token over the hopeful acceptance profile."""
+        model = dataclasses.replace(self.model(), betas=self.hopeful_acceptance())
+        return model.best_gamma(self.config.max_gamma, self.config.prices, self.config.speed_slack)
 
     def blocks_ahead(self, gamma: int) -> int:
         """Blocks a run-ahead device keeps in flight (RoundModel.blocks_ahead, over the measured figures)."""
@@ -155,7 +174,10 @@ class DraftLengthController:
         (`draft_overhead_ms`: the link, for a block asked for; for a block drafted ahead, what the
         round waited beyond the modelled overlap is recorded instead) and the verify call's time.
         `timed=False`: the block's drafting time is not representative (it was drafted with the
-        prompt's prefill); only acceptance and the verify time are recorded.
+        prompt's prefill); only acceptance and the verify time are recorded, and the acceptance is
+        the session's alone — the counts the policy's profile learns from (`reached`, `accepted`)
+        leave out the head start, whose long block at an answer's first tokens (the hardest to
+        draft) would otherwise be most of what the policy sees of the deep positions.
         `guessed`: for a block drafted ahead whose `drafted` tokens were all accepted, whether the
         device's guess of the next token was the target's — an observation of position
         `drafted` + 1. Without it a session that drafts short never sees the positions past its γ,
@@ -177,8 +199,9 @@ class DraftLengthController:
             if i < len(self._reach):
                 self._reach[i] += 1
                 self._acc[i] += 1 if ok else 0
-                self.reached[i] += 1
-                self.accepted[i] += 1 if ok else 0
+                if timed:
+                    self.reached[i] += 1
+                    self.accepted[i] += 1 if ok else 0
         if not timed:
             return
         self.draft_ms = self._ewma(self.draft_ms, draft_ms / drafted)

@@ -103,6 +103,7 @@ def test_a_round_drafted_with_the_prompts_prefill_teaches_acceptance_not_speed()
     alpha = ctl.alpha
     ctl.observe(4, 4, draft_ms=400.0, draft_overhead_ms=0.0, verify_ms=3.0, predrafted=True, timed=False)
     assert ctl.draft_ms == 2.0 and ctl.alpha > alpha
+    assert not any(ctl.reached)  # nor the policy's profile: the head start is the session's alone
 
 
 def test_the_hit_probability_follows_the_bonus_guesses():
@@ -127,3 +128,35 @@ def test_a_wrong_guess_counts_as_a_failure_at_the_next_position():
     assert ctl.reached[:4] == [1, 1, 1, 1] and ctl.accepted[:4] == [1, 1, 1, 0]
     ctl.observe(3, 2, 1.5, 0.0, 3.0, predrafted=True, guessed=None)  # a rejection: no guess judged
     assert ctl.reached[:4] == [2, 2, 2, 1]
+
+
+def test_positions_a_short_draft_no_longer_sees_are_explored():
+    """After a hard stretch (position 3 failing) a session drafts γ = 1 and sees positions 1 and 2
+    only; the text turns easy. The hopeful profile tries a long draft again sooner than the plain
+    estimates, which wait for the old failures to decay away."""
+
+    def rounds_until_long(hopeful: bool) -> int:
+        ctl = controller(alpha=0.9, a=0.5, d=12.0, v=4.0, overlap=True, max_gamma=16)
+        for _ in range(10):
+            ctl.observe(4, 2, 2.0, 12.0, 4.0)
+        for n in range(100):
+            g = ctl.best_gamma() if hopeful else ctl.model().best_gamma(16)
+            if g >= 4:
+                return n
+            ctl.observe(g, g, 0.5 * g, 0.0, 4.0, predrafted=True, guessed=True)
+        return 100
+
+    assert rounds_until_long(hopeful=True) < rounds_until_long(hopeful=False)
+
+
+def test_exploring_stays_rare_where_the_later_positions_do_fail():
+    ctl = controller(alpha=0.9, a=0.5, d=12.0, v=4.0, overlap=True, max_gamma=16)
+    drafted = []
+    for _ in range(60):
+        g = ctl.next_gamma(room=100)
+        k = min(g, 2)  # the third drafted token is always wrong
+        whole = k == g
+        guessed = g < 2 if whole else None  # the guess is token g + 1
+        ctl.observe(g, k, 0.5 * g, 0.0 if whole else 12.0, 4.0, predrafted=whole, guessed=guessed)
+        drafted.append(g)
+    assert sum(g > 2 for g in drafted[10:]) <= 0.2 * 50
