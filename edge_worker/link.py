@@ -217,8 +217,7 @@ class LinkClient:
     @staticmethod
     async def _write(call, out: asyncio.Queue) -> None:
         while True:
-            msg = out.get_nowait() if not out.empty() else await out.get()
-            await call.write(msg)
+            await call.write(await out.get())
 
     async def _telemetry(self, out: asyncio.Queue, welcome: fleet_pb2.LinkWelcome) -> None:
         """Look at the state every heartbeat interval; send it when it changed, and at least every

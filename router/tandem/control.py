@@ -112,8 +112,11 @@ class DraftLengthController:
 
     def model(self) -> RoundModel:
         """The cost model over what the session has measured so far."""
+        return self._model(self.position_acceptance())
+
+    def _model(self, betas: tuple[float, ...]) -> RoundModel:
         return RoundModel(
-            betas=self.position_acceptance(),
+            betas=betas,
             draft_ms=self.draft_ms,
             link_ms=self.link_ms,
             verify_ms=self.verify_ms,
@@ -137,7 +140,7 @@ class DraftLengthController:
 
     def best_gamma(self) -> int:
         """The γ with the lowest price per committed token over the hopeful acceptance profile."""
-        model = dataclasses.replace(self.model(), betas=self.hopeful_acceptance())
+        model = self._model(self.hopeful_acceptance())
         return model.best_gamma(self.config.max_gamma, self.config.prices, self.config.speed_slack)
 
     def blocks_ahead(self, gamma: int) -> int:
