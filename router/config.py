@@ -7,6 +7,7 @@ from pathlib import Path
 
 from router.identity import PoolSpec
 from router.policy.config import PolicyConfig
+from router.tandem.control import DEFAULT_SPEED_SLACK
 from runtime.params import tree_problem
 from runtime.tls import TlsConfig
 
@@ -37,9 +38,8 @@ class RouterConfig:
     head_start: bool = True  # TANDEM: the cloud sends the first token while the device prefills
     # TANDEM: a request falling behind its per-token SLO continues in the cloud (router.tandem.pace)
     pace_guard: bool = True
-    draft_speed_slack: float = (
-        0.02  # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
-    )
+    # TANDEM: speed given up (at most) for longer drafts, i.e. fewer cloud passes
+    draft_speed_slack: float = DEFAULT_SPEED_SLACK
     # TANDEM greedy: the device drafts a tree — the top k_d tokens at depth d for each entry k_d,
     # a greedy chain below — and the replica verifies every path in one pass (a batch row each);
     # e.g. [3, 2]: 6 paths. Fewer passes per token for more verify compute. Empty: one chain.

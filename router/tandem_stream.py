@@ -29,7 +29,7 @@ from router.placer import Placer
 from router.policy.costs import cloud_cost_usd, priced
 from router.policy.outcome import Outcome
 from router.policy.placement import Decision, Placement, Preference, Quality
-from router.tandem.control import DEFAULT_PRIOR, DraftControlConfig, DraftLengthController
+from router.tandem.control import DraftLengthController
 from router.tandem.loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.tandem.pace import PaceGuard
 from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
@@ -157,15 +157,12 @@ class TandemStreamer:
         self, spec: GenerateSpec, decision: Decision, edge: WorkerRecord
     ) -> DraftLengthController:
         """The session's draft-length controller, starting from the model the policy predicted with."""
-        prior = decision.draft_model or DEFAULT_PRIOR
-        overlap = self.config.overlap and spec.route.overlap and decision.overlap
         return DraftLengthController(
-            DraftControlConfig(
-                prior=dataclasses.replace(prior, overlap=overlap),
+            decision.draft_control(
+                self.placer.store.policy.max_draft_length,
+                overlap=self.config.overlap and spec.route.overlap,
                 fixed_gamma=spec.route.draft_length,
-                max_gamma=self.placer.store.policy.max_draft_length,
                 speed_slack=self.config.draft_speed_slack,
-                prices=decision.draft_prices,
             ),
             energy_per_token_j=edge.state.energy_per_token_joules,
             energy_budget_j=spec.route.max_device_energy_joules,

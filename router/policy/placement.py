@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from router.tandem.control import DEFAULT_PRIOR, DEFAULT_SPEED_SLACK, DraftControlConfig
 from router.tandem.speculation import FASTEST, RoundModel, RoundPrices
 
 
@@ -134,3 +135,22 @@ class Decision:
     @property
     def overlap(self) -> bool:
         return self.draft_model is not None and self.draft_model.overlap
+
+    def draft_control(
+        self,
+        max_gamma: int,
+        overlap: bool = True,
+        fixed_gamma: int = 0,
+        speed_slack: float = DEFAULT_SPEED_SLACK,
+    ) -> DraftControlConfig:
+        """A TANDEM session's draft-length control (router.tandem.control): it starts from the model
+        this decision predicted with and minimises its round prices. `overlap` False turns run-ahead
+        drafting off where the decision had it on (never on where the decision did not)."""
+        prior = self.draft_model or DEFAULT_PRIOR
+        return DraftControlConfig(
+            prior=dataclasses.replace(prior, overlap=overlap and self.overlap),
+            fixed_gamma=fixed_gamma,
+            max_gamma=max_gamma,
+            speed_slack=speed_slack,
+            prices=self.draft_prices,
+        )

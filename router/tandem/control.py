@@ -32,10 +32,13 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from router.tandem.speculation import FASTEST, RoundModel, RoundPrices
+from router.tandem.speculation import FASTEST, RoundModel, RoundPrices, blocks_ahead
 
 DEFAULT_PRIOR = RoundModel(betas=(0.6,), draft_ms=1.0, link_ms=2.0, verify_ms=3.0)
 PRIOR_POSITION_WEIGHT = 2.0  # pseudo-observations behind each position of the prior profile
+# Give up at most this share of the best price per token for a longer draft (at most twice the
+# best one): fewer target passes per token, i.e. less cloud compute — the price is flat near its optimum.
+DEFAULT_SPEED_SLACK = 0.02
 
 
 def shrunk_profile(
@@ -48,10 +51,12 @@ def shrunk_profile(
     the level the data set at the positions before them, not the prior's level. `prior` repeats
     its last entry past its end."""
     out: list[float] = []
+    last = len(prior) - 1
     for i, (a, r) in enumerate(zip(acc, reach)):
-        p = prior[min(i, len(prior) - 1)]
-        target = p if not out else out[-1] * p / prior[min(i - 1, len(prior) - 1)]
-        out.append(min(max((a + weight * min(target, 0.999)) / (r + weight), 0.001), 0.999))
+        p = prior[i if i < last else last]
+        target = p if not out else out[-1] * p / prior[i - 1 if i - 1 < last else last]
+        b = (a + weight * (target if target < 0.999 else 0.999)) / (r + weight)
+        out.append(0.001 if b < 0.001 else 0.999 if b > 0.999 else b)
     return tuple(out)
 
 
@@ -61,12 +66,10 @@ class DraftControlConfig:
         DEFAULT_PRIOR  # the policy's estimates; its `overlap` says whether the loop drafts ahead
     )
     fixed_gamma: int = 0  # > 0: always this γ (still capped by room and energy)
-    max_gamma: int = 16
+    max_gamma: int = 16  # 0: never draft
     prior_weight: float = 4.0  # pseudo-observations behind the prior's α̂
     decay: float = 0.9  # weight kept by older observations per round
-    # Give up at most this share of the best price per token for a longer draft (at most twice the
-    # best one): fewer target passes per token, i.e. less cloud compute — the price is flat near its optimum.
-    speed_slack: float = 0.0
+    speed_slack: float = 0.0  # a share of the best price per token (DEFAULT_SPEED_SLACK)
     prices: RoundPrices = FASTEST  # what a round's time, pass and drafts cost (the decision's)
 
 
@@ -79,7 +82,8 @@ class DraftLengthController:
         self.config = config
         prior = config.prior
         n = config.max_gamma + 1
-        self._alpha0 = sum(prior.beta(i) for i in range(1, n + 1)) / n  # the profile as one constant α
+        self._prior_profile = [prior.beta(i) for i in range(1, n + 1)]
+        self._alpha0 = sum(self._prior_profile) / n  # the profile as one constant α
         w = config.prior_weight
         self._accepts = self._alpha0 * w
         self._fails = (1.0 - self._alpha0) * w
@@ -107,8 +111,7 @@ class DraftLengthController:
         """β_i for i = 1..max_gamma + 1 (the last one stands for the bonus-token guess): each
         position's own rate, shrunk towards the prior profile's shape at the level of the positions
         before it (shrunk_profile)."""
-        prior = [self.config.prior.beta(i + 1) for i in range(len(self._acc))]
-        return shrunk_profile(self._acc, self._reach, prior, PRIOR_POSITION_WEIGHT)
+        return shrunk_profile(self._acc, self._reach, self._prior_profile, PRIOR_POSITION_WEIGHT)
 
     def model(self) -> RoundModel:
         """The cost model over what the session has measured so far."""
@@ -133,10 +136,11 @@ class DraftLengthController:
         uncertainty drafts further, and the positions' own rates then take over."""
         w = PRIOR_POSITION_WEIGHT
         first = 1 / math.sqrt(self._reach[0] + w)
-        return tuple(
-            min(b + math.sqrt(b * (1 - b)) * max(1 / math.sqrt(r + w) - first, 0.0), 0.999)
-            for b, r in zip(self.position_acceptance(), self._reach)
-        )
+        out = []
+        for b, r in zip(self.position_acceptance(), self._reach):
+            lift = 1 / math.sqrt(r + w) - first
+            out.append(min(b + math.sqrt(b * (1 - b)) * lift, 0.999) if lift > 0 else b)
+        return tuple(out)
 
     def best_gamma(self) -> int:
         """The γ with the lowest price per committed token over the hopeful acceptance profile."""
@@ -145,12 +149,12 @@ class DraftLengthController:
 
     def blocks_ahead(self, gamma: int) -> int:
         """Blocks a run-ahead device keeps in flight (RoundModel.blocks_ahead, over the measured figures)."""
-        return self.model().blocks_ahead(gamma)
+        return blocks_ahead(gamma, self.draft_ms, self.link_ms, self.verify_ms)
 
     def next_gamma(self, room: int) -> int:
         """γ for the next round, given that at most `room` tokens may still be committed
         (a round commits up to γ + 1). 0 means: do not draft (a plain verify step)."""
-        g = self.config.fixed_gamma or self.best_gamma()
+        g = self.config.fixed_gamma or (self.best_gamma() if self.config.max_gamma > 0 else 0)
         g = min(g, max(room - 1, 0))
         if self.energy_per_token_j > 0 and math.isfinite(self.energy_left_j):
             g = min(g, int(self.energy_left_j // self.energy_per_token_j))

@@ -98,8 +98,9 @@ class RoundModel:
 
     def _upto(self, n: int) -> tuple[list[float], list[float], list[float]]:
         reach, total, square = self._tables
+        betas, last = self.betas, len(self.betas)
         for j in range(len(reach), n + 1):
-            reach.append(reach[-1] * self.beta(j))
+            reach.append(reach[-1] * betas[min(j, last) - 1])
             total.append(total[-1] + reach[-1])
             square.append(square[-1] + (2 * j - 1) * reach[-1])
         return reach, total, square
@@ -133,45 +134,62 @@ class RoundModel:
         return self.reach(gamma + 1) if gamma > 0 else 0.0
 
     def round_ms(self, gamma: int) -> float:
-        a, d, v = max(self.draft_ms, 0.0), self.link_ms, self.verify_ms
-        full = gamma * a + d + v
-        if not self.overlap or gamma <= 0:
-            return full
-        h = self.hit(gamma)
-        wait = max(0.0, max(0.0, gamma * a - v) + self.ahead_extra_ms)
-        return (1 - h) * full + h * (v + wait)
+        return self._round(gamma, self.hit(gamma))[0]
 
     def blocks_ahead(self, gamma: int) -> int:
         """Blocks a run-ahead device keeps in flight: the link over a hit round's time, plus one."""
-        hit_round = max(self.verify_ms, gamma * self.draft_ms, 0.5)
-        return max(1, min(MAX_BLOCKS_AHEAD, math.ceil(self.link_ms / hit_round) + 1))
+        return blocks_ahead(gamma, self.draft_ms, self.link_ms, self.verify_ms)
 
     def dropped_ahead(self, gamma: int) -> float:
         """Overlap's energy price: tokens drafted ahead past a block that misses, and dropped."""
-        if not self.overlap or gamma <= 0:
-            return 0.0
-        ahead = min(
-            (gamma + 1) * self.blocks_ahead(gamma), (self.link_ms + self.verify_ms) / max(self.draft_ms, 1e-3)
-        )
-        return (1 - self.hit(gamma)) * ahead
+        return self._round(gamma, self.hit(gamma))[1] - gamma if gamma > 0 else 0.0
 
     def drafted_per_round(self, gamma: int) -> float:
-        return gamma + self.dropped_ahead(gamma)
+        return self._round(gamma, self.hit(gamma))[1] if gamma > 0 else float(max(gamma, 0))
+
+    def _round(self, gamma: int, h: float) -> tuple[float, float]:
+        """(round time, tokens drafted) of a round drafting γ ≥ 0 whose hit probability is `h` —
+        the one place the formulas of the module docstring are written."""
+        a, d, v = max(self.draft_ms, 0.0), self.link_ms, self.verify_ms
+        full = gamma * a + d + v
+        if not self.overlap or gamma <= 0:
+            return full, float(gamma)
+        wait = max(0.0, max(0.0, gamma * a - v) + self.ahead_extra_ms)
+        ahead = min(
+            (gamma + 1) * blocks_ahead(gamma, self.draft_ms, d, v), (d + v) / max(self.draft_ms, 1e-3)
+        )
+        return (1 - h) * full + h * (v + wait), gamma + (1 - h) * ahead
 
     def price_per_token(self, gamma: int, prices: RoundPrices = FASTEST) -> float:
-        return prices.of(self.drafted_per_round(gamma), self.round_ms(gamma)) / self.expected_tokens(gamma)
+        round_time, drafted = self._round(gamma, self.hit(gamma))
+        return prices.of(drafted, round_time) / self.expected_tokens(gamma)
+
+    def prices_per_token(self, max_gamma: int, prices: RoundPrices = FASTEST) -> list[float]:
+        """The price per committed token of γ = 1 … max_gamma, in one pass over the tables."""
+        reach, total, _ = self._upto(max_gamma + 1)
+        out = []
+        for g in range(1, max_gamma + 1):
+            round_time, drafted = self._round(g, reach[g + 1])
+            out.append(prices.of(drafted, round_time) / (1.0 + total[g]))
+        return out
 
     def best_gamma(self, max_gamma: int, prices: RoundPrices = FASTEST, slack: float = 0.0) -> int:
         """The γ in [1, max_gamma] with the lowest price per committed token — or, with `slack` > 0,
         the longest γ up to twice that one whose price is within `slack` of the lowest (fewer target
         passes per token for little: the price is flat near its optimum)."""
-        per_token = [self.price_per_token(g, prices) for g in range(1, max_gamma + 1)]
+        per_token = self.prices_per_token(max_gamma, prices)
         low = min(per_token)
         best = per_token.index(low) + 1
         if slack <= 0:
             return best
         ok = [g for g, p in enumerate(per_token, start=1) if p * (1 - slack) <= low and g <= 2 * best]
         return max(ok)
+
+
+def blocks_ahead(gamma: int, draft_ms: float, link_ms: float, verify_ms: float) -> int:
+    """Blocks a run-ahead device keeps in flight: ⌈D / max(V, γ·a)⌉ + 1, at most MAX_BLOCKS_AHEAD."""
+    hit_round = max(verify_ms, gamma * draft_ms, 0.5)
+    return max(1, min(MAX_BLOCKS_AHEAD, math.ceil(link_ms / hit_round) + 1))
 
 
 def check_profile(betas: Sequence[float]) -> tuple[float, ...]:

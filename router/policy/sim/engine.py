@@ -21,11 +21,12 @@ from router.policy.config import PolicyConfig
 from router.policy.costs import cloud_cost_usd
 from router.policy.placement import Privacy, Quality
 from router.policy.sim.scenario import Scenario
-from router.policy.sim.state import Job, Plan, PoolState
+from router.policy.sim.state import Job, Plan, PoolState, fixed_gamma
 from router.policy.sim.strategies import Strategy
 from router.policy.sim.tally import Tally, refusal_cause, summary
 from router.policy.sim.truth import Happened, cloud_truth, edge_truth, latency_multiplier, tandem_truth
 from router.policy.sim.world import SimDevice, SimRequest, generate_requests
+from router.tandem.control import DraftLengthController
 from tandem.errors import FailedPrecondition, ResourceExhausted
 
 
@@ -74,22 +75,21 @@ class Simulation:
         if plan.placement == "cloud":
             return cloud_truth(n, req.prompt_tokens, rtt, pool.model, m, wait_ms)
         rng = rng or random.Random(req.seed)
-        d = plan.decision
+        control = plan.control or fixed_gamma(plan.gamma, req.route.overlap)
         return tandem_truth(
             n,
             req.prompt_tokens,
             rtt,
-            dev.betas(plan.pool, rng, plan.gamma + 1),
-            plan.gamma,
+            dev.betas(plan.pool, rng, control.max_gamma + 1),
+            DraftLengthController(control, speed.energy_per_token_j, req.route.max_device_energy_joules),
             speed,
             pool.model,
             m,
             wait_ms,
             sc.cloud.verify_compute_factor,
-            d.overlap if d else req.route.overlap,
             rng,
             req.route.token_slo_ms if self.pace_guard else 0.0,
-            d.predicted_token_ms if d else 0.0,
+            plan.predicted_token_ms,
         )
 
     def _slo_feasible(self, req: SimRequest, dev: SimDevice) -> bool:

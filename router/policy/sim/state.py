@@ -11,6 +11,7 @@ from router.policy.placement import Decision
 from router.policy.sim.scenario import PoolModel, Scenario
 from router.policy.sim.truth import Happened
 from router.policy.sim.world import SimDevice, SimRequest
+from router.tandem.control import DraftControlConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +22,15 @@ class Plan:
     predicted_ttft_ms: float = 0.0
     predicted_token_ms: float = 0.0
     decision: Decision | None = None  # the policy's, when the policy made the plan
+    # TANDEM: the session's draft-length control, as the router builds it from the decision
+    # (None: a fixed γ = gamma)
+    control: DraftControlConfig | None = None
+
+
+def fixed_gamma(gamma: int, overlap: bool = True) -> DraftControlConfig:
+    """Draft-length control that always drafts `gamma` (baselines, what-ifs)."""
+    config = DraftControlConfig(fixed_gamma=gamma, max_gamma=gamma)
+    return dataclasses.replace(config, prior=dataclasses.replace(config.prior, overlap=overlap))
 
 
 @dataclasses.dataclass

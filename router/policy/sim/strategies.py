@@ -103,7 +103,12 @@ class RouterPolicy(Strategy):
         snap = build_snapshot(self.registry, self.estimates, self.policy, dev.id, req.route.greedy)
         d = decide(req.route, snap, self.policy, self.sim.now)
         self.estimates.begin(d)
-        return Plan(d.placement, d.pool, d.initial_draft_length, d.predicted_ttft_ms, d.predicted_token_ms, d)
+        control = None
+        if d.placement is Placement.TANDEM:
+            control = d.draft_control(self.policy.max_draft_length, fixed_gamma=req.route.draft_length)
+        return Plan(
+            d.placement, d.pool, d.initial_draft_length, d.predicted_ttft_ms, d.predicted_token_ms, d, control
+        )
 
     def finished(self, job: Job) -> None:
         plan, h = job.plan, job.outcome

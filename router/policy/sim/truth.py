@@ -15,8 +15,8 @@ purpose, in the ways real fleets do:
 - a pool slows with its utilisation, m(ρ) = 1 + k·ρ/(1 − min(ρ, 0.95)), and queues requests when
   every slot is taken.
 
-Simplifications (deliberate): TANDEM drafts the decision's γ for the whole request (the router's
-controller adapts it within a session); a device serves concurrent requests without slowing down.
+Simplifications (deliberate): a device serves concurrent requests without slowing down; a block
+drafted ahead keeps the γ it was drafted with only through the controller's choice of the next.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import dataclasses
 import random
 
 from router.policy.sim.scenario import PoolModel
+from router.tandem.control import DraftLengthController
 from router.tandem.pace import PaceGuard
 from router.tandem.speculation import RoundModel
 
@@ -117,61 +118,78 @@ def tandem_truth(
     prompt_tokens: int,
     rtt_ms: float,
     betas: tuple[float, ...],
-    gamma: int,
+    control: DraftLengthController,
     dev: DeviceSpeed,
     pool: PoolModel,
     m: float,
     wait_ms: float,
     verify_compute_factor: float,
-    overlap: bool,
     rng: random.Random,
     token_slo_ms: float = 0.0,
     predicted_token_ms: float = 0.0,
 ) -> Happened:
     """TANDEM as router.tandem.loop runs it, played out round by round with random acceptance
-    (`betas`: this request's true profile). Head start: the pool prefills and sends the first
-    token while the device prefills and drafts γ + 1 tokens; that block is the second round's draft
-    when its first token was the target's, else the device drafts anew. Each round drafts γ (the
-    device's time plus its link) and verifies them (one pass); with overlap a round after a hit
-    waits only for the verify call and the drafting that outlasted it, and after a miss the blocks
-    drafted ahead are dropped. With a per-token SLO the pace guard (router.tandem.pace) hands a
-    request that falls behind over to the pool, which decodes the rest alone after prefilling the
-    context. The session's acceptance counts are what its controller would count."""
+    (`betas`: this request's true profile) and the session's own draft-length controller
+    (`control`, as the router builds it from the decision: it picks each round's γ and learns from
+    the rounds, and its `overlap` says whether the device drafts ahead). Head start: the pool
+    prefills and sends the first token while the device prefills and drafts γ + 1 tokens; that
+    block is the second round's draft when its first token was the target's, else the device
+    drafts anew. Each round drafts γ (the device's time plus its link) and verifies them (one
+    pass); with overlap a round after a hit waits only for the verify call and the drafting that
+    outlasted it, and after a miss the blocks drafted ahead are dropped. With a per-token SLO the
+    pace guard (router.tandem.pace) hands a request that falls behind over to the pool, which
+    decodes the rest alone after prefilling the context. The acceptance counts the router learns
+    from are the controller's."""
     a, verify = dev.draft_ms, pool.verify_ms * m
-    model = RoundModel(betas, a, rtt_ms, verify, overlap)
+    truth = RoundModel(betas, a, rtt_ms, verify)
+    overlap = control.overlap
     pool_ttft = (pool.ttft_ms + pool.prefill_ms_per_token * prompt_tokens) * m
     ttft = rtt_ms + wait_ms + pool_ttft
-    reach, acc = [0] * (gamma + 1), [0] * (gamma + 1)
     produced, rounds, drafted, dropped, after = 1, 0, 0, 0.0, 0.0
     handover_ms = (pool.ttft_ms + pool.prefill_ms_per_token * (prompt_tokens + n / 2)) * m
     guard = PaceGuard(token_slo_ms, n, pool.token_ms * m, handover_ms, predicted_token_ms)
     handed = 0  # tokens the cloud decoded alone after a hand-over
-    if gamma and n > 1:
-        drafted = gamma + 1  # the head block
-        after = max(0.0, rtt_ms + dev.ttft_ms(prompt_tokens) + (gamma + 1) * a - pool_ttft)  # a stall
+    head = control.next_gamma(n) if n > 1 else 0
+    if head:
+        drafted = head + 1  # the head block
+        after = max(0.0, rtt_ms + dev.ttft_ms(prompt_tokens) + (head + 1) * a - pool_ttft)  # a stall
         stall = after
-        pending = rng.random() < model.beta(1)  # its first token was the target's: it is round two's draft
+        # its first token was the target's: the rest is round two's draft
+        pending = head if rng.random() < truth.beta(1) else 0
+        if not pending:
+            control.spend((head + 1) * dev.energy_per_token_j)
         prev_hit = False
         while produced < n:
-            g = min(gamma, n - produced - 1)
+            g = control.next_gamma(n - produced)
             if g <= 0:  # the last token: a plain verify step
                 after += verify
                 produced, rounds = produced + 1, rounds + 1
+                control.observe(0, 0, 0.0, 0.0, verify)
                 continue
+            timed, ahead = not pending, prev_hit
             if pending:
-                wait, pending = 0.0, False
+                g, wait, pending = min(g, pending), 0.0, 0
             else:
                 wait = max(0.0, g * a - verify) if prev_hit else g * a + rtt_ms
                 drafted += g
             k = 0
-            while k < g and rng.random() < model.beta(k + 1):
+            while k < g and rng.random() < truth.beta(k + 1):
                 k += 1
-            for i in range(min(k + 1, g)):
-                reach[i] += 1
-                acc[i] += i < k
-            prev_hit = overlap and k == g and rng.random() < model.beta(g + 1)
+            guessed = overlap and k == g and rng.random() < truth.beta(g + 1)
+            prev_hit = guessed
             if overlap and not prev_hit:
-                dropped += min((g + 1) * model.blocks_ahead(g), (rtt_ms + verify) / max(a, 1e-3))
+                dropped += min((g + 1) * control.blocks_ahead(g), (rtt_ms + verify) / max(a, 1e-3))
+            control.observe(
+                g,
+                k,
+                g * a,
+                wait - g * a,
+                verify,
+                g * dev.energy_per_token_j if timed else 0.0,
+                predrafted=ahead,
+                timed=timed,
+                guessed=guessed if overlap and k == g else None,
+            )
             after += wait + verify
             produced, rounds = produced + k + 1, rounds + 1
             if guard.behind(after, produced - 1, (after - stall) / (produced - 1)):
@@ -194,10 +212,10 @@ def tandem_truth(
         first_compute_ms=pool.compute_ms_per_token,
         rounds=rounds,
         drafted=drafted,
-        accepted=tuple(acc) if gamma else (),
-        reached=tuple(reach) if gamma else (),
+        accepted=tuple(control.accepted) if head else (),
+        reached=tuple(control.reached) if head else (),
         draft_ms=a,
-        link_ms=rtt_ms if gamma else 0.0,
+        link_ms=rtt_ms if head else 0.0,
         verify_call_ms=verify,
         handed=handed,
         handed_compute_ms=handed * pool.compute_ms_per_token,

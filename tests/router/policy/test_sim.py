@@ -29,7 +29,9 @@ from router.policy.sim import (
     tandem_truth,
     time_decisions,
 )
+from router.policy.sim.state import fixed_gamma
 from router.policy.sim.truth import DeviceSpeed
+from router.tandem.control import DraftControlConfig, DraftLengthController
 from router.tandem.speculation import RoundModel, constant
 from tandem.errors import InvalidArgument
 
@@ -113,13 +115,12 @@ def tandem(betas=(0.7,), gamma=4, overlap=False, seed=0, n=200, **kw):
         prompt_tokens=300,
         rtt_ms=40.0,
         betas=betas,
-        gamma=gamma,
+        control=DraftLengthController(fixed_gamma(gamma, overlap)),
         dev=DEV,
         pool=gpu,
         m=1.0,
         wait_ms=0.0,
         verify_compute_factor=1.2,
-        overlap=overlap,
         rng=random.Random(seed),
     )
     return tandem_truth(**{**args, **kw})
@@ -270,3 +271,23 @@ def test_bench_writes_json_markdown_and_png(tmp_path, capsys):
     assert "| policy | slo_attainment |" in md and "Calibration" in md
     assert (tmp_path / "policy.png").read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().out.lstrip().startswith("{")
+
+
+def test_tandem_truth_runs_the_sessions_controller_which_follows_the_requests_acceptance():
+    gpu = next(p for p in REF.pools if p.name == "gpu")
+    fast = dataclasses.replace(DEV, draft_ms=4.0)
+    prior = RoundModel(constant(0.5), fast.draft_ms, 40.0, gpu.verify_ms)
+    start = DraftLengthController(DraftControlConfig(prior=prior)).next_gamma(200)
+
+    def session(alpha):
+        control = DraftLengthController(DraftControlConfig(prior=prior))
+        t = tandem(betas=constant(alpha), control=control, n=400, dev=fast)
+        return t, control
+
+    easy, easy_ctl = session(0.95)
+    hard, hard_ctl = session(0.2)
+    # it starts where the decision's model does, then drafts longer on easy text and shorter on hard
+    assert hard.drafted / hard.rounds < start < easy.drafted / easy.rounds
+    assert easy.rounds < hard.rounds
+    # what the router learns from is the controller's count (the head start left out)
+    assert easy.reached == tuple(easy_ctl.reached) and sum(easy.reached) > 0
