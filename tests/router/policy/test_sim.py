@@ -285,7 +285,7 @@ def test_tandem_truth_runs_the_sessions_controller_which_follows_the_requests_ac
         return t, control
 
     easy, easy_ctl = session(0.95)
-    hard, hard_ctl = session(0.2)
+    hard, _ = session(0.2)
     # it starts where the decision's model does, then drafts longer on easy text and shorter on hard
     assert hard.drafted / hard.rounds < start < easy.drafted / easy.rounds
     assert easy.rounds < hard.rounds
