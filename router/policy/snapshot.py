@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
-from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord, least_loaded
+from router.fleet import CLOUD, EDGE, DeviceState, FleetRegistry, WorkerRecord, least_loaded
 from router.policy.config import PolicyConfig
 from router.policy.costs import priced
 from router.policy.estimates import Estimates, Spread
@@ -33,15 +33,15 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
     s = w.state
     e = est.device(w.worker_id)
     link_ms, ahead_extra_ms = est.device_link(w.worker_id)
-    return DeviceEstimate(
+    measured = DeviceEstimate(
         worker_id=w.worker_id,
         endpoint=w.endpoint,
-        battery_percent=s.battery_percent,
-        charging=s.charging,
-        has_battery=s.battery_source != "none",
-        battery_capacity_j=s.battery_capacity_joules,
-        thermal=s.thermal,
-        energy_per_token_j=s.energy_per_token_joules,
+        battery_percent=0.0,
+        charging=False,
+        has_battery=False,
+        battery_capacity_j=0.0,
+        thermal="unknown",
+        energy_per_token_j=0.0,
         prefill_energy_fraction=policy.prefill_energy_fraction,
         rtt_ms=s.rtt_ms if s.rtt_ms > 0 else policy.prior_rtt_ms,
         ttft_ms=e["ttft_ms"],
@@ -52,6 +52,22 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
         ahead_extra_ms=ahead_extra_ms,
         last_seen=w.last_seen,
         inflight_energy_j=est.device_energy[w.worker_id],
+    )
+    return with_live_state(measured, s, w.last_seen)
+
+
+def with_live_state(d: DeviceEstimate, s: DeviceState, seen: float) -> DeviceEstimate:
+    """`d` with the device's live state `s` as of `seen` (the registry's clock): battery, charging,
+    thermal and energy per token. The router applies its latest report; a device, its state now."""
+    return dataclasses.replace(
+        d,
+        battery_percent=s.battery_percent,
+        charging=s.charging,
+        has_battery=s.battery_source != "none",
+        battery_capacity_j=s.battery_capacity_joules,
+        thermal=s.thermal,
+        energy_per_token_j=s.energy_per_token_joules,
+        last_seen=seen,
     )
 
 

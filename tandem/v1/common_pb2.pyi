@@ -203,7 +203,7 @@ class Candidate(_message.Message):
     def __init__(self, placement: _Optional[_Union[Placement, str]] = ..., edge_worker_id: _Optional[str] = ..., pool: _Optional[str] = ..., score: _Optional[float] = ..., excluded: _Optional[bool] = ..., reason: _Optional[str] = ..., predicted_cost_usd: _Optional[float] = ..., predicted_ttft_ms: _Optional[float] = ..., predicted_token_ms: _Optional[float] = ..., predicted_device_energy_joules: _Optional[float] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("placement", "edge_worker_id", "pool", "cloud_worker_id", "initial_draft_length", "reason", "candidates", "policy_version", "predicted_cost_usd", "predicted_ttft_ms", "predicted_token_ms", "predicted_device_energy_joules")
+    __slots__ = ("placement", "edge_worker_id", "pool", "cloud_worker_id", "initial_draft_length", "reason", "candidates", "policy_version", "predicted_cost_usd", "predicted_ttft_ms", "predicted_token_ms", "predicted_device_energy_joules", "decided_at")
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     EDGE_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class Decision(_message.Message):
     PREDICTED_TTFT_MS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_DEVICE_ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     placement: Placement
     edge_worker_id: str
     pool: str
@@ -228,7 +229,8 @@ class Decision(_message.Message):
     predicted_ttft_ms: float
     predicted_token_ms: float
     predicted_device_energy_joules: float
-    def __init__(self, placement: _Optional[_Union[Placement, str]] = ..., edge_worker_id: _Optional[str] = ..., pool: _Optional[str] = ..., cloud_worker_id: _Optional[str] = ..., initial_draft_length: _Optional[int] = ..., reason: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., policy_version: _Optional[int] = ..., predicted_cost_usd: _Optional[float] = ..., predicted_ttft_ms: _Optional[float] = ..., predicted_token_ms: _Optional[float] = ..., predicted_device_energy_joules: _Optional[float] = ...) -> None: ...
+    decided_at: str
+    def __init__(self, placement: _Optional[_Union[Placement, str]] = ..., edge_worker_id: _Optional[str] = ..., pool: _Optional[str] = ..., cloud_worker_id: _Optional[str] = ..., initial_draft_length: _Optional[int] = ..., reason: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., policy_version: _Optional[int] = ..., predicted_cost_usd: _Optional[float] = ..., predicted_ttft_ms: _Optional[float] = ..., predicted_token_ms: _Optional[float] = ..., predicted_device_energy_joules: _Optional[float] = ..., decided_at: _Optional[str] = ...) -> None: ...
 
 class WorkerState(_message.Message):
     __slots__ = ("battery_percent", "charging", "battery_source", "thermal", "energy_per_token_joules", "queue_depth", "active_sessions", "rtt_ms", "kv_cache_bytes", "tokens_generated", "energy_spent_joules", "battery_capacity_joules")

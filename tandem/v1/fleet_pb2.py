@@ -22,49 +22,58 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from tandem.v1 import admin_pb2 as tandem_dot_v1_dot_admin__pb2
 from tandem.v1 import common_pb2 as tandem_dot_v1_dot_common__pb2
 from tandem.v1 import worker_pb2 as tandem_dot_v1_dot_worker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tandem/v1/fleet.proto\x12\ttandem.v1\x1a\x16tandem/v1/common.proto\x1a\x16tandem/v1/worker.proto\"\xb3\x01\n\x06LinkUp\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.tandem.v1.LinkHelloH\x00\x12+\n\ttelemetry\x18\x02 \x01(\x0b\x32\x16.tandem.v1.WorkerStateH\x00\x12%\n\x05reply\x18\x03 \x01(\x0b\x32\x14.tandem.v1.LinkReplyH\x00\x12#\n\x04pong\x18\x04 \x01(\x0b\x32\x13.tandem.v1.LinkPongH\x00\x42\t\n\x07message\"W\n\tLinkHello\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.tandem.v1.WorkerInfo\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.tandem.v1.WorkerState\"\xb3\x01\n\x08LinkDown\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.tandem.v1.LinkWelcomeH\x00\x12#\n\x04\x63\x61ll\x18\x02 \x01(\x0b\x32\x13.tandem.v1.LinkCallH\x00\x12\'\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x15.tandem.v1.LinkCancelH\x00\x12#\n\x04ping\x18\x04 \x01(\x0b\x32\x13.tandem.v1.LinkPingH\x00\x42\t\n\x07message\"}\n\x0bLinkWelcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\x05\x12\x1c\n\x14telemetry_refresh_ms\x18\x03 \x01(\x05\x12\x1e\n\x16telemetry_battery_step\x18\x04 \x01(\x01\"\xac\x03\n\x08LinkCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x01\x12\x12\n\nhalf_close\x18\x03 \x01(\x08\x12.\n\x08\x64\x65scribe\x18\n \x01(\x0b\x32\x1a.tandem.v1.DescribeRequestH\x00\x12(\n\x05\x64raft\x18\x0b \x01(\x0b\x32\x17.tandem.v1.DraftRequestH\x00\x12\x35\n\x0c\x64raft_stream\x18\x0c \x01(\x0b\x32\x1d.tandem.v1.DraftStreamRequestH\x00\x12\x34\n\x08generate\x18\r \x01(\x0b\x32 .tandem.v1.WorkerGenerateRequestH\x00\x12,\n\x07release\x18\x0e \x01(\x0b\x32\x19.tandem.v1.ReleaseRequestH\x00\x12\x37\n\rget_tokenizer\x18\x0f \x01(\x0b\x32\x1e.tandem.v1.GetTokenizerRequestH\x00\x12.\n\x08tokenize\x18\x10 \x01(\x0b\x32\x1a.tandem.v1.TokenizeRequestH\x00\x42\t\n\x07request\"\x1d\n\nLinkCancel\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\"\xb4\x03\n\tLinkReply\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x08\x12%\n\x06status\x18\x03 \x01(\x0b\x32\x15.tandem.v1.LinkStatus\x12/\n\x08\x64\x65scribe\x18\n \x01(\x0b\x32\x1b.tandem.v1.DescribeResponseH\x00\x12)\n\x05\x64raft\x18\x0b \x01(\x0b\x32\x18.tandem.v1.DraftResponseH\x00\x12,\n\x0b\x64raft_block\x18\x0c \x01(\x0b\x32\x15.tandem.v1.DraftBlockH\x00\x12\x32\n\x08generate\x18\r \x01(\x0b\x32\x1e.tandem.v1.WorkerGenerateChunkH\x00\x12-\n\x07release\x18\x0e \x01(\x0b\x32\x1a.tandem.v1.ReleaseResponseH\x00\x12\x38\n\rget_tokenizer\x18\x0f \x01(\x0b\x32\x1f.tandem.v1.GetTokenizerResponseH\x00\x12/\n\x08tokenize\x18\x10 \x01(\x0b\x32\x1b.tandem.v1.TokenizeResponseH\x00\x42\n\n\x08response\":\n\nLinkStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"\x19\n\x08LinkPing\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x19\n\x08LinkPong\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x95\x01\n\x0fRegisterRequest\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.tandem.v1.WorkerInfo\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0b\x32\x16.tandem.v1.WorkerState\x12$\n\x04pool\x18\x04 \x01(\x0b\x32\x16.tandem.v1.PoolProfile\"V\n\x10RegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\x05\x12\x10\n\x08lease_ms\x18\x03 \x01(\x05\"L\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.tandem.v1.WorkerState\"\"\n\x11HeartbeatResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"&\n\x11\x44\x65registerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"%\n\x12\x44\x65registerResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\x32\x93\x02\n\x05\x46leet\x12\x43\n\x08Register\x12\x1a.tandem.v1.RegisterRequest\x1a\x1b.tandem.v1.RegisterResponse\x12\x46\n\tHeartbeat\x12\x1b.tandem.v1.HeartbeatRequest\x1a\x1c.tandem.v1.HeartbeatResponse\x12I\n\nDeregister\x12\x1c.tandem.v1.DeregisterRequest\x1a\x1d.tandem.v1.DeregisterResponse\x12\x32\n\x04Link\x12\x11.tandem.v1.LinkUp\x1a\x13.tandem.v1.LinkDown(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tandem/v1/fleet.proto\x12\ttandem.v1\x1a\x15tandem/v1/admin.proto\x1a\x16tandem/v1/common.proto\x1a\x16tandem/v1/worker.proto\"\xb3\x01\n\x06LinkUp\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.tandem.v1.LinkHelloH\x00\x12+\n\ttelemetry\x18\x02 \x01(\x0b\x32\x16.tandem.v1.WorkerStateH\x00\x12%\n\x05reply\x18\x03 \x01(\x0b\x32\x14.tandem.v1.LinkReplyH\x00\x12#\n\x04pong\x18\x04 \x01(\x0b\x32\x13.tandem.v1.LinkPongH\x00\x42\t\n\x07message\"W\n\tLinkHello\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.tandem.v1.WorkerInfo\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.tandem.v1.WorkerState\"\xdf\x01\n\x08LinkDown\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.tandem.v1.LinkWelcomeH\x00\x12#\n\x04\x63\x61ll\x18\x02 \x01(\x0b\x32\x13.tandem.v1.LinkCallH\x00\x12\'\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x15.tandem.v1.LinkCancelH\x00\x12#\n\x04ping\x18\x04 \x01(\x0b\x32\x13.tandem.v1.LinkPingH\x00\x12*\n\ncloud_view\x18\x05 \x01(\x0b\x32\x14.tandem.v1.CloudViewH\x00\x42\t\n\x07message\"\xec\x01\n\tCloudView\x12\x16\n\x0epolicy_version\x18\x01 \x01(\x03\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.tandem.v1.RoutingPolicy\x12\"\n\x05pools\x18\x03 \x03(\x0b\x32\x13.tandem.v1.PoolView\x12%\n\x06\x64\x65vice\x18\x04 \x01(\x0b\x32\x15.tandem.v1.DeviceView\x12\x17\n\x0f\x63hars_per_token\x18\x05 \x01(\x01\x12)\n\x07spreads\x18\x06 \x03(\x0b\x32\x18.tandem.v1.LatencySpread\x12\x0e\n\x06ttl_ms\x18\x07 \x01(\x01\"\xcc\x02\n\x08PoolView\x12\'\n\x07profile\x18\x01 \x01(\x0b\x32\x16.tandem.v1.PoolProfile\x12\x10\n\x08replicas\x18\x02 \x01(\x05\x12\x13\n\x0butilisation\x18\x03 \x01(\x01\x12\x0f\n\x07ttft_ms\x18\x04 \x01(\x01\x12\x1c\n\x14prefill_ms_per_token\x18\x05 \x01(\x01\x12\x10\n\x08token_ms\x18\x06 \x01(\x01\x12\x11\n\tverify_ms\x18\x07 \x01(\x01\x12\x1c\n\x14\x63ompute_ms_per_token\x18\x08 \x01(\x01\x12\x1d\n\x15\x63ompute_ms_per_verify\x18\t \x01(\x01\x12\x14\n\x0cobservations\x18\n \x01(\x05\x12\x19\n\x11\x61\x63\x63\x65ptance_greedy\x18\x0b \x03(\x01\x12\x1a\n\x12\x61\x63\x63\x65ptance_sampled\x18\x0c \x03(\x01\x12\x12\n\nreplica_id\x18\r \x01(\t\"\xb8\x01\n\nDeviceView\x12\x0f\n\x07ttft_ms\x18\x01 \x01(\x01\x12\x1c\n\x14prefill_ms_per_token\x18\x02 \x01(\x01\x12\x10\n\x08token_ms\x18\x03 \x01(\x01\x12\x10\n\x08\x64raft_ms\x18\x04 \x01(\x01\x12\x0f\n\x07link_ms\x18\x05 \x01(\x01\x12\x16\n\x0e\x61head_extra_ms\x18\x06 \x01(\x01\x12\x1e\n\x16inflight_energy_joules\x18\x07 \x01(\x01\x12\x0e\n\x06rtt_ms\x18\x08 \x01(\x01\"b\n\rLatencySpread\x12\x11\n\tplacement\x18\x01 \x01(\t\x12\x0e\n\x06\x66igure\x18\x02 \x01(\t\x12\x0c\n\x04\x62\x61se\x18\x03 \x01(\x01\x12\x11\n\tquantiles\x18\x04 \x03(\x01\x12\r\n\x05\x63ount\x18\x05 \x01(\x03\"\x9d\x01\n\x0bLinkWelcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\x05\x12\x1c\n\x14telemetry_refresh_ms\x18\x03 \x01(\x05\x12\x1e\n\x16telemetry_battery_step\x18\x04 \x01(\x01\x12\x1e\n\x16\x63loud_view_interval_ms\x18\x05 \x01(\x05\"\xac\x03\n\x08LinkCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x01\x12\x12\n\nhalf_close\x18\x03 \x01(\x08\x12.\n\x08\x64\x65scribe\x18\n \x01(\x0b\x32\x1a.tandem.v1.DescribeRequestH\x00\x12(\n\x05\x64raft\x18\x0b \x01(\x0b\x32\x17.tandem.v1.DraftRequestH\x00\x12\x35\n\x0c\x64raft_stream\x18\x0c \x01(\x0b\x32\x1d.tandem.v1.DraftStreamRequestH\x00\x12\x34\n\x08generate\x18\r \x01(\x0b\x32 .tandem.v1.WorkerGenerateRequestH\x00\x12,\n\x07release\x18\x0e \x01(\x0b\x32\x19.tandem.v1.ReleaseRequestH\x00\x12\x37\n\rget_tokenizer\x18\x0f \x01(\x0b\x32\x1e.tandem.v1.GetTokenizerRequestH\x00\x12.\n\x08tokenize\x18\x10 \x01(\x0b\x32\x1a.tandem.v1.TokenizeRequestH\x00\x42\t\n\x07request\"\x1d\n\nLinkCancel\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\"\xb4\x03\n\tLinkReply\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x08\x12%\n\x06status\x18\x03 \x01(\x0b\x32\x15.tandem.v1.LinkStatus\x12/\n\x08\x64\x65scribe\x18\n \x01(\x0b\x32\x1b.tandem.v1.DescribeResponseH\x00\x12)\n\x05\x64raft\x18\x0b \x01(\x0b\x32\x18.tandem.v1.DraftResponseH\x00\x12,\n\x0b\x64raft_block\x18\x0c \x01(\x0b\x32\x15.tandem.v1.DraftBlockH\x00\x12\x32\n\x08generate\x18\r \x01(\x0b\x32\x1e.tandem.v1.WorkerGenerateChunkH\x00\x12-\n\x07release\x18\x0e \x01(\x0b\x32\x1a.tandem.v1.ReleaseResponseH\x00\x12\x38\n\rget_tokenizer\x18\x0f \x01(\x0b\x32\x1f.tandem.v1.GetTokenizerResponseH\x00\x12/\n\x08tokenize\x18\x10 \x01(\x0b\x32\x1b.tandem.v1.TokenizeResponseH\x00\x42\n\n\x08response\":\n\nLinkStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"\x19\n\x08LinkPing\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x19\n\x08LinkPong\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x95\x01\n\x0fRegisterRequest\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.tandem.v1.WorkerInfo\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0b\x32\x16.tandem.v1.WorkerState\x12$\n\x04pool\x18\x04 \x01(\x0b\x32\x16.tandem.v1.PoolProfile\"V\n\x10RegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\x05\x12\x10\n\x08lease_ms\x18\x03 \x01(\x05\"L\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.tandem.v1.WorkerState\"\"\n\x11HeartbeatResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"&\n\x11\x44\x65registerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"%\n\x12\x44\x65registerResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\x32\x93\x02\n\x05\x46leet\x12\x43\n\x08Register\x12\x1a.tandem.v1.RegisterRequest\x1a\x1b.tandem.v1.RegisterResponse\x12\x46\n\tHeartbeat\x12\x1b.tandem.v1.HeartbeatRequest\x1a\x1c.tandem.v1.HeartbeatResponse\x12I\n\nDeregister\x12\x1c.tandem.v1.DeregisterRequest\x1a\x1d.tandem.v1.DeregisterResponse\x12\x32\n\x04Link\x12\x11.tandem.v1.LinkUp\x1a\x13.tandem.v1.LinkDown(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tandem.v1.fleet_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LINKUP']._serialized_start=85
-  _globals['_LINKUP']._serialized_end=264
-  _globals['_LINKHELLO']._serialized_start=266
-  _globals['_LINKHELLO']._serialized_end=353
-  _globals['_LINKDOWN']._serialized_start=356
-  _globals['_LINKDOWN']._serialized_end=535
-  _globals['_LINKWELCOME']._serialized_start=537
-  _globals['_LINKWELCOME']._serialized_end=662
-  _globals['_LINKCALL']._serialized_start=665
-  _globals['_LINKCALL']._serialized_end=1093
-  _globals['_LINKCANCEL']._serialized_start=1095
-  _globals['_LINKCANCEL']._serialized_end=1124
-  _globals['_LINKREPLY']._serialized_start=1127
-  _globals['_LINKREPLY']._serialized_end=1563
-  _globals['_LINKSTATUS']._serialized_start=1565
-  _globals['_LINKSTATUS']._serialized_end=1623
-  _globals['_LINKPING']._serialized_start=1625
-  _globals['_LINKPING']._serialized_end=1650
-  _globals['_LINKPONG']._serialized_start=1652
-  _globals['_LINKPONG']._serialized_end=1677
-  _globals['_REGISTERREQUEST']._serialized_start=1680
-  _globals['_REGISTERREQUEST']._serialized_end=1829
-  _globals['_REGISTERRESPONSE']._serialized_start=1831
-  _globals['_REGISTERRESPONSE']._serialized_end=1917
-  _globals['_HEARTBEATREQUEST']._serialized_start=1919
-  _globals['_HEARTBEATREQUEST']._serialized_end=1995
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1997
-  _globals['_HEARTBEATRESPONSE']._serialized_end=2031
-  _globals['_DEREGISTERREQUEST']._serialized_start=2033
-  _globals['_DEREGISTERREQUEST']._serialized_end=2071
-  _globals['_DEREGISTERRESPONSE']._serialized_start=2073
-  _globals['_DEREGISTERRESPONSE']._serialized_end=2110
-  _globals['_FLEET']._serialized_start=2113
-  _globals['_FLEET']._serialized_end=2388
+  _globals['_LINKUP']._serialized_start=108
+  _globals['_LINKUP']._serialized_end=287
+  _globals['_LINKHELLO']._serialized_start=289
+  _globals['_LINKHELLO']._serialized_end=376
+  _globals['_LINKDOWN']._serialized_start=379
+  _globals['_LINKDOWN']._serialized_end=602
+  _globals['_CLOUDVIEW']._serialized_start=605
+  _globals['_CLOUDVIEW']._serialized_end=841
+  _globals['_POOLVIEW']._serialized_start=844
+  _globals['_POOLVIEW']._serialized_end=1176
+  _globals['_DEVICEVIEW']._serialized_start=1179
+  _globals['_DEVICEVIEW']._serialized_end=1363
+  _globals['_LATENCYSPREAD']._serialized_start=1365
+  _globals['_LATENCYSPREAD']._serialized_end=1463
+  _globals['_LINKWELCOME']._serialized_start=1466
+  _globals['_LINKWELCOME']._serialized_end=1623
+  _globals['_LINKCALL']._serialized_start=1626
+  _globals['_LINKCALL']._serialized_end=2054
+  _globals['_LINKCANCEL']._serialized_start=2056
+  _globals['_LINKCANCEL']._serialized_end=2085
+  _globals['_LINKREPLY']._serialized_start=2088
+  _globals['_LINKREPLY']._serialized_end=2524
+  _globals['_LINKSTATUS']._serialized_start=2526
+  _globals['_LINKSTATUS']._serialized_end=2584
+  _globals['_LINKPING']._serialized_start=2586
+  _globals['_LINKPING']._serialized_end=2611
+  _globals['_LINKPONG']._serialized_start=2613
+  _globals['_LINKPONG']._serialized_end=2638
+  _globals['_REGISTERREQUEST']._serialized_start=2641
+  _globals['_REGISTERREQUEST']._serialized_end=2790
+  _globals['_REGISTERRESPONSE']._serialized_start=2792
+  _globals['_REGISTERRESPONSE']._serialized_end=2878
+  _globals['_HEARTBEATREQUEST']._serialized_start=2880
+  _globals['_HEARTBEATREQUEST']._serialized_end=2956
+  _globals['_HEARTBEATRESPONSE']._serialized_start=2958
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2992
+  _globals['_DEREGISTERREQUEST']._serialized_start=2994
+  _globals['_DEREGISTERREQUEST']._serialized_end=3032
+  _globals['_DEREGISTERRESPONSE']._serialized_start=3034
+  _globals['_DEREGISTERRESPONSE']._serialized_end=3071
+  _globals['_FLEET']._serialized_start=3074
+  _globals['_FLEET']._serialized_end=3349
 # @@protoc_insertion_point(module_scope)

@@ -1,8 +1,10 @@
+from tandem.v1 import admin_pb2 as _admin_pb2
 from tandem.v1 import common_pb2 as _common_pb2
 from tandem.v1 import worker_pb2 as _worker_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -28,28 +30,114 @@ class LinkHello(_message.Message):
     def __init__(self, info: _Optional[_Union[_common_pb2.WorkerInfo, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ...) -> None: ...
 
 class LinkDown(_message.Message):
-    __slots__ = ("welcome", "call", "cancel", "ping")
+    __slots__ = ("welcome", "call", "cancel", "ping", "cloud_view")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     CALL_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_VIEW_FIELD_NUMBER: _ClassVar[int]
     welcome: LinkWelcome
     call: LinkCall
     cancel: LinkCancel
     ping: LinkPing
-    def __init__(self, welcome: _Optional[_Union[LinkWelcome, _Mapping]] = ..., call: _Optional[_Union[LinkCall, _Mapping]] = ..., cancel: _Optional[_Union[LinkCancel, _Mapping]] = ..., ping: _Optional[_Union[LinkPing, _Mapping]] = ...) -> None: ...
+    cloud_view: CloudView
+    def __init__(self, welcome: _Optional[_Union[LinkWelcome, _Mapping]] = ..., call: _Optional[_Union[LinkCall, _Mapping]] = ..., cancel: _Optional[_Union[LinkCancel, _Mapping]] = ..., ping: _Optional[_Union[LinkPing, _Mapping]] = ..., cloud_view: _Optional[_Union[CloudView, _Mapping]] = ...) -> None: ...
+
+class CloudView(_message.Message):
+    __slots__ = ("policy_version", "policy", "pools", "device", "chars_per_token", "spreads", "ttl_ms")
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    CHARS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SPREADS_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    policy_version: int
+    policy: _admin_pb2.RoutingPolicy
+    pools: _containers.RepeatedCompositeFieldContainer[PoolView]
+    device: DeviceView
+    chars_per_token: float
+    spreads: _containers.RepeatedCompositeFieldContainer[LatencySpread]
+    ttl_ms: float
+    def __init__(self, policy_version: _Optional[int] = ..., policy: _Optional[_Union[_admin_pb2.RoutingPolicy, _Mapping]] = ..., pools: _Optional[_Iterable[_Union[PoolView, _Mapping]]] = ..., device: _Optional[_Union[DeviceView, _Mapping]] = ..., chars_per_token: _Optional[float] = ..., spreads: _Optional[_Iterable[_Union[LatencySpread, _Mapping]]] = ..., ttl_ms: _Optional[float] = ...) -> None: ...
+
+class PoolView(_message.Message):
+    __slots__ = ("profile", "replicas", "utilisation", "ttft_ms", "prefill_ms_per_token", "token_ms", "verify_ms", "compute_ms_per_token", "compute_ms_per_verify", "observations", "acceptance_greedy", "acceptance_sampled", "replica_id")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    PREFILL_MS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_MS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_MS_PER_VERIFY_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_GREEDY_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_SAMPLED_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    profile: _common_pb2.PoolProfile
+    replicas: int
+    utilisation: float
+    ttft_ms: float
+    prefill_ms_per_token: float
+    token_ms: float
+    verify_ms: float
+    compute_ms_per_token: float
+    compute_ms_per_verify: float
+    observations: int
+    acceptance_greedy: _containers.RepeatedScalarFieldContainer[float]
+    acceptance_sampled: _containers.RepeatedScalarFieldContainer[float]
+    replica_id: str
+    def __init__(self, profile: _Optional[_Union[_common_pb2.PoolProfile, _Mapping]] = ..., replicas: _Optional[int] = ..., utilisation: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., prefill_ms_per_token: _Optional[float] = ..., token_ms: _Optional[float] = ..., verify_ms: _Optional[float] = ..., compute_ms_per_token: _Optional[float] = ..., compute_ms_per_verify: _Optional[float] = ..., observations: _Optional[int] = ..., acceptance_greedy: _Optional[_Iterable[float]] = ..., acceptance_sampled: _Optional[_Iterable[float]] = ..., replica_id: _Optional[str] = ...) -> None: ...
+
+class DeviceView(_message.Message):
+    __slots__ = ("ttft_ms", "prefill_ms_per_token", "token_ms", "draft_ms", "link_ms", "ahead_extra_ms", "inflight_energy_joules", "rtt_ms")
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    PREFILL_MS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_MS_FIELD_NUMBER: _ClassVar[int]
+    LINK_MS_FIELD_NUMBER: _ClassVar[int]
+    AHEAD_EXTRA_MS_FIELD_NUMBER: _ClassVar[int]
+    INFLIGHT_ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    ttft_ms: float
+    prefill_ms_per_token: float
+    token_ms: float
+    draft_ms: float
+    link_ms: float
+    ahead_extra_ms: float
+    inflight_energy_joules: float
+    rtt_ms: float
+    def __init__(self, ttft_ms: _Optional[float] = ..., prefill_ms_per_token: _Optional[float] = ..., token_ms: _Optional[float] = ..., draft_ms: _Optional[float] = ..., link_ms: _Optional[float] = ..., ahead_extra_ms: _Optional[float] = ..., inflight_energy_joules: _Optional[float] = ..., rtt_ms: _Optional[float] = ...) -> None: ...
+
+class LatencySpread(_message.Message):
+    __slots__ = ("placement", "figure", "base", "quantiles", "count")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    FIGURE_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    QUANTILES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    placement: str
+    figure: str
+    base: float
+    quantiles: _containers.RepeatedScalarFieldContainer[float]
+    count: int
+    def __init__(self, placement: _Optional[str] = ..., figure: _Optional[str] = ..., base: _Optional[float] = ..., quantiles: _Optional[_Iterable[float]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class LinkWelcome(_message.Message):
-    __slots__ = ("worker_id", "heartbeat_interval_ms", "telemetry_refresh_ms", "telemetry_battery_step")
+    __slots__ = ("worker_id", "heartbeat_interval_ms", "telemetry_refresh_ms", "telemetry_battery_step", "cloud_view_interval_ms")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_REFRESH_MS_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_BATTERY_STEP_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_VIEW_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     heartbeat_interval_ms: int
     telemetry_refresh_ms: int
     telemetry_battery_step: float
-    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_refresh_ms: _Optional[int] = ..., telemetry_battery_step: _Optional[float] = ...) -> None: ...
+    cloud_view_interval_ms: int
+    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_refresh_ms: _Optional[int] = ..., telemetry_battery_step: _Optional[float] = ..., cloud_view_interval_ms: _Optional[int] = ...) -> None: ...
 
 class LinkCall(_message.Message):
     __slots__ = ("call_id", "timeout_ms", "half_close", "describe", "draft", "draft_stream", "generate", "release", "get_tokenizer", "tokenize")
