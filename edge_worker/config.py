@@ -5,10 +5,20 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from router.policy.config import PolicyConfig
 from runtime.credentials import read_token
 from runtime.link_emulator import LinkProfile
 from runtime.llm.decoder import NPU_FIRST_PROVIDERS
 from runtime.tls import TlsConfig
+
+
+def is_local_address(address: str) -> bool:
+    """A unix socket, or host:port on the loopback interface."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    return bool(sep) and port.isdigit() and (host == "localhost" or host == "::1" or host.startswith("127."))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +55,10 @@ class EdgeConfig:
     host: str = "127.0.0.1"
     port: int = 0
     advertise_host: str = ""  # listen: the address the router calls; default: host
+    # Where apps on this device reach the agent's Inference service (edge_worker.apps): a unix
+    # socket ("unix:///run/tandem.sock") or a loopback port ("127.0.0.1:0": any free one); the
+    # device's own address only, never a network one. Empty: apps go to the router directly.
+    apps: str = ""
     # TLS: ca_file vouches for the router's certificate (None: the system's roots); a device that
     # listens serves with cert_file/key_file and lets in only clients whose certificate ca_file
     # signed (the router's)
@@ -60,6 +74,8 @@ class EdgeConfig:
     # Emulate the device's network to the router (its link's connection — and, when it listens, the
     # router's calls — run through in-process proxies; both directions); all zero: a direct one.
     link: LinkProfile = dataclasses.field(default_factory=LinkProfile)
+    # the policy a device decides its apps' requests with before its router sent one (offline)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
         if self.thermal_override not in ("", "nominal", "fair", "serious", "critical"):
@@ -68,6 +84,10 @@ class EdgeConfig:
             )
         if self.threads < 1 or self.max_inflight < 1:
             raise ValueError("threads and max_inflight must be >= 1")
+        if self.apps and not is_local_address(self.apps):
+            raise ValueError(
+                f"apps must be a unix socket (unix:///path) or a loopback host:port, got {self.apps!r}"
+            )
         if self.token and self.token_file:
             raise ValueError("set token or token_file, not both")
         if self.listen and not self.insecure and not (self.tls.has_cert and self.tls.ca_file):

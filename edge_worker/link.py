@@ -96,10 +96,11 @@ class LinkClient:
         channel_credentials: grpc.ChannelCredentials | None = None,
         backoff_s: tuple[float, float] = (0.2, 10.0),
         rng: random.Random | None = None,
+        on_view: Callable[[fleet_pb2.CloudView], None] = lambda view: None,
     ) -> None:
         """`hello` and `state` say what the device runs and how it is now, each time they are sent.
         `servicer` answers the router's calls (a WorkerServicer; a call it has no method for gets
-        UNIMPLEMENTED)."""
+        UNIMPLEMENTED). `on_view` takes each cloud view the router sends."""
         self.router = router
         self.token = token
         self.hello = hello
@@ -108,6 +109,7 @@ class LinkClient:
         self.channel_credentials = channel_credentials
         self.backoff_s = backoff_s
         self.rng = rng or random.Random()
+        self.on_view = on_view
         self.connected = asyncio.Event()
         self.reconnects = 0  # links dialled again after one broke
         self.worker_id = ""
@@ -127,10 +129,14 @@ class LinkClient:
             return grpc.aio.secure_channel(self.router, self.channel_credentials, options=options)
         return grpc.aio.insecure_channel(self.router, options=options)
 
-    async def start(self, connect_timeout_s: float = 60.0) -> None:
+    async def start(self, connect_timeout_s: float = 60.0, wait: bool = True) -> None:
         """Keep the link up in the background; return once it is up. Raises the router's refusal
-        (a TandemError), or Unavailable when it could not be reached within `connect_timeout_s`."""
+        (a TandemError), or Unavailable when it could not be reached within `connect_timeout_s`.
+        `wait` False: return at once (a device that serves its apps offline); a refusal is logged."""
         self._task = asyncio.create_task(self._run(), name="device-link")
+        if not wait:
+            self._task.add_done_callback(_log_refusal)
+            return
         connected = asyncio.ensure_future(self.connected.wait())
         done, _ = await asyncio.wait({connected, self._task}, timeout=connect_timeout_s,
                                      return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
@@ -207,6 +213,8 @@ class LinkClient:
                         entry[0].cancel()
                 elif kind == "ping":
                     out.put_nowait(fleet_pb2.LinkUp(pong=fleet_pb2.LinkPong(nonce=msg.ping.nonce)))
+                elif kind == "cloud_view":
+                    self.on_view(msg.cloud_view)
         finally:
             for task, _ in calls.values():
                 task.cancel()
@@ -305,6 +313,11 @@ class LinkClient:
         except Exception:
             log.exception("link call %s (%s) failed", call_id, method)
             out.put_nowait(_end(call_id, grpc.StatusCode.INTERNAL, f"{method} failed on the device"))
+
+
+def _log_refusal(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the router refused this device's link: %s", task.exception())
 
 
 def changed(before: common_pb2.WorkerState, now: common_pb2.WorkerState, battery_step: float) -> bool:

@@ -12,11 +12,13 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 import tandem
+from edge_worker.apps import DeviceDecider, DeviceInference
 from edge_worker.battery import ModelledBattery, read_os_battery
 from edge_worker.config import EdgeConfig
 from edge_worker.link import LinkClient
 from edge_worker.metrics import EdgeMetrics
 from edge_worker.thermal import read_max_temp_c, state_for
+from router.metrics import RouterMetrics
 from runtime.fleet_client import FleetMembership
 from runtime.link_emulator import LinkEmulator, LinkProfile
 from runtime.llm.decoder import OnnxDecoder, available_providers, choose_providers
@@ -24,12 +26,21 @@ from runtime.llm.kv_cache import SessionCache
 from runtime.llm.runner import ModelRunner
 from runtime.llm.tokenizer import Tokenizer
 from runtime.profiles import ModelProfile
-from runtime.serving import WORKER_SERVICES, mark_not_serving, mark_serving, serve_metrics, worker_server
+from runtime.serving import (
+    WORKER_SERVICES,
+    add_health_and_reflection,
+    mark_not_serving,
+    mark_serving,
+    serve_metrics,
+    worker_server,
+)
 from runtime.worker_metrics import WorkerMetrics
 from runtime.worker_servicer import WorkerServicer
-from tandem.v1 import common_pb2, fleet_pb2
+from tandem.v1 import common_pb2, fleet_pb2, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+APPS_SERVICE = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
 
 THERMAL = {
     "unknown": common_pb2.THERMAL_STATE_UNKNOWN,
@@ -155,6 +166,13 @@ class EdgeWorker:
             runner, self.host, WorkerMetrics(self.registry, "edge"), config.max_inflight
         )
         self.host.servicer = self.servicer
+        # apps on the device: the router's policy decides here (edge_worker.apps)
+        self.decider = DeviceDecider(
+            self.device_id, config.policy, lambda: self.link is not None and self.link.connected.is_set()
+        )
+        self.apps_server: grpc.aio.Server | None = None
+        self.apps_address = ""
+        self._router_channel: grpc.aio.Channel | None = None
         self.server: grpc.aio.Server | None = None
         self.health = None
         self.port = 0
@@ -235,13 +253,52 @@ class EdgeWorker:
                     self.host.state,
                     self.servicer,
                     self._router_credentials(),
+                    on_view=self.decider.take,
                 )
-                await self.link.start(connect_timeout_s)
+                # a device serving its apps works offline: it does not wait for its router
+                await self.link.start(connect_timeout_s, wait=not self.config.apps)
+            if self.config.apps:
+                await self._serve_apps(router)
         except BaseException:
             await self.stop()
             raise
 
+    async def _serve_apps(self, router: str) -> None:
+        """Serve Inference to apps on the device (edge_worker.apps), on its local address."""
+        if router:
+            credentials = self._router_credentials()
+            self._router_channel = (
+                grpc.aio.secure_channel(router, credentials)
+                if credentials is not None
+                else grpc.aio.insecure_channel(router)
+            )
+        service = DeviceInference(
+            self.device_id,
+            self.servicer,
+            self.host.state,
+            self.decider,
+            RouterMetrics(self.registry),
+            lambda: self._router_channel,
+            self.token,
+        )
+        self.apps_server = grpc.aio.server()
+        inference_pb2_grpc.add_InferenceServicer_to_server(service, self.apps_server)
+        add_health_and_reflection(self.apps_server, (APPS_SERVICE,))
+        port = self.apps_server.add_insecure_port(self.config.apps)  # local only (EdgeConfig checks)
+        if port == 0 and not self.config.apps.startswith("unix"):
+            raise OSError(f"cannot bind the apps' address {self.config.apps}")
+        await self.apps_server.start()
+        host = self.config.apps.rpartition(":")[0]
+        self.apps_address = self.config.apps if self.config.apps.startswith("unix") else f"{host}:{port}"
+        log.info("serving apps on %s", self.apps_address)
+
     async def stop(self, grace_s: float = 2.0) -> None:
+        if self.apps_server is not None:
+            await self.apps_server.stop(grace_s)
+            self.apps_server = None
+        if self._router_channel is not None:
+            await self._router_channel.close()
+            self._router_channel = None
         if self.link is not None:
             await self.link.stop()
             self.link = None
@@ -277,6 +334,7 @@ async def serve(
                 "endpoint": worker.endpoint,
                 "metrics_port": worker.host.metrics_port,
                 "device_id": worker.device_id,
+                "apps": worker.apps_address,
                 "execution_provider": worker.host.runner.decoder.execution_provider,
             }
         )

@@ -24,6 +24,9 @@ class RouterConfig:
     link_telemetry_refresh_ms: int = 30_000
     link_battery_step: float = 0.5
     link_ping_interval_ms: int = 10_000
+    # how often each linked device gets the cloud view it decides its apps' requests with (and at
+    # the next tick after a policy change); a view is good for three intervals
+    cloud_view_interval_ms: int = 5_000
     # cloud replicas are also asked (grpc.health.v1) every interval; this many failed checks in a
     # row (no answer within the timeout, or NOT_SERVING) drop one; interval 0: no health checks
     health_check_interval_ms: int = 1000
@@ -73,6 +76,8 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0 or self.lease_ms < 2 * self.heartbeat_interval_ms:
             raise ValueError("heartbeat_interval_ms must be > 0 and lease_ms at least twice it")
+        if self.cloud_view_interval_ms < self.heartbeat_interval_ms:
+            raise ValueError("cloud_view_interval_ms must be at least heartbeat_interval_ms")
         if self.link_telemetry_refresh_ms < self.heartbeat_interval_ms or self.link_ping_interval_ms <= 0:
             raise ValueError(
                 "link_telemetry_refresh_ms must be at least heartbeat_interval_ms, link_ping_interval_ms > 0"

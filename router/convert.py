@@ -189,8 +189,10 @@ def record_from_info(
     )
 
 
-def decision_to_pb(d: Decision) -> common_pb2.Decision:
+def decision_to_pb(d: Decision, decided_at: str = "router") -> common_pb2.Decision:
+    """`d` on the wire; `decided_at` says where it was made ("router" or "device")."""
     return common_pb2.Decision(
+        decided_at=decided_at,
         placement=PLACEMENTS[d.placement],
         edge_worker_id=d.edge_worker_id,
         pool=d.pool,

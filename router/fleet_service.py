@@ -180,6 +180,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
                 heartbeat_interval_ms=self.config.heartbeat_interval_ms,
                 telemetry_refresh_ms=self.config.link_telemetry_refresh_ms,
                 telemetry_battery_step=self.config.link_battery_step,
+                cloud_view_interval_ms=self.config.cloud_view_interval_ms,
             )
         )
         link.ping()  # its round trip now, not an interval from now

@@ -8,6 +8,7 @@ accelerator and prices are the config's, never what a replica says of itself.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from collections.abc import Iterable
 
 from router.fleet import CLOUD, EDGE, PoolInfo, WorkerRecord
@@ -49,6 +50,12 @@ class FleetIdentity:
         if record.kind == EDGE:
             return self.token(DEVICE, record.worker_id)
         return self.token(POOL, record.pool.name)
+
+    def is_device(self, device_id: str, token: str) -> bool:
+        """Whether `token` is device `device_id`'s credential (False without a fleet secret)."""
+        if self.secret is None or not device_id or not token:
+            return False
+        return hmac.compare_digest(self.token(DEVICE, device_id), token)
 
     def check(self, record: WorkerRecord, token: str) -> WorkerRecord:
         """`record` as the fleet takes it when `token` proves it — a replica's pool replaced by the

@@ -13,6 +13,7 @@ from router.config import RouterConfig
 from router.convert import GenerateSpec, decision_to_pb, parse_generate
 from router.failover import ReplicaFailover
 from router.fleet import FleetRegistry
+from router.identity import FleetIdentity
 from router.metrics import RouterMetrics
 from router.placer import Placer
 from router.policy.costs import cloud_cost_usd, priced
@@ -46,8 +47,12 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         metrics: RouterMetrics,
         config: RouterConfig,
         placer: Placer,
+        identity: FleetIdentity | None = None,
     ) -> None:
+        """`identity` lets devices call under their own credential (the requests their apps' agents
+        forward, edge_worker.apps), beside the API keys."""
         self.registry = registry
+        self.identity = identity
         self.channels = channels
         self.metrics = metrics
         self.config = config
@@ -55,21 +60,25 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         self.inflight = 0
         self.tandem = TandemStreamer(registry, channels, metrics, config, placer)
 
-    def _authenticate(self, context) -> None:
+    def _authenticate(self, context, device_id: str) -> None:
+        """An API key, or the credential of the device the request names (`hints.device_id`)."""
         if not self.config.api_keys:
             return
         auth = next((v for k, v in (context.invocation_metadata() or ()) if k == "authorization"), "")
         key = auth[len("Bearer ") :] if isinstance(auth, str) and auth.startswith("Bearer ") else ""
-        if not any(hmac.compare_digest(key, k) for k in self.config.api_keys):
-            raise Unauthenticated(
-                "this router needs an API key: `authorization: Bearer <key>` metadata "
-                "(the SDK's api_key option)"
-            )
+        if any(hmac.compare_digest(key, k) for k in self.config.api_keys):
+            return
+        if self.identity is not None and self.identity.is_device(device_id, key):
+            return
+        raise Unauthenticated(
+            "this router needs an API key (or the credential of the device in hints.device_id): "
+            "`authorization: Bearer <key>` metadata (the SDK's api_key option)"
+        )
 
     @map_stream_errors
     async def Generate(self, request, context):
         t_start = time.perf_counter()
-        self._authenticate(context)
+        self._authenticate(context, request.hints.device_id)
         spec = parse_generate(request)
         request_id = spec.request_id or uuid.uuid4().hex
         if self.inflight >= self.config.max_inflight:

@@ -12,6 +12,7 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from router.admin_service import AdminService
+from router.cloud_view import ViewSender, view_to_pb
 from router.config import RouterConfig
 from router.dashboard.server import Dashboard
 from router.device_links import DeviceLinks
@@ -75,7 +76,13 @@ class Router:
         )
         if self.policy_file:
             self.policy_file.poll()  # a file present at start applies before the first request
-        self.inference = InferenceService(self.fleet, self.channels, self.metrics, config, self.placer)
+        self.views = ViewSender(
+            self._view_for, lambda: self.placer.store.current.version, config.cloud_view_interval_ms / 1e3,
+            clock,
+        )  # fmt: skip
+        self.inference = InferenceService(
+            self.fleet, self.channels, self.metrics, config, self.placer, self.identity
+        )
         self.admin = AdminService(self.fleet, self.placer, self.channels, config.admin_token)
         self.server = grpc.aio.server(options=SERVER_OPTIONS)
         inference_pb2_grpc.add_InferenceServicer_to_server(self.inference, self.server)
@@ -133,6 +140,14 @@ class Router:
             await self.fleet_service.expire()
             config = self.config
             self.links.ping_turn(config.heartbeat_interval_ms / config.link_ping_interval_ms)
+            self.views.tick(self.links.all())
+
+    def _view_for(self, device_id: str):
+        store = self.placer.store
+        return view_to_pb(
+            self.fleet, self.placer.estimates, store.policy, store.current.version, device_id,
+            3 * self.config.cloud_view_interval_ms,
+        )  # fmt: skip
 
     def _dashboard_inputs(self) -> tuple:
         store = self.placer.store

@@ -53,7 +53,10 @@ class LinkEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
+        capture: list[tuple[str, bytes]] | None = None,
     ) -> None:
+        """`capture`: a list that every byte forwarded is appended to, as ("up" | "down", bytes) —
+        "up" from the connecting side to `upstream` (a packet capture of the emulated link)."""
         up_host, _, up_port = upstream.rpartition(":")
         self.upstream = (up_host, int(up_port))
         self.profile = profile
@@ -64,6 +67,7 @@ class LinkEmulator:
         self._tasks: set[asyncio.Task] = set()
         self.broken = False
         self.bytes_forwarded = 0
+        self.capture = capture
 
     @property
     def address(self) -> str:
@@ -113,12 +117,12 @@ class LinkEmulator:
             return
         pair = (writer, up_writer)
         self._conns.add(pair)
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
+        for src, dst, way in ((reader, up_writer, "up"), (up_reader, writer, "down")):
+            task = asyncio.create_task(self._pipe(src, dst, way))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, way: str) -> None:
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
         sender = asyncio.create_task(self._deliver(queue, dst))
         last_delivery = 0.0
@@ -128,6 +132,8 @@ class LinkEmulator:
                 data = await src.read(65536)
                 if not data:
                     break
+                if self.capture is not None:
+                    self.capture.append((way, data))
                 now = time.monotonic()
                 extra = p.delay_ms + (self._rng.uniform(0, p.jitter_ms) if p.jitter_ms else 0.0)
                 if p.loss and self._rng.random() < p.loss:

@@ -118,7 +118,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
 
     data, base = load_config(args)
     table = dict(data.get("edge", {}))
-    for key in ("router", "device_id", "host", "port", "metrics_port", "token_file"):
+    for key in ("router", "device_id", "host", "port", "metrics_port", "token_file", "apps"):
         if getattr(args, key) is not None:
             table[key] = flag_value(getattr(args, key))
     if args.listen:
@@ -340,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--metrics-port", type=int)
+    p.add_argument(
+        "--apps", help="serve apps on this device here: unix:///path or 127.0.0.1:PORT (0: any free port)"
+    )
     p.add_argument("--link-delay-ms", type=float, help="emulate the device's link: one-way delay")
     p.add_argument("--link-jitter-ms", type=float)
     p.add_argument("--link-bandwidth-mbps", type=float)

@@ -107,6 +107,7 @@ class LocalStack:
         self.components: dict[str, Component] = {}
         self.router_address = ""
         self.dashboard_url = ""
+        self.apps: dict[str, str] = {}  # device id → where its apps reach it
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
         # a folder given is made if missing (what it holds is kept)
         self.credentials: FleetCredentials = init_credentials(credentials or self.workdir / "credentials")
@@ -201,7 +202,10 @@ class LocalStack:
         return self.router_address
 
     def start_edge(self, device_id: str, extra: Sequence[str] = (), timeout_s: float = 60.0) -> dict:
+        """An edge worker for `device_id`, linked to the router; it serves its apps on a loopback
+        port (the ready info's "apps") unless `extra` says otherwise."""
         self.progress(f"starting edge worker {device_id}")
+        apps = [] if "--apps" in extra else ["--apps", "127.0.0.1:0"]
         comp = self._start(
             f"edge-{device_id}",
             [
@@ -215,10 +219,14 @@ class LocalStack:
                 "--metrics-port",
                 "0",
                 *self._tls_args("worker" if "--listen" in extra else ""),
+                *apps,
                 *extra,
             ],
         )
-        return comp.wait_ready(timeout_s)
+        info = comp.wait_ready(timeout_s)
+        if info.get("apps"):
+            self.apps[device_id] = info["apps"]
+        return info
 
     def start_cloud(self, extra: Sequence[str] = (), timeout_s: float = 300.0) -> dict:
         self.progress("starting cloud pools on Ray Serve (local Ray; this takes a while)")

@@ -24,7 +24,7 @@ class Candidate:
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """Where the router placed a request and why."""
+    """Where a request was placed and why (by the router, or by the agent on the caller's device)."""
 
     placement: str  # "edge" | "cloud" | "tandem"
     reason: str
@@ -38,10 +38,12 @@ class Decision:
     predicted_ttft_ms: float = 0.0
     predicted_token_ms: float = 0.0
     predicted_device_energy_joules: float = 0.0
+    decided_at: str = "router"  # "router", or "device" (the agent on the caller's device)
 
     @classmethod
     def from_pb(cls, d: common_pb2.Decision) -> Decision:
         return cls(
+            decided_at=d.decided_at or "router",
             placement=PLACEMENT_NAMES.get(d.placement, "unspecified"),
             reason=d.reason,
             edge_worker_id=d.edge_worker_id,

@@ -1,0 +1,41 @@
+"""Apps on the device (edge_worker.apps) against the whole stack: CLOUD and TANDEM decided on the
+device and served through the router under the device's identity; output exact as ever."""
+
+from __future__ import annotations
+
+import pytest
+
+import tandem
+from tests.conftest import PROMPTS
+from tests.e2e.conftest import DEVICE
+
+
+@pytest.fixture(scope="module")
+def app(stack):
+    """An app on the device: the SDK on the agent's local address, with no credential of its own."""
+    with tandem.Client(stack.apps[DEVICE], timeout=120) as c:
+        yield c
+
+
+def test_cloud_from_the_device_goes_through_the_router_and_says_who_decided(app, stack):
+    r = app.complete(PROMPTS[0], max_new_tokens=12, placement="only_cloud")
+    assert r.placement == "cloud" and r.usage.completion_tokens == 12
+    assert r.decision.decided_at == "device" and r.decision.policy_version >= 1
+    assert r.decision.pool in stack.pool_names() and r.decision.cloud_worker_id  # the router's pick
+    with stack.client(timeout=120) as direct:
+        same = direct.complete(PROMPTS[0], max_new_tokens=12, placement="only_cloud")
+    assert same.token_ids == r.token_ids and same.decision.decided_at == "router"
+
+
+def test_tandem_from_the_device_is_the_large_models_output(app, stack):
+    with stack.client(timeout=120) as direct:
+        cloud = direct.complete(PROMPTS[1], max_new_tokens=32, placement="only_cloud")
+    r = app.complete(PROMPTS[1], max_new_tokens=32, placement="prefer_tandem")
+    assert r.placement == "tandem" and r.decision.decided_at == "device"
+    assert r.token_ids == cloud.token_ids
+
+
+def test_the_device_checks_its_apps_requests(app):
+    with pytest.raises(tandem.InvalidArgument) as err:
+        app.complete(PROMPTS[0], max_new_tokens=0)
+    assert "max_new_tokens" in err.value.field
