@@ -7,8 +7,10 @@ decision (`decided_at = "device"`, with the policy version the view carried):
 
 - EDGE (and with it every LOCAL_ONLY and ONLY_DEVICE request) runs on the device's own model, in
   process: no byte of the prompt, its tokens or the decision leaves the device;
-- CLOUD and TANDEM go to the router under the device's identity, which checks them again (auth,
-  limits, its policy) and streams the answer back through the device;
+- CLOUD goes to the router under the device's identity, which checks it again (auth, limits, its
+  policy) and streams the answer back through the device;
+- TANDEM is driven from the device (edge_worker.tandem): it drafts in process and verifies on a
+  stream the router brokers;
 - with the link down, or no fresh view, the device decides with no cloud candidates: EDGE where
   the request allows it, otherwise UNAVAILABLE saying that the cloud is unreachable.
 """
@@ -24,6 +26,7 @@ from collections.abc import Callable
 import grpc
 
 from edge_worker.link import AbortError, _CallContext
+from edge_worker.tandem import DeviceTandem
 from router.chunks import Bill, ChunkBuilder
 from router.cloud_view import CloudView, offline_snapshot, view_from_pb
 from router.convert import decision_to_pb, parse_generate, state_from_pb
@@ -139,6 +142,7 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
         self.router = router
         self.token = token
         self.request_timeout_s = request_timeout_s
+        self.tandem = DeviceTandem(device_id, servicer, token, router, state)
 
     @map_stream_errors
     async def Generate(self, request, context):
@@ -154,11 +158,21 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
         try:
             decision = self.decider.decide(spec.route, self.state())
             placement = decision.placement
+            out = ChunkBuilder(
+                request_id, decision_to_pb(decision, "device"), self.metrics, t_start, time.perf_counter()
+            )
             if decision.placement is Placement.EDGE:
-                out = ChunkBuilder(
-                    request_id, decision_to_pb(decision, "device"), self.metrics, t_start, time.perf_counter()
-                )
                 stream = self._edge(spec, request_id, request.sampling, out, context)
+            elif decision.placement is Placement.TANDEM and self.decider.view is not None:
+                stream = self.tandem.stream(
+                    spec,
+                    request_id,
+                    request.sampling,
+                    decision,
+                    self.decider.view,
+                    out,
+                    context.time_remaining(),
+                )
             else:
                 stream = self._forward(request, request_id, decision, context)
             async for chunk in stream:
@@ -192,10 +206,10 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
             await replies.aclose()
 
     async def _forward(self, request, request_id: str, decision: Decision, context):
-        """CLOUD and TANDEM: the router serves it, under the device's identity. The request goes as
-        the app sent it, pinned to what the device decided (ONLY_CLOUD, or PREFER_TANDEM), and the
-        router checks it again (auth, limits, its policy) and picks the replica. The chunks carry
-        the device's decision, with the pool and replica the router used."""
+        """CLOUD: the router serves it, under the device's identity. The request goes as the app
+        sent it, pinned to what the device decided (ONLY_CLOUD), and the router checks it again
+        (auth, limits, its policy) and picks the replica. The chunks carry the device's decision,
+        with the pool and replica the router used."""
         channel = self.router()
         if channel is None or not self.decider.fresh():
             raise Unavailable(f"the cloud is unreachable ({self.decider.offline_reason()})")
@@ -203,11 +217,7 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
         fwd.CopyFrom(request)
         fwd.request_id = request_id
         fwd.hints.device_id = self.device_id
-        fwd.hints.placement = (
-            common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD
-            if decision.placement is Placement.CLOUD
-            else common_pb2.PLACEMENT_PREFERENCE_PREFER_TANDEM
-        )
+        fwd.hints.placement = common_pb2.PLACEMENT_PREFERENCE_ONLY_CLOUD
         remaining = context.time_remaining()
         call = inference_pb2_grpc.InferenceStub(channel).Generate(
             fwd,

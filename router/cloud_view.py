@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from router.convert import policy_changes_from_pb, policy_to_pb
 from router.fleet import DeviceState, FleetRegistry, PoolInfo
@@ -240,12 +240,13 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
 
 class ViewSender:
     """Sends each linked device its view: once soon after it links, then every `interval_s`, and to
-    every device at once after a policy change. `tick()` is called on the router's housekeeping tick."""
+    every device at once when `version` changes (the policy's version, the pools' membership).
+    `tick()` is called on the router's housekeeping tick."""
 
     def __init__(
         self,
         view_for: Callable[[str], fleet_pb2.CloudView | None],
-        version: Callable[[], int],
+        version: Callable[[], Hashable],
         interval_s: float,
         clock: Callable[[], float],
     ) -> None:
@@ -253,7 +254,7 @@ class ViewSender:
         self.version = version
         self.interval_s = interval_s
         self.clock = clock
-        self._sent: dict[object, tuple[float, int]] = {}  # link → (when, policy version)
+        self._sent: dict[object, tuple[float, Hashable]] = {}  # link → (when, version)
 
     def tick(self, links) -> int:
         """Send the views that are due over `links` (DeviceLink objects); returns how many went out."""

@@ -18,10 +18,11 @@ from router.fleet import CLOUD, EDGE, FleetRegistry, WorkerRecord
 from router.health_checks import FailureCounts
 from router.identity import FleetIdentity
 from router.metrics import RouterMetrics
+from router.verify_broker import VerifyBroker
 from router.worker_channels import WorkerChannels
 from runtime.credentials import bearer
 from runtime.grpc_errors import map_errors, map_stream_errors
-from tandem.errors import InvalidArgument
+from tandem.errors import FailedPrecondition, InvalidArgument
 from tandem.v1 import common_pb2, fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.channels = channels
         self.links = links
         self.identity = identity
+        self.broker: VerifyBroker | None = None  # set by the router once its placer exists
         self.health_failures = FailureCounts(config.health_check_failures)
 
     @map_errors
@@ -201,6 +203,14 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             if self.links.detach(link):
                 self.registry.deregister(device_id)
                 log.info("device %s left: %s", device_id, link.closed)
+
+    @map_stream_errors
+    async def VerifyStream(self, request_iterator, context):
+        """TANDEM verified for a device driving it (router.verify_broker)."""
+        if self.broker is None:
+            raise FailedPrecondition("this router brokers no verify streams")
+        async for response in self.broker.stream(request_iterator, context):
+            yield response
 
     async def _hello(self, request_iterator) -> fleet_pb2.LinkHello:
         try:

@@ -16,7 +16,7 @@ from router.cloud_view import ViewSender, view_to_pb
 from router.config import RouterConfig
 from router.dashboard.server import Dashboard
 from router.device_links import DeviceLinks
-from router.fleet import FleetRegistry
+from router.fleet import CLOUD, FleetRegistry
 from router.fleet_service import FleetService
 from router.identity import FleetIdentity
 from router.inference_service import InferenceService
@@ -24,6 +24,7 @@ from router.metrics import RouterMetrics
 from router.placer import Placer
 from router.policy.estimates import Estimates
 from router.policy_store import PolicyFileWatcher, PolicyStore
+from router.verify_broker import VerifyBroker
 from router.worker_channels import WorkerChannels
 from runtime.credentials import read_secret
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
@@ -77,9 +78,11 @@ class Router:
         if self.policy_file:
             self.policy_file.poll()  # a file present at start applies before the first request
         self.views = ViewSender(
-            self._view_for, lambda: self.placer.store.current.version, config.cloud_view_interval_ms / 1e3,
-            clock,
+            self._view_for, self._view_version, config.cloud_view_interval_ms / 1e3, clock,
         )  # fmt: skip
+        self.fleet_service.broker = VerifyBroker(
+            self.fleet, self.channels, self.identity, self.placer, self.metrics, config
+        )
         self.inference = InferenceService(
             self.fleet, self.channels, self.metrics, config, self.placer, self.identity
         )
@@ -141,6 +144,11 @@ class Router:
             config = self.config
             self.links.ping_turn(config.heartbeat_interval_ms / config.link_ping_interval_ms)
             self.views.tick(self.links.all())
+
+    def _view_version(self) -> tuple:
+        """What makes every device's view stale at once: a policy change, a replica joining or leaving."""
+        replicas = tuple(sorted(w.worker_id for w in self.fleet.members(CLOUD)))
+        return self.placer.store.current.version, replicas
 
     def _view_for(self, device_id: str):
         store = self.placer.store

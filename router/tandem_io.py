@@ -120,20 +120,20 @@ async def _draft_call(
 
 
 class _DeviceDrafts:
-    """What both draft sources hold: the device's stub and the session's drafting parameters; the
-    blocks drafted and not used, and their energy."""
+    """What both draft sources hold: the device's stub (a Worker stub: a gRPC one, the device's link,
+    or the device's own servicer in process) and the session's drafting parameters; the blocks
+    drafted and not used, and their energy."""
 
     def __init__(
         self,
-        channels: WorkerChannels,
-        edge: WorkerRecord,
+        stub,
         session_id: str,
         sampling: common_pb2.SamplingParams,
         support_size: int,
         deadline: Deadline,
         branching: Sequence[int] = (),
     ) -> None:
-        self.stub = channels.stub(edge.endpoint)
+        self.stub = stub
         self.session_id = session_id
         self.sampling = sampling
         self.support_size = support_size
@@ -183,8 +183,7 @@ class StreamedDrafts(_DeviceDrafts):
 
     def __init__(
         self,
-        channels: WorkerChannels,
-        edge: WorkerRecord,
+        stub,
         session_id: str,
         sampling: common_pb2.SamplingParams,
         support_size: int,
@@ -192,7 +191,7 @@ class StreamedDrafts(_DeviceDrafts):
         blocks_ahead: Callable[[int], int] = lambda gamma: 2,
         branching: Sequence[int] = (),
     ) -> None:
-        super().__init__(channels, edge, session_id, sampling, support_size, deadline, branching)
+        super().__init__(stub, session_id, sampling, support_size, deadline, branching)
         self.blocks_ahead = blocks_ahead
         self.call = None
         self.blocks: asyncio.Queue = asyncio.Queue()
@@ -337,9 +336,7 @@ class GrpcVerifier:
                 draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives],
             )
             if self._call is None:
-                self._call = self.channels.stub(self.replica.endpoint).VerifyStream(
-                    timeout=self.deadline.timeout_total()
-                )
+                self._call = self._open()
                 msg.session_id = self.session_id
                 msg.sampling.CopyFrom(self.sampling)
                 msg.context.extend(context)
@@ -359,7 +356,7 @@ class GrpcVerifier:
                     (time.perf_counter() - t0) * 1e3,
                     resp.compute_ms,
                     resp.forward_passes,
-                    self.replica.worker_id,
+                    resp.worker_id or self._replica_id(),
                     resp.path,
                 )
             except grpc.RpcError as err:
@@ -369,11 +366,22 @@ class GrpcVerifier:
                     raise DeadlineExceeded("the request's deadline passed while verifying") from None
                 if not replica_lost(err):
                     raise from_rpc_error(err) from None
-                if self.failover.failed(overloaded(err)) is None:
-                    raise CloudLost(
-                        f"no replica of pool {self.failover.pool!r} left to verify "
-                        f"({len(self.failover.tried)} tried)"
-                    ) from None
+                self._lost(err)
+
+    def _replica_id(self) -> str:
+        return self.replica.worker_id
+
+    def _open(self):
+        """A VerifyStream to the current replica."""
+        return self.channels.stub(self.replica.endpoint).VerifyStream(timeout=self.deadline.timeout_total())
+
+    def _lost(self, err: grpc.RpcError) -> None:
+        """The stream's replica was lost with `err`: move to another of the pool (the next round
+        opens a stream there), or raise CloudLost when none is left."""
+        if self.failover.failed(overloaded(err)) is None:
+            raise CloudLost(
+                f"no replica of pool {self.failover.pool!r} left to verify ({len(self.failover.tried)} tried)"
+            ) from None
 
     async def _round(self, call: grpc.aio.StreamStreamCall, msg: worker_pb2.VerifyStreamRequest):
         """Send one round and read its verdict; any failure (the per-round timeout included) is an

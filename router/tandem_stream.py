@@ -229,7 +229,13 @@ class TandemStreamer:
         tree = (
             (spec.route.draft_tree or self.config.draft_tree) if spec.sampling.greedy else ()
         )  # sampling: a chain
-        args = (self.channels, edge, request_id, round_sampling, self.config.draft_support_size, deadline)
+        args = (
+            self.channels.stub(edge.endpoint),
+            request_id,
+            round_sampling,
+            self.config.draft_support_size,
+            deadline,
+        )
         if control.overlap:
             drafts = StreamedDrafts(*args, blocks_ahead=control.blocks_ahead, branching=tree)
         else:

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from tandem.v1 import fleet_pb2 as tandem_dot_v1_dot_fleet__pb2
+from tandem.v1 import worker_pb2 as tandem_dot_v1_dot_worker__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -54,6 +55,11 @@ class FleetStub:
                 request_serializer=tandem_dot_v1_dot_fleet__pb2.LinkUp.SerializeToString,
                 response_deserializer=tandem_dot_v1_dot_fleet__pb2.LinkDown.FromString,
                 _registered_method=True)
+        self.VerifyStream = channel.stream_stream(
+                '/tandem.v1.Fleet/VerifyStream',
+                request_serializer=tandem_dot_v1_dot_worker__pb2.VerifyStreamRequest.SerializeToString,
+                response_deserializer=tandem_dot_v1_dot_worker__pb2.VerifyResponse.FromString,
+                _registered_method=True)
 
 
 class FleetServicer:
@@ -98,6 +104,22 @@ class FleetServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyStream(self, request_iterator, context):
+        """TANDEM driven from a device (its apps' requests): the device drafts in process and verifies
+        on this stream, which the router brokers — it authorizes the device, picks a replica of the
+        pool (the least loaded), relays each round to it (Worker.VerifyStream, the same messages; the
+        router makes the replica's session id), meters the cloud's work, and moves the session to
+        another replica of the pool when one is lost (the stream goes on; the new replica recomputes
+        from the committed context). Metadata: `authorization: Bearer <device token>`,
+        `tandem-device: <device id>` and `tandem-pool: <pool>`. Responses carry the replica's id.
+        Errors: UNAUTHENTICATED (not that device's credential), FAILED_PRECONDITION (the device is not
+        in the fleet, or the pool is unknown), UNAVAILABLE (no replica of the pool left),
+        INVALID_ARGUMENT naming the field, RESOURCE_EXHAUSTED when every replica is full.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +142,11 @@ def add_FleetServicer_to_server(servicer, server):
                     servicer.Link,
                     request_deserializer=tandem_dot_v1_dot_fleet__pb2.LinkUp.FromString,
                     response_serializer=tandem_dot_v1_dot_fleet__pb2.LinkDown.SerializeToString,
+            ),
+            'VerifyStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.VerifyStream,
+                    request_deserializer=tandem_dot_v1_dot_worker__pb2.VerifyStreamRequest.FromString,
+                    response_serializer=tandem_dot_v1_dot_worker__pb2.VerifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +257,33 @@ class Fleet:
             '/tandem.v1.Fleet/Link',
             tandem_dot_v1_dot_fleet__pb2.LinkUp.SerializeToString,
             tandem_dot_v1_dot_fleet__pb2.LinkDown.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tandem.v1.Fleet/VerifyStream',
+            tandem_dot_v1_dot_worker__pb2.VerifyStreamRequest.SerializeToString,
+            tandem_dot_v1_dot_worker__pb2.VerifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -144,7 +144,7 @@ class VerifyStreamRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., draft_alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms", "path")
+    __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms", "path", "worker_id")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     NEXT_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class VerifyResponse(_message.Message):
     FORWARD_PASSES_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     next_token_id: int
     all_accepted: bool
@@ -163,7 +164,8 @@ class VerifyResponse(_message.Message):
     forward_passes: int
     queue_ms: float
     path: int
-    def __init__(self, accepted: _Optional[int] = ..., next_token_id: _Optional[int] = ..., all_accepted: _Optional[bool] = ..., text: _Optional[str] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., forward_passes: _Optional[int] = ..., queue_ms: _Optional[float] = ..., path: _Optional[int] = ...) -> None: ...
+    worker_id: str
+    def __init__(self, accepted: _Optional[int] = ..., next_token_id: _Optional[int] = ..., all_accepted: _Optional[bool] = ..., text: _Optional[str] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., forward_passes: _Optional[int] = ..., queue_ms: _Optional[float] = ..., path: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("session_id",)

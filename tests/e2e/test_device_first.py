@@ -3,6 +3,8 @@ device and served through the router under the device's identity; output exact a
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import tandem
@@ -12,8 +14,19 @@ from tests.e2e.conftest import DEVICE
 
 @pytest.fixture(scope="module")
 def app(stack):
-    """An app on the device: the SDK on the agent's local address, with no credential of its own."""
+    """An app on the device: the SDK on the agent's local address, with no credential of its own;
+    ready once the device holds a cloud view with the pools (it comes within a housekeeping tick
+    of the replicas joining)."""
     with tandem.Client(stack.apps[DEVICE], timeout=120) as c:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c.complete("ping", max_new_tokens=1, placement="only_cloud")
+                break
+            except tandem.FailedPrecondition:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         yield c
 
 

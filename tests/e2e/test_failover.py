@@ -204,3 +204,61 @@ def test_a_request_behind_its_token_slo_is_handed_to_the_cloud_and_stays_exact(s
     assert list(r.token_ids) == want
     assert r.placements == ("tandem", "cloud"), r.placements  # TANDEM rounds, then the pool alone
     assert chunks[-1].raw.tandem.fallbacks["slo_pace"] == 1
+
+
+def app_on(stack, device, link_delay_ms):
+    """An app on `device` (started behind an emulated link), once its agent holds a cloud view with
+    the pool in it."""
+    if f"edge-{device}" not in stack.components:
+        stack.start_edge(device, ["--link-delay-ms", str(link_delay_ms)])
+    app = tandem.Client(stack.apps[device], timeout=120)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            app.complete("ping", max_new_tokens=1, placement="only_cloud")
+            return app
+        except (tandem.FailedPrecondition, tandem.Unavailable):
+            assert time.monotonic() < deadline, "the device never had a cloud view with the pool"
+            time.sleep(0.2)
+
+
+def test_device_driven_tandem_over_a_30ms_link_is_exact_and_survives_its_replica_dying(stack, target):
+    """TANDEM driven from the device (its app's request, verified on the router's broker) over a
+    30 ms round trip: the replica verifying it is killed mid-stream, the broker moves the session
+    to the other replica, and the output is the target's, token for token."""
+    live_replicas(stack, 2)
+    want = greedy(target, PROMPTS[4])
+    killed = {}
+    with app_on(stack, "phone-30", 15) as app:
+        chunks = []
+        for chunk in app.generate(PROMPTS[4], max_new_tokens=N, placement="prefer_tandem"):
+            chunks.append(chunk)
+            if len(chunks) == 3:
+                worker_id = chunks[1].worker_id  # the replica the broker verifies on
+                member = next(m for m in fleet(stack) if m.info.worker_id == worker_id)
+                psutil.Process(pid_listening_on(int(member.endpoint.rsplit(":", 1)[1]))).kill()
+                killed["id"] = worker_id
+                KILLED.add(worker_id)
+    r = tandem.Result.collect(chunks)
+    assert r.decision.decided_at == "device"
+    assert list(r.token_ids) == want  # nothing lost, nothing repeated
+    assert r.placements == ("tandem",)
+    assert {c.worker_id for c in chunks[3:] if c.token_ids} - {killed["id"]}, "no other replica verified"
+
+
+def test_device_driven_tandem_finishes_on_the_device_when_the_whole_pool_dies(stack, target):
+    replicas = live_replicas(stack, 2)
+    with app_on(stack, "phone-30", 15) as app:
+        chunks = []
+        for chunk in app.generate(PROMPTS[5], max_new_tokens=N, placement="prefer_tandem"):
+            chunks.append(chunk)
+            if len(chunks) == 3:
+                for m in replicas:
+                    psutil.Process(pid_listening_on(int(m.endpoint.rsplit(":", 1)[1]))).kill()
+                    KILLED.add(m.info.worker_id)
+    r = tandem.Result.collect(chunks)
+    assert r.usage.completion_tokens == N == len(r.token_ids)
+    assert r.placements == ("tandem", "edge")
+    in_tandem = [t for c in chunks if c.placement == "tandem" for t in c.token_ids]
+    assert in_tandem == greedy(target, PROMPTS[5])[: len(in_tandem)]  # the tandem part is the target's
+    assert chunks[-1].raw.tandem.fallbacks["cloud_unavailable"] == 1

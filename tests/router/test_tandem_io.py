@@ -228,7 +228,9 @@ def block(epoch: int, start: int, tokens, index: int = 0, energy: float = 0.2) -
 
 
 def streamed(channels) -> StreamedDrafts:
-    return StreamedDrafts(channels, DEVICE, "sess-1", common_pb2.SamplingParams(), 32, Deadline(None, 5.0))
+    return StreamedDrafts(
+        channels.stub(DEVICE.endpoint), "sess-1", common_pb2.SamplingParams(), 32, Deadline(None, 5.0)
+    )
 
 
 async def test_stale_blocks_are_dropped_and_counted():
@@ -288,7 +290,9 @@ async def test_a_broken_draft_stream_is_a_lost_device():
 
 async def test_requested_drafts_lose_the_device_on_a_failed_call_and_release_once():
     channels = FakeChannels()
-    drafts = RequestedDrafts(channels, DEVICE, "sess-1", common_pb2.SamplingParams(), 32, Deadline(None, 5.0))
+    drafts = RequestedDrafts(
+        channels.stub(DEVICE.endpoint), "sess-1", common_pb2.SamplingParams(), 32, Deadline(None, 5.0)
+    )
     d = await drafts.block([1, 2, 3], 2)
     assert d.tokens == [1, 2] and list(channels.stub("phone:1").drafts[0].context) == [1, 2, 3]
     channels.stub("phone:1").draft_error = rpc_error(grpc.StatusCode.UNAVAILABLE)
