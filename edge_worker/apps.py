@@ -110,6 +110,32 @@ class DeviceDecider:
             ) from None
 
 
+class Usage:
+    """What the device's apps asked of it, as counts (fleet.proto DeviceUsage): per placement and
+    status, requests, completion tokens and device energy. `version` moves with every change."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], list[float]] = {}
+        self.version = 0
+
+    def add(self, placement: str, status: str, tokens: int, energy_j: float) -> None:
+        c = self._counts.setdefault((placement, status), [0, 0, 0.0])
+        c[0] += 1
+        c[1] += tokens
+        c[2] += energy_j
+        self.version += 1
+
+    def to_pb(self) -> fleet_pb2.DeviceUsage:
+        return fleet_pb2.DeviceUsage(
+            counts=[
+                fleet_pb2.UsageCount(
+                    placement=p, status=s, requests=int(n), completion_tokens=int(t), device_energy_joules=e
+                )
+                for (p, s), (n, t, e) in sorted(self._counts.items())
+            ]
+        )
+
+
 def _abort_error(err: AbortError) -> TandemError:
     """The Tandem error for a status the in-process worker servicer ended a call with."""
     if err.code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -143,19 +169,20 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
         self.token = token
         self.request_timeout_s = request_timeout_s
         self.tandem = DeviceTandem(device_id, servicer, token, router, state)
+        self.usage = Usage()
 
     @map_stream_errors
     async def Generate(self, request, context):
         t_start = time.perf_counter()
-        spec = parse_generate(request)
-        if spec.route.device_id and spec.route.device_id != self.device_id:
-            raise InvalidArgument(
-                "hints.device_id", f"this is device {self.device_id!r}, not {spec.route.device_id!r}"
-            )
-        spec = dataclasses.replace(spec, route=dataclasses.replace(spec.route, device_id=self.device_id))
-        request_id = spec.request_id or uuid.uuid4().hex
-        placement, status = "none", "OK"
+        placement, status, tokens, energy_j = "none", "OK", 0, 0.0
         try:
+            spec = parse_generate(request)
+            if spec.route.device_id and spec.route.device_id != self.device_id:
+                raise InvalidArgument(
+                    "hints.device_id", f"this is device {self.device_id!r}, not {spec.route.device_id!r}"
+                )
+            spec = dataclasses.replace(spec, route=dataclasses.replace(spec.route, device_id=self.device_id))
+            request_id = spec.request_id or uuid.uuid4().hex
             decision = self.decider.decide(spec.route, self.state())
             placement = decision.placement
             out = ChunkBuilder(
@@ -176,12 +203,15 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
             else:
                 stream = self._forward(request, request_id, decision, context)
             async for chunk in stream:
+                tokens += len(chunk.token_ids)
+                energy_j = chunk.cost.device_energy_joules if chunk.final else energy_j
                 yield chunk
         except BaseException as exc:
             status = getattr(exc, "status", "CANCELLED" if isinstance(exc, GeneratorExit) else "INTERNAL")
             raise
         finally:
             self.metrics.requests.labels(placement, status).inc()
+            self.usage.add(placement, status, tokens, energy_j)
 
     async def _edge(self, spec, request_id: str, sampling, out: ChunkBuilder, context):
         """Generate on the device's own model, in process."""

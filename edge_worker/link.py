@@ -97,10 +97,13 @@ class LinkClient:
         backoff_s: tuple[float, float] = (0.2, 10.0),
         rng: random.Random | None = None,
         on_view: Callable[[fleet_pb2.CloudView], None] = lambda view: None,
+        usage: Callable[[], Any] = lambda: None,
     ) -> None:
         """`hello` and `state` say what the device runs and how it is now, each time they are sent.
         `servicer` answers the router's calls (a WorkerServicer; a call it has no method for gets
-        UNIMPLEMENTED). `on_view` takes each cloud view the router sends."""
+        UNIMPLEMENTED). `on_view` takes each cloud view the router sends; `usage` gives what the
+        device's apps asked of it (edge_worker.apps.Usage, or None), sent at a telemetry tick when
+        its version moved."""
         self.router = router
         self.token = token
         self.hello = hello
@@ -110,6 +113,7 @@ class LinkClient:
         self.backoff_s = backoff_s
         self.rng = rng or random.Random()
         self.on_view = on_view
+        self.usage = usage
         self.connected = asyncio.Event()
         self.reconnects = 0  # links dialled again after one broke
         self.worker_id = ""
@@ -233,13 +237,17 @@ class LinkClient:
         interval = max(welcome.heartbeat_interval_ms, 50) / 1e3
         refresh = max(welcome.telemetry_refresh_ms / 1e3, interval)
         step = welcome.telemetry_battery_step
-        last, sent_at = None, 0.0
+        last, sent_at, usage_sent = None, 0.0, 0
         while True:
             await asyncio.sleep(interval)
             state, now = self.state(), time.monotonic()
             if last is None or now - sent_at >= refresh or changed(last, state, step):
                 out.put_nowait(fleet_pb2.LinkUp(telemetry=state))
                 last, sent_at = state, now
+            usage = self.usage()
+            if usage is not None and usage.version != usage_sent:
+                out.put_nowait(fleet_pb2.LinkUp(usage=usage.to_pb()))
+                usage_sent = usage.version
 
     def _on_call(self, msg: fleet_pb2.LinkCall, calls: dict, out: asyncio.Queue) -> None:
         entry = calls.get(msg.call_id)

@@ -171,6 +171,7 @@ class EdgeWorker:
             self.device_id, config.policy, lambda: self.link is not None and self.link.connected.is_set()
         )
         self.apps_server: grpc.aio.Server | None = None
+        self.apps_service: DeviceInference | None = None
         self.apps_address = ""
         self._router_channel: grpc.aio.Channel | None = None
         self.server: grpc.aio.Server | None = None
@@ -254,6 +255,7 @@ class EdgeWorker:
                     self.servicer,
                     self._router_credentials(),
                     on_view=self.decider.take,
+                    usage=lambda: self.apps_service.usage if self.apps_service else None,
                 )
                 # a device serving its apps works offline: it does not wait for its router
                 await self.link.start(connect_timeout_s, wait=not self.config.apps)
@@ -272,7 +274,7 @@ class EdgeWorker:
                 if credentials is not None
                 else grpc.aio.insecure_channel(router)
             )
-        service = DeviceInference(
+        service = self.apps_service = DeviceInference(
             self.device_id,
             self.servicer,
             self.host.state,

@@ -224,6 +224,8 @@ class DeviceLink:
         self.stub = LinkStub(self)
         self.rtt_ms = 0.0  # measured by pings on the link (a moving mean)
         self._pings: dict[int, float] = {}
+        # the device's last usage report: (placement, status) → (requests, tokens, joules)
+        self.usage_seen: dict[tuple[str, str], tuple[int, int, float]] = {}
 
     async def send(self, msg: fleet_pb2.LinkDown) -> None:
         if self.closed:

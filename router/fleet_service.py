@@ -27,6 +27,9 @@ from tandem.v1 import common_pb2, fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+USAGE_PLACEMENTS = frozenset({"edge", "cloud", "tandem", "none"})
+USAGE_STATUSES = frozenset(code.name for code in grpc.StatusCode)
+
 HELLO_TIMEOUT_S = 10.0  # a link that says nothing for this long after it opens is dropped
 
 
@@ -204,6 +207,39 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
                 self.registry.deregister(device_id)
                 log.info("device %s left: %s", device_id, link.closed)
 
+    def _count_usage(self, link: DeviceLink, usage: fleet_pb2.DeviceUsage) -> None:
+        """Add what a device's apps asked of it since its last report to the metrics: every request
+        it decided, and to the request and token counts those it served itself (the router never
+        saw them; forwarded CLOUD requests it counted when it served them). A report that does not
+        check out is dropped whole, with a warning."""
+        seen = link.usage_seen
+        deltas = []
+        for c in usage.counts:
+            if (
+                c.placement not in USAGE_PLACEMENTS
+                or c.status not in USAGE_STATUSES
+                or c.requests < 0
+                or c.completion_tokens < 0
+                or not 0 <= c.device_energy_joules < 1e12
+            ):
+                log.warning("device %s sent a usage report that does not check out: dropped", link.device_id)
+                return
+            key = (c.placement, c.status)
+            before = seen.get(key, (0, 0, 0.0))
+            now = (c.requests, c.completion_tokens, c.device_energy_joules)
+            deltas.append((key, [max(a - b, 0) for a, b in zip(now, before)]))
+            seen[key] = now
+        for (placement, status), (n, tokens, energy) in deltas:
+            if n:
+                self.metrics.device_requests.labels(placement, status).inc(n)
+            if placement in ("edge", "tandem"):
+                if n:
+                    self.metrics.requests.labels(placement, status).inc(n)
+                if tokens:
+                    self.metrics.tokens.labels(placement).inc(tokens)
+                if energy:
+                    self.metrics.device_energy.inc(energy)
+
     @map_stream_errors
     async def VerifyStream(self, request_iterator, context):
         """TANDEM verified for a device driving it (router.verify_broker)."""
@@ -237,6 +273,8 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
                     if not self.registry.heartbeat(link.device_id, state):
                         # dropped (its lease ran out): the device dials again and registers anew
                         return "the router had forgotten the device"
+                elif kind == "usage":
+                    self._count_usage(link, msg.usage)
                 elif kind == "pong":
                     if link.pong(msg.pong.nonce):
                         self.metrics.link_rtt.observe(link.rtt_ms / 1e3)

@@ -113,6 +113,13 @@ class RouterMetrics:
             "Links that replaced a link of the same device",
             registry=registry,
         )
+        self.device_requests = Counter(
+            "tandem_device_decided_requests",
+            "Requests devices decided for their own apps, by placement and final status (as the "
+            "devices report them; those a device served itself are in tandem_requests too)",
+            ["placement", "status"],
+            registry=registry,
+        )
         self.link_rtt = Histogram(
             "tandem_device_link_rtt_seconds",
             "Round trip of the devices' links, measured by pings on them",

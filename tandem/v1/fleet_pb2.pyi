@@ -10,16 +10,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LinkUp(_message.Message):
-    __slots__ = ("hello", "telemetry", "reply", "pong")
+    __slots__ = ("hello", "telemetry", "reply", "pong", "usage")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     hello: LinkHello
     telemetry: _common_pb2.WorkerState
     reply: LinkReply
     pong: LinkPong
-    def __init__(self, hello: _Optional[_Union[LinkHello, _Mapping]] = ..., telemetry: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ..., reply: _Optional[_Union[LinkReply, _Mapping]] = ..., pong: _Optional[_Union[LinkPong, _Mapping]] = ...) -> None: ...
+    usage: DeviceUsage
+    def __init__(self, hello: _Optional[_Union[LinkHello, _Mapping]] = ..., telemetry: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ..., reply: _Optional[_Union[LinkReply, _Mapping]] = ..., pong: _Optional[_Union[LinkPong, _Mapping]] = ..., usage: _Optional[_Union[DeviceUsage, _Mapping]] = ...) -> None: ...
+
+class DeviceUsage(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[UsageCount]
+    def __init__(self, counts: _Optional[_Iterable[_Union[UsageCount, _Mapping]]] = ...) -> None: ...
+
+class UsageCount(_message.Message):
+    __slots__ = ("placement", "status", "requests", "completion_tokens", "device_energy_joules")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    placement: str
+    status: str
+    requests: int
+    completion_tokens: int
+    device_energy_joules: float
+    def __init__(self, placement: _Optional[str] = ..., status: _Optional[str] = ..., requests: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., device_energy_joules: _Optional[float] = ...) -> None: ...
 
 class LinkHello(_message.Message):
     __slots__ = ("info", "state")

@@ -52,6 +52,15 @@ async def test_an_app_on_the_device_is_served_there_and_offline_keeps_what_the_d
             with pytest.raises(tandem.InvalidArgument) as err:
                 await app.complete("x", max_new_tokens=2, device_id="someone-else")
             assert err.value.field == "hints.device_id"
+            # the router counts what the device decided, from the counts it reports
+            metrics = router.registry_metrics
+
+            def counted(placement, status, name="tandem_device_decided_requests_total"):
+                return metrics.get_sample_value(name, {"placement": placement, "status": status}) or 0
+
+            await until(lambda: counted("edge", "OK") == 1 and counted("none", "INVALID_ARGUMENT") == 1,
+                        what="the device's usage report")  # fmt: skip
+            assert counted("edge", "OK", "tandem_requests_total") == 1  # served on the device: counted
 
             await router.stop(0)  # the cloud goes away
             await until(lambda: not worker.decider.fresh(), what="the device to notice")
