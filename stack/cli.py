@@ -260,6 +260,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 "router": stack.router_address,
                 "dashboard": stack.dashboard_url,
                 "devices": args.device,
+                "apps": stack.apps,
                 "ca_file": str(stack.credentials.ca_file.resolve()),
             }
         )
@@ -272,6 +273,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"connect with tandem.Client({stack.router_address!r}, root_certificates=open({str(ca)!r}, "
             f"'rb').read()); credentials in {args.credentials.resolve()}"
         )
+        for device, address in stack.apps.items():
+            say(f"apps on device {device}: tandem.Client({address!r}) (the device decides; no credential)")
         while not stop.is_set():
             time.sleep(0.2)
         say("stopping")

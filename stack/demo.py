@@ -140,6 +140,43 @@ def _live_policy_change(stack: LocalStack, client: tandem.Client, request: dict)
                 print(f"      {where:14} {what}")
 
 
+def _request(client, title: str, prompt: str, opts: dict, chat: bool, tokens: int) -> dict:
+    """Send one request, stream its text, then say where it ran, why and what it cost; returns the
+    request's prompt arguments."""
+    print(f"\n=== {title}\n--- {'user' if chat else 'prompt'}: {prompt!r}")
+    ask = dict(messages=[("user", prompt)]) if chat else dict(prompt=prompt)
+    try:
+        chunks = []
+        sys.stdout.write("--- output: ")
+        for chunk in client.generate(**ask, max_new_tokens=tokens, **opts):
+            chunks.append(chunk)
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        r = tandem.Result.collect(chunks)
+        print(
+            f"\n--- placement: {r.placement.upper()} on {chunks[-1].worker_id}; "
+            f"{r.usage.completion_tokens} tokens in {r.total_ms:.0f} ms "
+            f"(first after {r.ttft_ms:.0f} ms), finish: {r.finish_reason}"
+        )
+        if r.decision:
+            print(f"--- reason: {r.decision.reason} (decided on the {r.decision.decided_at})")
+        if r.placement == "tandem":
+            s = chunks[-1].raw.tandem
+            print(
+                f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} "
+                f"drafted tokens accepted ({s.acceptance_rate:.2f}), "
+                f"mean γ {s.mean_draft_length:.1f}; {r.target_forward_passes} target passes "
+                f"for {r.usage.completion_tokens} tokens"
+            )
+        if r.placement in ("cloud", "tandem"):
+            print(f"--- cost: ${r.cloud_usd:.8f} for {r.target_forward_passes} target passes")
+        if r.placement in ("edge", "tandem"):
+            print(f"--- device energy: {r.device_energy_joules:.2f} J")
+    except tandem.TandemError as exc:
+        print(f"\n--- refused: {exc.status}: {exc}")
+    return ask
+
+
 def run_demo(
     config: Path | None = None,
     verbose: bool = False,
@@ -180,36 +217,12 @@ def run_demo(
             )
             with stack.client(timeout=120) as client:
                 for title, prompt, opts in requests:
-                    print(f"\n=== {title}\n--- {'user' if chat else 'prompt'}: {prompt!r}")
-                    ask = dict(messages=[("user", prompt)]) if chat else dict(prompt=prompt)
-                    try:
-                        chunks = []
-                        sys.stdout.write("--- output: ")
-                        for chunk in client.generate(**ask, max_new_tokens=tokens, **opts):
-                            chunks.append(chunk)
-                            sys.stdout.write(chunk.text)
-                            sys.stdout.flush()
-                        r = tandem.Result.collect(chunks)
-                        print(
-                            f"\n--- placement: {r.placement.upper()} on {chunks[-1].worker_id}; "
-                            f"{r.usage.completion_tokens} tokens in {r.total_ms:.0f} ms "
-                            f"(first after {r.ttft_ms:.0f} ms), finish: {r.finish_reason}"
-                        )
-                        print(f"--- reason: {r.decision.reason if r.decision else '-'}")
-                        if r.placement == "tandem":
-                            s = chunks[-1].raw.tandem
-                            print(
-                                f"--- tandem: {s.rounds} rounds, {s.accepted_tokens}/{s.drafted_tokens} "
-                                f"drafted tokens accepted ({s.acceptance_rate:.2f}), "
-                                f"mean γ {s.mean_draft_length:.1f}; {r.target_forward_passes} target passes "
-                                f"for {r.usage.completion_tokens} tokens"
-                            )
-                        if r.placement in ("cloud", "tandem"):
-                            print(f"--- cost: ${r.cloud_usd:.8f} for {r.target_forward_passes} target passes")
-                        if r.placement in ("edge", "tandem"):
-                            print(f"--- device energy: {r.device_energy_joules:.2f} J")
-                    except tandem.TandemError as exc:
-                        print(f"\n--- refused: {exc.status}: {exc}")
+                    ask = _request(client, title, prompt, opts, chat, tokens)
+                with tandem.Client(stack.apps[DEVICE], timeout=120) as app:
+                    _say(f"an app on {DEVICE} calls the agent there ({stack.apps[DEVICE]}), which decides")
+                    for title, prompt, opts in (requests[0], requests[3]):
+                        device_opts = {k: v for k, v in opts.items() if k != "device_id"}
+                        _request(app, f"on the device: {title}", prompt, device_opts, chat, tokens)
                 _live_policy_change(stack, client, ask)
             _say("shutting down")
     except StackError as exc:

@@ -73,6 +73,7 @@ def test_demo_streams_from_device_and_cloud_and_exits_cleanly(tmp_path):
     assert "--- placement: CLOUD on " in out
     assert "--- policy v2 by demo" in out and "decision (policy v2)" in out  # tuned live
     assert out.count("--- reason: ") >= 5
+    assert "=== on the device: private" in out and "(decided on the device)" in out  # an app on the device
     assert "refused: FAILED_PRECONDITION" in out
     assert "all processes stopped" in out
     leftovers = {pid for pid in ray_processes() - before if psutil.pid_exists(pid)}
