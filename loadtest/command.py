@@ -52,6 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-requests", type=int, help="stop sending after this many per rate")
     p.add_argument("--concurrency", type=int, help="requests in flight at most (0: no cap)")
     p.add_argument("--devices", type=int, help="simulated devices (overrides the scenario)")
+    p.add_argument(
+        "--from-device",
+        type=float,
+        help="share of the device requests an app on the device sends to its agent, which decides "
+        "(requests.from_device; overrides the scenario)",
+    )
     p.add_argument("--api-key", help="sent as authorization: Bearer <key>")
     p.add_argument(
         "--ca-file",
@@ -103,6 +109,8 @@ def with_overrides(s: Scenario, args: argparse.Namespace) -> Scenario:
         s = dataclasses.replace(s, arrivals=dataclasses.replace(a, **changes))
         if args.devices is not None:
             s = dataclasses.replace(s, fleet=dataclasses.replace(s.fleet, devices=args.devices))
+        if args.from_device is not None:
+            s = dataclasses.replace(s, requests=dataclasses.replace(s.requests, from_device=args.from_device))
     except ValueError as exc:
         raise ConfigError("command line", str(exc)) from None
     return s
@@ -163,15 +171,22 @@ def main(args: argparse.Namespace) -> int:
             stack.wait_fleet(edge=0, cloud=1, timeout_s=120)
         target = stack.router_address
         tls = None if args.insecure else grpc.ssl_channel_credentials(root_certificates=ca)
+        apps: dict[str, str] = {}  # device id → where its apps reach it
         if args.attach:
             devices = edge_ids(target, tls)
             log(f"attached to {len(devices)} edge workers already registered")
         elif scenario.fleet.devices:
             log(f"starting {scenario.fleet.devices} simulated devices")
-            stack.start_devices(args.scenario, scenario.fleet.devices)
+            apps = stack.start_devices(args.scenario, scenario.fleet.devices).get("apps", {})
             devices = wait_devices(target, tls, scenario.fleet.id_prefix, scenario.fleet.devices)
         else:
             devices = []
+        if scenario.requests.from_device and not apps:
+            print(
+                "tandem loadtest: requests.from_device needs the simulated devices (not --attach)",
+                file=sys.stderr,
+            )
+            return 2
         samples: list[dict] = []
         runs = []
         for rate in scenario.arrivals.sweep:
@@ -201,7 +216,9 @@ def main(args: argparse.Namespace) -> int:
             if not args.insecure:
                 creds["root_certificates"] = ca
                 creds["tls"] = True
-            records = asyncio.run(harness.run(target, scenario, planned, f"{rate:g}/s", creds, on_sample))
+            records = asyncio.run(
+                harness.run(target, scenario, planned, f"{rate:g}/s", creds, on_sample, apps=apps)
+            )
             runs.append((rate, records))
             report.write_records(out, runs)  # after every rate: a long sweep keeps what it measured
     summary = {

@@ -61,6 +61,7 @@ def device_configs(
                 metrics_port=-1,
                 battery=battery,
                 link=link.profile(),
+                apps="127.0.0.1:0",  # its apps reach it here (a request planned from the device)
             )
         )
     return out
@@ -94,7 +95,7 @@ async def serve(
     workers = [EdgeWorker(c, profile) for c in device_configs(fleet, router, seed, token, tls)]
     await asyncio.gather(*(w.start() for w in workers))
     log.info("%d simulated devices linked to %s", len(workers), router)
-    ready({"devices": [w.device_id for w in workers]})
+    ready({"devices": [w.device_id for w in workers], "apps": {w.device_id: w.apps_address for w in workers}})
     t0 = clock()
     try:
         while not stop.is_set():

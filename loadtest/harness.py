@@ -8,6 +8,7 @@ concurrency cap makes it wait for a slot, and that wait counts in its latency).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import sys
@@ -33,6 +34,7 @@ class Planned:
     max_new_tokens: int
     hints: HintMix
     device_id: str
+    from_device: bool = False  # sent by an app on the device to its agent, not to the router
 
 
 def plan(scenario: Scenario, rate: float, prompts: Sequence[str], device_ids: Sequence[str]) -> list[Planned]:
@@ -45,8 +47,17 @@ def plan(scenario: Scenario, rate: float, prompts: Sequence[str], device_ids: Se
     for i, t in enumerate(times):
         h = rng.choices(scenario.hints, weights)[0]
         device = rng.choice(device_ids) if device_ids and h.on_device else ""
+        local = bool(device) and rng.random() < scenario.requests.from_device
         out.append(
-            Planned(i, t, prompts[i % len(prompts)], rng.choice(scenario.requests.max_new_tokens), h, device)
+            Planned(
+                i,
+                t,
+                prompts[i % len(prompts)],
+                rng.choice(scenario.requests.max_new_tokens),
+                h,
+                device,
+                local,
+            )
         )
     return out
 
@@ -136,6 +147,7 @@ async def _one(
         result = tandem.Result.collect(chunks)
         rec.placement, rec.placements = result.placement, list(result.placements)
         rec.pool = result.decision.pool if result.decision else ""
+        rec.decided_at = result.decision.decided_at if result.decision else ""
         rec.reason = result.reason
         rec.tokens, rec.prompt_tokens, rec.chunks = (
             len(result.token_ids),
@@ -166,20 +178,34 @@ async def run(
     credentials: dict | None = None,
     on_sample: Callable[[float, list], None] = lambda t, m: None,
     sample_every_s: float = 1.0,
+    apps: dict[str, str] | None = None,
 ) -> list[RequestRecord]:
     """Send `planned` to the router at `target` on schedule (`credentials`: tandem.AsyncClient's
     keyword arguments — api_key, tls, root_certificates); returns one record per request, in
-    order. Samples ListFleet every `sample_every_s` into `on_sample(t, members)`."""
+    order. A request planned `from_device` goes to its device's agent instead, at `apps[device]`
+    (a local address: no credentials), as an app on the device would send it. Samples ListFleet
+    every `sample_every_s` into `on_sample(t, members)`."""
     a = scenario.arrivals
     slots = asyncio.Semaphore(a.concurrency) if a.concurrency else None
     progress = Progress(len(planned), a.duration_s, label)
     done: list[RequestRecord] = []
     opts = dict(credentials or {})
     tls = tls_credentials(opts.get("tls", False), opts.get("root_certificates"), None)
+    agents = {
+        device: tandem.AsyncClient(address, retries=scenario.requests.retries)
+        for device, address in (apps or {}).items()
+        if any(p.from_device and p.device_id == device for p in planned)
+    }
+    missing = {p.device_id for p in planned if p.from_device} - set(agents)
+    if missing:
+        raise ValueError(f"requests planned from devices that serve no apps: {sorted(missing)[:5]}")
     async with (
         tandem.AsyncClient(target, retries=scenario.requests.retries, **opts) as client,
         open_channel(target, tls) as admin_channel,
+        contextlib.AsyncExitStack() as stack,
     ):
+        for agent in agents.values():
+            await stack.enter_async_context(agent)
         admin = admin_pb2_grpc.AdminStub(admin_channel)
         t0 = time.perf_counter() + 0.05  # a moment to set up before the first send
 
@@ -200,7 +226,8 @@ async def run(
             delay = t0 + p.at_s - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(_one(client, p, scenario, t0, slots))
+            via = agents[p.device_id] if p.from_device else client
+            task = asyncio.create_task(_one(via, p, scenario, t0, slots))
             task.add_done_callback(lambda t: done.append(t.result()) if not t.cancelled() else None)
             tasks.append(task)
             progress.update(time.perf_counter() - t0, len(tasks), done)

@@ -30,6 +30,7 @@ class RequestRecord:
     placement: str = ""  # of the final chunk
     placements: list[str] = dataclasses.field(default_factory=list)
     pool: str = ""
+    decided_at: str = ""  # "router", or "device" (sent to the device's agent, which decided)
     reason: str = ""
     tokens: int = 0
     prompt_tokens: int = 0
@@ -160,6 +161,7 @@ def summarise(records: Sequence[RequestRecord], requested_rate: float, duration_
     return {
         "requests": n,
         "ok": len(ok),
+        "decided_on_device": sum(r.decided_at == "device" for r in ok),
         "errors": errors,
         "requested_rate": requested_rate,
         "duration_s": duration_s,
@@ -202,6 +204,7 @@ def summary_table(s: dict) -> str:
         "| figure | value |",
         "| --- | ---: |",
         f"| requests (ok / errors) | {s['ok']} / {s['requests'] - s['ok']} |",
+        f"| decided on the device (ok) | {s.get('decided_on_device', 0)} |",
         f"| send rate requested → scheduled → achieved (/s) | {s['requested_rate']:.2f} → "
         f"{_fmt(s.get('scheduled_rate'), '{:.3f}')} → {_fmt(s['achieved_send_rate'], '{:.3f}')} |",
         f"| send lag p50 / p99 (ms) | {_fmt(s['send_lag_ms']['p50'], '{:.2f}')} / "

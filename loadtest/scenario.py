@@ -73,10 +73,15 @@ class Requests:
     temperature: float = 0.0
     timeout_s: float = 60.0  # per-request deadline
     retries: int = 0  # the SDK's retries before the first token (0: every failure counts)
+    # the share of the requests naming a device that an app on that device sends to its agent
+    # (device first: the device decides) instead of to the router
+    from_device: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.max_new_tokens or min(self.max_new_tokens) < 1:
             raise ValueError("max_new_tokens needs at least one value, all >= 1")
+        if not 0.0 <= self.from_device <= 1.0:
+            raise ValueError(f"from_device must be in [0, 1], got {self.from_device}")
         if self.timeout_s <= 0 or self.retries < 0:
             raise ValueError("timeout_s must be > 0 and retries >= 0")
 

@@ -45,6 +45,8 @@ def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
         "3",
         "--duration",
         "6",
+        "--from-device",
+        "0.5",
         "--out",
         str(out),
     )
@@ -69,6 +71,10 @@ def test_a_short_run_writes_every_output_without_errors(stack, tmp_path):
     sims = {r["device_id"] for r in records if r["device_id"]}
     assert sims and all(d.startswith("sim-") for d in sims)  # not lt-phone, the stack's own device
     assert {r["placement"] for r in records} & {"edge", "tandem"}
+    # half the device requests came from apps on the devices, decided there, and are counted so
+    on_device = [r for r in records if r["decided_at"] == "device"]
+    assert on_device and all(r["device_id"] for r in on_device)
+    assert run["decided_on_device"] == len(on_device) and "| decided on the device (ok) |" in done.stdout
     assert all(r["ttft_ms"] >= (r["sent_s"] - r["scheduled_s"]) * 1e3 for r in records)
     samples = [json.loads(line) for line in (out / "fleet.jsonl").read_text().splitlines()]
     assert {s["device_id"] for s in samples} == {"sim-000", "sim-001", "sim-002"}

@@ -3,6 +3,7 @@ simulated fleet's configuration, request plans and run comparison."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from pathlib import Path
@@ -139,6 +140,10 @@ def test_plans_are_reproducible_and_send_device_ids_only_where_asked():
     assert a == b and a
     assert all((p.device_id == "") == (not p.hints.on_device) for p in a)
     assert plan(s, 4.0, ["p"], ["d"]) != a
+    assert not any(p.from_device for p in a)  # the scenario sends every request to the router
+    half = dataclasses.replace(s, requests=dataclasses.replace(s.requests, from_device=0.5))
+    local = [p for p in plan(half, 8.0, ["p"], ["sim-000"]) if p.from_device]
+    assert local and all(p.device_id for p in local)  # only requests that name a device
 
 
 def test_only_loopback_targets_count_as_local():
