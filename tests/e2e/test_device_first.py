@@ -52,3 +52,14 @@ def test_the_device_checks_its_apps_requests(app):
     with pytest.raises(tandem.InvalidArgument) as err:
         app.complete(PROMPTS[0], max_new_tokens=0)
     assert "max_new_tokens" in err.value.field
+
+
+def test_device_driven_tandem_samples_and_drafts_trees(app):
+    """Sampling (the speculative-sampling rule at the replica, with the device's q) and draft
+    trees (greedy) carry over to TANDEM driven from the device."""
+    sampled = app.complete(PROMPTS[2], max_new_tokens=24, placement="prefer_tandem", temperature=0.8, seed=7)
+    assert sampled.placement == "tandem" and sampled.usage.completion_tokens == 24
+    assert sampled.decision.decided_at == "device" and sampled.tandem.drafted_tokens > 0
+    chain = app.complete(PROMPTS[3], max_new_tokens=24, placement="prefer_tandem")
+    tree = app.complete(PROMPTS[3], max_new_tokens=24, placement="prefer_tandem", draft_tree=[3, 2])
+    assert tree.placement == "tandem" and tree.token_ids == chain.token_ids  # still the target's output
