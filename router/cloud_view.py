@@ -20,7 +20,7 @@ from router.fleet import DeviceState, FleetRegistry, PoolInfo
 from router.policy.config import PolicyConfig, policy_from_dict
 from router.policy.estimates import SPREAD_QUANTILES, Estimates, Spread
 from router.policy.predict import DeviceEstimate, PoolEstimate
-from router.policy.snapshot import FleetSnapshot, build_snapshot, with_live_state
+from router.policy.snapshot import FleetSnapshot, build_snapshot, measured_device, with_live_state
 from tandem.errors import InvalidArgument
 from tandem.v1 import common_pb2, fleet_pb2
 
@@ -58,22 +58,14 @@ class CloudView:
 
 def offline_snapshot(device_id: str, state: DeviceState, policy: PolicyConfig, now: float) -> FleetSnapshot:
     """What a device that never had a cloud view decides with: itself at the policy's priors, no pools."""
-    prior = DeviceEstimate(
-        worker_id=device_id,
-        endpoint="",
-        battery_percent=0.0,
-        charging=False,
-        has_battery=False,
-        battery_capacity_j=0.0,
-        thermal="unknown",
-        energy_per_token_j=0.0,
-        prefill_energy_fraction=policy.prefill_energy_fraction,
+    prior = measured_device(
+        device_id,
+        policy,
         rtt_ms=policy.prior_rtt_ms,
         ttft_ms=policy.prior_device_ttft_ms,
+        prefill_ms_per_token=policy.prior_device_prefill_ms_per_token,
         token_ms=policy.prior_device_token_ms,
         draft_ms=policy.prior_draft_ms,
-        last_seen=now,
-        prefill_ms_per_token=policy.prior_device_prefill_ms_per_token,
     )
     return FleetSnapshot(device=with_live_state(prior, state, now), pools=())
 
@@ -196,25 +188,17 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
     for name in ("ttft_ms", "prefill_ms_per_token", "token_ms", "draft_ms", "link_ms", "ahead_extra_ms",
                  "inflight_energy_joules", "rtt_ms"):  # fmt: skip
         _finite(getattr(d, name), f"cloud_view.device.{name}")
-    device = DeviceEstimate(
-        worker_id=device_id,
-        endpoint="",
-        battery_percent=0.0,
-        charging=False,
-        has_battery=False,
-        battery_capacity_j=0.0,
-        thermal="unknown",
-        energy_per_token_j=0.0,
-        prefill_energy_fraction=policy.prefill_energy_fraction,
+    device = measured_device(
+        device_id,
+        policy,
         rtt_ms=d.rtt_ms,
         ttft_ms=d.ttft_ms,
+        prefill_ms_per_token=d.prefill_ms_per_token,
         token_ms=d.token_ms,
         draft_ms=d.draft_ms,
-        last_seen=0.0,
         link_ms=d.link_ms,
         ahead_extra_ms=d.ahead_extra_ms,
         inflight_energy_j=d.inflight_energy_joules,
-        prefill_ms_per_token=d.prefill_ms_per_token,
     )
     spreads = {}
     for s in msg.spreads:

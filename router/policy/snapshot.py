@@ -33,9 +33,37 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
     s = w.state
     e = est.device(w.worker_id)
     link_ms, ahead_extra_ms = est.device_link(w.worker_id)
-    measured = DeviceEstimate(
-        worker_id=w.worker_id,
+    measured = measured_device(
+        w.worker_id,
+        policy,
         endpoint=w.endpoint,
+        rtt_ms=s.rtt_ms if s.rtt_ms > 0 else policy.prior_rtt_ms,
+        link_ms=link_ms or 0.0,
+        ahead_extra_ms=ahead_extra_ms,
+        inflight_energy_j=est.device_energy[w.worker_id],
+        **e,
+    )
+    return with_live_state(measured, s, w.last_seen)
+
+
+def measured_device(
+    worker_id: str,
+    policy: PolicyConfig,
+    *,
+    rtt_ms: float,
+    ttft_ms: float,
+    prefill_ms_per_token: float,
+    token_ms: float,
+    draft_ms: float,
+    link_ms: float = 0.0,
+    ahead_extra_ms: float = 0.0,
+    inflight_energy_j: float = 0.0,
+    endpoint: str = "",
+) -> DeviceEstimate:
+    """A device's measured figures, its live state not yet applied (with_live_state)."""
+    return DeviceEstimate(
+        worker_id=worker_id,
+        endpoint=endpoint,
         battery_percent=0.0,
         charging=False,
         has_battery=False,
@@ -43,17 +71,16 @@ def device_estimate(w: WorkerRecord, est: Estimates, policy: PolicyConfig) -> De
         thermal="unknown",
         energy_per_token_j=0.0,
         prefill_energy_fraction=policy.prefill_energy_fraction,
-        rtt_ms=s.rtt_ms if s.rtt_ms > 0 else policy.prior_rtt_ms,
-        ttft_ms=e["ttft_ms"],
-        prefill_ms_per_token=e["prefill_ms_per_token"],
-        token_ms=e["token_ms"],
-        draft_ms=e["draft_ms"],
-        link_ms=link_ms or 0.0,
+        rtt_ms=rtt_ms,
+        ttft_ms=ttft_ms,
+        prefill_ms_per_token=prefill_ms_per_token,
+        token_ms=token_ms,
+        draft_ms=draft_ms,
+        link_ms=link_ms,
         ahead_extra_ms=ahead_extra_ms,
-        last_seen=w.last_seen,
-        inflight_energy_j=est.device_energy[w.worker_id],
+        last_seen=0.0,
+        inflight_energy_j=inflight_energy_j,
     )
-    return with_live_state(measured, s, w.last_seen)
 
 
 def with_live_state(d: DeviceEstimate, s: DeviceState, seen: float) -> DeviceEstimate:
