@@ -117,7 +117,7 @@ class DeviceTandem:
                 view.policy.max_draft_length, overlap=spec.route.overlap, fixed_gamma=spec.route.draft_length
             ),
             energy_per_token_j=self.state().energy_per_token_joules,
-            energy_budget_j=spec.route.max_device_energy_joules,
+            energy_budget_j=decision.energy_cap_j,
         )
         session = f"device-{request_id}"
         tree = spec.route.draft_tree if spec.sampling.greedy else ()

@@ -165,7 +165,7 @@ class TandemStreamer:
                 speed_slack=self.config.draft_speed_slack,
             ),
             energy_per_token_j=edge.state.energy_per_token_joules,
-            energy_budget_j=spec.route.max_device_energy_joules,
+            energy_budget_j=decision.energy_cap_j,
         )
 
     def _pace_guard(self, spec: GenerateSpec, decision: Decision, pool: str, prompt_tokens: int) -> PaceGuard:

@@ -20,12 +20,14 @@ saturated pool was among the placements that could have served it: overload, not
 
 from __future__ import annotations
 
+import math
+
 from router.policy.candidates import Option, predicted_options
 from router.policy.config import PolicyConfig
 from router.policy.context import DecisionContext
 from router.policy.narrowing import SOFT_RULES
 from router.policy.placement import Decision, Placement, Preference, RouteRequest
-from router.policy.rules import apply_hard_rules
+from router.policy.rules import apply_hard_rules, energy_headroom_j
 from router.policy.scoring import Scales
 from router.policy.snapshot import FleetSnapshot
 from tandem.errors import FailedPrecondition, ResourceExhausted
@@ -116,4 +118,15 @@ def pick(options: list[Option], ranked: list[Option], ctx: DecisionContext, poli
         predicted_token_var=p.token_var,
         draft_prices=p.prices,
         draft_model=p.model,
+        energy_cap_j=energy_cap(ctx) if best.placement is Placement.TANDEM else 0.0,
     )
+
+
+def energy_cap(ctx: DecisionContext) -> float:
+    """What a TANDEM session may spend on the device (0: no cap): the request's energy budget and
+    the battery's headroom above its reserve (router.policy.rules.energy_headroom_j), the lower."""
+    caps = [ctx.req.max_device_energy_joules]
+    if ctx.device is not None:
+        caps.append(energy_headroom_j(ctx.device, ctx.policy))
+    finite = [c for c in caps if 0 < c < math.inf]
+    return min(finite, default=0.0)

@@ -130,6 +130,10 @@ class Decision:
     # TANDEM: the round model the prediction used — the session's controller starts from it; its
     # `overlap` is run-ahead drafting (off where its dropped drafts cost more than it saves)
     draft_model: RoundModel | None = None
+    # TANDEM: the most the session may spend on the device, in joules (0: no cap) — the request's
+    # budget, and while on battery what the battery holds above its reserve: an adaptive session
+    # drafts more than the decision predicted on easy text, and never past this
+    energy_cap_j: float = 0.0
     rule: str = ""  # what settled it: device_only | preference | only_candidate | score
 
     @property

@@ -121,6 +121,8 @@ class Verdict:
 
 
 class DraftSource(Protocol):
+    wasted_energy_j: float  # device energy of the blocks drafted and dropped so far (stale run-ahead)
+
     async def block(self, committed: Sequence[int], gamma: int) -> Draft:
         """Drafts continuing exactly `committed` (about `gamma` of them)."""
         ...
@@ -207,6 +209,7 @@ async def tandem_rounds(
             stats.head_misses += 1
             stats.device_energy_j += block.energy_j
             control.spend(block.energy_j)
+    wasted = drafts.wasted_energy_j
     while produced < max_new_tokens and len(committed) < max_context:
         room = min(max_new_tokens - produced, max_context - len(committed))
         gamma = control.next_gamma(room)  # a round commits at most γ + 1 tokens
@@ -234,6 +237,10 @@ async def tandem_rounds(
         committed += new
         produced += len(new)
         await drafts.settle(committed, hit and not eos)
+        # blocks drafted ahead and dropped spent the device's energy all the same: an energy cap
+        # counts them
+        control.spend(drafts.wasted_energy_j - wasted)
+        wasted = drafts.wasted_energy_j
         _account(stats, gamma, verdict, draft)
         control.observe(
             gamma,

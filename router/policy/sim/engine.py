@@ -81,7 +81,11 @@ class Simulation:
             req.prompt_tokens,
             rtt,
             dev.betas(plan.pool, rng, control.max_gamma + 1),
-            DraftLengthController(control, speed.energy_per_token_j, req.route.max_device_energy_joules),
+            DraftLengthController(
+                control,
+                speed.energy_per_token_j,
+                plan.decision.energy_cap_j if plan.decision else req.route.max_device_energy_joules,
+            ),
             speed,
             pool.model,
             m,

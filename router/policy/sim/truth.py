@@ -178,7 +178,9 @@ def tandem_truth(
             guessed = overlap and k == g and rng.random() < truth.beta(g + 1)
             prev_hit = guessed
             if overlap and not prev_hit:
-                dropped += min((g + 1) * control.blocks_ahead(g), (rtt_ms + verify) / max(a, 1e-3))
+                ahead = min((g + 1) * control.blocks_ahead(g), (rtt_ms + verify) / max(a, 1e-3))
+                dropped += ahead
+                control.spend(ahead * dev.energy_per_token_j)  # drafted ahead and dropped: spent all the same
             control.observe(
                 g,
                 k,

@@ -387,3 +387,17 @@ def test_policy_config_errors_name_the_field():
         policy_from_dict({"battery_reserve_percent": 100})
     assert e.value.field == "policy.battery_reserve_percent"
     assert policy_from_dict({"latency_weight": 2}).latency_weight == 2.0
+
+
+def test_a_tandem_session_may_spend_no_more_than_the_battery_holds_above_its_reserve():
+    on_battery = decide(req(preference="prefer_tandem"), snap(device(battery_percent=60.0)), POLICY, NOW)
+    assert on_battery.placement == "tandem"
+    # 40 points above the 20% reserve of 54 kJ
+    assert on_battery.energy_cap_j == pytest.approx(0.40 * 54_000.0)
+    budget = decide(
+        req(preference="prefer_tandem", max_device_energy_joules=50.0), snap(device()), POLICY, NOW
+    )
+    assert budget.energy_cap_j == 50.0  # the request's own budget, when lower
+    charging = decide(req(preference="prefer_tandem"), snap(device(charging=True)), POLICY, NOW)
+    assert charging.placement == "tandem" and charging.energy_cap_j == 0.0  # no cap
+    assert decide(req(preference="only_cloud"), snap(device()), POLICY, NOW).energy_cap_j == 0.0

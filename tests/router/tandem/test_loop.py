@@ -29,6 +29,7 @@ class RequestedSource:
     def __init__(self, wrong_every: int = 5, fail_after: int | None = None) -> None:
         self.wrong_every, self.fail_after = wrong_every, fail_after
         self.calls = 0
+        self.wasted_energy_j = 0.0
 
     async def block(self, committed, gamma):
         self.calls += 1
@@ -298,3 +299,26 @@ def test_draft_paths_cut_short_and_after_a_token():
     after = d.after(5)
     assert after.tokens == [6, 7] and after.alternatives == [[6, 8]]
     assert d.after(9) is None
+
+
+async def test_blocks_dropped_past_a_miss_count_against_the_sessions_energy():
+    """Run-ahead blocks that were drafted and dropped spent the device's energy: the controller's
+    budget counts them, so a capped session stops drafting sooner."""
+
+    class Wasteful(AheadSource):
+        async def settle(self, committed, hit):
+            await super().settle(committed, hit)
+            if not hit:
+                self.wasted_energy_j += 1.0  # a block drafted ahead and dropped
+
+    control = DraftLengthController(
+        DraftControlConfig(fixed_gamma=3), energy_per_token_j=0.01, energy_budget_j=3.5
+    )
+    stats = TandemStats()
+    rounds = tandem_rounds(
+        list(range(5)), 60, 1000, -1, control, Wasteful(wrong_every=2), Verifier(), stats, head_start=False
+    )
+    async for _ in rounds:
+        pass
+    assert stats.rounds > 10 and control.energy_left_j < 0.05  # the dropped blocks used the budget up
+    assert control.next_gamma(10) == 0  # no drafting left: the cloud decodes alone
