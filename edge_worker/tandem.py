@@ -14,7 +14,10 @@ the stream ends with the tokens so far and UNAVAILABLE.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -26,13 +29,24 @@ from router.convert import GenerateSpec
 from router.policy.costs import cloud_cost_usd, priced
 from router.policy.placement import Decision, Preference, Quality
 from router.tandem.control import DraftLengthController
-from router.tandem.loop import CloudLost, TandemStats, tandem_rounds
-from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
+from router.tandem.loop import (
+    EMPTY_DRAFT,
+    CloudLost,
+    Commit,
+    DeviceLost,
+    Draft,
+    TandemStats,
+    Verdict,
+    account_round,
+    tandem_rounds,
+)
+from router.tandem.speculation import MAX_BLOCKS_AHEAD, blocks_ahead
+from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, replica_lost
 from router.tandem_stream import stats_to_pb
 from router.verify_broker import DEVICE_KEY, POOL_KEY
 from runtime.params import check_context
 from runtime.worker_servicer import WorkerServicer
-from tandem.errors import Unavailable
+from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, fleet_pb2_grpc, inference_pb2, worker_pb2
 
@@ -71,6 +85,165 @@ class BrokeredVerifier(GrpcVerifier):
         if self._call is not None:
             self._call.cancel()  # the broker releases the replica's session when the stream ends
             self._call = None
+
+
+class PipelinedVerifier:
+    """Verification pipelined over the broker's stream (Fleet.VerifyStream with epochs): blocks go
+    out as soon as they are drafted, each continuing the one before as if it were a hit; verdicts
+    come back in order; after a block that was not a hit the broker drops the rest of its epoch and
+    so does this side. Any failure of the stream is a lost cloud (the broker fails over between
+    replicas itself)."""
+
+    def __init__(self, channel, metadata, session_id: str, sampling, deadline: Deadline) -> None:
+        self.call = fleet_pb2_grpc.FleetStub(channel).VerifyStream(
+            timeout=deadline.timeout_total(), metadata=metadata
+        )
+        self.session_id, self.sampling, self.deadline = session_id, sampling, deadline
+        self.opened = False
+
+    async def send(self, context, draft: Draft, epoch: int, guess: int | None) -> None:
+        msg = worker_pb2.VerifyStreamRequest(
+            draft_token_ids=draft.tokens,
+            draft_distributions=draft.dists,
+            context_length=len(context),
+            draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives],
+            epoch=epoch,
+        )
+        if guess is not None:
+            msg.bonus_guess = guess
+        if not self.opened:  # the first message opens the session with the whole context
+            self.opened = True
+            msg.session_id, msg.context[:] = self.session_id, list(context)
+            msg.sampling.CopyFrom(self.sampling)
+        try:
+            await self.call.write(msg)
+        except (grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as err:
+            raise CloudLost(f"the cloud verify stream was lost: {err}") from None
+
+    async def verdict(self) -> worker_pb2.VerifyResponse:
+        try:
+            resp = await asyncio.wait_for(self.call.read(), self.deadline.timeout())
+        except TimeoutError:
+            raise CloudLost("no verdict within the round timeout") from None
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and self.deadline.expired():
+                raise DeadlineExceeded("the request's deadline passed while verifying") from None
+            if not replica_lost(err):
+                raise from_rpc_error(err) from None
+            raise CloudLost(f"the cloud verify stream was lost: {err.code().name} {err.details()}") from None
+        if resp is grpc.aio.EOF:
+            raise CloudLost("the broker ended the verify stream")
+        return resp
+
+    async def release(self) -> None:
+        self.call.cancel()  # the broker releases the replica's session when the stream ends
+
+
+async def pipelined_rounds(
+    prompt: list[int],
+    max_new_tokens: int,
+    max_context: int,
+    eos_token_id: int,
+    control: DraftLengthController,
+    drafts: StreamedDrafts,
+    verifier: PipelinedVerifier,
+    stats: TandemStats,
+) -> AsyncIterator[Commit]:
+    """TANDEM rounds with verification pipelined (PipelinedVerifier): the first verdict is the
+    target's first token (the device prefills meanwhile), then blocks drafted ahead on the device
+    keep up to `depth` in flight — enough to cover a verdict's way back over the link, so a run of
+    hits does not wait for it. Commits come from verdicts alone, in order, so the output is the
+    target's: a block is verified only when every block before it in its epoch was a hit, i.e.
+    against exactly the context it continues."""
+    warm = asyncio.ensure_future(drafts.head(prompt, 1))  # the device prefills while the cloud does
+    rounds = _pipelined(
+        prompt, max_new_tokens, max_context, eos_token_id, control, drafts, verifier, stats, warm
+    )
+    try:
+        async with contextlib.aclosing(rounds):
+            async for commit in rounds:
+                yield commit
+    finally:
+        warm.cancel()
+
+
+async def _pipelined(
+    prompt, max_new_tokens, max_context, eos_token_id, control, drafts, verifier, stats, warm
+) -> AsyncIterator[Commit]:
+    committed, produced = list(prompt), 0
+    await verifier.send(committed, EMPTY_DRAFT, 0, None)
+    resp = await verifier.verdict()
+    new = [resp.next_token_id]
+    committed += new
+    produced += 1
+    verdict = Verdict(0, resp.next_token_id, 0.0, resp.compute_ms, resp.forward_passes, resp.worker_id)
+    account_round(stats, 0, verdict, EMPTY_DRAFT)
+    eos = eos_token_id in new
+    yield Commit(new, 0, 0, resp.worker_id, eos)  # the first token does not wait for the device
+    with contextlib.suppress(DeviceLost):  # a failed warm-up shows again in the first block
+        stats.device_energy_j += (await warm).energy_j
+    epoch, inflight = 0, collections.deque()
+    assumed = list(
+        committed
+    )  # the context the next block continues: committed, plus blocks in flight as hits
+    round_trip_ms, hit_gap_ms, last_verdict = control.verify_ms, control.verify_ms, time.perf_counter()
+    wasted = drafts.wasted_energy_j
+    while not eos and produced < max_new_tokens and len(committed) < max_context:
+        room = min(max_new_tokens, max_context - len(prompt)) - (len(assumed) - len(prompt))
+        gamma = control.next_gamma(room)
+        depth = blocks_ahead(gamma, control.draft_ms, round_trip_ms, hit_gap_ms) if gamma else 1
+        # nothing goes ahead of a block sent without a guess: the next one waits for its verdict
+        while gamma and len(inflight) < depth and room > 1 and not (inflight and inflight[-1][1] is None):
+            draft = (await drafts.block(assumed, gamma)).head(gamma)
+            guess = draft.bonus_guess if len(draft.tokens) == gamma and not draft.alternatives else None
+            ahead = bool(inflight)
+            await verifier.send(assumed, draft, epoch, guess)
+            inflight.append((draft, guess, time.perf_counter(), ahead))
+            if guess is None:
+                break
+            assumed += [*draft.tokens, guess]
+            await drafts.settle(assumed, True)  # the device keeps drafting from there meanwhile
+            room = min(max_new_tokens, max_context - len(prompt)) - (len(assumed) - len(prompt))
+            gamma = min(gamma, max(room - 1, 0))
+        if not inflight:  # no drafting (energy, or the last token): a plain verify step
+            await verifier.send(committed, EMPTY_DRAFT, epoch, None)
+            inflight.append((EMPTY_DRAFT, None, time.perf_counter(), False))
+        resp = await verifier.verdict()
+        draft, guess, sent_at, ahead = inflight.popleft()
+        now = time.perf_counter()
+        g = len(draft.tokens)
+        path = draft.path(resp.path)
+        new = [*path[: resp.accepted], resp.next_token_id]
+        hit = guess is not None and resp.path == 0 and resp.accepted == g and resp.next_token_id == guess
+        eos = eos_token_id in new
+        if eos:
+            new = new[: new.index(eos_token_id) + 1]
+        committed += new
+        produced += len(new)
+        verdict = Verdict(
+            resp.accepted, resp.next_token_id, (now - sent_at) * 1e3, resp.compute_ms, resp.forward_passes,
+            resp.worker_id, resp.path,
+        )  # fmt: skip
+        account_round(stats, g, verdict, draft)
+        if ahead:  # its verdict followed the previous one: a hit round's time
+            hit_gap_ms = 0.7 * hit_gap_ms + 0.3 * (now - last_verdict) * 1e3
+        else:  # sent after the previous verdict: the whole way there and back
+            round_trip_ms = 0.7 * round_trip_ms + 0.3 * (now - sent_at) * 1e3
+        control.observe(
+            g, resp.accepted, draft.compute_ms, 0.0, (now - max(sent_at, last_verdict)) * 1e3, draft.energy_j,
+            predrafted=ahead,
+            guessed=None if guess is None or resp.path or resp.accepted < g else hit,
+        )  # fmt: skip
+        last_verdict = now
+        if not hit:  # the broker drops the rest of this epoch; so does this side
+            epoch += 1
+            inflight.clear()
+            assumed = list(committed)
+            if g:
+                await drafts.settle(committed, False)
+        control.spend(drafts.wasted_energy_j - wasted)
+        wasted = drafts.wasted_energy_j
+        yield Commit(new, resp.accepted, g, resp.worker_id, eos)
 
 
 class DeviceTandem:
@@ -123,7 +296,7 @@ class DeviceTandem:
         tree = spec.route.draft_tree if spec.sampling.greedy else ()
         args = (self.stub, session, round_sampling, SUPPORT_SIZE, deadline)
         drafts = (
-            StreamedDrafts(*args, blocks_ahead=control.blocks_ahead, branching=tree)
+            StreamedDrafts(*args, blocks_ahead=lambda gamma: MAX_BLOCKS_AHEAD, branching=tree)
             if control.overlap
             else RequestedDrafts(*args, branching=tree)
         )
@@ -132,14 +305,28 @@ class DeviceTandem:
             (DEVICE_KEY, self.device_id),
             (POOL_KEY, decision.pool),
         )
-        verifier = BrokeredVerifier(channel, metadata, session, round_sampling, deadline)
         text = TextRenderer(runner.tokenizer, prompt, spec.sampling.stop, max_new)
         stats = TandemStats()
         committed, last, finish = list(prompt), None, None
         eos = runner.spec.eos_token_id if runner.spec.eos_token_id is not None else -1
-        rounds = tandem_rounds(
-            prompt, max_new, runner.spec.max_context, eos, control, drafts, verifier, stats, head_start=True
-        )
+        if control.overlap:  # blocks drafted ahead are verified ahead too
+            verifier = PipelinedVerifier(channel, metadata, session, round_sampling, deadline)
+            rounds = pipelined_rounds(
+                prompt, max_new, runner.spec.max_context, eos, control, drafts, verifier, stats
+            )
+        else:
+            verifier = BrokeredVerifier(channel, metadata, session, round_sampling, deadline)
+            rounds = tandem_rounds(
+                prompt,
+                max_new,
+                runner.spec.max_context,
+                eos,
+                control,
+                drafts,
+                verifier,
+                stats,
+                head_start=True,
+            )
         try:
             try:
                 async with contextlib.aclosing(rounds):

@@ -1,17 +1,20 @@
-"""The verify broker (fleet.proto `Fleet.VerifyStream`): TANDEM driven from a device, verified in
-the cloud through the router.
+"""The verify broker (fleet.proto `Fleet.VerifyStream`): TANDEM driven from a device, verified in the
+cloud through the router.
 
-A device drafting for its own apps (edge_worker.tandem) verifies on a stream to the router. The
-router authorizes the device, picks the least-loaded replica of the pool, and relays each round
-to it on a Worker.VerifyStream of its own (router.tandem_io.GrpcVerifier: a session id the router
-makes, failover to another replica of the pool with the whole committed context when one is lost),
-and meters what the cloud did: the passes' accelerator time is billed to the pool in the router's
-metrics, as for the router's own TANDEM requests.
+A device drafting for its own apps (edge_worker.tandem) verifies on a stream to the router, and
+pipelines it: it sends the blocks it drafts ahead at once, each continuing the one before as if it
+were a hit, tagged with an epoch and its bonus guess; the broker verifies them in order and, after a
+block that was not a hit, drops the rest of that epoch unanswered — so a run of hits does not wait
+for the device's link. The router authorizes the device, picks the least-loaded replica of the pool,
+and relays each round to it on a Worker.VerifyStream of its own (router.tandem_io.GrpcVerifier: a
+session id the router makes, failover to another replica of the pool with the whole committed
+context when one is lost), and meters what the cloud did: the passes' accelerator time is billed to
+the pool in the router's metrics, as for the router's own TANDEM requests.
 
 Why relay rather than hand the device a ticket to a gateway in front of the replicas: the replicas
 stay reachable from the router alone and trust one credential (the router's, over mutual TLS); the
-router sees every pass it bills and every replica failure it must route around; and the extra hop
-is inside the cloud (router ↔ replica), not on the device's link, which is what a round pays for.
+router sees every pass it bills and every replica failure it must route around; and the extra hop is
+inside the cloud (router ↔ replica), not on the device's link, which is what a round pays for.
 """
 
 from __future__ import annotations
@@ -94,9 +97,13 @@ class VerifyBroker:
         compute_ms, passes, rounds, produced = 0.0, 0, 0, 0
         started = time.perf_counter()
         self.streams += 1
-        msg = first
+        msg, epoch = first, first.epoch
         try:
             while msg is not None:
+                if msg.epoch < epoch:  # sent ahead of a block that was not a hit: stale
+                    msg = await anext(aiter(request_iterator), None)
+                    continue
+                epoch = msg.epoch
                 if msg.context:
                     committed = list(msg.context)
                 if msg.context_length and msg.context_length != len(committed):
@@ -114,6 +121,13 @@ class VerifyBroker:
                     raise Unavailable(str(lost)) from None
                 path = draft.path(verdict.path)
                 committed += [*path[: verdict.accepted], verdict.next_token]
+                guessed = msg.HasField("bonus_guess")
+                hit = (
+                    guessed
+                    and verdict.path == 0
+                    and verdict.accepted == len(path)
+                    and verdict.next_token == msg.bonus_guess
+                )
                 compute_ms += verdict.compute_ms
                 passes += verdict.forward_passes
                 rounds += 1
@@ -126,7 +140,10 @@ class VerifyBroker:
                     forward_passes=verdict.forward_passes,
                     path=verdict.path,
                     worker_id=verdict.worker_id,
+                    epoch=epoch,
                 )
+                if guessed and not hit:
+                    epoch += 1  # the blocks sent ahead of this one assumed a hit
                 msg = await anext(aiter(request_iterator), None)
         finally:
             self.streams -= 1

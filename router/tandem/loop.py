@@ -195,7 +195,7 @@ async def tandem_rounds(
             eos = eos_token_id in new
             committed += new
             produced += 1
-            _account(stats, 0, verdict, EMPTY_DRAFT)
+            account_round(stats, 0, verdict, EMPTY_DRAFT)
             yield Commit(new, 0, 0, verdict.worker_id, eos)
             if eos or produced >= max_new_tokens or len(committed) >= max_context or head is None:
                 return
@@ -241,7 +241,7 @@ async def tandem_rounds(
         # counts them
         control.spend(drafts.wasted_energy_j - wasted)
         wasted = drafts.wasted_energy_j
-        _account(stats, gamma, verdict, draft)
+        account_round(stats, gamma, verdict, draft)
         control.observe(
             gamma,
             verdict.accepted,
@@ -272,7 +272,8 @@ async def _cancel(task: asyncio.Future | None) -> None:
             pass
 
 
-def _account(stats: TandemStats, gamma: int, verdict: Verdict, draft: Draft) -> None:
+def account_round(stats: TandemStats, gamma: int, verdict: Verdict, draft: Draft) -> None:
+    """Count a verified round of `gamma` drafted tokens in `stats`."""
     stats.rounds += 1
     stats.drafted += gamma
     stats.accepted += verdict.accepted

@@ -126,7 +126,7 @@ class VerifyRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., draft_alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...
 
 class VerifyStreamRequest(_message.Message):
-    __slots__ = ("session_id", "sampling", "context", "context_length", "draft_token_ids", "draft_distributions", "draft_alternatives")
+    __slots__ = ("session_id", "sampling", "context", "context_length", "draft_token_ids", "draft_distributions", "draft_alternatives", "epoch", "bonus_guess")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,8 @@ class VerifyStreamRequest(_message.Message):
     DRAFT_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     DRAFT_DISTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     DRAFT_ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BONUS_GUESS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sampling: _common_pb2.SamplingParams
     context: _containers.RepeatedScalarFieldContainer[int]
@@ -141,10 +143,12 @@ class VerifyStreamRequest(_message.Message):
     draft_token_ids: _containers.RepeatedScalarFieldContainer[int]
     draft_distributions: _containers.RepeatedCompositeFieldContainer[TokenDistribution]
     draft_alternatives: _containers.RepeatedCompositeFieldContainer[TokenPath]
-    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., draft_alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ...) -> None: ...
+    epoch: int
+    bonus_guess: int
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., draft_token_ids: _Optional[_Iterable[int]] = ..., draft_distributions: _Optional[_Iterable[_Union[TokenDistribution, _Mapping]]] = ..., draft_alternatives: _Optional[_Iterable[_Union[TokenPath, _Mapping]]] = ..., epoch: _Optional[int] = ..., bonus_guess: _Optional[int] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms", "path", "worker_id")
+    __slots__ = ("accepted", "next_token_id", "all_accepted", "text", "cached_tokens", "compute_ms", "forward_passes", "queue_ms", "path", "worker_id", "epoch")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     NEXT_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +159,7 @@ class VerifyResponse(_message.Message):
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     next_token_id: int
     all_accepted: bool
@@ -165,7 +170,8 @@ class VerifyResponse(_message.Message):
     queue_ms: float
     path: int
     worker_id: str
-    def __init__(self, accepted: _Optional[int] = ..., next_token_id: _Optional[int] = ..., all_accepted: _Optional[bool] = ..., text: _Optional[str] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., forward_passes: _Optional[int] = ..., queue_ms: _Optional[float] = ..., path: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
+    epoch: int
+    def __init__(self, accepted: _Optional[int] = ..., next_token_id: _Optional[int] = ..., all_accepted: _Optional[bool] = ..., text: _Optional[str] = ..., cached_tokens: _Optional[int] = ..., compute_ms: _Optional[float] = ..., forward_passes: _Optional[int] = ..., queue_ms: _Optional[float] = ..., path: _Optional[int] = ..., worker_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("session_id",)
