@@ -237,6 +237,10 @@ async def _pipelined(
         last_verdict = now
         if not hit:  # the broker drops the rest of this epoch; so does this side
             epoch += 1
+            dropped_j = sum(d.energy_j for d, *_ in inflight)  # drafted all the same
+            stats.device_energy_j += dropped_j
+            stats.overlap_misses += len(inflight)
+            control.spend(dropped_j)
             inflight.clear()
             assumed = list(committed)
             if g:
@@ -369,7 +373,7 @@ class DeviceTandem:
             await verifier.release()
         if last is None or not finish:
             raise Unavailable("TANDEM generation ended without finishing")
-        stats.overlap_misses = drafts.dropped
+        stats.overlap_misses += drafts.dropped
         stats.device_energy_j += drafts.wasted_energy_j
         pool = next((p.pool for p in view.pools if p.name == decision.pool), None)
         usd = (
