@@ -250,6 +250,15 @@ async def _pipelined(
         yield Commit(new, resp.accepted, g, resp.worker_id, eos)
 
 
+def pipelines(view: CloudView, pool: str) -> bool:
+    """Whether to pipeline verification: where the device's link takes longer than a verify
+    call, a hit round would mostly wait for the link, and verifying blocks sent ahead saves that.
+    Where the link is short, the blocks drafted ahead and dropped after misses cost more than the
+    wait they save (on a device sharing a machine with its cloud, they take the cloud's CPU)."""
+    verify_ms = next((p.verify_ms for p in view.pools if p.name == pool), 0.0)
+    return view.device.rtt_ms >= verify_ms
+
+
 class DeviceTandem:
     """Runs a TANDEM request decided on the device (module docstring)."""
 
@@ -313,7 +322,7 @@ class DeviceTandem:
         stats = TandemStats()
         committed, last, finish = list(prompt), None, None
         eos = runner.spec.eos_token_id if runner.spec.eos_token_id is not None else -1
-        if control.overlap:  # blocks drafted ahead are verified ahead too
+        if control.overlap and pipelines(view, decision.pool):  # blocks drafted ahead are verified ahead too
             verifier = PipelinedVerifier(channel, metadata, session, round_sampling, deadline)
             rounds = pipelined_rounds(
                 prompt, max_new, runner.spec.max_context, eos, control, drafts, verifier, stats
