@@ -116,3 +116,17 @@ async def test_blocks_go_ahead_of_their_verdicts_and_a_miss_drops_the_rest_of_it
     assert broker.dropped > 0 and drafts.restarts > 0  # misses: stale blocks dropped, drafting restarted
     easy = await run(wrong_every=0)
     assert easy[0] == easy[1] and easy[3].rounds < stats.rounds and easy[2].dropped == 0  # all hits
+
+
+def test_verification_is_pipelined_where_the_link_is_longer_than_a_verify_call():
+    from edge_worker.tandem import pipelines
+    from router.cloud_view import CloudView
+    from router.policy.config import PolicyConfig
+    from tests.router.policy.test_decide import device, pool
+
+    def view(rtt_ms):
+        return CloudView(
+            1, PolicyConfig(), (pool("gpu", verify_ms=12.0),), {}, device(rtt_ms=rtt_ms), 0.0, {}, 15.0
+        )
+
+    assert pipelines(view(30.0), "gpu") and not pipelines(view(2.0), "gpu")
