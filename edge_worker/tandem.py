@@ -40,7 +40,7 @@ from router.tandem.loop import (
     account_round,
     tandem_rounds,
 )
-from router.tandem.speculation import MAX_BLOCKS_AHEAD, blocks_ahead
+from router.tandem.speculation import blocks_ahead
 from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, replica_lost
 from router.tandem_stream import stats_to_pb
 from router.verify_broker import DEVICE_KEY, POOL_KEY
@@ -139,6 +139,20 @@ class PipelinedVerifier:
         self.call.cancel()  # the broker releases the replica's session when the stream ends
 
 
+def pipeline_depth(
+    control: DraftLengthController, gamma: int, round_trip_ms: float, hit_gap_ms: float
+) -> int:
+    """Blocks to keep in flight: enough to cover a verdict's way back (router.tandem.speculation
+    .blocks_ahead) when a block sent ahead is worth it — its chance of a hit times the round trip it
+    saves beats the drafting it wastes otherwise — else one at a time."""
+    if not gamma:
+        return 1
+    h = control.model().hit(gamma)
+    if h * round_trip_ms <= (1 - h) * gamma * control.draft_ms:
+        return 1
+    return blocks_ahead(gamma, control.draft_ms, round_trip_ms, hit_gap_ms)
+
+
 async def pipelined_rounds(
     prompt: list[int],
     max_new_tokens: int,
@@ -191,7 +205,7 @@ async def _pipelined(
     while not eos and produced < max_new_tokens and len(committed) < max_context:
         room = min(max_new_tokens, max_context - len(prompt)) - (len(assumed) - len(prompt))
         gamma = control.next_gamma(room)
-        depth = blocks_ahead(gamma, control.draft_ms, round_trip_ms, hit_gap_ms) if gamma else 1
+        depth = pipeline_depth(control, gamma, round_trip_ms, hit_gap_ms)
         # nothing goes ahead of a block sent without a guess: the next one waits for its verdict
         while gamma and len(inflight) < depth and room > 1 and not (inflight and inflight[-1][1] is None):
             draft = (await drafts.block(assumed, gamma)).head(gamma)
@@ -250,13 +264,19 @@ async def _pipelined(
         yield Commit(new, resp.accepted, g, resp.worker_id, eos)
 
 
-def pipelines(view: CloudView, pool: str) -> bool:
-    """Whether to pipeline verification: where the device's link takes longer than a verify
-    call, a hit round would mostly wait for the link, and verifying blocks sent ahead saves that.
-    Where the link is short, the blocks drafted ahead and dropped after misses cost more than the
-    wait they save (on a device sharing a machine with its cloud, they take the cloud's CPU)."""
-    verify_ms = next((p.verify_ms for p in view.pools if p.name == pool), 0.0)
-    return view.device.rtt_ms >= verify_ms
+def pipelines(view: CloudView, decision: Decision) -> bool:
+    """Whether to pipeline verification: where the device's link takes longer than a verify call
+    and a block sent ahead is worth it by the decision's model (its chance of a hit times the
+    round trip it saves beats the drafting it wastes otherwise). Elsewhere the blocks drafted
+    ahead and dropped cost more than the wait they save (on a device sharing a machine with its
+    cloud, they take the cloud's CPU)."""
+    m, gamma = decision.draft_model, max(decision.initial_draft_length, 1)
+    verify_ms = next((p.verify_ms for p in view.pools if p.name == decision.pool), 0.0)
+    rtt = view.device.rtt_ms
+    if m is None or rtt < verify_ms:
+        return False
+    h = m.hit(gamma)
+    return h * rtt > (1 - h) * gamma * m.draft_ms
 
 
 class DeviceTandem:
@@ -309,7 +329,7 @@ class DeviceTandem:
         tree = spec.route.draft_tree if spec.sampling.greedy else ()
         args = (self.stub, session, round_sampling, SUPPORT_SIZE, deadline)
         drafts = (
-            StreamedDrafts(*args, blocks_ahead=lambda gamma: MAX_BLOCKS_AHEAD, branching=tree)
+            StreamedDrafts(*args, blocks_ahead=control.blocks_ahead, branching=tree)
             if control.overlap
             else RequestedDrafts(*args, branching=tree)
         )
@@ -322,7 +342,7 @@ class DeviceTandem:
         stats = TandemStats()
         committed, last, finish = list(prompt), None, None
         eos = runner.spec.eos_token_id if runner.spec.eos_token_id is not None else -1
-        if control.overlap and pipelines(view, decision.pool):  # blocks drafted ahead are verified ahead too
+        if control.overlap and pipelines(view, decision):  # blocks drafted ahead are verified ahead too
             verifier = PipelinedVerifier(channel, metadata, session, round_sampling, deadline)
             rounds = pipelined_rounds(
                 prompt, max_new, runner.spec.max_context, eos, control, drafts, verifier, stats

@@ -118,10 +118,12 @@ async def test_blocks_go_ahead_of_their_verdicts_and_a_miss_drops_the_rest_of_it
     assert easy[0] == easy[1] and easy[3].rounds < stats.rounds and easy[2].dropped == 0  # all hits
 
 
-def test_verification_is_pipelined_where_the_link_is_longer_than_a_verify_call():
+def test_verification_is_pipelined_where_the_link_is_long_and_hits_are_likely():
     from edge_worker.tandem import pipelines
     from router.cloud_view import CloudView
     from router.policy.config import PolicyConfig
+    from router.policy.placement import Decision
+    from router.tandem.speculation import RoundModel, constant
     from tests.router.policy.test_decide import device, pool
 
     def view(rtt_ms):
@@ -129,4 +131,10 @@ def test_verification_is_pipelined_where_the_link_is_longer_than_a_verify_call()
             1, PolicyConfig(), (pool("gpu", verify_ms=12.0),), {}, device(rtt_ms=rtt_ms), 0.0, {}, 15.0
         )
 
-    assert pipelines(view(30.0), "gpu") and not pipelines(view(2.0), "gpu")
+    def decision(alpha):
+        model = RoundModel(constant(alpha), 2.0, 30.0, 12.0, overlap=True)
+        return Decision("tandem", "", pool="gpu", initial_draft_length=4, draft_model=model)
+
+    assert pipelines(view(30.0), decision(0.9))  # a long link, likely hits: pipelined
+    assert not pipelines(view(2.0), decision(0.9))  # a short link: the verify call dominates
+    assert not pipelines(view(30.0), decision(0.2))  # unlikely hits: the blocks ahead would be wasted
