@@ -240,6 +240,15 @@ class ViewSender:
         self.clock = clock
         self._sent: dict[object, tuple[float, Hashable]] = {}  # link → (when, version)
 
+    def send(self, link) -> bool:
+        """Send `link` its view now (a device that just linked: it decides with it at once)."""
+        view = self.view_for(link.device_id)
+        if view is None:
+            return False
+        link.send_nowait(fleet_pb2.LinkDown(cloud_view=view))
+        self._sent[link] = (self.clock(), self.version())
+        return True
+
     def tick(self, links) -> int:
         """Send the views that are due over `links` (DeviceLink objects); returns how many went out."""
         now, version, sent = self.clock(), self.version(), 0
@@ -249,12 +258,7 @@ class ViewSender:
             last = self._sent.get(link)
             if last is not None and last[1] == version and now - last[0] < self.interval_s:
                 continue
-            view = self.view_for(link.device_id)
-            if view is None:
-                continue
-            link.send_nowait(fleet_pb2.LinkDown(cloud_view=view))
-            self._sent[link] = (now, version)
-            sent += 1
+            sent += self.send(link)
         for gone in self._sent.keys() - live:
             del self._sent[gone]
         return sent

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -50,6 +51,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.links = links
         self.identity = identity
         self.broker: VerifyBroker | None = None  # set by the router once its placer exists
+        self.on_linked: Callable[[DeviceLink], object] = lambda link: None  # the router: its first view
         self.health_failures = FailureCounts(config.health_check_failures)
 
     @map_errors
@@ -189,6 +191,7 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
             )
         )
         link.ping()  # its round trip now, not an interval from now
+        self.on_linked(link)
         reader = asyncio.create_task(self._read_link(link, request_iterator), name=f"link-{device_id}")
         reader.add_done_callback(lambda _t: out.put_nowait(None))
         try:

@@ -80,6 +80,7 @@ class Router:
         self.views = ViewSender(
             self._view_for, self._view_version, config.cloud_view_interval_ms / 1e3, clock,
         )  # fmt: skip
+        self.fleet_service.on_linked = self.views.send  # a device decides with a view from the start
         self.fleet_service.broker = VerifyBroker(
             self.fleet, self.channels, self.identity, self.placer, self.metrics, config
         )
