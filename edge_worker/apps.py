@@ -17,6 +17,7 @@ decision (`decided_at = "device"`, with the policy version the view carried):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -25,7 +26,6 @@ from collections.abc import Callable
 
 import grpc
 
-from edge_worker.link import AbortError, _CallContext
 from edge_worker.tandem import DeviceTandem
 from router.chunks import Bill, ChunkBuilder
 from router.cloud_view import CloudView, offline_snapshot, view_from_pb
@@ -64,7 +64,6 @@ class DeviceDecider:
         self.clock = clock
         self.view: CloudView | None = None
         self.view_at = 0.0
-        self.views = 0  # views taken
 
     def take(self, msg: fleet_pb2.CloudView) -> None:
         """A view from the router; one that fails its checks is dropped (the last good one stays)."""
@@ -74,7 +73,6 @@ class DeviceDecider:
             log.warning("dropped a cloud view from the router: %s", exc)
             return
         self.view, self.view_at = view, self.clock()
-        self.views += 1
 
     def fresh(self) -> bool:
         """Whether the cloud may be decided with: the link is up and the view is within its TTL."""
@@ -112,18 +110,21 @@ class DeviceDecider:
 
 class Usage:
     """What the device's apps asked of it, as counts (fleet.proto DeviceUsage): per placement and
-    status, requests, completion tokens and device energy. `version` moves with every change."""
+    status, requests, completion tokens and device energy."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str], list[float]] = {}
-        self.version = 0
+
+    @property
+    def version(self) -> int:
+        """Moves with every request counted: the requests so far."""
+        return int(sum(c[0] for c in self._counts.values()))
 
     def add(self, placement: str, status: str, tokens: int, energy_j: float) -> None:
         c = self._counts.setdefault((placement, status), [0, 0, 0.0])
         c[0] += 1
         c[1] += tokens
         c[2] += energy_j
-        self.version += 1
 
     def to_pb(self) -> fleet_pb2.DeviceUsage:
         return fleet_pb2.DeviceUsage(
@@ -134,14 +135,6 @@ class Usage:
                 for (p, s), (n, t, e) in sorted(self._counts.items())
             ]
         )
-
-
-def _abort_error(err: AbortError) -> TandemError:
-    """The Tandem error for a status the in-process worker servicer ended a call with."""
-    if err.code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(err.field, err.details)
-    fake = grpc.aio.AioRpcError(err.code, grpc.aio.Metadata(), grpc.aio.Metadata(), err.details)
-    return from_rpc_error(fake)
 
 
 class DeviceInference(inference_pb2_grpc.InferenceServicer):
@@ -216,24 +209,21 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
     async def _edge(self, spec, request_id: str, sampling, out: ChunkBuilder, context):
         """Generate on the device's own model, in process."""
         remaining = context.time_remaining()
-        ctx = _CallContext(
-            time.monotonic() + (remaining if remaining is not None else self.request_timeout_s)
-        )
+        timeout = remaining if remaining is not None else self.request_timeout_s
         bill = Bill()
-        replies = self.servicer.Generate(worker_request(spec, request_id, sampling), ctx)
+        replies = self.tandem.stub.Generate(worker_request(spec, request_id, sampling), timeout)
         try:
-            async for w in replies:
-                bill.device_energy_j += w.energy_joules
-                chunk = out.chunk(list(w.token_ids), w.text, Placement.EDGE, self.device_id)
-                if not w.finish_reason:
-                    yield chunk
-                    continue
-                yield out.finish(chunk, FINISH_NAMES[w.finish_reason], w.usage.prompt_tokens, bill)
-                return
-        except AbortError as err:
-            raise _abort_error(err) from None
-        finally:
-            await replies.aclose()
+            async with contextlib.aclosing(replies):  # ended at once: the session is released now
+                async for w in replies:
+                    bill.device_energy_j += w.energy_joules
+                    chunk = out.chunk(list(w.token_ids), w.text, Placement.EDGE, self.device_id)
+                    if not w.finish_reason:
+                        yield chunk
+                        continue
+                    yield out.finish(chunk, FINISH_NAMES[w.finish_reason], w.usage.prompt_tokens, bill)
+                    return
+        except grpc.RpcError as err:  # the in-process servicer's status, as a call would end
+            raise from_rpc_error(err) from None
 
     async def _forward(self, request, request_id: str, decision: Decision, context):
         """CLOUD: the router serves it, under the device's identity. The request goes as the app

@@ -25,9 +25,10 @@ import grpc
 from edge_worker.local_stub import LocalWorkerStub
 from router.chunks import Bill, ChunkBuilder, TextRenderer
 from router.cloud_view import CloudView
+from router.config import DRAFT_SUPPORT_SIZE, ROUND_TIMEOUT_S
 from router.convert import GenerateSpec
 from router.policy.costs import cloud_cost_usd, priced
-from router.policy.placement import Decision, Preference, Quality
+from router.policy.placement import Decision
 from router.tandem.control import DraftLengthController
 from router.tandem.loop import (
     EMPTY_DRAFT,
@@ -38,10 +39,19 @@ from router.tandem.loop import (
     TandemStats,
     Verdict,
     account_round,
+    is_hit,
     tandem_rounds,
 )
-from router.tandem.speculation import blocks_ahead
-from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, replica_lost
+from router.tandem.speculation import RoundModel, blocks_ahead
+from router.tandem_io import (
+    Deadline,
+    GrpcVerifier,
+    RequestedDrafts,
+    StreamedDrafts,
+    replica_lost,
+    round_sampling,
+    verify_message,
+)
 from router.tandem_stream import stats_to_pb
 from router.verify_broker import DEVICE_KEY, POOL_KEY
 from runtime.params import check_context
@@ -49,9 +59,6 @@ from runtime.worker_servicer import WorkerServicer
 from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
 from tandem.v1 import common_pb2, fleet_pb2_grpc, inference_pb2, worker_pb2
-
-ROUND_TIMEOUT_S = 5.0  # a draft or verify round slower than this counts as lost (the router's default)
-SUPPORT_SIZE = 32  # sampling: tokens of q sent per drafted position
 
 
 class BrokeredVerifier(GrpcVerifier):
@@ -102,13 +109,8 @@ class PipelinedVerifier:
         self.opened = False
 
     async def send(self, context, draft: Draft, epoch: int, guess: int | None) -> None:
-        msg = worker_pb2.VerifyStreamRequest(
-            draft_token_ids=draft.tokens,
-            draft_distributions=draft.dists,
-            context_length=len(context),
-            draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives],
-            epoch=epoch,
-        )
+        msg = verify_message(context, draft)
+        msg.epoch = epoch
         if guess is not None:
             msg.bonus_guess = guess
         if not self.opened:  # the first message opens the session with the whole context
@@ -145,12 +147,16 @@ def pipeline_depth(
     """Blocks to keep in flight: enough to cover a verdict's way back (router.tandem.speculation
     .blocks_ahead) when a block sent ahead is worth it — its chance of a hit times the round trip it
     saves beats the drafting it wastes otherwise — else one at a time."""
-    if not gamma:
-        return 1
-    h = control.model().hit(gamma)
-    if h * round_trip_ms <= (1 - h) * gamma * control.draft_ms:
+    if not gamma or not worth_sending_ahead(control.model(), gamma, round_trip_ms):
         return 1
     return blocks_ahead(gamma, control.draft_ms, round_trip_ms, hit_gap_ms)
+
+
+def worth_sending_ahead(model: RoundModel, gamma: int, round_trip_ms: float) -> bool:
+    """Whether a block drafted ahead pays: its chance of a hit times the round trip it saves beats
+    the drafting it wastes otherwise."""
+    h = model.hit(gamma)
+    return h * round_trip_ms > (1 - h) * gamma * model.draft_ms
 
 
 async def pipelined_rounds(
@@ -197,17 +203,20 @@ async def _pipelined(
     with contextlib.suppress(DeviceLost):  # a failed warm-up shows again in the first block
         stats.device_energy_j += (await warm).energy_j
     epoch, inflight = 0, collections.deque()
-    assumed = list(
-        committed
-    )  # the context the next block continues: committed, plus blocks in flight as hits
+    # the context the next block continues: committed, plus the blocks in flight as hits
+    assumed = list(committed)
     round_trip_ms, hit_gap_ms, last_verdict = control.verify_ms, control.verify_ms, time.perf_counter()
     wasted = drafts.wasted_energy_j
+    budget = min(max_new_tokens, max_context - len(prompt))  # tokens the request may commit
+
+    def room() -> int:  # … of which not committed or in flight
+        return budget - (len(assumed) - len(prompt))
+
     while not eos and produced < max_new_tokens and len(committed) < max_context:
-        room = min(max_new_tokens, max_context - len(prompt)) - (len(assumed) - len(prompt))
-        gamma = control.next_gamma(room)
+        gamma = control.next_gamma(room())
         depth = pipeline_depth(control, gamma, round_trip_ms, hit_gap_ms)
         # nothing goes ahead of a block sent without a guess: the next one waits for its verdict
-        while gamma and len(inflight) < depth and room > 1 and not (inflight and inflight[-1][1] is None):
+        while gamma and len(inflight) < depth and room() > 1 and not (inflight and inflight[-1][1] is None):
             draft = (await drafts.block(assumed, gamma)).head(gamma)
             guess = draft.bonus_guess if len(draft.tokens) == gamma and not draft.alternatives else None
             ahead = bool(inflight)
@@ -217,8 +226,7 @@ async def _pipelined(
                 break
             assumed += [*draft.tokens, guess]
             await drafts.settle(assumed, True)  # the device keeps drafting from there meanwhile
-            room = min(max_new_tokens, max_context - len(prompt)) - (len(assumed) - len(prompt))
-            gamma = min(gamma, max(room - 1, 0))
+            gamma = min(gamma, max(room() - 1, 0))
         if not inflight:  # no drafting (energy, or the last token): a plain verify step
             await verifier.send(committed, EMPTY_DRAFT, epoch, None)
             inflight.append((EMPTY_DRAFT, None, time.perf_counter(), False))
@@ -228,7 +236,7 @@ async def _pipelined(
         g = len(draft.tokens)
         path = draft.path(resp.path)
         new = [*path[: resp.accepted], resp.next_token_id]
-        hit = guess is not None and resp.path == 0 and resp.accepted == g and resp.next_token_id == guess
+        hit = is_hit(g, guess, resp.accepted, resp.next_token_id, resp.path)
         eos = eos_token_id in new
         if eos:
             new = new[: new.index(eos_token_id) + 1]
@@ -270,13 +278,11 @@ def pipelines(view: CloudView, decision: Decision) -> bool:
     round trip it saves beats the drafting it wastes otherwise). Elsewhere the blocks drafted
     ahead and dropped cost more than the wait they save (on a device sharing a machine with its
     cloud, they take the cloud's CPU)."""
-    m, gamma = decision.draft_model, max(decision.initial_draft_length, 1)
     verify_ms = next((p.verify_ms for p in view.pools if p.name == decision.pool), 0.0)
     rtt = view.device.rtt_ms
-    if m is None or rtt < verify_ms:
+    if decision.draft_model is None or rtt < verify_ms:
         return False
-    h = m.hit(gamma)
-    return h * rtt > (1 - h) * gamma * m.draft_ms
+    return worth_sending_ahead(decision.draft_model, max(decision.initial_draft_length, 1), rtt)
 
 
 class DeviceTandem:
@@ -312,9 +318,7 @@ class DeviceTandem:
             raise Unavailable("the cloud is unreachable: no router configured")
         runner = self.servicer.runner
         deadline = Deadline(remaining_s, ROUND_TIMEOUT_S)
-        round_sampling = common_pb2.SamplingParams()
-        round_sampling.CopyFrom(sampling)
-        del round_sampling.stop[:]  # stop strings are matched here
+        rounds_sampling = round_sampling(sampling)
         prompt = runner.prompt_ids(text=spec.prompt or None, messages=list(spec.messages) or None)
         max_new = spec.sampling.max_new_tokens
         check_context(len(prompt), max_new, runner.spec.max_context)
@@ -327,7 +331,7 @@ class DeviceTandem:
         )
         session = f"device-{request_id}"
         tree = spec.route.draft_tree if spec.sampling.greedy else ()
-        args = (self.stub, session, round_sampling, SUPPORT_SIZE, deadline)
+        args = (self.stub, session, rounds_sampling, DRAFT_SUPPORT_SIZE, deadline)
         drafts = (
             StreamedDrafts(*args, blocks_ahead=control.blocks_ahead, branching=tree)
             if control.overlap
@@ -343,12 +347,12 @@ class DeviceTandem:
         committed, last, finish = list(prompt), None, None
         eos = runner.spec.eos_token_id if runner.spec.eos_token_id is not None else -1
         if control.overlap and pipelines(view, decision):  # blocks drafted ahead are verified ahead too
-            verifier = PipelinedVerifier(channel, metadata, session, round_sampling, deadline)
+            verifier = PipelinedVerifier(channel, metadata, session, rounds_sampling, deadline)
             rounds = pipelined_rounds(
                 prompt, max_new, runner.spec.max_context, eos, control, drafts, verifier, stats
             )
         else:
-            verifier = BrokeredVerifier(channel, metadata, session, round_sampling, deadline)
+            verifier = BrokeredVerifier(channel, metadata, session, rounds_sampling, deadline)
             rounds = tandem_rounds(
                 prompt,
                 max_new,
@@ -371,30 +375,31 @@ class DeviceTandem:
                             break
                         yield last
             except CloudLost as lost:
-                route = spec.route
-                if route.preference is Preference.ONLY_CLOUD or route.quality is Quality.LARGE_REQUIRED:
+                if spec.route.large_only:
                     raise Unavailable(
                         f"TANDEM lost the cloud and the request needs the large model: {lost}"
                     ) from None
                 stats.fallbacks["cloud_unavailable"] = stats.fallbacks.get("cloud_unavailable", 0) + 1
                 rest = common_pb2.SamplingParams()
-                rest.CopyFrom(round_sampling)
+                rest.CopyFrom(rounds_sampling)
                 rest.max_new_tokens = max_new - text.produced
                 req = worker_pb2.WorkerGenerateRequest(
                     session_id=f"{session}-edge",
                     input=common_pb2.PromptInput(token_ids=committed),
                     sampling=rest,
                 )
+                replies = self.stub.Generate(req, timeout=deadline.timeout_total())
                 try:
-                    async for w in self.stub.Generate(req, timeout=deadline.timeout_total()):
-                        committed += list(w.token_ids)
-                        stats.device_energy_j += w.energy_joules
-                        done = w.finish_reason == common_pb2.FINISH_REASON_EOS
-                        delta, finish = text.feed(list(w.token_ids), eos=done)
-                        last = out.chunk(list(w.token_ids), delta, "edge", self.device_id)
-                        if finish:
-                            break
-                        yield last
+                    async with contextlib.aclosing(replies):
+                        async for w in replies:
+                            committed += list(w.token_ids)
+                            stats.device_energy_j += w.energy_joules
+                            done = w.finish_reason == common_pb2.FINISH_REASON_EOS
+                            delta, finish = text.feed(list(w.token_ids), eos=done)
+                            last = out.chunk(list(w.token_ids), delta, "edge", self.device_id)
+                            if finish:
+                                break
+                            yield last
                 except grpc.RpcError as err:
                     raise from_rpc_error(err) from None
         finally:

@@ -11,6 +11,9 @@ from router.tandem.control import DEFAULT_SPEED_SLACK
 from runtime.params import tree_problem
 from runtime.tls import TlsConfig
 
+ROUND_TIMEOUT_S = 5.0  # the router's default, and a device driving TANDEM itself
+DRAFT_SUPPORT_SIZE = 32
+
 
 @dataclasses.dataclass(frozen=True)
 class RouterConfig:
@@ -35,8 +38,9 @@ class RouterConfig:
     tokenizer_id: str = ""  # pin the fleet's tokenizer; empty: the first worker to register sets it
     max_inflight: int = 256  # Generate calls served at once before RESOURCE_EXHAUSTED
     worker_timeout_s: float = 120.0  # upper bound on a worker call when the client set no deadline
-    round_timeout_s: float = 5.0  # TANDEM: a draft or verify call slower than this counts as a failure
-    draft_support_size: int = 32  # TANDEM sampling: tokens of q sent per drafted position
+    # TANDEM: a draft or verify call slower than this counts as a failure
+    round_timeout_s: float = ROUND_TIMEOUT_S
+    draft_support_size: int = DRAFT_SUPPORT_SIZE  # TANDEM sampling: tokens of q sent per drafted position
     overlap: bool = True  # TANDEM: the device drafts ahead while earlier blocks are verified
     head_start: bool = True  # TANDEM: the cloud sends the first token while the device prefills
     # TANDEM: a request falling behind its per-token SLO continues in the cloud (router.tandem.pace)

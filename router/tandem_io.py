@@ -78,6 +78,25 @@ async def release_session(stub, session_id: str) -> None:
         pass
 
 
+def round_sampling(sampling: common_pb2.SamplingParams) -> common_pb2.SamplingParams:
+    """The sampling a TANDEM session's rounds send: the request's, without its stop strings (the
+    loop's driver matches those on the committed text itself)."""
+    out = common_pb2.SamplingParams()
+    out.CopyFrom(sampling)
+    del out.stop[:]
+    return out
+
+
+def verify_message(context: Sequence[int], draft: Draft) -> worker_pb2.VerifyStreamRequest:
+    """A VerifyStream round verifying `draft` after the committed `context` (its length checked)."""
+    return worker_pb2.VerifyStreamRequest(
+        draft_token_ids=draft.tokens,
+        draft_distributions=draft.dists,
+        context_length=len(context),
+        draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives],
+    )
+
+
 def _device_error(err: grpc.RpcError, deadline: Deadline) -> Exception:
     if deadline.expired():
         return DeadlineExceeded("the request's deadline passed while drafting")
@@ -329,12 +348,7 @@ class GrpcVerifier:
     async def verify(self, context: Sequence[int], draft: Draft) -> Verdict:
         while True:
             t0 = time.perf_counter()
-            msg = worker_pb2.VerifyStreamRequest(
-                draft_token_ids=draft.tokens,
-                draft_distributions=draft.dists,
-                context_length=len(context),
-                draft_alternatives=[worker_pb2.TokenPath(token_ids=a) for a in draft.alternatives],
-            )
+            msg = verify_message(context, draft)
             if self._call is None:
                 self._call = self._open()
                 msg.session_id = self.session_id

@@ -28,11 +28,11 @@ from router.metrics import RouterMetrics
 from router.placer import Placer
 from router.policy.costs import cloud_cost_usd, priced
 from router.policy.outcome import Outcome
-from router.policy.placement import Decision, Placement, Preference, Quality
+from router.policy.placement import Decision, Placement
 from router.tandem.control import DraftLengthController
 from router.tandem.loop import CloudLost, DeviceLost, TandemStats, tandem_rounds
 from router.tandem.pace import PaceGuard
-from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts
+from router.tandem_io import Deadline, GrpcVerifier, RequestedDrafts, StreamedDrafts, round_sampling
 from router.worker_channels import WorkerChannels
 from runtime.llm.tokenizer import Tokenizer
 from runtime.params import check_context
@@ -205,11 +205,9 @@ class TandemStreamer:
         if edge is None or cloud is None:
             raise Unavailable("the device or the replica chosen for TANDEM left the fleet")
         deadline = Deadline(context.time_remaining(), self.config.round_timeout_s)
-        round_sampling = common_pb2.SamplingParams()
-        round_sampling.CopyFrom(sampling)
-        del round_sampling.stop[:]  # the router matches stop strings itself
+        rounds_sampling = round_sampling(sampling)
         failover = ReplicaFailover(self.registry, cloud, self.metrics.fallback)
-        verifier = GrpcVerifier(self.channels, failover, request_id, round_sampling, deadline)
+        verifier = GrpcVerifier(self.channels, failover, request_id, rounds_sampling, deadline)
         prompt_input = common_pb2.PromptInput(
             text=spec.prompt, messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in spec.messages]
         )
@@ -232,7 +230,7 @@ class TandemStreamer:
         args = (
             self.channels.stub(edge.endpoint),
             request_id,
-            round_sampling,
+            rounds_sampling,
             self.config.draft_support_size,
             deadline,
         )
@@ -245,7 +243,7 @@ class TandemStreamer:
             decision=decision,
             edge=edge,
             deadline=deadline,
-            sampling=round_sampling,
+            sampling=rounds_sampling,
             verifier=verifier,
             drafts=drafts,
             control=control,
@@ -287,7 +285,7 @@ class TandemStreamer:
         except DeviceLost as lost:
             handover = lost.cause
         except CloudLost as lost:
-            if spec.route.preference is Preference.ONLY_CLOUD or spec.route.quality is Quality.LARGE_REQUIRED:
+            if spec.route.large_only:
                 raise Unavailable(
                     f"TANDEM lost its cloud pool and the request needs the large model: {lost}"
                 ) from None

@@ -31,7 +31,7 @@ from router.identity import FleetIdentity
 from router.metrics import RouterMetrics
 from router.placer import Placer
 from router.policy.costs import cloud_cost_usd, priced
-from router.tandem.loop import CloudLost, Draft
+from router.tandem.loop import CloudLost, Draft, is_hit
 from router.tandem_io import Deadline, GrpcVerifier
 from router.worker_channels import WorkerChannels
 from runtime.credentials import bearer
@@ -122,12 +122,8 @@ class VerifyBroker:
                 path = draft.path(verdict.path)
                 committed += [*path[: verdict.accepted], verdict.next_token]
                 guessed = msg.HasField("bonus_guess")
-                hit = (
-                    guessed
-                    and verdict.path == 0
-                    and verdict.accepted == len(path)
-                    and verdict.next_token == msg.bonus_guess
-                )
+                guess = msg.bonus_guess if guessed else None
+                hit = is_hit(len(draft.tokens), guess, verdict.accepted, verdict.next_token, verdict.path)
                 compute_ms += verdict.compute_ms
                 passes += verdict.forward_passes
                 rounds += 1

@@ -91,6 +91,12 @@ class RouteRequest:
         """LOCAL_ONLY or ONLY_DEVICE: nothing may run off the device."""
         return self.privacy is Privacy.LOCAL_ONLY or self.preference is Preference.ONLY_DEVICE
 
+    @property
+    def large_only(self) -> bool:
+        """ONLY_CLOUD or LARGE_REQUIRED: the small model's output will not do (a TANDEM request that
+        lost its cloud may not finish on the device)."""
+        return self.preference is Preference.ONLY_CLOUD or self.quality is Quality.LARGE_REQUIRED
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:

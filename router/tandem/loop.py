@@ -225,12 +225,7 @@ async def tandem_rounds(
         new = draft.path(verdict.path)[: verdict.accepted] + [
             verdict.next_token
         ]  # accepted, then correction/bonus
-        hit = (
-            gamma > 0
-            and verdict.path == 0
-            and verdict.accepted == gamma
-            and verdict.next_token == draft.bonus_guess
-        )
+        hit = is_hit(gamma, draft.bonus_guess, verdict.accepted, verdict.next_token, verdict.path)
         eos = eos_token_id in new
         if eos:
             new = new[: new.index(eos_token_id) + 1]
@@ -270,6 +265,13 @@ async def _cancel(task: asyncio.Future | None) -> None:
             await task
         except BaseException:
             pass
+
+
+def is_hit(drafted: int, guess: int | None, accepted: int, next_token: int, path: int = 0) -> bool:
+    """Whether a block was a *hit*: its chain wholly accepted and the device's guess of the bonus
+    token the target's — so a block drafted ahead of it continues the committed context. The one
+    rule for the router's loop, the device's pipelined loop and the router's verify broker."""
+    return drafted > 0 and guess is not None and path == 0 and accepted == drafted and next_token == guess
 
 
 def account_round(stats: TandemStats, gamma: int, verdict: Verdict, draft: Draft) -> None:
