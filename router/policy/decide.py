@@ -27,12 +27,14 @@ from router.policy.config import PolicyConfig
 from router.policy.context import DecisionContext
 from router.policy.narrowing import SOFT_RULES
 from router.policy.placement import Decision, Placement, Preference, RouteRequest
+from router.policy.predict import prefill_energy
 from router.policy.rules import apply_hard_rules, energy_headroom_j
 from router.policy.scoring import Scales
 from router.policy.snapshot import FleetSnapshot
 from tandem.errors import FailedPrecondition, ResourceExhausted
 
 # tie-break among equal scores: the large model's output first, then the cheaper
+NO_DRAFTING_CAP_J = 1e-9  # an energy cap with nothing left for drafting (0 means no cap)
 _TIE_ORDER = {Placement.TANDEM: 0, Placement.CLOUD: 1, Placement.EDGE: 2}
 
 
@@ -98,6 +100,8 @@ def pick(options: list[Option], ranked: list[Option], ctx: DecisionContext, poli
         if req.preference is Preference.ONLY_CLOUD:
             why.insert(0, "placement ONLY_CLOUD")
     on_device = best.placement.on_device and d is not None
+    prefill = prefill_energy(d, ctx.prompt_tokens) if on_device else 0.0
+    cap = energy_cap(ctx, prefill) if best.placement is Placement.TANDEM else 0.0
     return Decision(
         rule=rule,
         placement=best.placement,
@@ -118,15 +122,31 @@ def pick(options: list[Option], ranked: list[Option], ctx: DecisionContext, poli
         predicted_token_var=p.token_var,
         draft_prices=p.prices,
         draft_model=p.model,
-        energy_cap_j=energy_cap(ctx) if best.placement is Placement.TANDEM else 0.0,
+        energy_cap_j=cap,
+        held_energy_j=held_energy(p.energy_j, cap, prefill, ctx.policy),
     )
 
 
-def energy_cap(ctx: DecisionContext) -> float:
-    """What a TANDEM session may spend on the device (0: no cap): the request's energy budget and
-    the battery's headroom above its reserve (router.policy.rules.energy_headroom_j), the lower."""
+def energy_cap(ctx: DecisionContext, prefill_j: float) -> float:
+    """What a TANDEM session may spend drafting on the device (0: no cap): the request's energy
+    budget, and the battery's headroom above its reserve (router.policy.rules.energy_headroom_j)
+    over the policy's energy margin (the battery drains meanwhile, and blocks drafted ahead are
+    counted once dropped), the lower — less the prompt's prefill, which the session's controller
+    does not count. A cap with nothing left for drafting is a tiny positive one (0 would be none)."""
     caps = [ctx.req.max_device_energy_joules]
     if ctx.device is not None:
-        caps.append(energy_headroom_j(ctx.device, ctx.policy))
+        caps.append(energy_headroom_j(ctx.device, ctx.policy) / ctx.policy.energy_margin)
     finite = [c for c in caps if 0 < c < math.inf]
-    return min(finite, default=0.0)
+    if not finite:
+        return 0.0
+    return max(min(finite) - prefill_j, NO_DRAFTING_CAP_J)
+
+
+def held_energy(predicted_j: float, cap_j: float, prefill_j: float, policy: PolicyConfig) -> float:
+    """The device energy a request holds against its battery while it runs: its prediction, and for
+    a capped TANDEM session up to what its cap lets it spend (prefill included), at most the
+    prediction × the energy margin — so that concurrent sessions' caps do not share the same
+    headroom, while a generous cap far above the prediction does not lock the battery away."""
+    if cap_j <= 0:
+        return predicted_j
+    return max(predicted_j, min(cap_j + prefill_j, predicted_j * policy.energy_margin))

@@ -279,7 +279,7 @@ class Estimates:
 
     def begin(self, d: Decision) -> None:
         """A decided request starts: it holds its predicted share of a pool slot (CLOUD a whole one,
-        TANDEM its verify passes' share) and will spend its predicted device energy."""
+        TANDEM its verify passes' share) and holds the device energy it may spend (Decision.held_energy_j)."""
         self._hold(d, 1.0)
 
     def end(self, d: Decision) -> None:
@@ -289,7 +289,7 @@ class Estimates:
     def _hold(self, d: Decision, sign: float) -> None:
         for table, key, x in (
             (self.inflight, d.pool, d.predicted_slot_share),
-            (self.device_energy, d.edge_worker_id, d.predicted_energy_j),
+            (self.device_energy, d.edge_worker_id, d.held_energy_j or d.predicted_energy_j),
         ):
             if key and x:
                 table[key] += sign * x

@@ -136,10 +136,14 @@ class Decision:
     # TANDEM: the round model the prediction used — the session's controller starts from it; its
     # `overlap` is run-ahead drafting (off where its dropped drafts cost more than it saves)
     draft_model: RoundModel | None = None
-    # TANDEM: the most the session may spend on the device, in joules (0: no cap) — the request's
-    # budget, and while on battery what the battery holds above its reserve: an adaptive session
-    # drafts more than the decision predicted on easy text, and never past this
+    # TANDEM: the most the session may spend drafting on the device, in joules (0: no cap) — the
+    # request's budget, and while on battery what the battery holds above its reserve, each less
+    # the prompt's prefill: an adaptive session drafts more than the decision predicted on easy
+    # text, and never past this
     energy_cap_j: float = 0.0
+    # the device energy the request holds against its battery's headroom while it runs (0: the
+    # predicted energy) — a capped TANDEM session's may exceed its prediction (router.policy.decide)
+    held_energy_j: float = 0.0
     rule: str = ""  # what settled it: device_only | preference | only_candidate | score
 
     @property

@@ -167,6 +167,9 @@ def tandem_truth(
                 control.observe(0, 0, 0.0, 0.0, verify)
                 continue
             timed, ahead = not pending, prev_hit
+            # the round's device energy, as the loop counts it: a block drafted for it, or the
+            # whole head block whose continuation it verifies
+            energy = g * dev.energy_per_token_j if timed else (head + 1) * dev.energy_per_token_j
             if pending:
                 g, wait, pending = min(g, pending), 0.0, 0
             else:
@@ -187,7 +190,7 @@ def tandem_truth(
                 g * a,
                 wait - g * a,
                 verify,
-                g * dev.energy_per_token_j if timed else 0.0,
+                energy,
                 predrafted=ahead,
                 timed=timed,
                 guessed=guessed if overlap and k == g else None,

@@ -10,10 +10,11 @@ import pytest
 
 from router.fleet import PoolInfo
 from router.policy.config import PolicyConfig, policy_from_dict
-from router.policy.decide import decide
+from router.policy.context import DecisionContext, prompt_tokens_estimate
+from router.policy.decide import NO_DRAFTING_CAP_J, decide, energy_cap
 from router.policy.estimates import Spread
 from router.policy.placement import RouteRequest
-from router.policy.predict import DeviceEstimate, PoolEstimate, predict_cloud, predict_tandem
+from router.policy.predict import DeviceEstimate, PoolEstimate, predict_cloud, predict_tandem, prefill_energy
 from router.policy.scoring import battery_pressure
 from router.policy.snapshot import FleetSnapshot
 from router.tandem.speculation import constant
@@ -390,14 +391,51 @@ def test_policy_config_errors_name_the_field():
 
 
 def test_a_tandem_session_may_spend_no_more_than_the_battery_holds_above_its_reserve():
-    on_battery = decide(req(preference="prefer_tandem"), snap(device(battery_percent=60.0)), POLICY, NOW)
+    dev = device(battery_percent=60.0)
+    on_battery = decide(req(preference="prefer_tandem"), snap(dev), POLICY, NOW)
     assert on_battery.placement == "tandem"
-    # 40 points above the 20% reserve of 54 kJ
-    assert on_battery.energy_cap_j == pytest.approx(0.40 * 54_000.0)
+    # 40 points above the 20% reserve of 54 kJ, over the energy margin, less the prompt's prefill
+    # (the session's controller counts its drafts only)
+    prefill = prefill_energy(dev, prompt_tokens_estimate(req(), snap(dev), POLICY))
+    assert prefill > 0
+    assert on_battery.energy_cap_j == pytest.approx(0.40 * 54_000.0 / POLICY.energy_margin - prefill)
     budget = decide(
         req(preference="prefer_tandem", max_device_energy_joules=50.0), snap(device()), POLICY, NOW
     )
-    assert budget.energy_cap_j == 50.0  # the request's own budget, when lower
+    assert budget.energy_cap_j == pytest.approx(50.0 - prefill)  # the request's own budget, when lower
     charging = decide(req(preference="prefer_tandem"), snap(device(charging=True)), POLICY, NOW)
     assert charging.placement == "tandem" and charging.energy_cap_j == 0.0  # no cap
     assert decide(req(preference="only_cloud"), snap(device()), POLICY, NOW).energy_cap_j == 0.0
+
+
+def test_a_budget_the_prefill_uses_up_leaves_a_cap_that_drafts_nothing():
+    dev = device()
+    r = req(preference="prefer_tandem", max_device_energy_joules=0.5)
+    ctx = DecisionContext.of(r, snap(dev), POLICY, NOW)
+    cap = energy_cap(ctx, prefill_j=1.0)
+    assert cap == NO_DRAFTING_CAP_J and 0 < cap < dev.energy_per_token_j  # a cap of 0 would mean none
+    assert energy_cap(ctx, prefill_j=0.2) == pytest.approx(0.3)
+
+
+def test_a_capped_session_holds_what_its_cap_lets_it_spend_up_to_its_prediction_times_the_margin():
+    """Concurrent sessions on one battery must not each count the same headroom as theirs."""
+    near = device(battery_percent=20.4)  # 216 J above the reserve
+    d = decide(req(preference="prefer_tandem"), snap(near), POLICY, NOW)
+    assert d.placement == "tandem" and d.energy_cap_j > 0
+    prefill = prefill_energy(near, prompt_tokens_estimate(req(), snap(near), POLICY))
+    assert d.held_energy_j == pytest.approx(
+        max(d.predicted_energy_j, min(d.energy_cap_j + prefill, d.predicted_energy_j * POLICY.energy_margin))
+    )
+    assert d.held_energy_j > d.predicted_energy_j
+    # a second request sees the first's hold: its cap stays within what is left
+    second = decide(
+        req(preference="prefer_tandem"),
+        snap(dataclasses.replace(near, inflight_energy_j=d.held_energy_j)),
+        POLICY,
+        NOW,
+    )
+    assert second.placement == "tandem"
+    left = (0.004 * 54_000.0 - d.held_energy_j) / POLICY.energy_margin
+    assert second.energy_cap_j == pytest.approx(left - prefill)
+    uncapped = decide(req(preference="prefer_tandem"), snap(device(charging=True)), POLICY, NOW)
+    assert uncapped.held_energy_j == uncapped.predicted_energy_j

@@ -291,3 +291,13 @@ def test_tandem_truth_runs_the_sessions_controller_which_follows_the_requests_ac
     assert easy.rounds < hard.rounds
     # what the router learns from is the controller's count (the head start left out)
     assert easy.reached == tuple(easy_ctl.reached) and sum(easy.reached) > 0
+
+
+def test_a_capped_session_drafts_no_more_than_its_cap_head_block_included():
+    """The head block counts against the cap whether its first token was the target's or not."""
+    prefill = 300 * DEV.energy_per_token_j * DEV.prefill_fraction
+    for seed in range(200):
+        control = DraftLengthController(fixed_gamma(4, False), DEV.energy_per_token_j, 3.0)
+        t = tandem(betas=(0.9,), seed=seed, control=control)
+        assert t.energy_j - prefill <= 3.0 + 1e-9
+        assert t.drafted * DEV.energy_per_token_j == pytest.approx(t.energy_j - prefill)
