@@ -30,10 +30,12 @@ from edge_worker.tandem import DeviceTandem
 from router.chunks import Bill, ChunkBuilder
 from router.cloud_view import CloudView, offline_snapshot, view_from_pb
 from router.convert import decision_to_pb, parse_generate, state_from_pb
+from router.device_outcome import outcome_to_pb
 from router.inference_service import worker_request
 from router.metrics import RouterMetrics
 from router.policy.config import PolicyConfig
 from router.policy.decide import decide
+from router.policy.outcome import Outcome
 from router.policy.placement import Decision, Placement, RouteRequest
 from runtime.grpc_errors import map_stream_errors
 from runtime.worker_servicer import WorkerServicer
@@ -150,9 +152,12 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
         router: Callable[[], grpc.aio.Channel | None],
         token: str,
         request_timeout_s: float = 600.0,
+        report: Callable[[fleet_pb2.DeviceOutcome], object] = lambda outcome: None,
     ) -> None:
         """`router`: the channel to the router's Inference service (None: no router configured);
-        `token`: the device's credential, which forwarded requests travel under."""
+        `token`: the device's credential, which forwarded requests travel under; `report`: sends the
+        router what a request the device served itself measured (router.device_outcome), so that
+        the figures its views carry follow the device's own traffic."""
         self.device_id = device_id
         self.servicer = servicer
         self.state = state
@@ -161,7 +166,8 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
         self.router = router
         self.token = token
         self.request_timeout_s = request_timeout_s
-        self.tandem = DeviceTandem(device_id, servicer, token, router, state)
+        self.report = report
+        self.tandem = DeviceTandem(device_id, servicer, token, router, state, report)
         self.usage = Usage()
 
     @map_stream_errors
@@ -182,7 +188,7 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
                 request_id, decision_to_pb(decision, "device"), self.metrics, t_start, time.perf_counter()
             )
             if decision.placement is Placement.EDGE:
-                stream = self._edge(spec, request_id, request.sampling, out, context)
+                stream = self._edge(spec, request_id, request.sampling, out, decision, context)
             elif decision.placement is Placement.TANDEM and self.decider.view is not None:
                 stream = self.tandem.stream(
                     spec,
@@ -206,8 +212,8 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
             self.metrics.requests.labels(placement, status).inc()
             self.usage.add(placement, status, tokens, energy_j)
 
-    async def _edge(self, spec, request_id: str, sampling, out: ChunkBuilder, context):
-        """Generate on the device's own model, in process."""
+    async def _edge(self, spec, request_id: str, sampling, out: ChunkBuilder, decision: Decision, context):
+        """Generate on the device's own model, in process; the router learns its speed."""
         remaining = context.time_remaining()
         timeout = remaining if remaining is not None else self.request_timeout_s
         bill = Bill()
@@ -221,6 +227,17 @@ class DeviceInference(inference_pb2_grpc.InferenceServicer):
                         yield chunk
                         continue
                     yield out.finish(chunk, FINISH_NAMES[w.finish_reason], w.usage.prompt_tokens, bill)
+                    outcome = Outcome(
+                        placement=Placement.EDGE,
+                        prompt_chars=spec.route.prompt_chars,
+                        prompt_tokens=w.usage.prompt_tokens,
+                        tokens=out.produced,
+                        ttft_ms=out.ttft_ms,
+                        client_rtt_ms=0.0,
+                        token_ms=out.token_ms,
+                        device_id=self.device_id,
+                    )
+                    self.report(outcome_to_pb(outcome, decision))
                     return
         except grpc.RpcError as err:  # the in-process servicer's status, as a call would end
             raise from_rpc_error(err) from None

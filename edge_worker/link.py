@@ -119,6 +119,7 @@ class LinkClient:
         self.worker_id = ""
         self._task: asyncio.Task | None = None
         self._channel: grpc.aio.Channel | None = None
+        self._out: asyncio.Queue | None = None  # the link's messages up, while it is up
 
     def _open_channel(self) -> grpc.aio.Channel:
         options = [
@@ -198,6 +199,7 @@ class LinkClient:
             )
         self.worker_id = first.welcome.worker_id
         out: asyncio.Queue[fleet_pb2.LinkUp] = asyncio.Queue()
+        self._out = out
         calls: dict[int, tuple[asyncio.Task, asyncio.Queue | None]] = {}
         tasks = [
             asyncio.create_task(self._write(call, out)),
@@ -220,11 +222,20 @@ class LinkClient:
                 elif kind == "cloud_view":
                     self.on_view(msg.cloud_view)
         finally:
+            self._out = None
             for task, _ in calls.values():
                 task.cancel()
             for task in tasks:
                 task.cancel()
             call.cancel()
+
+    def report(self, outcome: fleet_pb2.DeviceOutcome) -> bool:
+        """Send the router what a request the device served itself measured (fleet.proto
+        DeviceOutcome), if the link is up; False: it is not (an offline request teaches nothing)."""
+        if self._out is None or not self.connected.is_set():
+            return False
+        self._out.put_nowait(fleet_pb2.LinkUp(outcome=outcome))
+        return True
 
     @staticmethod
     async def _write(call, out: asyncio.Queue) -> None:

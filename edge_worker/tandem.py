@@ -27,8 +27,10 @@ from router.chunks import Bill, ChunkBuilder, TextRenderer
 from router.cloud_view import CloudView
 from router.config import DRAFT_SUPPORT_SIZE, ROUND_TIMEOUT_S
 from router.convert import GenerateSpec
+from router.device_outcome import outcome_to_pb
 from router.policy.costs import cloud_cost_usd, priced
-from router.policy.placement import Decision
+from router.policy.outcome import Outcome
+from router.policy.placement import Decision, Placement
 from router.tandem.control import DraftLengthController
 from router.tandem.loop import (
     EMPTY_DRAFT,
@@ -58,7 +60,7 @@ from runtime.params import check_context
 from runtime.worker_servicer import WorkerServicer
 from tandem.errors import DeadlineExceeded, Unavailable
 from tandem.grpc_status import from_rpc_error
-from tandem.v1 import common_pb2, fleet_pb2_grpc, inference_pb2, worker_pb2
+from tandem.v1 import common_pb2, fleet_pb2, fleet_pb2_grpc, inference_pb2, worker_pb2
 
 
 class BrokeredVerifier(GrpcVerifier):
@@ -295,8 +297,11 @@ class DeviceTandem:
         token: str,
         router: Callable[[], grpc.aio.Channel | None],
         state: Callable[[], common_pb2.WorkerState],
+        report: Callable[[fleet_pb2.DeviceOutcome], object] = lambda outcome: None,
     ) -> None:
+        """`report`: sends the router what a finished session measured (router.device_outcome)."""
         self.device_id = device_id
+        self.report = report
         self.servicer = servicer
         self.stub = LocalWorkerStub(servicer)
         self.token = token
@@ -424,3 +429,21 @@ class DeviceTandem:
         )
         last.tandem.CopyFrom(stats_to_pb(stats))
         yield out.finish(last, finish, len(prompt), bill)
+        if not stats.fallbacks:  # a session finished on the device alone measured no round's end
+            outcome = Outcome(
+                placement=Placement.TANDEM,
+                prompt_chars=spec.route.prompt_chars,
+                prompt_tokens=len(prompt),
+                tokens=out.produced,
+                ttft_ms=out.ttft_ms,
+                client_rtt_ms=0.0,
+                token_ms=out.token_ms,
+                device_id=self.device_id,
+                pool=decision.pool,
+                greedy=spec.sampling.greedy,
+                drafted=stats.drafted,
+                accepted=tuple(control.accepted),
+                reached=tuple(control.reached),
+                draft_ms=control.draft_ms,
+            )
+            self.report(outcome_to_pb(outcome, decision))

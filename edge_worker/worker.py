@@ -282,6 +282,7 @@ class EdgeWorker:
             RouterMetrics(self.registry),
             lambda: self._router_channel,
             self.token,
+            report=lambda outcome: self.link is not None and self.link.report(outcome),
         )
         self.apps_server = grpc.aio.server()
         inference_pb2_grpc.add_InferenceServicer_to_server(service, self.apps_server)

@@ -130,7 +130,8 @@ def view_to_pb(
     return msg
 
 
-def _finite(v: float, field: str, lo: float = 0.0, hi: float = math.inf) -> float:
+def checked_number(v: float, field: str, lo: float = 0.0, hi: float = math.inf) -> float:
+    """`v` if it is finite and in [lo, hi], else InvalidArgument naming `field`."""
     if not math.isfinite(v) or not lo <= v <= hi:
         raise InvalidArgument(field, f"must be in [{lo:g}, {hi:g}], got {v!r}")
     return v
@@ -139,7 +140,7 @@ def _finite(v: float, field: str, lo: float = 0.0, hi: float = math.inf) -> floa
 def _profile(values, field: str) -> tuple[float, ...]:
     if not values or len(values) > 64:
         raise InvalidArgument(field, f"an acceptance profile has 1 to 64 positions, got {len(values)}")
-    return tuple(_finite(b, field, 0.0, 1.0) for b in values)
+    return tuple(checked_number(b, field, 0.0, 1.0) for b in values)
 
 
 def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
@@ -154,7 +155,7 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
             raise InvalidArgument(f"{at}.profile.name", "required")
         for name in ("utilisation", "ttft_ms", "prefill_ms_per_token", "token_ms", "verify_ms",
                      "compute_ms_per_token", "compute_ms_per_verify"):  # fmt: skip
-            _finite(getattr(p, name), f"{at}.{name}")
+            checked_number(getattr(p, name), f"{at}.{name}")
         prof = p.profile
         pools.append(
             PoolEstimate(
@@ -162,10 +163,12 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
                 pool=PoolInfo(
                     name=prof.name,
                     accelerator=prof.accelerator,
-                    price_per_replica_hour_usd=_finite(
+                    price_per_replica_hour_usd=checked_number(
                         prof.price_per_replica_hour_usd, f"{at}.profile.price"
                     ),
-                    price_per_1k_tokens_usd=_finite(prof.price_per_1k_tokens_usd, f"{at}.profile.price"),
+                    price_per_1k_tokens_usd=checked_number(
+                        prof.price_per_1k_tokens_usd, f"{at}.profile.price"
+                    ),
                     replicas=prof.replicas,
                     slots_per_replica=prof.slots_per_replica,
                 ),
@@ -187,7 +190,7 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
     d = msg.device
     for name in ("ttft_ms", "prefill_ms_per_token", "token_ms", "draft_ms", "link_ms", "ahead_extra_ms",
                  "inflight_energy_joules", "rtt_ms"):  # fmt: skip
-        _finite(getattr(d, name), f"cloud_view.device.{name}")
+        checked_number(getattr(d, name), f"cloud_view.device.{name}")
     device = measured_device(
         device_id,
         policy,
@@ -206,8 +209,8 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
             raise InvalidArgument(
                 "cloud_view.spreads", f"unknown or malformed spread {s.placement}/{s.figure}"
             )
-        spread = Spread(_finite(s.base, "cloud_view.spreads.base"))
-        spread.q = [_finite(q, "cloud_view.spreads.quantiles", -50.0, 50.0) for q in s.quantiles]
+        spread = Spread(checked_number(s.base, "cloud_view.spreads.base"))
+        spread.q = [checked_number(q, "cloud_view.spreads.quantiles", -50.0, 50.0) for q in s.quantiles]
         spread.count = max(s.count, 0)
         spreads[(s.placement, s.figure)] = spread
     return CloudView(
@@ -216,9 +219,9 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
         pools=tuple(pools),
         acceptance=acceptance,
         device=device,
-        chars_per_token=_finite(msg.chars_per_token, "cloud_view.chars_per_token"),
+        chars_per_token=checked_number(msg.chars_per_token, "cloud_view.chars_per_token"),
         spreads=spreads,
-        ttl_s=_finite(msg.ttl_ms, "cloud_view.ttl_ms") / 1e3,
+        ttl_s=checked_number(msg.ttl_ms, "cloud_view.ttl_ms") / 1e3,
     )
 
 
@@ -248,6 +251,11 @@ class ViewSender:
         link.send_nowait(fleet_pb2.LinkDown(cloud_view=view))
         self._sent[link] = (self.clock(), self.version())
         return True
+
+    def refresh(self, link) -> None:
+        """Send `link` its view at the next tick, whatever its version (the router learnt something
+        from the device: the view it holds is behind)."""
+        self._sent.pop(link, None)
 
     def tick(self, links) -> int:
         """Send the views that are due over `links` (DeviceLink objects); returns how many went out."""

@@ -52,6 +52,8 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
         self.identity = identity
         self.broker: VerifyBroker | None = None  # set by the router once its placer exists
         self.on_linked: Callable[[DeviceLink], object] = lambda link: None  # the router: its first view
+        # the router: a request a device decided and served itself, to learn from
+        self.on_outcome: Callable[[DeviceLink, fleet_pb2.DeviceOutcome], object] = lambda link, o: None
         self.health_failures = FailureCounts(config.health_check_failures)
 
     @map_errors
@@ -278,6 +280,8 @@ class FleetService(fleet_pb2_grpc.FleetServicer):
                         return "the router had forgotten the device"
                 elif kind == "usage":
                     self._count_usage(link, msg.usage)
+                elif kind == "outcome":
+                    self.on_outcome(link, msg.outcome)
                 elif kind == "pong":
                     if link.pong(msg.pong.nonce):
                         self.metrics.link_rtt.observe(link.rtt_ms / 1e3)

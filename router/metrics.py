@@ -120,6 +120,13 @@ class RouterMetrics:
             ["placement", "status"],
             registry=registry,
         )
+        self.device_outcomes = Counter(
+            "tandem_device_outcomes",
+            "Reports of requests devices served themselves (timings and counts) that the policy's "
+            "estimates learnt from, or that did not check out and were dropped",
+            ["placement", "result"],
+            registry=registry,
+        )
         self.link_rtt = Histogram(
             "tandem_device_link_rtt_seconds",
             "Round trip of the devices' links, measured by pings on them",

@@ -16,6 +16,7 @@ from router.cloud_view import ViewSender, view_to_pb
 from router.config import RouterConfig
 from router.dashboard.server import Dashboard
 from router.device_links import DeviceLinks
+from router.device_outcome import outcome_from_pb
 from router.fleet import CLOUD, FleetRegistry
 from router.fleet_service import FleetService
 from router.identity import FleetIdentity
@@ -28,6 +29,7 @@ from router.verify_broker import VerifyBroker
 from router.worker_channels import WorkerChannels
 from runtime.credentials import read_secret
 from runtime.serving import add_health_and_reflection, mark_not_serving, mark_serving, serve_metrics
+from tandem.errors import InvalidArgument
 from tandem.v1 import admin_pb2, admin_pb2_grpc, fleet_pb2, fleet_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class Router:
             self._view_for, self._view_version, config.cloud_view_interval_ms / 1e3, clock,
         )  # fmt: skip
         self.fleet_service.on_linked = self.views.send  # a device decides with a view from the start
+        self.fleet_service.on_outcome = self._device_outcome
         self.fleet_service.broker = VerifyBroker(
             self.fleet, self.channels, self.identity, self.placer, self.metrics, config
         )
@@ -150,6 +153,23 @@ class Router:
         """What makes every device's view stale at once: a policy change, a replica joining or leaving."""
         replicas = tuple(sorted(w.worker_id for w in self.fleet.members(CLOUD)))
         return self.placer.store.current.version, replicas
+
+    def _device_outcome(self, link, msg) -> None:
+        """A request a device decided and served itself: the estimates learn from it as from the
+        router's own (router.device_outcome), and the device gets a view with what they learnt at the
+        next tick. A report that does not check out is dropped, with a warning."""
+        pools = {w.pool.name for w in self.fleet.members(CLOUD)}
+        try:
+            outcome, decision = outcome_from_pb(msg, link.device_id, pools)
+        except InvalidArgument as exc:
+            log.warning(
+                "device %s sent an outcome that does not check out: dropped (%s)", link.device_id, exc
+            )
+            self.metrics.device_outcomes.labels("unknown", "dropped").inc()
+            return
+        self.placer.finished(decision, outcome)
+        self.metrics.device_outcomes.labels(outcome.placement, "learnt").inc()
+        self.views.refresh(link)
 
     def _view_for(self, device_id: str):
         store = self.placer.store

@@ -10,18 +10,52 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LinkUp(_message.Message):
-    __slots__ = ("hello", "telemetry", "reply", "pong", "usage")
+    __slots__ = ("hello", "telemetry", "reply", "pong", "usage", "outcome")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     hello: LinkHello
     telemetry: _common_pb2.WorkerState
     reply: LinkReply
     pong: LinkPong
     usage: DeviceUsage
-    def __init__(self, hello: _Optional[_Union[LinkHello, _Mapping]] = ..., telemetry: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ..., reply: _Optional[_Union[LinkReply, _Mapping]] = ..., pong: _Optional[_Union[LinkPong, _Mapping]] = ..., usage: _Optional[_Union[DeviceUsage, _Mapping]] = ...) -> None: ...
+    outcome: DeviceOutcome
+    def __init__(self, hello: _Optional[_Union[LinkHello, _Mapping]] = ..., telemetry: _Optional[_Union[_common_pb2.WorkerState, _Mapping]] = ..., reply: _Optional[_Union[LinkReply, _Mapping]] = ..., pong: _Optional[_Union[LinkPong, _Mapping]] = ..., usage: _Optional[_Union[DeviceUsage, _Mapping]] = ..., outcome: _Optional[_Union[DeviceOutcome, _Mapping]] = ...) -> None: ...
+
+class DeviceOutcome(_message.Message):
+    __slots__ = ("placement", "prompt_chars", "prompt_tokens", "tokens", "ttft_ms", "token_ms", "pool", "greedy", "drafted", "reached", "accepted", "draft_ms", "predicted_token_ms", "predicted_token_var")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    GREEDY_FIELD_NUMBER: _ClassVar[int]
+    DRAFTED_FIELD_NUMBER: _ClassVar[int]
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_TOKEN_VAR_FIELD_NUMBER: _ClassVar[int]
+    placement: str
+    prompt_chars: int
+    prompt_tokens: int
+    tokens: int
+    ttft_ms: float
+    token_ms: float
+    pool: str
+    greedy: bool
+    drafted: int
+    reached: _containers.RepeatedScalarFieldContainer[int]
+    accepted: _containers.RepeatedScalarFieldContainer[int]
+    draft_ms: float
+    predicted_token_ms: float
+    predicted_token_var: float
+    def __init__(self, placement: _Optional[str] = ..., prompt_chars: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., token_ms: _Optional[float] = ..., pool: _Optional[str] = ..., greedy: _Optional[bool] = ..., drafted: _Optional[int] = ..., reached: _Optional[_Iterable[int]] = ..., accepted: _Optional[_Iterable[int]] = ..., draft_ms: _Optional[float] = ..., predicted_token_ms: _Optional[float] = ..., predicted_token_var: _Optional[float] = ...) -> None: ...
 
 class DeviceUsage(_message.Message):
     __slots__ = ("counts",)

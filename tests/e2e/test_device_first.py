@@ -10,6 +10,7 @@ import pytest
 import tandem
 from tests.conftest import PROMPTS
 from tests.e2e.conftest import DEVICE
+from tests.e2e.test_stack import metric, scrape
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,18 @@ def test_cloud_from_the_device_goes_through_the_router_and_says_who_decided(app,
 def test_tandem_from_the_device_is_the_large_models_output(app, stack):
     with stack.client(timeout=120) as direct:
         cloud = direct.complete(PROMPTS[1], max_new_tokens=32, placement="only_cloud")
+    learnt = "tandem_device_outcomes_total"
+    before = metric(scrape(stack.components["router"].info["metrics_port"]), learnt, placement="tandem",
+                    result="learnt")  # fmt: skip
     r = app.complete(PROMPTS[1], max_new_tokens=32, placement="prefer_tandem")
     assert r.placement == "tandem" and r.decision.decided_at == "device"
     assert r.token_ids == cloud.token_ids
+    # the router learns from the session it never drove (the device's report: timings and counts)
+    deadline = time.monotonic() + 10
+    while metric(scrape(stack.components["router"].info["metrics_port"]), learnt, placement="tandem",
+                 result="learnt") == before:  # fmt: skip
+        assert time.monotonic() < deadline, "the router never learnt from the device-driven session"
+        time.sleep(0.05)
 
 
 def test_the_device_checks_its_apps_requests(app):

@@ -147,3 +147,59 @@ async def test_a_device_calls_the_router_under_its_own_credential_for_itself_alo
     finally:
         await worker.stop(0)
         await router.stop(0)
+
+
+async def test_the_router_learns_from_what_the_device_served_itself_and_sends_a_fresher_view(
+    fleet, profile, tmp_path, caplog
+):
+    """Device-decided requests never pass the router, yet its policy must learn the device's
+    speeds from them: the device reports each one's timings and counts (fleet.proto DeviceOutcome),
+    the router's estimates learn, and the device's next view carries what they learnt. A report
+    that does not check out is dropped whole and the link stays up."""
+    from router.device_outcome import outcome_from_pb
+    from tandem.v1 import fleet_pb2
+
+    router, _ = create_server(router_cfg(fleet))
+    await router.start()
+    apps = f"unix://{tmp_path}/apps.sock"
+    worker = EdgeWorker(edge_config(fleet, DEVICE, router.address, apps=apps), profile)
+    await worker.start()
+    sent: list = []
+    report = worker.link.report
+    worker.apps_service.report = lambda o: (sent.append(o), report(o))[1]
+    try:
+        await until(lambda: worker.decider.fresh(), what="a cloud view")
+        prior = router.placer.estimates.device(DEVICE)["token_ms"]
+        assert worker.decider.view.device.token_ms == prior  # nothing measured yet
+        async with tandem.AsyncClient(apps, timeout=30) as app:
+            r = await app.complete(PROMPTS[0], max_new_tokens=12, placement="only_device")
+        assert r.placement == "edge" and r.decision.decided_at == "device"
+        assert len(sent) == 1 and sent[0].placement == "edge" and sent[0].tokens == 12
+        assert sent[0].prompt_tokens == r.usage.prompt_tokens
+        assert not any(f.name == "pool" for f, _ in sent[0].ListFields())  # EDGE: no pool
+        # the router learnt the device's speed (the shipped draft runs far under the 25 ms prior)…
+        await until(lambda: router.placer.estimates.device(DEVICE)["token_ms"] != prior, what="learning")
+        learnt = router.placer.estimates.device(DEVICE)["token_ms"]
+        assert learnt < prior
+        # …and the device decides with it at the next tick
+        await until(lambda: worker.decider.view.device.token_ms == pytest.approx(learnt), what="a fresh view")
+
+        # a report that does not check out: dropped (the router says why), the estimates unchanged
+        bad = fleet_pb2.DeviceOutcome()
+        bad.CopyFrom(sent[0])
+        bad.token_ms = float("nan")
+        with pytest.raises(tandem.InvalidArgument) as err:
+            outcome_from_pb(bad, DEVICE, set())
+        assert err.value.field == "outcome.token_ms"
+        before = router.placer.estimates.device(DEVICE)
+        caplog.clear()
+        assert worker.link.report(bad)
+        await until(lambda: "does not check out" in caplog.text, what="the refusal")
+        assert router.placer.estimates.device(DEVICE) == before
+        assert worker.link.connected.is_set()
+        counted = router.registry_metrics.get_sample_value
+        assert counted("tandem_device_outcomes_total", {"placement": "edge", "result": "learnt"}) == 1
+        assert counted("tandem_device_outcomes_total", {"placement": "unknown", "result": "dropped"}) == 1
+    finally:
+        await worker.stop(0)
+        await router.stop(0)
