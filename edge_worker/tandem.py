@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -207,7 +208,12 @@ async def _pipelined(
     epoch, inflight = 0, collections.deque()
     # the context the next block continues: committed, plus the blocks in flight as hits
     assumed = list(committed)
-    round_trip_ms, hit_gap_ms, last_verdict = control.verify_ms, control.verify_ms, time.perf_counter()
+    # the pool's verify call as the router measures it (the decision's model): what a run of hits
+    # waits per block when enough are in flight. Not the gaps seen here, which follow the depth
+    # (too few in flight → long gaps → fewer in flight).
+    hit_gap_ms = control.config.prior.verify_ms
+    round_trip_ms = control.link_ms + hit_gap_ms  # a block's way there and back, measured below
+    last_verdict = time.perf_counter()
     wasted = drafts.wasted_energy_j
     budget = min(max_new_tokens, max_context - len(prompt))  # tokens the request may commit
 
@@ -249,12 +255,16 @@ async def _pipelined(
             resp.worker_id, resp.path,
         )  # fmt: skip
         account_round(stats, g, verdict, draft)
-        if ahead:  # its verdict followed the previous one: a hit round's time
-            hit_gap_ms = 0.7 * hit_gap_ms + 0.3 * (now - last_verdict) * 1e3
-        else:  # sent after the previous verdict: the whole way there and back
+        if not ahead:  # sent after the previous verdict: the whole way there and back
             round_trip_ms = 0.7 * round_trip_ms + 0.3 * (now - sent_at) * 1e3
+        # The controller's round model as the router-driven loop feeds it: the verify call is the
+        # pool's, the link the rest of a block's way there and back; a block sent ahead is a hit
+        # round's, which waited its gap since the previous verdict — beyond the verify call, what
+        # the model's overlap says (the ahead extra learns the difference).
+        gap_ms = (now - (last_verdict if ahead else sent_at)) * 1e3
+        overhead = gap_ms - hit_gap_ms - (draft.compute_ms if ahead else 0.0)
         control.observe(
-            g, resp.accepted, draft.compute_ms, 0.0, (now - max(sent_at, last_verdict)) * 1e3, draft.energy_j,
+            g, resp.accepted, draft.compute_ms, overhead, hit_gap_ms, draft.energy_j,
             predrafted=ahead,
             guessed=None if guess is None or resp.path or resp.accepted < g else hit,
         )  # fmt: skip
@@ -275,16 +285,24 @@ async def _pipelined(
 
 
 def pipelines(view: CloudView, decision: Decision) -> bool:
-    """Whether to pipeline verification: where the device's link takes longer than a verify call
-    and a block sent ahead is worth it by the decision's model (its chance of a hit times the
-    round trip it saves beats the drafting it wastes otherwise). Elsewhere the blocks drafted
-    ahead and dropped cost more than the wait they save (on a device sharing a machine with its
-    cloud, they take the cloud's CPU)."""
-    verify_ms = next((p.verify_ms for p in view.pools if p.name == decision.pool), 0.0)
+    """Whether to pipeline verification: where the decision's round model prices a token lower
+    with blocks sent ahead (a run of hits waits for the pool's verify calls, not the link; a miss
+    drops the blocks in flight) than with one block at a time (every round crosses the link and
+    back, while the device drafts ahead locally). Both at each's best draft length: comparing at
+    one γ favours whichever that γ suits. Elsewhere — a short link — the blocks sent ahead and
+    dropped cost more than the wait they save (on a device sharing a machine with its cloud, they
+    take the cloud's CPU)."""
+    m = decision.draft_model
     rtt = view.device.rtt_ms
-    if decision.draft_model is None or rtt < verify_ms:
+    verify_ms = next((p.verify_ms for p in view.pools if p.name == decision.pool), 0.0)
+    if m is None or not m.overlap or rtt < verify_ms:  # measured: a short link does not pay
         return False
-    return worth_sending_ahead(decision.draft_model, max(decision.initial_draft_length, 1), rtt)
+    ahead = dataclasses.replace(m, link_ms=rtt)  # the link paid on misses only
+    one_at_a_time = dataclasses.replace(m, link_ms=0.0, verify_ms=m.verify_ms + rtt)
+    max_gamma, prices = max(view.policy.max_draft_length, 1), decision.draft_prices
+    return min(ahead.prices_per_token(max_gamma, prices)) < min(
+        one_at_a_time.prices_per_token(max_gamma, prices)
+    )
 
 
 class DeviceTandem:

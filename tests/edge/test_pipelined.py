@@ -119,11 +119,11 @@ async def test_blocks_go_ahead_of_their_verdicts_and_a_miss_drops_the_rest_of_it
 
 
 def test_verification_is_pipelined_where_the_link_is_long_and_hits_are_likely():
-    from edge_worker.tandem import pipelines
+    from edge_worker.tandem import pipelines, worth_sending_ahead
     from router.cloud_view import CloudView
     from router.policy.config import PolicyConfig
     from router.policy.placement import Decision
-    from router.tandem.speculation import RoundModel, constant
+    from router.tandem.speculation import FASTEST, RoundModel, RoundPrices, constant
     from tests.router.policy.test_decide import device, pool
 
     def view(rtt_ms):
@@ -131,10 +131,16 @@ def test_verification_is_pipelined_where_the_link_is_long_and_hits_are_likely():
             1, PolicyConfig(), (pool("gpu", verify_ms=12.0),), {}, device(rtt_ms=rtt_ms), 0.0, {}, 15.0
         )
 
-    def decision(alpha):
-        model = RoundModel(constant(alpha), 2.0, 30.0, 12.0, overlap=True)
-        return Decision("tandem", "", pool="gpu", initial_draft_length=4, draft_model=model)
+    def decision(alpha, prices=FASTEST, overlap=True):
+        model = RoundModel(constant(alpha), 2.0, 30.0, 12.0, overlap=overlap)
+        return Decision("tandem", "", pool="gpu", initial_draft_length=16, draft_model=model,
+                        draft_prices=prices)  # fmt: skip
 
+    energy = RoundPrices(per_ms=1.0, per_draft=20.0)  # a drafted token's energy as dear as 20 ms
     assert pipelines(view(30.0), decision(0.9))  # a long link, likely hits: pipelined
+    assert pipelines(view(30.0), decision(0.9, energy))  # …even where dropped drafts cost energy
     assert not pipelines(view(2.0), decision(0.9))  # a short link: the verify call dominates
-    assert not pipelines(view(30.0), decision(0.2))  # unlikely hits: the blocks ahead would be wasted
+    assert not pipelines(view(30.0), decision(0.2, energy))  # unlikely hits: the blocks ahead wasted
+    assert not pipelines(view(30.0), decision(0.9, overlap=False))  # no drafting ahead at all
+    # judged at each way's best draft length, not at the decision's (here 16, where hits are rare)
+    assert worth_sending_ahead(decision(0.9).draft_model, 16, 30.0) is False
