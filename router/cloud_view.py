@@ -24,6 +24,7 @@ from router.policy.snapshot import FleetSnapshot, build_snapshot, measured_devic
 from tandem.errors import InvalidArgument
 from tandem.v1 import common_pb2, fleet_pb2
 
+MAX_AHEAD_EXTRA_MS = 3_600_000.0  # an hour: anything beyond is not a measurement
 SPREAD_KEYS = tuple((p, f) for p in ("edge", "cloud", "tandem") for f in ("ttft", "token"))
 
 
@@ -188,9 +189,13 @@ def view_from_pb(msg: fleet_pb2.CloudView, device_id: str) -> CloudView:
         acceptance[(prof.name, True)] = _profile(p.acceptance_greedy, f"{at}.acceptance_greedy")
         acceptance[(prof.name, False)] = _profile(p.acceptance_sampled, f"{at}.acceptance_sampled")
     d = msg.device
-    for name in ("ttft_ms", "prefill_ms_per_token", "token_ms", "draft_ms", "link_ms", "ahead_extra_ms",
+    for name in ("ttft_ms", "prefill_ms_per_token", "token_ms", "draft_ms", "link_ms",
                  "inflight_energy_joules", "rtt_ms"):  # fmt: skip
         checked_number(getattr(d, name), f"cloud_view.device.{name}")
+    # below 0 where blocks drafted ahead come sooner than the model's overlap says
+    checked_number(
+        d.ahead_extra_ms, "cloud_view.device.ahead_extra_ms", -MAX_AHEAD_EXTRA_MS, MAX_AHEAD_EXTRA_MS
+    )
     device = measured_device(
         device_id,
         policy,

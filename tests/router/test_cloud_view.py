@@ -143,6 +143,7 @@ def test_a_view_is_checked_where_it_enters():
         (lambda v: v.pools[0].acceptance_greedy.__setitem__(0, 1.5), "acceptance_greedy"),
         (lambda v: setattr(v.pools[0], "ttft_ms", -1.0), "ttft_ms"),
         (lambda v: setattr(v.device, "draft_ms", float("inf")), "draft_ms"),
+        (lambda v: setattr(v.device, "ahead_extra_ms", float("nan")), "ahead_extra_ms"),
         (lambda v: v.pools[0].profile.ClearField("name"), "profile.name"),
         (lambda v: setattr(v.policy, "slo_confidence", 2.0), "slo_confidence"),
     ):
@@ -152,6 +153,11 @@ def test_a_view_is_checked_where_it_enters():
         with pytest.raises(InvalidArgument) as err:
             view_from_pb(bad, DEVICE)
         assert field in err.value.field
+    # blocks drafted ahead may come sooner than the model says: a measured figure below 0 is one
+    early = fleet_pb2.CloudView()
+    early.CopyFrom(good)
+    early.device.ahead_extra_ms = -0.56
+    assert view_from_pb(early, DEVICE).device.ahead_extra_ms == pytest.approx(-0.56)
 
 
 class FakeLink:
