@@ -288,18 +288,20 @@ def pipelines(view: CloudView, decision: Decision) -> bool:
     """Whether to pipeline verification: where the decision's round model prices a token lower
     with blocks sent ahead (a run of hits waits for the pool's verify calls, not the link; a miss
     drops the blocks in flight) than with one block at a time (every round crosses the link and
-    back, while the device drafts ahead locally). Both at each's best draft length: comparing at
-    one γ favours whichever that γ suits. Elsewhere — a short link — the blocks sent ahead and
-    dropped cost more than the wait they save (on a device sharing a machine with its cloud, they
-    take the cloud's CPU)."""
+    back, while the device drafts ahead locally) — each at its best draft length, and with every
+    drafted token also charged its drafting time: blocks drafted and dropped cost the device (and,
+    on a device sharing a machine with its cloud, the cloud) that time. Never over a link shorter
+    than a verify call, where the blocks sent ahead were measured not to pay."""
     m = decision.draft_model
     rtt = view.device.rtt_ms
     verify_ms = next((p.verify_ms for p in view.pools if p.name == decision.pool), 0.0)
-    if m is None or not m.overlap or rtt < verify_ms:  # measured: a short link does not pay
+    if m is None or not m.overlap or rtt < verify_ms:
         return False
     ahead = dataclasses.replace(m, link_ms=rtt)  # the link paid on misses only
     one_at_a_time = dataclasses.replace(m, link_ms=0.0, verify_ms=m.verify_ms + rtt)
-    max_gamma, prices = max(view.policy.max_draft_length, 1), decision.draft_prices
+    p = decision.draft_prices
+    prices = dataclasses.replace(p, per_draft=p.per_draft + p.per_ms * m.draft_ms)
+    max_gamma = max(view.policy.max_draft_length, 1)
     return min(ahead.prices_per_token(max_gamma, prices)) < min(
         one_at_a_time.prices_per_token(max_gamma, prices)
     )

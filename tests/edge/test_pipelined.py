@@ -136,11 +136,13 @@ def test_verification_is_pipelined_where_the_link_is_long_and_hits_are_likely():
         return Decision("tandem", "", pool="gpu", initial_draft_length=16, draft_model=model,
                         draft_prices=prices)  # fmt: skip
 
-    energy = RoundPrices(per_ms=1.0, per_draft=20.0)  # a drafted token's energy as dear as 20 ms
+    energy = RoundPrices(per_ms=1.0, per_draft=5.0)  # a drafted token's energy as dear as 5 ms
     assert pipelines(view(30.0), decision(0.9))  # a long link, likely hits: pipelined
-    assert pipelines(view(30.0), decision(0.9, energy))  # …even where dropped drafts cost energy
+    assert pipelines(view(30.0), decision(0.9, energy))  # …even where drafts cost energy
     assert not pipelines(view(2.0), decision(0.9))  # a short link: the verify call dominates
-    assert not pipelines(view(30.0), decision(0.2, energy))  # unlikely hits: the blocks ahead wasted
+    # unlikely hits: the blocks sent ahead would mostly be dropped, their drafting time wasted
+    assert not pipelines(view(30.0), decision(0.2))
+    assert not pipelines(view(30.0), decision(0.6, energy))
     assert not pipelines(view(30.0), decision(0.9, overlap=False))  # no drafting ahead at all
     # judged at each way's best draft length, not at the decision's (here 16, where hits are rare)
     assert worth_sending_ahead(decision(0.9).draft_model, 16, 30.0) is False
